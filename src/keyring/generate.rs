@@ -1,0 +1,68 @@
+//! Making a reviewer key pair.
+//!
+//! The default profile is chosen for the widest reach, not for the newest format: a v4 key whose
+//! features advertise SEIPD v1 only. Senders (openpgp.js in the browser, sequoia, GnuPG) then all
+//! produce SEIPD v1 messages, which GnuPG 2.2 (Debian stable, Tails, Kleopatra) can open, and which
+//! openpgp.js encrypts an order of magnitude faster than SEIPD v2 with OCB. `rfc9580` makes a v6
+//! key that allows SEIPD v2 (AEAD), for teams that only use sequoia-based tools.
+
+use std::time::Duration;
+
+use sequoia_openpgp as openpgp;
+
+use openpgp::cert::prelude::*;
+use openpgp::crypto::Password;
+use openpgp::packet::Signature;
+use openpgp::types::{Features, KeyFlags};
+use openpgp::Profile;
+
+/// Which kind of reviewer key to make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KeyProfile {
+    /// v4 key, SEIPD v1 only: readable by GnuPG 2.2.
+    #[default]
+    Compatible,
+    /// v6 key (RFC 9580), SEIPD v2 allowed: faster, sequoia/openpgp.js only.
+    Rfc9580,
+}
+
+/// What `resguardo-review keygen` asks for.
+pub struct ReviewerKeyOptions {
+    pub name: String,
+    pub profile: KeyProfile,
+    pub passphrase: Password,
+    /// None: the key does not expire.
+    pub validity: Option<Duration>,
+}
+
+/// A new key pair and its revocation certificate (to keep offline, for when the key is lost).
+pub struct GeneratedKey {
+    pub cert: Cert,
+    pub revocation: Signature,
+}
+
+/// Generates a Curve25519 certification key with a separate encryption subkey, the secret parts
+/// protected by the passphrase.
+pub fn generate_reviewer_key(options: ReviewerKeyOptions) -> openpgp::Result<GeneratedKey> {
+    let builder = CertBuilder::new()
+        .set_cipher_suite(CipherSuite::Cv25519)
+        .add_userid(options.name.as_str())
+        .set_primary_key_flags(KeyFlags::empty().set_certification())
+        .add_subkey(
+            KeyFlags::empty()
+                .set_transport_encryption()
+                .set_storage_encryption(),
+            None,
+            None,
+        )
+        .set_validity_period(options.validity)
+        .set_password(Some(options.passphrase));
+    let builder = match options.profile {
+        KeyProfile::Compatible => builder
+            .set_profile(Profile::RFC4880)?
+            .set_features(Features::empty().set_seipdv1())?,
+        KeyProfile::Rfc9580 => builder.set_profile(Profile::RFC9580)?,
+    };
+    let (cert, revocation) = builder.generate()?;
+    Ok(GeneratedKey { cert, revocation })
+}

@@ -1,0 +1,289 @@
+//! The reviewers' certificates: loading, validating, and what the rest of the system needs of them.
+//!
+//! Every part of Resguardo that encrypts (the submit client, the server-sealed form) or checks
+//! encryption (the gateway) works from a [`ReviewerKeyring`]. Validation happens once, here, with
+//! sequoia's standard policy, so a cert that is expired, revoked, uses broken algorithms or has
+//! no usable encryption subkey is refused before anything is encrypted to it.
+
+mod generate;
+
+pub use generate::{generate_reviewer_key, GeneratedKey, KeyProfile, ReviewerKeyOptions};
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use sequoia_openpgp as openpgp;
+
+use openpgp::cert::prelude::*;
+use openpgp::packet::key::PublicParts;
+use openpgp::parse::Parse;
+use openpgp::policy::StandardPolicy;
+use openpgp::serialize::stream::Recipient;
+use openpgp::serialize::SerializeInto;
+use openpgp::types::{KeyFlags, RevocationStatus};
+use openpgp::Fingerprint;
+
+use crate::envelope::RecipientSet;
+
+/// At most this many reviewers; a bound on config input and on the work per submission.
+pub const MAX_REVIEWERS: usize = 32;
+
+/// Largest certificate file we read (real certs are a few KiB).
+const MAX_CERT_FILE: u64 = 1024 * 1024;
+
+/// Why a reviewer certificate cannot be used. Each message names the file, so an operator reading
+/// the config errors knows exactly what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyringError {
+    #[error("{path}: cannot read: {reason}")]
+    Unreadable { path: PathBuf, reason: String },
+    #[error("{path}: not an OpenPGP certificate: {reason}")]
+    NotACert { path: PathBuf, reason: String },
+    #[error("{path}: contains secret key material; configure the public certificate only")]
+    SecretKeyMaterial { path: PathBuf },
+    #[error("{path}: certificate {fingerprint} is not valid under the standard policy: {reason}")]
+    Invalid {
+        path: PathBuf,
+        fingerprint: Fingerprint,
+        reason: String,
+    },
+    #[error("{path}: certificate {fingerprint} has expired")]
+    Expired {
+        path: PathBuf,
+        fingerprint: Fingerprint,
+    },
+    #[error("{path}: certificate {fingerprint} is revoked")]
+    Revoked {
+        path: PathBuf,
+        fingerprint: Fingerprint,
+    },
+    #[error("{path}: certificate {fingerprint} has no valid encryption-capable subkey")]
+    NoEncryptionKey {
+        path: PathBuf,
+        fingerprint: Fingerprint,
+    },
+    #[error("{path}: certificate {fingerprint} is listed twice")]
+    Duplicate {
+        path: PathBuf,
+        fingerprint: Fingerprint,
+    },
+    #[error("no reviewer certificates are configured")]
+    Empty,
+    #[error("more than {MAX_REVIEWERS} reviewer certificates are configured")]
+    TooMany,
+}
+
+/// One vetted reviewer: a validated public certificate.
+#[derive(Clone)]
+pub struct Reviewer {
+    cert: Cert,
+    name: String,
+    encryption_keys: Vec<Fingerprint>,
+}
+
+impl fmt::Debug for Reviewer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reviewer")
+            .field("fingerprint", &self.fingerprint())
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+impl Reviewer {
+    pub fn fingerprint(&self) -> Fingerprint {
+        self.cert.fingerprint()
+    }
+
+    /// The primary user ID, or "(no user ID)".
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn cert(&self) -> &Cert {
+        &self.cert
+    }
+
+    /// The public certificate, ASCII-armored.
+    pub fn armored(&self) -> String {
+        self.cert
+            .armored()
+            .to_vec()
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .unwrap_or_default()
+    }
+}
+
+/// The validated set of reviewers that submissions are encrypted to.
+#[derive(Debug, Clone)]
+pub struct ReviewerKeyring {
+    reviewers: Vec<Reviewer>,
+}
+
+impl ReviewerKeyring {
+    /// Loads and validates one certificate per file. Returns every problem found, not just the
+    /// first, so an operator can fix a config in one go.
+    pub fn load(paths: &[PathBuf]) -> Result<Self, Vec<KeyringError>> {
+        if paths.is_empty() {
+            return Err(vec![KeyringError::Empty]);
+        }
+        if paths.len() > MAX_REVIEWERS {
+            return Err(vec![KeyringError::TooMany]);
+        }
+        let mut problems = Vec::new();
+        let mut reviewers: Vec<Reviewer> = Vec::new();
+        for path in paths {
+            match read_cert_file(path).and_then(|cert| validate(path, cert)) {
+                Ok(reviewer) => {
+                    if reviewers
+                        .iter()
+                        .any(|r| r.fingerprint() == reviewer.fingerprint())
+                    {
+                        problems.push(KeyringError::Duplicate {
+                            path: path.clone(),
+                            fingerprint: reviewer.fingerprint(),
+                        });
+                    } else {
+                        reviewers.push(reviewer);
+                    }
+                }
+                Err(e) => problems.push(e),
+            }
+        }
+        if problems.is_empty() {
+            Ok(ReviewerKeyring { reviewers })
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// Validates certificates that arrived some other way (the submit client gets them over
+    /// HTTPS). `origin` names where they came from in error messages.
+    pub fn from_certs(origin: &Path, certs: Vec<Cert>) -> Result<Self, KeyringError> {
+        if certs.is_empty() {
+            return Err(KeyringError::Empty);
+        }
+        if certs.len() > MAX_REVIEWERS {
+            return Err(KeyringError::TooMany);
+        }
+        let mut reviewers: Vec<Reviewer> = Vec::new();
+        for cert in certs {
+            let reviewer = validate(origin, cert)?;
+            if reviewers
+                .iter()
+                .any(|r| r.fingerprint() == reviewer.fingerprint())
+            {
+                return Err(KeyringError::Duplicate {
+                    path: origin.to_path_buf(),
+                    fingerprint: reviewer.fingerprint(),
+                });
+            }
+            reviewers.push(reviewer);
+        }
+        Ok(ReviewerKeyring { reviewers })
+    }
+
+    pub fn reviewers(&self) -> &[Reviewer] {
+        &self.reviewers
+    }
+
+    /// The encryption subkeys a submission may be addressed to.
+    pub fn recipient_set(&self) -> RecipientSet {
+        let mut set = RecipientSet::default();
+        for reviewer in &self.reviewers {
+            for fpr in &reviewer.encryption_keys {
+                set.insert(fpr.clone());
+            }
+        }
+        set
+    }
+
+    /// The recipients of a new submission: every valid encryption subkey of every reviewer,
+    /// each with its certificate's features, so SEIPD v1-only certs get SEIPD v1.
+    pub fn recipients(&self) -> Vec<Recipient<'_>> {
+        self.reviewers
+            .iter()
+            .flat_map(|r| encryption_subkeys(&r.cert).into_iter().map(Recipient::from))
+            .collect()
+    }
+}
+
+fn read_cert_file(path: &Path) -> Result<Cert, KeyringError> {
+    let unreadable = |reason: String| KeyringError::Unreadable {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| unreadable(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(unreadable("not a regular file".into()));
+    }
+    if meta.len() > MAX_CERT_FILE {
+        return Err(unreadable(format!(
+            "larger than {} KiB",
+            MAX_CERT_FILE / 1024
+        )));
+    }
+    let bytes = std::fs::read(path).map_err(|e| unreadable(e.to_string()))?;
+    Cert::from_bytes(&bytes).map_err(|e| KeyringError::NotACert {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
+}
+
+/// The policy every validation uses; static so that borrowed key handles can outlive a call.
+static POLICY: StandardPolicy<'static> = StandardPolicy::new();
+
+fn encryption_subkeys(cert: &Cert) -> Vec<ValidErasedKeyAmalgamation<'_, PublicParts>> {
+    cert.keys()
+        .with_policy(&POLICY, None)
+        .supported()
+        .alive()
+        .revoked(false)
+        .key_flags(
+            KeyFlags::empty()
+                .set_transport_encryption()
+                .set_storage_encryption(),
+        )
+        .collect()
+}
+
+fn validate(path: &Path, cert: Cert) -> Result<Reviewer, KeyringError> {
+    let path = path.to_path_buf();
+    let fingerprint = cert.fingerprint();
+    if cert.is_tsk() {
+        return Err(KeyringError::SecretKeyMaterial { path });
+    }
+    let valid = cert
+        .with_policy(&POLICY, SystemTime::now())
+        .map_err(|e| KeyringError::Invalid {
+            path: path.clone(),
+            fingerprint: fingerprint.clone(),
+            reason: e.to_string(),
+        })?;
+    if let RevocationStatus::Revoked(_) = valid.revocation_status() {
+        return Err(KeyringError::Revoked { path, fingerprint });
+    }
+    if valid.alive().is_err() {
+        return Err(KeyringError::Expired { path, fingerprint });
+    }
+    let name = valid
+        .primary_userid()
+        .map(|u| String::from_utf8_lossy(u.userid().value()).into_owned())
+        .unwrap_or_else(|_| "(no user ID)".into());
+    let encryption_keys: Vec<Fingerprint> = encryption_subkeys(&cert)
+        .iter()
+        .map(|ka| ka.key().fingerprint())
+        .collect();
+    if encryption_keys.is_empty() {
+        return Err(KeyringError::NoEncryptionKey { path, fingerprint });
+    }
+    Ok(Reviewer {
+        cert,
+        name,
+        encryption_keys,
+    })
+}
+
+#[cfg(test)]
+mod tests;

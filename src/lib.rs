@@ -1,0 +1,19 @@
+//! Resguardo: a secure anonymous reporting gateway.
+//!
+//! The library holds all logic; the binaries in `src/bin` only parse arguments and map errors to
+//! exit codes. Parts, each in its own module, with the smallest interfaces between them:
+//!
+//! - [`envelope`]: is a byte stream exactly a sealed message for our reviewers? (no secret key)
+//! - [`keyring`]: the reviewers' certificates, validated once.
+//! - [`store`]: durable storage of sealed submissions (ciphertext only), export and purge.
+//! - [`gateway`]: the HTTP layer.
+//! - [`payload`], [`bundle`]: the two file formats, each with a writer and a strict reader.
+//! - [`review`]: the reviewers' offline tool.
+//! - [`submit`]: the terminal client.
+#![forbid(unsafe_code)]
+
+pub mod envelope;
+pub mod keyring;
+
+#[cfg(test)]
+mod testing;

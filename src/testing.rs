@@ -1,0 +1,193 @@
+//! Helpers for unit tests: throwaway keys and messages of every shape the gateway must judge.
+
+use std::io::Write;
+
+use sequoia_openpgp as openpgp;
+
+use openpgp::cert::prelude::*;
+use openpgp::crypto::Password;
+use openpgp::packet::{Packet, PKESK};
+use openpgp::parse::Parse;
+use openpgp::policy::StandardPolicy;
+use openpgp::serialize::stream::{
+    Armorer, Compressor, Encryptor, LiteralWriter, Message, Recipient, Signer,
+};
+use openpgp::serialize::{Serialize, SerializeInto};
+use openpgp::PacketPile;
+
+use crate::keyring::{generate_reviewer_key, KeyProfile, ReviewerKeyOptions, ReviewerKeyring};
+
+/// A reviewer key with its secret parts (passphrase "test"), in the given profile.
+pub fn reviewer_key(name: &str, profile: KeyProfile) -> Cert {
+    generate_reviewer_key(ReviewerKeyOptions {
+        name: name.into(),
+        profile,
+        passphrase: Password::from("test"),
+        validity: None,
+    })
+    .expect("keygen")
+    .cert
+}
+
+/// A keyring of the public parts of `certs`.
+pub fn keyring(certs: &[&Cert]) -> ReviewerKeyring {
+    let public = certs.iter().map(|c| (*c).clone().strip_secret_key_material());
+    ReviewerKeyring::from_certs(std::path::Path::new("test"), public.collect()).expect("keyring")
+}
+
+/// Encrypts `plaintext` to every encryption subkey of `certs`, honouring their features.
+pub fn seal(certs: &[&Cert], plaintext: &[u8]) -> Vec<u8> {
+    let ring = keyring(certs);
+    let mut out = Vec::new();
+    let message = Message::new(&mut out);
+    let message = Encryptor::for_recipients(message, ring.recipients())
+        .build()
+        .expect("encryptor");
+    let mut w = LiteralWriter::new(message).build().expect("literal");
+    w.write_all(plaintext).expect("write");
+    w.finalize().expect("finalize");
+    out
+}
+
+/// Like [`seal`] but ASCII-armored.
+pub fn seal_armored(certs: &[&Cert], plaintext: &[u8]) -> Vec<u8> {
+    let ring = keyring(certs);
+    let mut out = Vec::new();
+    let message = Message::new(&mut out);
+    let message = Armorer::new(message).build().expect("armorer");
+    let message = Encryptor::for_recipients(message, ring.recipients())
+        .build()
+        .expect("encryptor");
+    let mut w = LiteralWriter::new(message).build().expect("literal");
+    w.write_all(plaintext).expect("write");
+    w.finalize().expect("finalize");
+    out
+}
+
+/// Encrypts with a hidden (wildcard) recipient.
+pub fn seal_hidden_recipient(cert: &Cert, plaintext: &[u8]) -> Vec<u8> {
+    let policy = StandardPolicy::new();
+    let recipients = cert
+        .keys()
+        .with_policy(&policy, None)
+        .supported()
+        .for_transport_encryption()
+        .map(|ka| Recipient::new(ka.valid_cert().features(), None, ka.key()));
+    let mut out = Vec::new();
+    let message = Message::new(&mut out);
+    let message = Encryptor::for_recipients(message, recipients)
+        .build()
+        .expect("encryptor");
+    let mut w = LiteralWriter::new(message).build().expect("literal");
+    w.write_all(plaintext).expect("write");
+    w.finalize().expect("finalize");
+    out
+}
+
+/// Encrypts to a password (SKESK), optionally also to `certs`.
+pub fn seal_with_password(certs: &[&Cert], plaintext: &[u8]) -> Vec<u8> {
+    let ring = (!certs.is_empty()).then(|| keyring(certs));
+    let recipients = ring.as_ref().map(|r| r.recipients()).unwrap_or_default();
+    let mut out = Vec::new();
+    let message = Message::new(&mut out);
+    let message = Encryptor::with_passwords(message, Some("hunter2"))
+        .add_recipients(recipients)
+        .build()
+        .expect("encryptor");
+    let mut w = LiteralWriter::new(message).build().expect("literal");
+    w.write_all(plaintext).expect("write");
+    w.finalize().expect("finalize");
+    out
+}
+
+pub fn literal(plaintext: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let message = Message::new(&mut out);
+    let mut w = LiteralWriter::new(message).build().expect("literal");
+    w.write_all(plaintext).expect("write");
+    w.finalize().expect("finalize");
+    out
+}
+
+pub fn compressed(plaintext: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let message = Message::new(&mut out);
+    let message = Compressor::new(message).build().expect("compressor");
+    let mut w = LiteralWriter::new(message).build().expect("literal");
+    w.write_all(plaintext).expect("write");
+    w.finalize().expect("finalize");
+    out
+}
+
+/// A message signed (but not encrypted) with a fresh signing key.
+pub fn signed(plaintext: &[u8]) -> Vec<u8> {
+    let (signer, _) = CertBuilder::general_purpose(Some("signer"))
+        .generate()
+        .expect("keygen");
+    let policy = StandardPolicy::new();
+    let keypair = signer
+        .keys()
+        .with_policy(&policy, None)
+        .secret()
+        .for_signing()
+        .next()
+        .expect("signing key")
+        .key()
+        .clone()
+        .into_keypair()
+        .expect("keypair");
+    let mut out = Vec::new();
+    let message = Message::new(&mut out);
+    let message = Signer::new(message, keypair)
+        .expect("signer")
+        .build()
+        .expect("signer");
+    let mut w = LiteralWriter::new(message).build().expect("literal");
+    w.write_all(plaintext).expect("write");
+    w.finalize().expect("finalize");
+    out
+}
+
+/// Serializes packets one after another.
+pub fn packets(packets: &[Packet]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for p in packets {
+        p.serialize(&mut out).expect("serialize");
+    }
+    out
+}
+
+/// The top-level packets of a message, without decrypting anything.
+pub fn split(message: &[u8]) -> Vec<Packet> {
+    PacketPile::from_bytes(message)
+        .expect("parse")
+        .into_children()
+        .collect()
+}
+
+/// Replaces the recipient of every v3 PKESK with the wildcard.
+pub fn hide_recipients(message: &[u8]) -> Vec<u8> {
+    let mut parts = split(message);
+    for p in &mut parts {
+        if let Packet::PKESK(PKESK::V3(pkesk)) = p {
+            pkesk.set_recipient(None);
+        }
+    }
+    packets(&parts)
+}
+
+/// The public certificate of `cert` as a binary packet sequence.
+pub fn public_cert_bytes(cert: &Cert) -> Vec<u8> {
+    cert.clone()
+        .strip_secret_key_material()
+        .to_vec()
+        .expect("serialize")
+}
+
+/// A packet in the new format with an explicit tag and body.
+pub fn raw_packet(tag: u8, body: &[u8]) -> Vec<u8> {
+    assert!(body.len() < 192);
+    let mut out = vec![0xC0 | tag, body.len() as u8];
+    out.extend_from_slice(body);
+    out
+}
