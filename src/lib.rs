@@ -15,5 +15,9 @@
 pub mod envelope;
 pub mod keyring;
 
+pub mod bundle;
+pub mod store;
+pub mod submission;
+mod tarfmt;
 #[cfg(test)]
 mod testing;

@@ -31,7 +31,9 @@ pub fn reviewer_key(name: &str, profile: KeyProfile) -> Cert {
 
 /// A keyring of the public parts of `certs`.
 pub fn keyring(certs: &[&Cert]) -> ReviewerKeyring {
-    let public = certs.iter().map(|c| (*c).clone().strip_secret_key_material());
+    let public = certs
+        .iter()
+        .map(|c| (*c).clone().strip_secret_key_material());
     ReviewerKeyring::from_certs(std::path::Path::new("test"), public.collect()).expect("keyring")
 }
 

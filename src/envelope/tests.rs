@@ -130,8 +130,16 @@ fn refuses_what_is_not_a_sealed_message() {
             seal(&[&k.alice, &k.stranger], b"report"),
             "unknown_recipient",
         ),
-        ("container without recipients", packets(&[seipd.clone()]), "no_recipients"),
-        ("recipients without container", packets(&[pkesk.clone()]), "truncated"),
+        (
+            "container without recipients",
+            packets(&[seipd.clone()]),
+            "no_recipients",
+        ),
+        (
+            "recipients without container",
+            packets(&[pkesk.clone()]),
+            "truncated",
+        ),
         (
             "two containers",
             packets(&[pkesk.clone(), seipd.clone(), seipd.clone()]),

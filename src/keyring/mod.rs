@@ -254,13 +254,13 @@ fn validate(path: &Path, cert: Cert) -> Result<Reviewer, KeyringError> {
     if cert.is_tsk() {
         return Err(KeyringError::SecretKeyMaterial { path });
     }
-    let valid = cert
-        .with_policy(&POLICY, SystemTime::now())
-        .map_err(|e| KeyringError::Invalid {
-            path: path.clone(),
-            fingerprint: fingerprint.clone(),
-            reason: e.to_string(),
-        })?;
+    let valid =
+        cert.with_policy(&POLICY, SystemTime::now())
+            .map_err(|e| KeyringError::Invalid {
+                path: path.clone(),
+                fingerprint: fingerprint.clone(),
+                reason: e.to_string(),
+            })?;
     if let RevocationStatus::Revoked(_) = valid.revocation_status() {
         return Err(KeyringError::Revoked { path, fingerprint });
     }

@@ -1,0 +1,344 @@
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
+
+use super::*;
+
+fn options(quota: Option<u64>, max: u64) -> StoreOptions {
+    StoreOptions {
+        quota_bytes: quota,
+        limits: IncomingLimits {
+            max_bytes: max,
+            min_free_bytes: 0,
+        },
+    }
+}
+
+fn open(dir: &Path) -> SubmissionStore {
+    SubmissionStore::open(dir, options(None, 1 << 20))
+        .expect("open")
+        .0
+}
+
+fn put(store: &SubmissionStore, bytes: &[u8]) -> SubmissionRecord {
+    let mut incoming = store.begin(Some(bytes.len() as u64)).expect("begin");
+    incoming.write_all(bytes).expect("write");
+    store.commit(incoming, Sealing::BySender).expect("commit")
+}
+
+fn read_sealed(store: &SubmissionStore, id: &SubmissionId) -> Vec<u8> {
+    let mut out = Vec::new();
+    io::Read::read_to_end(&mut store.open_sealed(id).expect("open"), &mut out).expect("read");
+    out
+}
+
+fn export_all(store: &SubmissionStore) -> (BundleManifest, Vec<u8>) {
+    let batch = store.begin_export().expect("export").expect("something");
+    let bytes = store.write_export(&batch, Vec::new()).expect("write");
+    store
+        .complete_export(&batch.manifest.batch)
+        .expect("complete");
+    (batch.manifest, bytes)
+}
+
+#[test]
+fn commit_keeps_bytes_day_and_nothing_else() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let record = put(&store, b"ciphertext one");
+    assert_eq!(record.size, 14);
+    assert_eq!(record.day, UtcDay::today());
+    assert_eq!(read_sealed(&store, &record.id), b"ciphertext one");
+    assert_eq!(store.get(&record.id).expect("get"), Some(record.clone()));
+    assert_eq!(store.usage().stored(), 14);
+    // The file's times are the start of the day, not the moment of arrival.
+    let meta =
+        fs::metadata(dir.path().join("sealed").join(format!("{}.pgp", record.id))).expect("meta");
+    assert_eq!(meta.mtime() % 86_400, 0);
+    assert_eq!(meta.atime() % 86_400, 0);
+    assert_eq!(meta.mode() & 0o777, 0o600);
+    assert_eq!(
+        fs::metadata(dir.path()).expect("meta").mode() & 0o777,
+        0o700
+    );
+    // The spool is empty again.
+    assert_eq!(
+        fs::read_dir(dir.path().join("incoming"))
+            .expect("ls")
+            .count(),
+        0
+    );
+}
+
+#[test]
+fn records_survive_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ids: Vec<_> = {
+        let store = open(dir.path());
+        (0..5u8).map(|i| put(&store, &[i; 100]).id).collect()
+    };
+    let store = open(dir.path());
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(read_sealed(&store, id), vec![i as u8; 100]);
+    }
+    assert_eq!(store.usage().stored(), 500);
+}
+
+#[test]
+fn a_second_process_is_refused_while_the_store_is_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _store = open(dir.path());
+    match SubmissionStore::open(dir.path(), StoreOptions::default()) {
+        Err(StoreError::Locked(_)) => {}
+        Err(other) => panic!("expected Locked, got {other}"),
+        Ok(_) => panic!("opened twice"),
+    }
+}
+
+#[test]
+fn limits_and_quota_refuse_cleanly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _) =
+        SubmissionStore::open(dir.path(), options(Some(3 * 1024 * 1024), 2 * 1024 * 1024))
+            .expect("open");
+    assert!(matches!(
+        store.begin(Some(3 * 1024 * 1024)),
+        Err(StoreError::TooLarge { .. })
+    ));
+    // Streaming past the limit without an announced size.
+    let mut incoming = store.begin(None).expect("begin");
+    let chunk = vec![0u8; 64 * 1024];
+    let mut failed = false;
+    for _ in 0..40 {
+        if incoming.write_all(&chunk).is_err() {
+            failed = true;
+            break;
+        }
+    }
+    assert!(failed);
+    assert!(matches!(
+        incoming.fault(),
+        Some(StoreError::TooLarge { .. })
+    ));
+    drop(incoming);
+
+    put(&store, &vec![1u8; 2 * 1024 * 1024]);
+    // 1 MiB left under the quota: 2 MiB does not fit, 1 MiB exactly does.
+    assert!(matches!(
+        store.begin(Some(2 * 1024 * 1024)),
+        Err(StoreError::QuotaExceeded)
+    ));
+    let mut incoming = store.begin(None).expect("begin");
+    let err = incoming.write_all(&vec![2u8; 1024 * 1024 + 1]);
+    assert!(err.is_err());
+    assert!(matches!(incoming.fault(), Some(StoreError::QuotaExceeded)));
+    drop(incoming);
+    put(&store, &vec![3u8; 1024 * 1024]);
+    assert_eq!(store.usage().stored(), 3 * 1024 * 1024);
+    // Nothing was left behind by the refused ones.
+    assert_eq!(
+        fs::read_dir(dir.path().join("incoming"))
+            .expect("ls")
+            .count(),
+        0
+    );
+    assert_eq!(store.records().expect("records").len(), 2);
+}
+
+#[test]
+fn export_then_purge_removes_exactly_the_bundle() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let a = put(&store, b"aaaa");
+    let b = put(&store, b"bbbb");
+    let (manifest, bytes) = export_all(&store);
+    assert_eq!(manifest.submissions.len(), 2);
+    // Exported ones are not exported again; new ones go into the next batch.
+    let c = put(&store, b"cccc");
+    let (second, _) = export_all(&store);
+    assert_eq!(
+        second.submissions.iter().map(|e| e.id).collect::<Vec<_>>(),
+        vec![c.id]
+    );
+    assert!(store.begin_export().expect("export").is_none());
+
+    // The bundle carries the exact bytes.
+    let mut seen = Vec::new();
+    bundle::read_bundle(&bytes[..], |_, entry, data| {
+        let mut buf = Vec::new();
+        io::Read::read_to_end(data, &mut buf).expect("read");
+        data.finish().expect("intact");
+        seen.push((entry.id, buf));
+    })
+    .expect("read bundle");
+    seen.sort();
+    let mut expected = vec![(a.id, b"aaaa".to_vec()), (b.id, b"bbbb".to_vec())];
+    expected.sort();
+    assert_eq!(seen, expected);
+
+    let report = store.purge(&manifest).expect("purge");
+    assert_eq!(report.purged.len(), 2);
+    assert!(report.refused.is_empty());
+    assert!(store.get(&a.id).expect("get").is_none());
+    assert!(store.open_sealed(&a.id).is_err());
+    assert!(store.get(&c.id).expect("get").is_some());
+    assert_eq!(store.usage().stored(), 4);
+    // Purging again is harmless.
+    let again = store.purge(&manifest).expect("purge");
+    assert_eq!(again.already_gone.len(), 2);
+}
+
+#[test]
+fn purge_refuses_what_the_bundle_does_not_match() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let a = put(&store, b"aaaa");
+    let (manifest, _) = export_all(&store);
+    let b = put(&store, b"bbbb");
+    let mut forged = manifest.clone();
+    forged.submissions[0].sha256 = "0".repeat(64);
+    forged.submissions.push(BundleEntry {
+        id: b.id,
+        day: b.day,
+        size: b.size,
+        sha256: b.sha256.clone(),
+        sealing: b.sealing,
+    });
+    let report = store.purge(&forged).expect("purge");
+    assert!(report.purged.is_empty());
+    assert_eq!(report.refused.len(), 2);
+    assert!(store.get(&a.id).expect("get").is_some());
+    assert!(store.get(&b.id).expect("get").is_some());
+}
+
+#[test]
+fn an_interrupted_export_is_resumed_with_the_same_batch() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let first = {
+        let store = open(dir.path());
+        put(&store, b"one");
+        put(&store, b"two");
+        // Begun but never completed (the process died while writing the bundle).
+        store
+            .begin_export()
+            .expect("export")
+            .expect("batch")
+            .manifest
+    };
+    let store = open(dir.path());
+    put(&store, b"three");
+    let resumed = store.begin_export().expect("export").expect("batch");
+    assert!(resumed.resumed);
+    assert_eq!(resumed.manifest, first);
+    store
+        .complete_export(&resumed.manifest.batch)
+        .expect("complete");
+    let next = store.begin_export().expect("export").expect("batch");
+    assert!(!next.resumed);
+    assert_eq!(next.manifest.submissions.len(), 1);
+}
+
+#[test]
+fn an_interrupted_purge_is_finished_at_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let id = {
+        let store = open(dir.path());
+        let record = put(&store, b"gone soon");
+        let mut purging = record.clone();
+        purging.state = RecordState::Purging;
+        store
+            .records
+            .insert(record.id.as_bytes(), purging.encode())
+            .expect("insert");
+        store.commit.sync().expect("sync");
+        record.id
+    };
+    let (store, recovery) =
+        SubmissionStore::open(dir.path(), StoreOptions::default()).expect("open");
+    assert_eq!(recovery.purges_finished, 1);
+    assert!(store.get(&id).expect("get").is_none());
+    assert!(!dir.path().join("sealed").join(format!("{id}.pgp")).exists());
+}
+
+#[test]
+fn leftovers_are_cleaned_and_orphans_adopted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    drop(open(dir.path()));
+    fs::write(dir.path().join("incoming").join("x.part"), b"half a report").expect("write");
+    let orphan = SubmissionId::random();
+    fs::write(
+        dir.path().join("sealed").join(format!("{orphan}.pgp")),
+        b"whole",
+    )
+    .expect("write");
+    let (store, recovery) =
+        SubmissionStore::open(dir.path(), StoreOptions::default()).expect("open");
+    assert_eq!(recovery.spool_files_removed, 1);
+    assert_eq!(recovery.orphans_adopted, vec![orphan]);
+    let record = store.get(&orphan).expect("get").expect("adopted");
+    assert_eq!(record.size, 5);
+    assert_eq!(store.usage().stored(), 5);
+}
+
+#[test]
+fn a_damaged_store_is_refused_with_the_reason() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = {
+        let store = open(dir.path());
+        (put(&store, b"aaaa").id, put(&store, b"bbbb").id)
+    };
+    fs::remove_file(dir.path().join("sealed").join(format!("{a}.pgp"))).expect("rm");
+    fs::write(dir.path().join("sealed").join(format!("{b}.pgp")), b"b").expect("truncate");
+    fs::write(dir.path().join("sealed").join("notes.txt"), b"?").expect("write");
+    match SubmissionStore::open(dir.path(), StoreOptions::default()) {
+        Err(StoreError::Integrity(problems)) => {
+            let text = problems.join("\n");
+            assert!(text.contains(&a.to_string()), "{text}");
+            assert!(
+                text.contains(&format!("{b}: ciphertext is 1 bytes")),
+                "{text}"
+            );
+            assert!(text.contains("notes.txt"), "{text}");
+        }
+        Err(other) => panic!("expected an integrity error, got {other}"),
+        Ok(_) => panic!("a damaged store was opened"),
+    }
+}
+
+#[test]
+fn a_future_store_format_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    drop(open(dir.path()));
+    {
+        let db = sled::open(dir.path().join("index")).expect("sled");
+        db.insert(FORMAT_KEY, &b"resguardo.store/9"[..])
+            .expect("insert");
+        db.flush().expect("flush");
+    }
+    match SubmissionStore::open(dir.path(), StoreOptions::default()) {
+        Err(StoreError::UnsupportedFormat { found }) => assert_eq!(found, "resguardo.store/9"),
+        Err(other) => panic!("expected UnsupportedFormat, got {other}"),
+        Ok(_) => panic!("opened a future store"),
+    }
+}
+
+#[test]
+fn concurrent_commits_share_flushes_and_all_land() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(open(dir.path()));
+    let handles: Vec<_> = (0..8)
+        .map(|t| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                (0..10)
+                    .map(|i| put(&store, &[t as u8, i as u8]).id)
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let ids: Vec<_> = handles
+        .into_iter()
+        .flat_map(|h| h.join().expect("thread"))
+        .collect();
+    assert_eq!(ids.len(), 80);
+    assert_eq!(store.records().expect("records").len(), 80);
+}
