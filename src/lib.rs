@@ -13,9 +13,15 @@
 #![forbid(unsafe_code)]
 
 pub mod envelope;
+pub mod gateway;
 pub mod keyring;
+pub mod logging;
+pub mod review;
+pub mod operator;
 
 pub mod bundle;
+pub mod cli;
+pub mod config;
 pub mod store;
 pub mod submission;
 mod tarfmt;

@@ -124,7 +124,7 @@ pub struct ExportBatch {
 }
 
 /// What a purge did.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
 pub struct PurgeReport {
     pub purged: Vec<SubmissionId>,
     pub already_gone: Vec<SubmissionId>,
@@ -132,7 +132,7 @@ pub struct PurgeReport {
 }
 
 /// Counts for `status`.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StoreStatus {
     pub stored: usize,
     pub exported: usize,

@@ -1,0 +1,224 @@
+//! `resguardo-gateway`: the server and the operator's commands on its data directory.
+#![forbid(unsafe_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use resguardo::cli::{finish, Failure, EXIT_PARTIAL};
+use resguardo::config::GatewayConfig;
+use resguardo::gateway::{self, StartupInfo};
+use resguardo::operator;
+
+const PROGRAM: &str = "resguardo-gateway";
+
+/// Resguardo's gateway: accepts sealed reports and stores only ciphertext.
+///
+/// Reports arrive already encrypted to the reviewers' OpenPGP keys; the gateway checks their
+/// structure without any secret key, stores them durably, and hands them to reviewers as bundles.
+#[derive(Parser)]
+#[command(name = PROGRAM, version, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway (HTTPS, or plain HTTP on loopback behind an onion service).
+    ///
+    /// Without --config it runs the embedded default: HTTPS on 127.0.0.1:8443 with a self-signed
+    /// certificate kept in the data directory, data in ./resguardo-data, and the DEMO reviewer
+    /// keys from ./keys-example (public test material: never for real reports).
+    Serve {
+        /// TOML configuration file (see deploy/gateway.toml for every setting).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Listen on this address instead of the configured one.
+        #[arg(long, value_name = "ADDR:PORT")]
+        listen: Option<SocketAddr>,
+        /// Keep data in this directory instead of the configured one.
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// Check a configuration file and exit: one line per problem.
+    CheckConfig {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Write every submission not yet exported into one bundle file for the reviewers.
+    ///
+    /// Works while the gateway runs (through its admin socket) or while it is stopped. An
+    /// interrupted export is repeated with the same submissions the next time.
+    Export {
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+        /// The bundle file to create (must not exist).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Delete from the gateway exactly the submissions in a bundle the reviewers have opened.
+    ///
+    /// The bundle is verified first; a submission is deleted only if the gateway's copy is
+    /// byte-for-byte the one in the bundle.
+    Purge {
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+        #[arg(long, value_name = "FILE")]
+        bundle: PathBuf,
+    },
+    /// Show how many submissions wait for export and how many are exported.
+    Status {
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    finish(PROGRAM, run(cli.command))
+}
+
+fn run(command: Command) -> Result<(), Failure> {
+    match command {
+        Command::Serve {
+            config,
+            listen,
+            data_dir,
+        } => serve(config.as_deref(), listen, data_dir),
+        Command::CheckConfig { config } => {
+            let validated = GatewayConfig::load(&config)?.validate(false)?;
+            println!(
+                "{}: OK ({} reviewer keys, listening on {})",
+                config.display(),
+                validated.keyring.reviewers().len(),
+                validated.config.listen
+            );
+            Ok(())
+        }
+        Command::Export { data_dir, out } => {
+            let outcome = operator::export(&data_dir, &out)?;
+            match outcome.manifest {
+                None => println!("Nothing to export: every submission is already exported."),
+                Some(manifest) => {
+                    if outcome.resumed {
+                        println!(
+                            "Resumed an export that was interrupted earlier (batch {}).",
+                            manifest.batch
+                        );
+                    }
+                    println!(
+                        "Exported {} submissions ({} bytes) to {} (batch {}).",
+                        manifest.submissions.len(),
+                        outcome.bytes,
+                        out.display(),
+                        manifest.batch
+                    );
+                    println!("After the reviewers have opened it, run: {PROGRAM} purge --data-dir {} --bundle {}", data_dir.display(), out.display());
+                }
+            }
+            Ok(())
+        }
+        Command::Purge { data_dir, bundle } => {
+            let (_, report) = operator::purge(&data_dir, &bundle)?;
+            println!(
+                "Purged {} submissions; {} were already gone; {} refused.",
+                report.purged.len(),
+                report.already_gone.len(),
+                report.refused.len()
+            );
+            for (id, reason) in &report.refused {
+                println!("  kept {id}: {reason}");
+            }
+            if report.refused.is_empty() {
+                Ok(())
+            } else {
+                Err(Failure::new(
+                    EXIT_PARTIAL,
+                    format!("{} submissions were not purged", report.refused.len()),
+                ))
+            }
+        }
+        Command::Status { data_dir } => {
+            let status = operator::status(&data_dir)?;
+            println!("waiting for export: {}", status.stored);
+            println!("exported, not purged: {}", status.exported);
+            println!("ciphertext bytes: {}", status.bytes);
+            if status.undelivered_batches > 0 {
+                println!(
+                    "interrupted exports: {} (the next export repeats them)",
+                    status.undelivered_batches
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+fn serve(
+    config_path: Option<&Path>,
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+) -> Result<(), Failure> {
+    let (mut config, embedded) = match config_path {
+        Some(path) => (GatewayConfig::load(path)?, false),
+        None => (GatewayConfig::embedded_default(), true),
+    };
+    if let Some(listen) = listen {
+        config.listen = listen;
+    }
+    if let Some(dir) = data_dir {
+        config.data_dir = dir;
+    }
+    let validated = config.validate(embedded).map_err(|e| {
+        if embedded {
+            Failure::usage(format!(
+                "{e}\nThe embedded default reads the demo keys from ./keys-example: run it from \
+                 the repository root, or pass --config"
+            ))
+        } else {
+            e.into()
+        }
+    })?;
+    resguardo::logging::init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(Failure::environment)?;
+    runtime.block_on(gateway::serve(validated, print_banner))?;
+    Ok(())
+}
+
+fn print_banner(info: &StartupInfo) {
+    println!("Resguardo gateway {}", env!("CARGO_PKG_VERSION"));
+    if info.demo_keys {
+        println!();
+        println!("  WARNING: running with the public DEMO reviewer keys from keys-example/.");
+        println!("  Anyone can decrypt what is submitted here. For testing only.");
+        println!();
+    }
+    println!("Reviewer keys (every submission is encrypted to all of them):");
+    for (fingerprint, name) in &info.reviewers {
+        println!("  {fingerprint}  {name}");
+    }
+    println!(
+        "Data directory: {} ({} submissions stored)",
+        info.data_dir.display(),
+        info.stored
+    );
+    let r = &info.recovery;
+    if r.spool_files_removed > 0 || r.purges_finished > 0 || !r.orphans_adopted.is_empty() {
+        println!(
+            "Recovered from an interruption: {} partial uploads discarded, {} purges finished, {} submissions re-indexed",
+            r.spool_files_removed,
+            r.purges_finished,
+            r.orphans_adopted.len()
+        );
+    }
+    if let Some(fingerprint) = &info.tls_fingerprint {
+        println!("TLS certificate SHA-256: {fingerprint}");
+    }
+    println!("Listening on {}", info.url);
+}

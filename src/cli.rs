@@ -1,0 +1,112 @@
+//! What the binaries share: one mapping from each part's errors to a one-line message and an exit
+//! code, so every command fails the same way.
+//!
+//! Exit codes: 0 success; 1 done, but some items failed (see the summary); 2 usage or
+//! configuration error; 3 bad input data (a file that is not what it should be, a wrong
+//! passphrase); 4 the environment failed (disk, network, a busy or unreachable gateway).
+
+use std::fmt::Display;
+use std::process::ExitCode;
+
+use crate::bundle::BundleError;
+use crate::config::ConfigError;
+use crate::gateway::GatewayError;
+use crate::operator::OperatorError;
+use crate::store::StoreError;
+
+pub const EXIT_PARTIAL: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
+pub const EXIT_BAD_INPUT: u8 = 3;
+pub const EXIT_ENVIRONMENT: u8 = 4;
+
+/// A failed command: what to print, and the exit code.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(code: u8, message: impl Display) -> Self {
+        Failure {
+            code,
+            message: message.to_string(),
+        }
+    }
+
+    pub fn usage(message: impl Display) -> Self {
+        Self::new(EXIT_USAGE, message)
+    }
+
+    pub fn bad_input(message: impl Display) -> Self {
+        Self::new(EXIT_BAD_INPUT, message)
+    }
+
+    pub fn environment(message: impl Display) -> Self {
+        Self::new(EXIT_ENVIRONMENT, message)
+    }
+}
+
+impl From<ConfigError> for Failure {
+    fn from(e: ConfigError) -> Self {
+        Failure::usage(e)
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Integrity(_) | StoreError::UnsupportedFormat { .. } => {
+                Failure::bad_input(e)
+            }
+            StoreError::Bundle(b) => b.into(),
+            other => Failure::environment(other),
+        }
+    }
+}
+
+impl From<BundleError> for Failure {
+    fn from(e: BundleError) -> Self {
+        match e {
+            BundleError::Io(_) => Failure::environment(e),
+            other => Failure::bad_input(other),
+        }
+    }
+}
+
+impl From<GatewayError> for Failure {
+    fn from(e: GatewayError) -> Self {
+        match e {
+            GatewayError::Store(s) => s.into(),
+            GatewayError::Tls(_) => Failure::usage(e),
+            other => Failure::environment(other),
+        }
+    }
+}
+
+impl From<OperatorError> for Failure {
+    fn from(e: OperatorError) -> Self {
+        match e {
+            OperatorError::Store(s) => s.into(),
+            OperatorError::Bundle { .. } => Failure::bad_input(e),
+            OperatorError::OutputExists(_) => Failure::usage(e),
+            other => Failure::environment(other),
+        }
+    }
+}
+
+/// Prints the failure as `program: error: message` (indented continuation lines) and returns the
+/// exit code.
+pub fn finish(program: &str, result: Result<(), Failure>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            let mut lines = failure.message.lines();
+            eprintln!("{program}: error: {}", lines.next().unwrap_or(""));
+            for line in lines {
+                eprintln!("  {}", line.trim_start());
+            }
+            ExitCode::from(failure.code)
+        }
+    }
+}

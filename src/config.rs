@@ -1,0 +1,319 @@
+//! The gateway's configuration: a TOML file, or the embedded default for a first run.
+//!
+//! Loading is two steps. [`GatewayConfig::from_toml`] parses strictly (an unknown key is an error,
+//! not a silently ignored typo). [`GatewayConfig::validate`] then checks everything the gateway
+//! will rely on (files exist, certificates are usable, numbers are in range, plain HTTP only on
+//! loopback) and reports *every* problem, one line each. The gateway never starts on a config it
+//! cannot fully honour.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::keyring::ReviewerKeyring;
+
+/// The embedded default: the demo keys, HTTPS on loopback with a self-signed certificate.
+pub const EMBEDDED_DEFAULT: &str = r#"
+listen = "127.0.0.1:8443"
+data_dir = "resguardo-data"
+reviewer_certs = [
+    "keys-example/demo-reviewer-1.pub.asc",
+    "keys-example/demo-reviewer-2.pub.asc",
+]
+
+[tls]
+mode = "self-signed"
+"#;
+
+/// Largest submission limit we accept in a config (the bundle format allows more).
+const MAX_SUBMISSION_LIMIT: u64 = 2 * 1024 * 1024 * 1024;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub reviewer_certs: Vec<PathBuf>,
+    #[serde(default)]
+    pub tls: TlsConfig,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub rate_limits: RateLimits,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(tag = "mode", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum TlsConfig {
+    /// A certificate generated at first start and kept in the data directory.
+    SelfSigned,
+    /// The operator's certificate chain and private key, PEM.
+    Files { cert: PathBuf, key: PathBuf },
+    /// No TLS, for running behind a Tor onion service on the same host. Loopback only.
+    PlainHttp,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig::SelfSigned
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest accepted submission (ciphertext bytes).
+    pub max_submission_bytes: u64,
+    /// Total bytes of stored ciphertext; none = no quota.
+    pub store_quota_bytes: Option<u64>,
+    /// Refuse new submissions while the disk has less than this free.
+    pub min_free_disk_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_submission_bytes: 100 * 1024 * 1024,
+            store_quota_bytes: None,
+            min_free_disk_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimits {
+    /// Accepted submission attempts per minute, for the whole gateway (not per address: behind
+    /// Tor every reporter has the same one).
+    pub submissions_per_minute: u32,
+    /// How many submissions may arrive at once above the steady rate.
+    pub submission_burst: u32,
+    /// Uploads in progress at the same time.
+    pub max_concurrent_uploads: u32,
+    /// Other requests (page, keys, health) per second, for the whole gateway.
+    pub requests_per_second: u32,
+    pub request_burst: u32,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        RateLimits {
+            submissions_per_minute: 60,
+            submission_burst: 20,
+            max_concurrent_uploads: 16,
+            requests_per_second: 200,
+            request_burst: 400,
+        }
+    }
+}
+
+/// Every problem found in a config, one per line.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .problems.iter().map(|p| format!("config: {p}")).collect::<Vec<_>>().join("\n"))]
+pub struct ConfigError {
+    pub problems: Vec<String>,
+}
+
+impl ConfigError {
+    fn one(problem: impl Into<String>) -> Self {
+        ConfigError {
+            problems: vec![problem.into()],
+        }
+    }
+}
+
+/// A config that passed validation, with the reviewers' keyring loaded.
+#[derive(Debug, Clone)]
+pub struct ValidatedConfig {
+    pub config: GatewayConfig,
+    pub keyring: ReviewerKeyring,
+    /// True when running on the embedded default (demo keys).
+    pub is_embedded_default: bool,
+}
+
+impl GatewayConfig {
+    /// Parses TOML; relative paths are taken relative to `base` (the config file's directory).
+    pub fn from_toml(text: &str, base: &Path) -> Result<Self, ConfigError> {
+        let mut config: GatewayConfig =
+            toml::from_str(text).map_err(|e| ConfigError::one(toml_problem(text, &e)))?;
+        config.resolve_paths(base);
+        Ok(config)
+    }
+
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::one(format!("{}: cannot read: {e}", path.display())))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::from_toml(&text, base)
+            .map_err(|e| ConfigError {
+                problems: e
+                    .problems
+                    .into_iter()
+                    .map(|p| format!("{}: {p}", path.display()))
+                    .collect(),
+            })
+    }
+
+    /// The embedded default, with paths relative to the current directory.
+    pub fn embedded_default() -> Self {
+        // The embedded text is part of the program and is tested to parse.
+        Self::from_toml(EMBEDDED_DEFAULT, Path::new("."))
+            .expect("the embedded default config parses")
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let resolve = |p: &mut PathBuf| {
+            if p.is_relative() && base != Path::new(".") && base != Path::new("") {
+                *p = base.join(&*p);
+            }
+        };
+        resolve(&mut self.data_dir);
+        self.reviewer_certs.iter_mut().for_each(resolve);
+        if let TlsConfig::Files { cert, key } = &mut self.tls {
+            resolve(cert);
+            resolve(key);
+        }
+    }
+
+    /// Checks everything and loads the reviewers' certificates.
+    pub fn validate(self, is_embedded_default: bool) -> Result<ValidatedConfig, ConfigError> {
+        let mut problems = Vec::new();
+        if let TlsConfig::PlainHttp = self.tls {
+            if !self.listen.ip().is_loopback() {
+                problems.push(format!(
+                    "tls mode \"plain-http\" is only allowed on a loopback address (for an onion \
+                     service on the same host), not on {}",
+                    self.listen
+                ));
+            }
+        }
+        if let TlsConfig::Files { cert, key } = &self.tls {
+            for (what, path) in [("certificate", cert), ("private key", key)] {
+                if !path.is_file() {
+                    problems.push(format!("tls {what} {}: file not found", path.display()));
+                }
+            }
+        }
+        let l = &self.limits;
+        if l.max_submission_bytes == 0 || l.max_submission_bytes > MAX_SUBMISSION_LIMIT {
+            problems.push(format!(
+                "limits.max_submission_bytes must be between 1 and {MAX_SUBMISSION_LIMIT}"
+            ));
+        }
+        if let Some(quota) = l.store_quota_bytes {
+            if quota < l.max_submission_bytes {
+                problems.push(
+                    "limits.store_quota_bytes is smaller than limits.max_submission_bytes".into(),
+                );
+            }
+        }
+        let r = &self.rate_limits;
+        for (name, value) in [
+            ("rate_limits.submissions_per_minute", r.submissions_per_minute),
+            ("rate_limits.submission_burst", r.submission_burst),
+            ("rate_limits.max_concurrent_uploads", r.max_concurrent_uploads),
+            ("rate_limits.requests_per_second", r.requests_per_second),
+            ("rate_limits.request_burst", r.request_burst),
+        ] {
+            if value == 0 {
+                problems.push(format!("{name} must be at least 1"));
+            }
+        }
+        let keyring = match ReviewerKeyring::load(&self.reviewer_certs) {
+            Ok(keyring) => Some(keyring),
+            Err(errors) => {
+                problems.extend(errors.iter().map(|e| format!("reviewer_certs: {e}")));
+                None
+            }
+        };
+        match keyring {
+            Some(keyring) if problems.is_empty() => Ok(ValidatedConfig {
+                config: self,
+                keyring,
+                is_embedded_default,
+            }),
+            _ => Err(ConfigError { problems }),
+        }
+    }
+}
+
+/// toml's own message spans several lines (with a source excerpt); we want one line per problem.
+fn toml_problem(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim().replace('\n', " ");
+    match e.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!("line {line}: {message}")
+        }
+        None => message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_default_parses() {
+        let config = GatewayConfig::embedded_default();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8443");
+        assert_eq!(config.tls, TlsConfig::SelfSigned);
+        assert_eq!(config.reviewer_certs.len(), 2);
+        assert_eq!(config.limits.max_submission_bytes, 100 * 1024 * 1024);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_on_one_line() {
+        let text = format!("{EMBEDDED_DEFAULT}\n[limits]\nmax_submision_bytes = 5\n");
+        let err = GatewayConfig::from_toml(&text, Path::new(".")).expect_err("typo");
+        assert_eq!(err.problems.len(), 1);
+        assert!(!err.problems[0].contains('\n'));
+        assert!(err.problems[0].contains("max_submision_bytes"), "{err}");
+    }
+
+    #[test]
+    fn plain_http_is_refused_off_loopback_and_every_problem_is_listed() {
+        let text = r#"
+listen = "0.0.0.0:8080"
+data_dir = "d"
+reviewer_certs = ["/nonexistent/a.asc"]
+[tls]
+mode = "plain-http"
+[rate_limits]
+max_concurrent_uploads = 0
+"#;
+        let config = GatewayConfig::from_toml(text, Path::new(".")).expect("parses");
+        let err = config.validate(false).expect_err("invalid");
+        let text = err.to_string();
+        assert_eq!(err.problems.len(), 3, "{text}");
+        assert!(text.contains("loopback"), "{text}");
+        assert!(text.contains("max_concurrent_uploads"), "{text}");
+        assert!(text.contains("/nonexistent/a.asc"), "{text}");
+        assert!(text.lines().all(|l| l.starts_with("config: ")), "{text}");
+    }
+
+    #[test]
+    fn relative_paths_follow_the_config_file() {
+        let text = r#"
+listen = "127.0.0.1:1"
+data_dir = "data"
+reviewer_certs = ["keys/a.asc", "/abs/b.asc"]
+[tls]
+mode = "files"
+cert = "tls/cert.pem"
+key = "tls/key.pem"
+"#;
+        let config = GatewayConfig::from_toml(text, Path::new("/etc/resguardo")).expect("parses");
+        assert_eq!(config.data_dir, Path::new("/etc/resguardo/data"));
+        assert_eq!(config.reviewer_certs[0], Path::new("/etc/resguardo/keys/a.asc"));
+        assert_eq!(config.reviewer_certs[1], Path::new("/abs/b.asc"));
+        assert_eq!(
+            config.tls,
+            TlsConfig::Files {
+                cert: "/etc/resguardo/tls/cert.pem".into(),
+                key: "/etc/resguardo/tls/key.pem".into()
+            }
+        );
+    }
+}

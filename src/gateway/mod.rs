@@ -1,0 +1,240 @@
+//! The gateway: the HTTP(S) endpoint that accepts sealed submissions and serves the page.
+//!
+//! This layer only speaks HTTP. It admits requests ([`limits`]), streams bodies into the envelope
+//! check and the store ([`upload`]), and maps every failure to a status and JSON body in one place
+//! ([`error`]). It never logs anything about a request: no addresses, no user agents, no times of
+//! individual submissions.
+
+mod api;
+mod assets;
+mod error;
+mod headers;
+mod limits;
+pub mod tls;
+mod upload;
+
+pub use error::ApiError;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use bytes::Bytes;
+use serde::Serialize;
+
+use crate::config::{TlsConfig, ValidatedConfig};
+use crate::envelope::RecipientSet;
+use crate::keyring::ReviewerKeyring;
+use crate::store::{IncomingLimits, Recovery, StoreError, StoreOptions, SubmissionStore};
+
+/// Why the gateway could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("server error: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Shared by all handlers.
+pub struct AppState {
+    store: Arc<SubmissionStore>,
+    recipients: Arc<RecipientSet>,
+    keys_json: Bytes,
+    admission: limits::Admission,
+}
+
+/// What the binary prints once the gateway is listening.
+pub struct StartupInfo {
+    pub url: String,
+    pub local_addr: SocketAddr,
+    pub reviewers: Vec<(String, String)>,
+    pub demo_keys: bool,
+    pub data_dir: PathBuf,
+    pub stored: usize,
+    pub tls_fingerprint: Option<String>,
+    pub recovery: Recovery,
+}
+
+#[derive(Serialize)]
+struct KeysBody<'a> {
+    reviewers: Vec<ReviewerKey<'a>>,
+    max_submission_bytes: u64,
+}
+
+#[derive(Serialize)]
+struct ReviewerKey<'a> {
+    fingerprint: String,
+    name: &'a str,
+    cert: String,
+}
+
+fn keys_json(keyring: &ReviewerKeyring, max_submission_bytes: u64) -> Bytes {
+    let body = KeysBody {
+        reviewers: keyring
+            .reviewers()
+            .iter()
+            .map(|r| ReviewerKey {
+                fingerprint: r.fingerprint().to_hex(),
+                name: r.name(),
+                cert: r.armored(),
+            })
+            .collect(),
+        max_submission_bytes,
+    };
+    Bytes::from(serde_json::to_vec(&body).unwrap_or_default())
+}
+
+/// The router, without a listener (tests drive it directly).
+pub fn router(state: Arc<AppState>, tls: bool) -> Router {
+    let cheap = Router::new()
+        .route("/api/v1/keys", get(api::keys))
+        .fallback(api::asset)
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            api::admit_request,
+        ));
+    Router::new()
+        .route(
+            "/api/v1/submissions",
+            post(api::submit).layer(DefaultBodyLimit::disable()),
+        )
+        .route("/healthz", get(api::healthz))
+        .merge(cheap)
+        .method_not_allowed_fallback(api::method_not_allowed)
+        .layer(axum::middleware::from_fn(move |req, next| {
+            headers::security_headers(tls, req, next)
+        }))
+        .with_state(state)
+}
+
+/// Opens the store and builds the shared state.
+pub fn prepare(validated: &ValidatedConfig) -> Result<(Arc<AppState>, Recovery), GatewayError> {
+    let config = &validated.config;
+    let options = StoreOptions {
+        quota_bytes: config.limits.store_quota_bytes,
+        limits: IncomingLimits {
+            max_bytes: config.limits.max_submission_bytes,
+            min_free_bytes: config.limits.min_free_disk_bytes,
+        },
+    };
+    let (store, recovery) = SubmissionStore::open(&config.data_dir, options)?;
+    let state = AppState {
+        store: Arc::new(store),
+        recipients: Arc::new(validated.keyring.recipient_set()),
+        keys_json: keys_json(&validated.keyring, config.limits.max_submission_bytes),
+        admission: limits::Admission::new(&config.rate_limits),
+    };
+    Ok((Arc::new(state), recovery))
+}
+
+/// Runs the gateway until SIGINT or SIGTERM. `on_ready` is called once it is listening.
+pub async fn serve(
+    validated: ValidatedConfig,
+    on_ready: impl FnOnce(&StartupInfo),
+) -> Result<(), GatewayError> {
+    let config = &validated.config;
+    let (state, recovery) = prepare(&validated)?;
+    let stored = state.store.records()?.len();
+    let tls = match &config.tls {
+        TlsConfig::PlainHttp => None,
+        TlsConfig::SelfSigned => {
+            let (cert, key) = tls::ensure_self_signed(&config.data_dir, config.listen)?;
+            Some(tls::load(&cert, &key)?)
+        }
+        TlsConfig::Files { cert, key } => Some(tls::load(cert, key)?),
+    };
+    let admin = tokio::spawn(crate::operator::socket::serve(state.store.clone()));
+    let app = router(state, tls.is_some());
+    let handle = axum_server::Handle::new();
+    let shutdown = handle.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        shutdown.graceful_shutdown(Some(Duration::from_secs(10)));
+    });
+
+    let addr = config.listen;
+    let make_service = app.into_make_service();
+    let tls_fingerprint = tls.as_ref().map(|t| t.fingerprint.clone());
+    let server = {
+        let handle = handle.clone();
+        async move {
+            match tls {
+                Some(loaded) => {
+                    let rustls = axum_server::tls_rustls::RustlsConfig::from_config(loaded.config);
+                    axum_server::bind_rustls(addr, rustls)
+                        .handle(handle)
+                        .serve(make_service)
+                        .await
+                }
+                None => {
+                    axum_server::bind(addr)
+                        .handle(handle)
+                        .serve(make_service)
+                        .await
+                }
+            }
+        }
+    };
+    let server = tokio::spawn(server);
+    let Some(local_addr) = handle.listening().await else {
+        let source = match server.await {
+            Ok(Err(e)) => e,
+            _ => std::io::Error::other("the listener did not start"),
+        };
+        return Err(GatewayError::Bind { addr, source });
+    };
+    let scheme = if tls_fingerprint.is_some() { "https" } else { "http" };
+    let info = StartupInfo {
+        url: format!("{scheme}://{local_addr}/"),
+        local_addr,
+        reviewers: validated
+            .keyring
+            .reviewers()
+            .iter()
+            .map(|r| (r.fingerprint().to_hex(), r.name().to_string()))
+            .collect(),
+        demo_keys: validated.is_embedded_default,
+        data_dir: config.data_dir.clone(),
+        stored,
+        tls_fingerprint,
+        recovery,
+    };
+    on_ready(&info);
+    let result = match server.await {
+        Ok(result) => result.map_err(GatewayError::Serve),
+        Err(e) => Err(GatewayError::Serve(std::io::Error::other(e))),
+    };
+    admin.abort();
+    result
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+}

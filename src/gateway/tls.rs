@@ -1,0 +1,100 @@
+//! TLS for the gateway: the operator's certificate, or a self-signed one made at first start.
+//!
+//! rustls with the ring provider, TLS 1.3 and 1.2 only, and rustls's default suites (all AEAD with
+//! forward secrecy; rustls implements nothing weaker). HTTP/1.1 only: the API is a few plain
+//! requests, and a smaller protocol surface is easier to bound against slow clients.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ring::digest;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::ServerConfig;
+
+use super::GatewayError;
+
+/// Where the self-signed certificate and key are kept inside the data directory.
+pub fn self_signed_paths(data_dir: &Path) -> (PathBuf, PathBuf) {
+    let dir = data_dir.join("tls");
+    (dir.join("cert.pem"), dir.join("key.pem"))
+}
+
+/// Returns the self-signed certificate's paths, generating it on first start.
+pub fn ensure_self_signed(data_dir: &Path, listen: SocketAddr) -> Result<(PathBuf, PathBuf), GatewayError> {
+    let (cert_path, key_path) = self_signed_paths(data_dir);
+    if cert_path.is_file() && key_path.is_file() {
+        return Ok((cert_path, key_path));
+    }
+    let tls_error = |what: &str, e: &dyn std::fmt::Display| GatewayError::Tls(format!("{what}: {e}"));
+    let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
+    if !listen.ip().is_unspecified() && !listen.ip().is_loopback() {
+        names.push(listen.ip().to_string());
+    }
+    let certified = rcgen::generate_simple_self_signed(names)
+        .map_err(|e| tls_error("cannot generate a self-signed certificate", &e))?;
+    let dir = cert_path.parent().unwrap_or(data_dir);
+    fs::create_dir_all(dir).map_err(|e| tls_error(&dir.display().to_string(), &e))?;
+    write_private(&key_path, certified.signing_key.serialize_pem().as_bytes())
+        .map_err(|e| tls_error(&key_path.display().to_string(), &e))?;
+    write_private(&cert_path, certified.cert.pem().as_bytes())
+        .map_err(|e| tls_error(&cert_path.display().to_string(), &e))?;
+    Ok((cert_path, key_path))
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+/// A loaded certificate: the rustls config and the leaf's SHA-256 fingerprint (to print, so a
+/// user of the self-signed mode can check what their client sees).
+pub struct LoadedTls {
+    pub config: Arc<ServerConfig>,
+    pub fingerprint: String,
+}
+
+pub fn load(cert_path: &Path, key_path: &Path) -> Result<LoadedTls, GatewayError> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_path)
+        .and_then(|iter| iter.collect())
+        .map_err(|e| GatewayError::Tls(format!("{}: {e}", cert_path.display())))?;
+    let Some(leaf) = certs.first() else {
+        return Err(GatewayError::Tls(format!(
+            "{}: no certificate found",
+            cert_path.display()
+        )));
+    };
+    let fingerprint = digest::digest(&digest::SHA256, leaf)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    let key = PrivateKeyDer::from_pem_file(key_path)
+        .map_err(|e| GatewayError::Tls(format!("{}: {e}", key_path.display())))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| GatewayError::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| GatewayError::Tls(format!("{}: {e}", cert_path.display())))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // No session tickets: resumption gains little for a few requests per reporter, and a ticket
+    // key is one more long-lived secret in memory that could link a reporter's sessions.
+    config.send_tls13_tickets = 0;
+    Ok(LoadedTls {
+        config: Arc::new(config),
+        fingerprint,
+    })
+}

@@ -1,0 +1,196 @@
+//! The operator's commands on a data directory: export, purge, status.
+//!
+//! They work whether or not the gateway is running. The store admits one process at a time (sled
+//! holds a lock), so when the gateway has it, these commands talk to the gateway over a Unix
+//! socket in the data directory ([`socket`]), which only the data directory's owner (and root) can
+//! reach. Either way the same store code does the work.
+//!
+//! Export is delivered, not just written: the bundle goes to a temporary file next to `--out`,
+//! is synced, read back and verified entry by entry against its manifest, and only then renamed
+//! into place and reported to the store as delivered. A crash anywhere before that leaves the
+//! batch undelivered, and the next export writes the same batch again, so no submission is lost
+//! and none appears in two different batches.
+
+pub mod socket;
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, BufWriter, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::bundle::{self, BundleError, BundleManifest};
+use crate::store::{PurgeReport, StoreError, StoreOptions, StoreStatus, SubmissionStore};
+
+/// Name of the admin socket inside the data directory.
+pub const SOCKET_NAME: &str = "admin.sock";
+
+#[derive(Debug, thiserror::Error)]
+pub enum OperatorError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("bundle {path}: {source}")]
+    Bundle { path: PathBuf, source: BundleError },
+    #[error("{path}: {source}")]
+    File { path: PathBuf, source: io::Error },
+    #[error("{0} already exists; choose another --out or move it away")]
+    OutputExists(PathBuf),
+    #[error("the running gateway did not answer on {path}: {reason}")]
+    Socket { path: PathBuf, reason: String },
+    #[error("the running gateway refused: {0}")]
+    Remote(String),
+}
+
+/// What an export did.
+#[derive(Debug, Clone)]
+pub struct ExportOutcome {
+    /// None if there was nothing to export.
+    pub manifest: Option<BundleManifest>,
+    pub resumed: bool,
+    pub bytes: u64,
+}
+
+/// Writes every submission not yet exported (or an interrupted batch) into `out`.
+pub fn export(data_dir: &Path, out: &Path) -> Result<ExportOutcome, OperatorError> {
+    if out.exists() {
+        return Err(OperatorError::OutputExists(out.to_path_buf()));
+    }
+    match open_store(data_dir)? {
+        Some(store) => export_local(&store, out),
+        None => socket::Client::new(data_dir).export(out),
+    }
+}
+
+/// Verifies a bundle file completely, then deletes its submissions from the store.
+pub fn purge(data_dir: &Path, bundle_path: &Path) -> Result<(BundleManifest, PurgeReport), OperatorError> {
+    let manifest = verify_bundle_file(bundle_path)?;
+    let report = match open_store(data_dir)? {
+        Some(store) => store.purge(&manifest)?,
+        None => socket::Client::new(data_dir).purge(&manifest)?,
+    };
+    Ok((manifest, report))
+}
+
+pub fn status(data_dir: &Path) -> Result<StoreStatus, OperatorError> {
+    match open_store(data_dir)? {
+        Some(store) => Ok(store.status()?),
+        None => socket::Client::new(data_dir).status(),
+    }
+}
+
+/// Opens the store, or `None` if a running gateway holds it.
+fn open_store(data_dir: &Path) -> Result<Option<SubmissionStore>, OperatorError> {
+    if !data_dir.join("index").is_dir() {
+        return Err(OperatorError::File {
+            path: data_dir.to_path_buf(),
+            source: io::Error::new(io::ErrorKind::NotFound, "not a Resguardo data directory"),
+        });
+    }
+    match SubmissionStore::open(data_dir, StoreOptions::default()) {
+        Ok((store, _)) => Ok(Some(store)),
+        Err(StoreError::Locked(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn export_local(store: &SubmissionStore, out: &Path) -> Result<ExportOutcome, OperatorError> {
+    let Some(batch) = store.begin_export()? else {
+        return Ok(ExportOutcome {
+            manifest: None,
+            resumed: false,
+            bytes: 0,
+        });
+    };
+    let bytes = deliver(out, |writer| {
+        store
+            .write_export(&batch, writer)
+            .map(|_| ())
+            .map_err(|e| io::Error::other(e.to_string()))
+    })?;
+    store.complete_export(&batch.manifest.batch)?;
+    Ok(ExportOutcome {
+        manifest: Some(batch.manifest),
+        resumed: batch.resumed,
+        bytes,
+    })
+}
+
+/// Writes a bundle through `write` into a temporary file beside `out`, syncs it, verifies it by
+/// reading it back, and renames it into place. Returns its size.
+pub(crate) fn deliver(
+    out: &Path,
+    write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> Result<u64, OperatorError> {
+    let file_error = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| OperatorError::File { path, source }
+    };
+    let dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "bundle".into());
+    let tmp = dir.join(format!(".{name}.partial"));
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(file_error(&tmp))?;
+    let cleanup = TempFile(tmp.clone());
+    let mut writer = BufWriter::with_capacity(1024 * 1024, file);
+    write(&mut writer).map_err(file_error(&tmp))?;
+    let file = writer
+        .into_inner()
+        .map_err(|e| file_error(&tmp)(e.into_error()))?;
+    file.sync_all().map_err(file_error(&tmp))?;
+    let size = file.metadata().map_err(file_error(&tmp))?.len();
+    drop(file);
+    verify_bundle_file(&tmp)?;
+    if out.exists() {
+        return Err(OperatorError::OutputExists(out.to_path_buf()));
+    }
+    fs::rename(&tmp, out).map_err(file_error(out))?;
+    std::mem::forget(cleanup);
+    File::open(&dir)
+        .and_then(|d| d.sync_all())
+        .map_err(file_error(&dir))?;
+    Ok(size)
+}
+
+/// Reads a whole bundle file and checks every entry against the manifest.
+pub fn verify_bundle_file(path: &Path) -> Result<BundleManifest, OperatorError> {
+    let bundle_error = |source| OperatorError::Bundle {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = File::open(path).map_err(|source| OperatorError::File {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut first_bad = None;
+    let manifest = bundle::read_bundle(BufReader::new(file), |_, _, entry| {
+        if let Err(e) = entry.finish() {
+            first_bad.get_or_insert(e);
+        }
+    })
+    .map_err(bundle_error)?;
+    match first_bad {
+        Some(e) => Err(bundle_error(e)),
+        None => Ok(manifest),
+    }
+}
+
+/// Removes a temporary file unless forgotten.
+struct TempFile(PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,116 @@
+//! `resguardo-review keygen`: write a new reviewer key pair to a directory.
+//!
+//! Three files, named after the reviewer: `<name>.pub.asc` (give it to the gateway operator),
+//! `<name>.sec.asc` (stays on the offline machine; mode 0600) and `<name>.rev.asc` (the certificate
+//! with its revocation, to keep apart and publish only when the secret key is lost or compromised;
+//! mode 0600).
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use sequoia_openpgp as openpgp;
+
+use openpgp::serialize::SerializeInto;
+use openpgp::Fingerprint;
+
+use crate::keyring::{generate_reviewer_key, ReviewerKeyOptions};
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeygenError {
+    #[error("the name must be 1 to 100 characters without control characters")]
+    BadName,
+    #[error("{0} already exists; refusing to overwrite a key")]
+    Exists(PathBuf),
+    #[error("{path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("key generation failed: {0}")]
+    Generate(String),
+}
+
+/// The files written and the new key's fingerprint.
+pub struct KeygenOutcome {
+    pub fingerprint: Fingerprint,
+    pub public: PathBuf,
+    pub secret: PathBuf,
+    pub revocation: PathBuf,
+}
+
+/// A file name from the reviewer's name: lowercase ASCII letters, digits and dashes.
+pub fn file_stem(name: &str) -> String {
+    let mut stem = String::new();
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            stem.push(c.to_ascii_lowercase());
+        } else if !stem.ends_with('-') && !stem.is_empty() {
+            stem.push('-');
+        }
+    }
+    let stem = stem.trim_end_matches('-').chars().take(48).collect::<String>();
+    if stem.is_empty() {
+        "reviewer".into()
+    } else {
+        stem
+    }
+}
+
+pub fn keygen(options: ReviewerKeyOptions, out: &Path) -> Result<KeygenOutcome, KeygenError> {
+    let name = options.name.trim();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(KeygenError::BadName);
+    }
+    let stem = file_stem(name);
+    let public = out.join(format!("{stem}.pub.asc"));
+    let secret = out.join(format!("{stem}.sec.asc"));
+    let revocation = out.join(format!("{stem}.rev.asc"));
+    for path in [&public, &secret, &revocation] {
+        if path.exists() {
+            return Err(KeygenError::Exists(path.clone()));
+        }
+    }
+    std::fs::create_dir_all(out).map_err(|source| KeygenError::Write {
+        path: out.to_path_buf(),
+        source,
+    })?;
+    let generated =
+        generate_reviewer_key(options).map_err(|e| KeygenError::Generate(e.to_string()))?;
+    let cert = generated.cert;
+    let armored = |r: openpgp::Result<Vec<u8>>| r.map_err(|e| KeygenError::Generate(e.to_string()));
+    let secret_bytes = armored(cert.as_tsk().armored().to_vec())?;
+    let public_bytes = armored(cert.armored().to_vec())?;
+    // The revocation travels as the revoked certificate: importing it anywhere revokes the key.
+    let (revoked, _) = cert
+        .clone()
+        .strip_secret_key_material()
+        .insert_packets(generated.revocation)
+        .map_err(|e| KeygenError::Generate(e.to_string()))?;
+    let revocation_bytes = armored(revoked.armored().to_vec())?;
+    write_new(&secret, &secret_bytes, 0o600)?;
+    write_new(&revocation, &revocation_bytes, 0o600)?;
+    write_new(&public, &public_bytes, 0o644)?;
+    Ok(KeygenOutcome {
+        fingerprint: cert.fingerprint(),
+        public,
+        secret,
+        revocation,
+    })
+}
+
+fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), KeygenError> {
+    let error = |source| KeygenError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .map_err(error)?;
+    file.write_all(bytes).map_err(error)?;
+    file.sync_all().map_err(error)
+}
