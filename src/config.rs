@@ -145,14 +145,13 @@ impl GatewayConfig {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError::one(format!("{}: cannot read: {e}", path.display())))?;
         let base = path.parent().unwrap_or(Path::new("."));
-        Self::from_toml(&text, base)
-            .map_err(|e| ConfigError {
-                problems: e
-                    .problems
-                    .into_iter()
-                    .map(|p| format!("{}: {p}", path.display()))
-                    .collect(),
-            })
+        Self::from_toml(&text, base).map_err(|e| ConfigError {
+            problems: e
+                .problems
+                .into_iter()
+                .map(|p| format!("{}: {p}", path.display()))
+                .collect(),
+        })
     }
 
     /// The embedded default, with paths relative to the current directory.
@@ -210,9 +209,15 @@ impl GatewayConfig {
         }
         let r = &self.rate_limits;
         for (name, value) in [
-            ("rate_limits.submissions_per_minute", r.submissions_per_minute),
+            (
+                "rate_limits.submissions_per_minute",
+                r.submissions_per_minute,
+            ),
             ("rate_limits.submission_burst", r.submission_burst),
-            ("rate_limits.max_concurrent_uploads", r.max_concurrent_uploads),
+            (
+                "rate_limits.max_concurrent_uploads",
+                r.max_concurrent_uploads,
+            ),
             ("rate_limits.requests_per_second", r.requests_per_second),
             ("rate_limits.request_burst", r.request_burst),
         ] {
@@ -306,7 +311,10 @@ key = "tls/key.pem"
 "#;
         let config = GatewayConfig::from_toml(text, Path::new("/etc/resguardo")).expect("parses");
         assert_eq!(config.data_dir, Path::new("/etc/resguardo/data"));
-        assert_eq!(config.reviewer_certs[0], Path::new("/etc/resguardo/keys/a.asc"));
+        assert_eq!(
+            config.reviewer_certs[0],
+            Path::new("/etc/resguardo/keys/a.asc")
+        );
         assert_eq!(config.reviewer_certs[1], Path::new("/abs/b.asc"));
         assert_eq!(
             config.tls,

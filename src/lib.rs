@@ -16,8 +16,11 @@ pub mod envelope;
 pub mod gateway;
 pub mod keyring;
 pub mod logging;
-pub mod review;
 pub mod operator;
+pub mod payload;
+pub mod review;
+pub mod seal;
+pub mod submit;
 
 pub mod bundle;
 pub mod cli;

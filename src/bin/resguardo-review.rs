@@ -93,9 +93,18 @@ fn run(command: Command) -> Result<(), Failure> {
                 other => Failure::usage(other),
             })?;
             println!("{}", outcome.fingerprint.to_hex());
-            eprintln!("public key (give to the gateway operator): {}", outcome.public.display());
-            eprintln!("secret key (keep on the offline machine):   {}", outcome.secret.display());
-            eprintln!("revocation (keep apart, publish if the key is lost): {}", outcome.revocation.display());
+            eprintln!(
+                "public key (give to the gateway operator): {}",
+                outcome.public.display()
+            );
+            eprintln!(
+                "secret key (keep on the offline machine):   {}",
+                outcome.secret.display()
+            );
+            eprintln!(
+                "revocation (keep apart, publish if the key is lost): {}",
+                outcome.revocation.display()
+            );
             Ok(())
         }
     }

@@ -24,7 +24,7 @@ mod recipients;
 
 pub use recipients::RecipientSet;
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufReader, Read, Write};
 use std::sync::{Arc, Mutex};
 
 use sequoia_openpgp as openpgp;
@@ -160,19 +160,18 @@ where
     W: Write + Send + Sync,
 {
     let faults = Faults::default();
-    let mut input = BufReader::with_capacity(64 * 1024, Recorded::transport(input, &faults));
-    let first = loop {
-        match input.fill_buf() {
-            Ok(buf) => break buf.first().copied(),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e.into()),
-        }
-    };
-    let Some(first) = first else {
+    let mut input = Recorded::transport(input, &faults);
+    let prefix = read_prefix(&mut input, ARMOR_SNIFF)?;
+    let Some(&first) = prefix.first() else {
         return Err(EnvelopeError::Empty);
     };
-    // Binary OpenPGP packets always start with the high bit set; anything else can only be armor.
-    let result = if first & 0x80 != 0 {
+    // Binary OpenPGP packets always start with the high bit set; anything else must be armor.
+    let binary = first & 0x80 != 0;
+    if !binary && !looks_armored(&prefix) {
+        return Err(EnvelopeError::NotOpenPgp);
+    }
+    let input = BufReader::with_capacity(64 * 1024, io::Cursor::new(prefix).chain(input));
+    let result = if binary {
         walk_packets(Tee::new(input, sink, &faults), recipients)
     } else {
         let dearmored = Recorded::armor(
@@ -189,6 +188,27 @@ where
         Some(fault) => Err(fault),
         None => result,
     }
+}
+
+/// How many leading bytes decide between binary, armor, and neither.
+const ARMOR_SNIFF: usize = 64;
+
+/// Reads up to `n` bytes (fewer only at end of input).
+fn read_prefix(input: &mut impl Read, n: usize) -> io::Result<Vec<u8>> {
+    let mut prefix = Vec::with_capacity(n);
+    input.take(n as u64).read_to_end(&mut prefix)?;
+    Ok(prefix)
+}
+
+/// Armor starts, after optional whitespace, with a `-----BEGIN PGP` line.
+fn looks_armored(prefix: &[u8]) -> bool {
+    let start = prefix
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(prefix.len());
+    let rest = &prefix[start..];
+    let marker = b"-----BEGIN PGP";
+    rest.len() < marker.len() && marker.starts_with(rest) || rest.starts_with(marker)
 }
 
 fn walk_packets<R, W>(

@@ -93,9 +93,10 @@ fn refuses_what_is_not_a_sealed_message() {
     let (pkesk, seipd) = (parts[0].clone(), parts[1].clone());
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("empty", vec![], "empty_body"),
-        ("text", b"hello reviewers".to_vec(), "bad_armor"),
-        ("json", br#"{"report":"x"}"#.to_vec(), "bad_armor"),
-        ("zeros", vec![0u8; 64], "bad_armor"),
+        ("text", b"hello reviewers".to_vec(), "not_openpgp"),
+        ("json", br#"{"report":"x"}"#.to_vec(), "not_openpgp"),
+        ("zeros", vec![0u8; 64], "not_openpgp"),
+        ("whitespace", b"  \n\n ".to_vec(), "bad_armor"),
         ("high garbage", vec![0xFF; 64], "not_openpgp"),
         ("literal", literal(b"plain report"), "plaintext"),
         ("compressed", compressed(b"plain report"), "compressed"),

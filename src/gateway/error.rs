@@ -68,9 +68,11 @@ impl ApiError {
                 "unsupported_media_type",
                 None,
             ),
-            ApiError::RateLimited { retry_after } => {
-                (StatusCode::TOO_MANY_REQUESTS, "rate_limited", Some(*retry_after))
-            }
+            ApiError::RateLimited { retry_after } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                Some(*retry_after),
+            ),
             ApiError::TooManyUploads { retry_after } => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "too_many_uploads",

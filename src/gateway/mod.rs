@@ -195,7 +195,11 @@ pub async fn serve(
         };
         return Err(GatewayError::Bind { addr, source });
     };
-    let scheme = if tls_fingerprint.is_some() { "https" } else { "http" };
+    let scheme = if tls_fingerprint.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let info = StartupInfo {
         url: format!("{scheme}://{local_addr}/"),
         local_addr,

@@ -25,13 +25,21 @@ pub fn self_signed_paths(data_dir: &Path) -> (PathBuf, PathBuf) {
 }
 
 /// Returns the self-signed certificate's paths, generating it on first start.
-pub fn ensure_self_signed(data_dir: &Path, listen: SocketAddr) -> Result<(PathBuf, PathBuf), GatewayError> {
+pub fn ensure_self_signed(
+    data_dir: &Path,
+    listen: SocketAddr,
+) -> Result<(PathBuf, PathBuf), GatewayError> {
     let (cert_path, key_path) = self_signed_paths(data_dir);
     if cert_path.is_file() && key_path.is_file() {
         return Ok((cert_path, key_path));
     }
-    let tls_error = |what: &str, e: &dyn std::fmt::Display| GatewayError::Tls(format!("{what}: {e}"));
-    let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
+    let tls_error =
+        |what: &str, e: &dyn std::fmt::Display| GatewayError::Tls(format!("{what}: {e}"));
+    let mut names = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
     if !listen.ip().is_unspecified() && !listen.ip().is_loopback() {
         names.push(listen.ip().to_string());
     }

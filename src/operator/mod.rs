@@ -61,7 +61,10 @@ pub fn export(data_dir: &Path, out: &Path) -> Result<ExportOutcome, OperatorErro
 }
 
 /// Verifies a bundle file completely, then deletes its submissions from the store.
-pub fn purge(data_dir: &Path, bundle_path: &Path) -> Result<(BundleManifest, PurgeReport), OperatorError> {
+pub fn purge(
+    data_dir: &Path,
+    bundle_path: &Path,
+) -> Result<(BundleManifest, PurgeReport), OperatorError> {
     let manifest = verify_bundle_file(bundle_path)?;
     let report = match open_store(data_dir)? {
         Some(store) => store.purge(&manifest)?,

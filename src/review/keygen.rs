@@ -50,7 +50,11 @@ pub fn file_stem(name: &str) -> String {
             stem.push('-');
         }
     }
-    let stem = stem.trim_end_matches('-').chars().take(48).collect::<String>();
+    let stem = stem
+        .trim_end_matches('-')
+        .chars()
+        .take(48)
+        .collect::<String>();
     if stem.is_empty() {
         "reviewer".into()
     } else {

@@ -38,12 +38,13 @@ pub fn from_file(path: &Path) -> Result<Password, PassphraseError> {
     if meta.len() > MAX_PASSPHRASE_FILE {
         return Err(PassphraseError::TooLarge(name));
     }
-    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|source| {
-        PassphraseError::File {
-            path: name.clone(),
-            source,
-        }
-    })?);
+    let text =
+        Zeroizing::new(
+            std::fs::read_to_string(path).map_err(|source| PassphraseError::File {
+                path: name.clone(),
+                source,
+            })?,
+        );
     let line = text.lines().next().unwrap_or("");
     if line.is_empty() {
         return Err(PassphraseError::EmptyFile(name));

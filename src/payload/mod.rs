@@ -1,0 +1,118 @@
+//! Payload v1: the plaintext inside a sealed submission, specified in `docs/payload-v1.md`.
+//!
+//! A POSIX (ustar) tar archive, so a reviewer can also read it with `gpg -d | tar -x`:
+//!
+//! ```text
+//! report.json        the form: schema, language, urgent, fields, description, attachments
+//! files/001.pdf      one entry per attachment, under a generated safe name
+//! files/002.jpg      (the reporter's original file name lives only in report.json)
+//! padding            zeros, so the archive's length is one of few sizes (Padmé buckets)
+//! ```
+//!
+//! Every writer (the browser page, `resguardo-submit`, the gateway's form sealing) produces the
+//! same layout; the reviewer tool's reader ([`read`]) accepts nothing else.
+
+pub mod read;
+mod write;
+
+pub use write::{padded_length, write_payload, AttachmentSource};
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The schema name in `report.json`.
+pub const SCHEMA: &str = "resguardo.report/1";
+
+pub const REPORT_NAME: &str = "report.json";
+pub const PADDING_NAME: &str = "padding";
+
+/// Bound on `report.json`.
+pub const MAX_REPORT_BYTES: u64 = 1024 * 1024;
+/// Bound on the number of attachments.
+pub const MAX_ATTACHMENTS: usize = 100;
+/// Bound on the number of form fields, and on one field's text.
+pub const MAX_FIELDS: usize = 64;
+pub const MAX_FIELD_CHARS: usize = 4000;
+/// Bound on the free-text account.
+pub const MAX_DESCRIPTION_CHARS: usize = 200_000;
+/// Bound on an original file name and a media type.
+pub const MAX_NAME_CHARS: usize = 255;
+pub const MAX_MEDIA_TYPE_CHARS: usize = 127;
+
+/// Smallest padded archive: every short text report looks the same size.
+pub const MIN_PADDED: u64 = 32 * 1024;
+
+/// `report.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Report {
+    pub schema: String,
+    /// BCP 47 language tag of the form the reporter filled in (e.g. "es", "en", "qu").
+    pub language: String,
+    /// True if someone is at imminent risk to life or physical integrity.
+    pub urgent: bool,
+    /// Which software sealed it: "browser", "gateway" (sealed on arrival) or "terminal".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_by: Option<String>,
+    /// The form's answers, by field id.
+    pub fields: BTreeMap<String, FieldValue>,
+    pub description: String,
+    pub attachments: Vec<Attachment>,
+}
+
+/// A form answer: one text, or the chosen options of a multiple choice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum FieldValue {
+    Text(String),
+    Choices(Vec<String>),
+}
+
+/// One attachment as `report.json` describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Attachment {
+    /// The reporter's file name; informative only, never used as a path.
+    pub name: String,
+    pub size: u64,
+    /// Lowercase hex SHA-256 of the content.
+    pub sha256: String,
+    pub media_type: String,
+    /// The archive entry holding the content: `files/NNN` or `files/NNN.ext`.
+    pub path: String,
+}
+
+/// The archive entry name for the `index`th attachment (0-based), keeping a short, safe
+/// extension from the original name so `tar -x` users get a usable file.
+pub fn attachment_path(index: usize, original_name: &str) -> String {
+    let ext = original_name
+        .rsplit_once('.')
+        .map(|(_, ext)| ext.to_ascii_lowercase())
+        .filter(|ext| {
+            (1..=8).contains(&ext.len()) && ext.bytes().all(|b| b.is_ascii_alphanumeric())
+        });
+    match ext {
+        Some(ext) => format!("files/{:03}.{ext}", index + 1),
+        None => format!("files/{:03}", index + 1),
+    }
+}
+
+/// Checks a generated attachment path: exactly `files/` + 3 digits + optional short extension.
+pub fn is_valid_attachment_path(path: &str) -> bool {
+    let Some(rest) = path.strip_prefix("files/") else {
+        return false;
+    };
+    let (number, ext) = match rest.split_once('.') {
+        Some((n, e)) => (n, Some(e)),
+        None => (rest, None),
+    };
+    number.len() == 3
+        && number.bytes().all(|b| b.is_ascii_digit())
+        && number != "000"
+        && ext.is_none_or(|e| {
+            (1..=8).contains(&e.len())
+                && e.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        })
+}

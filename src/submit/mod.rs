@@ -1,0 +1,334 @@
+//! The terminal client: build a report, seal it to the reviewers, and submit it.
+//!
+//! The client fetches the reviewer certificates from the gateway, validates them itself (so a
+//! gateway cannot hand it an expired or revoked key without notice), prints their fingerprints so
+//! a careful reporter can compare them with ones published elsewhere, and encrypts locally: the
+//! gateway only ever receives ciphertext. The sealed message is staged in an anonymous temporary
+//! file (ciphertext only) so its length is known and the upload can be retried.
+
+mod report;
+
+pub use report::{build_report, ReportInput};
+
+use std::fs::File;
+use std::io::{self, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sequoia_openpgp::cert::CertParser;
+use sequoia_openpgp::parse::Parse;
+use serde::Deserialize;
+use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
+
+use crate::keyring::{KeyringError, ReviewerKeyring};
+use crate::payload::{self, AttachmentSource};
+
+/// Bound on the keys document from the gateway.
+const MAX_KEYS_RESPONSE: u64 = 2 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error("{0}: not a usable gateway URL (expected https://host[:port]/)")]
+    BadUrl(String),
+    #[error("{0}: plain http is only allowed to a loopback or .onion address; use https")]
+    InsecureUrl(String),
+    #[error("--ca-cert {path}: {reason}")]
+    CaCert { path: PathBuf, reason: String },
+    #[error("cannot reach the gateway: {0}")]
+    Unreachable(String),
+    #[error("the gateway refused the submission ({status} {code}): {message}")]
+    Refused {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    #[error("the gateway answered something unexpected: {0}")]
+    BadResponse(String),
+    #[error("the gateway's reviewer keys are not usable: {0}")]
+    Keys(#[from] KeyringError),
+    #[error("{path}: {reason}")]
+    Input { path: PathBuf, reason: String },
+    #[error("the sealed report is {size} bytes, over the gateway's limit of {limit}")]
+    TooLarge { size: u64, limit: u64 },
+    #[error("sealing failed: {0}")]
+    Seal(io::Error),
+}
+
+/// How to trust the gateway's TLS certificate.
+#[derive(Debug, Clone)]
+pub enum Trust {
+    /// The usual web PKI (Mozilla's roots).
+    WebPki,
+    /// Only this CA or self-signed certificate (PEM).
+    CaCert(PathBuf),
+    /// Any certificate. For a test gateway's self-signed certificate only.
+    InsecureAnyCertificate,
+}
+
+/// What the gateway says about its reviewers.
+pub struct GatewayKeys {
+    pub keyring: ReviewerKeyring,
+    pub max_submission_bytes: u64,
+}
+
+#[derive(Deserialize)]
+struct KeysBody {
+    reviewers: Vec<KeyEntry>,
+    max_submission_bytes: u64,
+}
+
+#[derive(Deserialize)]
+struct KeyEntry {
+    cert: String,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: String,
+    message: String,
+}
+
+#[derive(Deserialize)]
+struct AcceptedBody {
+    id: String,
+}
+
+/// A connection to one gateway.
+pub struct GatewayClient {
+    agent: ureq::Agent,
+    base: String,
+}
+
+impl GatewayClient {
+    /// `proxy` is e.g. `socks5h://127.0.0.1:9050` to go through Tor.
+    pub fn new(server: &str, trust: Trust, proxy: Option<&str>) -> Result<Self, SubmitError> {
+        let base = check_url(server)?;
+        let tls = match &trust {
+            Trust::WebPki => TlsConfig::builder().build(),
+            Trust::CaCert(path) => {
+                let pem = std::fs::read(path).map_err(|e| SubmitError::CaCert {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
+                let certs: Vec<Certificate<'static>> = ureq::tls::parse_pem(&pem)
+                    .filter_map(|item| match item {
+                        Ok(PemItem::Certificate(c)) => Some(c),
+                        _ => None,
+                    })
+                    .collect();
+                if certs.is_empty() {
+                    return Err(SubmitError::CaCert {
+                        path: path.clone(),
+                        reason: "no PEM certificate in the file".into(),
+                    });
+                }
+                TlsConfig::builder()
+                    .root_certs(RootCerts::Specific(Arc::new(certs)))
+                    .build()
+            }
+            Trust::InsecureAnyCertificate => {
+                TlsConfig::builder().disable_verification(true).build()
+            }
+        };
+        let proxy = proxy
+            .map(ureq::Proxy::new)
+            .transpose()
+            .map_err(|e| SubmitError::BadUrl(format!("proxy: {e}")))?;
+        let agent = ureq::Agent::config_builder()
+            .tls_config(tls)
+            .proxy(proxy)
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_secs(60)))
+            .user_agent("resguardo-submit")
+            .build()
+            .into();
+        Ok(GatewayClient { agent, base })
+    }
+
+    /// Fetches and validates the reviewer certificates.
+    pub fn reviewer_keys(&self) -> Result<GatewayKeys, SubmitError> {
+        let url = format!("{}api/v1/keys", self.base);
+        let mut response = self
+            .agent
+            .get(&url)
+            .call()
+            .map_err(|e| SubmitError::Unreachable(e.to_string()))?;
+        let status = response.status().as_u16();
+        let text = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_KEYS_RESPONSE)
+            .read_to_string()
+            .map_err(|e| SubmitError::BadResponse(e.to_string()))?;
+        if status != 200 {
+            return Err(refusal(status, &text));
+        }
+        let body: KeysBody =
+            serde_json::from_str(&text).map_err(|e| SubmitError::BadResponse(e.to_string()))?;
+        let mut certs = Vec::new();
+        for entry in body.reviewers {
+            for cert in CertParser::from_bytes(entry.cert.as_bytes())
+                .map_err(|e| SubmitError::BadResponse(e.to_string()))?
+            {
+                certs.push(cert.map_err(|e| SubmitError::BadResponse(e.to_string()))?);
+            }
+        }
+        let keyring = ReviewerKeyring::from_certs(Path::new(&url), certs)?;
+        Ok(GatewayKeys {
+            keyring,
+            max_submission_bytes: body.max_submission_bytes,
+        })
+    }
+
+    /// Uploads a sealed message (binary or armored) and returns the id the gateway gave it.
+    pub fn submit_sealed(&self, mut sealed: File) -> Result<String, SubmitError> {
+        sealed.seek(SeekFrom::Start(0)).map_err(SubmitError::Seal)?;
+        let url = format!("{}api/v1/submissions", self.base);
+        let mut response = self
+            .agent
+            .post(&url)
+            .header("Content-Type", "application/pgp-encrypted")
+            .send(sealed)
+            .map_err(|e| SubmitError::Unreachable(e.to_string()))?;
+        let status = response.status().as_u16();
+        let text = response
+            .body_mut()
+            .with_config()
+            .limit(64 * 1024)
+            .read_to_string()
+            .map_err(|e| SubmitError::BadResponse(e.to_string()))?;
+        if status != 201 {
+            return Err(refusal(status, &text));
+        }
+        let body: AcceptedBody =
+            serde_json::from_str(&text).map_err(|e| SubmitError::BadResponse(e.to_string()))?;
+        Ok(body.id)
+    }
+}
+
+fn refusal(status: u16, text: &str) -> SubmitError {
+    match serde_json::from_str::<ErrorBody>(text) {
+        Ok(body) => SubmitError::Refused {
+            status,
+            code: body.error,
+            message: body.message,
+        },
+        Err(_) => SubmitError::Refused {
+            status,
+            code: "unknown".into(),
+            message: text.chars().take(200).collect(),
+        },
+    }
+}
+
+/// Normalises the gateway URL to `scheme://authority/` and refuses plain http off loopback/onion.
+fn check_url(server: &str) -> Result<String, SubmitError> {
+    let bad = || SubmitError::BadUrl(server.chars().take(200).collect());
+    let (scheme, rest) = server.split_once("://").ok_or_else(bad)?;
+    let authority = rest.split('/').next().unwrap_or("");
+    if authority.is_empty() || authority.contains('@') || authority.contains(char::is_whitespace) {
+        return Err(bad());
+    }
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    match scheme.to_ascii_lowercase().as_str() {
+        "https" => {}
+        "http" => {
+            let loopback = host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+                || host.eq_ignore_ascii_case("localhost");
+            if !loopback && !host.to_ascii_lowercase().ends_with(".onion") {
+                return Err(SubmitError::InsecureUrl(server.into()));
+            }
+        }
+        _ => return Err(bad()),
+    }
+    Ok(format!("{}://{authority}/", scheme.to_ascii_lowercase()))
+}
+
+/// Builds payload v1 from `input` and seals it to every reviewer into an anonymous temporary
+/// file. Returns the file (positioned at its end) and its size.
+pub fn seal_report(keys: &GatewayKeys, input: &ReportInput) -> Result<(File, u64), SubmitError> {
+    let (report, paths) = build_report(input)?;
+    let mut sources: Vec<AttachmentSource<'_>> = Vec::new();
+    for path in &paths {
+        let file = File::open(path).map_err(|e| SubmitError::Input {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        sources.push(Box::new(file));
+    }
+    let staged = tempfile::tempfile().map_err(SubmitError::Seal)?;
+    let mut sealer = crate::seal::sealer(&keys.keyring, &staged).map_err(SubmitError::Seal)?;
+    payload::write_payload(&mut sealer, &report, sources).map_err(SubmitError::Seal)?;
+    sealer
+        .finalize()
+        .map_err(|e| SubmitError::Seal(io::Error::other(e)))?;
+    let size = staged.metadata().map_err(SubmitError::Seal)?.len();
+    if size > keys.max_submission_bytes {
+        return Err(SubmitError::TooLarge {
+            size,
+            limit: keys.max_submission_bytes,
+        });
+    }
+    Ok((staged, size))
+}
+
+/// Opens a message sealed elsewhere (gpg, sq) for `--sealed`, after a size check.
+pub fn open_sealed_file(path: &Path, limit: u64) -> Result<File, SubmitError> {
+    let input_error = |reason: String| SubmitError::Input {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let file = File::open(path).map_err(|e| input_error(e.to_string()))?;
+    let size = file
+        .metadata()
+        .map_err(|e| input_error(e.to_string()))?
+        .len();
+    if size > limit {
+        return Err(SubmitError::TooLarge { size, limit });
+    }
+    Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_normalised_and_plain_http_is_limited() {
+        assert_eq!(
+            check_url("https://example.org").expect("ok"),
+            "https://example.org/"
+        );
+        assert_eq!(
+            check_url("http://127.0.0.1:8080/x").expect("ok"),
+            "http://127.0.0.1:8080/"
+        );
+        assert_eq!(
+            check_url("http://[::1]:80").expect("ok"),
+            "http://[::1]:80/"
+        );
+        assert!(check_url("http://abcdef.onion").is_ok());
+        assert!(matches!(
+            check_url("http://example.org"),
+            Err(SubmitError::InsecureUrl(_))
+        ));
+        for bad in [
+            "example.org",
+            "ftp://x",
+            "https://",
+            "https://user@host/",
+            "https://a b/",
+        ] {
+            assert!(
+                matches!(check_url(bad), Err(SubmitError::BadUrl(_))),
+                "{bad}"
+            );
+        }
+    }
+}
