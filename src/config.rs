@@ -43,21 +43,16 @@ pub struct GatewayConfig {
     pub rate_limits: RateLimits,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(tag = "mode", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum TlsConfig {
     /// A certificate generated at first start and kept in the data directory.
+    #[default]
     SelfSigned,
     /// The operator's certificate chain and private key, PEM.
     Files { cert: PathBuf, key: PathBuf },
     /// No TLS, for running behind a Tor onion service on the same host. Loopback only.
     PlainHttp,
-}
-
-impl Default for TlsConfig {
-    fn default() -> Self {
-        TlsConfig::SelfSigned
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -69,6 +64,8 @@ pub struct Limits {
     pub store_quota_bytes: Option<u64>,
     /// Refuse new submissions while the disk has less than this free.
     pub min_free_disk_bytes: u64,
+    /// An upload that sends nothing for this long is dropped (Tor circuits can stall briefly).
+    pub body_idle_timeout_secs: u64,
 }
 
 impl Default for Limits {
@@ -77,6 +74,7 @@ impl Default for Limits {
             max_submission_bytes: 100 * 1024 * 1024,
             store_quota_bytes: None,
             min_free_disk_bytes: 64 * 1024 * 1024,
+            body_idle_timeout_secs: 60,
         }
     }
 }
@@ -200,6 +198,9 @@ impl GatewayConfig {
                 "limits.max_submission_bytes must be between 1 and {MAX_SUBMISSION_LIMIT}"
             ));
         }
+        if !(1..=3600).contains(&l.body_idle_timeout_secs) {
+            problems.push("limits.body_idle_timeout_secs must be between 1 and 3600".into());
+        }
         if let Some(quota) = l.store_quota_bytes {
             if quota < l.max_submission_bytes {
                 problems.push(
@@ -266,6 +267,20 @@ mod tests {
         assert_eq!(config.tls, TlsConfig::SelfSigned);
         assert_eq!(config.reviewer_certs.len(), 2);
         assert_eq!(config.limits.max_submission_bytes, 100 * 1024 * 1024);
+    }
+
+    #[test]
+    fn the_documented_example_parses() {
+        let config = GatewayConfig::from_toml(
+            include_str!("../deploy/gateway.toml"),
+            Path::new("/etc/resguardo"),
+        )
+        .expect("deploy/gateway.toml parses");
+        assert_eq!(config.tls, TlsConfig::PlainHttp);
+        assert_eq!(
+            config.limits.store_quota_bytes,
+            Some(20 * 1024 * 1024 * 1024)
+        );
     }
 
     #[test]

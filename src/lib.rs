@@ -28,5 +28,6 @@ pub mod config;
 pub mod store;
 pub mod submission;
 mod tarfmt;
-#[cfg(test)]
-mod testing;
+#[cfg(any(test, feature = "test-support"))]
+#[doc(hidden)]
+pub mod testing;

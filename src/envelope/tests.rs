@@ -133,12 +133,12 @@ fn refuses_what_is_not_a_sealed_message() {
         ),
         (
             "container without recipients",
-            packets(&[seipd.clone()]),
+            packets(std::slice::from_ref(&seipd)),
             "no_recipients",
         ),
         (
             "recipients without container",
-            packets(&[pkesk.clone()]),
+            packets(std::slice::from_ref(&pkesk)),
             "truncated",
         ),
         (
@@ -168,7 +168,11 @@ fn refuses_what_is_not_a_sealed_message() {
         ),
         (
             "old SED without integrity",
-            [packets(&[pkesk.clone()]), raw_packet(9, &[0x55; 40])].concat(),
+            [
+                packets(std::slice::from_ref(&pkesk)),
+                raw_packet(9, &[0x55; 40]),
+            ]
+            .concat(),
             "no_integrity_protection",
         ),
         (

@@ -42,7 +42,14 @@ pub async fn submit(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     let _permit = app.admission.admit_upload()?;
-    let record = receive_sealed(app.store.clone(), app.recipients.clone(), body, announced).await?;
+    let record = receive_sealed(
+        app.store.clone(),
+        app.recipients.clone(),
+        body,
+        announced,
+        app.body_idle_timeout,
+    )
+    .await?;
     let body = Accepted {
         id: record.id.to_string(),
     };

@@ -20,11 +20,11 @@ pub enum ApiError {
     Store(#[from] StoreError),
     #[error("send the sealed message as application/pgp-encrypted or application/octet-stream")]
     UnsupportedMediaType,
-    #[error("too many submissions right now; try again in {retry_after} seconds")]
+    #[error("too many submissions right now; try again in {}", seconds(*retry_after))]
     RateLimited { retry_after: u64 },
-    #[error("too many uploads in progress; try again in {retry_after} seconds")]
+    #[error("too many uploads in progress; try again in {}", seconds(*retry_after))]
     TooManyUploads { retry_after: u64 },
-    #[error("too many requests; try again in {retry_after} seconds")]
+    #[error("too many requests; try again in {}", seconds(*retry_after))]
     TooManyRequests { retry_after: u64 },
     #[error("there is nothing at this address")]
     NotFound,
@@ -32,6 +32,14 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("the gateway is shutting down or overloaded; try again shortly")]
     Unavailable,
+}
+
+fn seconds(n: u64) -> String {
+    if n == 1 {
+        "1 second".into()
+    } else {
+        format!("{n} seconds")
+    }
 }
 
 #[derive(Serialize)]
@@ -44,6 +52,11 @@ impl ApiError {
     /// Status, stable code, and seconds the client should wait (for 429/503/507).
     pub fn classify(&self) -> (StatusCode, &'static str, Option<u64>) {
         match self {
+            ApiError::Envelope(EnvelopeError::Io(e))
+                if e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                (StatusCode::REQUEST_TIMEOUT, "body_timeout", None)
+            }
             ApiError::Envelope(EnvelopeError::Io(_)) => {
                 (StatusCode::BAD_REQUEST, "incomplete_body", None)
             }
@@ -94,6 +107,11 @@ impl ApiError {
     /// The sentence for the reporter. Storage internals are not described to clients.
     fn public_message(&self) -> String {
         match self {
+            ApiError::Envelope(EnvelopeError::Io(e))
+                if e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                "the upload stalled and was stopped; nothing was stored. Please try again".into()
+            }
             ApiError::Envelope(EnvelopeError::Io(_)) => {
                 "the upload was interrupted before the whole message arrived; nothing was stored"
                     .into()

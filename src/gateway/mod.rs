@@ -53,6 +53,7 @@ pub struct AppState {
     recipients: Arc<RecipientSet>,
     keys_json: Bytes,
     admission: limits::Admission,
+    body_idle_timeout: Duration,
 }
 
 /// What the binary prints once the gateway is listening.
@@ -135,6 +136,7 @@ pub fn prepare(validated: &ValidatedConfig) -> Result<(Arc<AppState>, Recovery),
         recipients: Arc::new(validated.keyring.recipient_set()),
         keys_json: keys_json(&validated.keyring, config.limits.max_submission_bytes),
         admission: limits::Admission::new(&config.rate_limits),
+        body_idle_timeout: Duration::from_secs(config.limits.body_idle_timeout_secs),
     };
     Ok((Arc::new(state), recovery))
 }

@@ -9,6 +9,7 @@
 
 use std::io::{self, Read};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use bytes::{Buf, Bytes};
@@ -29,6 +30,7 @@ pub async fn receive_sealed(
     recipients: Arc<RecipientSet>,
     body: Body,
     announced: Option<u64>,
+    idle_timeout: Duration,
 ) -> Result<SubmissionRecord, ApiError> {
     let incoming = store.begin(announced)?;
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(CHANNEL_DEPTH);
@@ -45,8 +47,17 @@ pub async fn receive_sealed(
     });
 
     let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| io::Error::new(io::ErrorKind::ConnectionAborted, e));
+    loop {
+        let chunk = match tokio::time::timeout(idle_timeout, stream.next()).await {
+            Ok(Some(chunk)) => {
+                chunk.map_err(|e| io::Error::new(io::ErrorKind::ConnectionAborted, e))
+            }
+            Ok(None) => break,
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client sent nothing for too long",
+            )),
+        };
         let failed = chunk.is_err();
         // A send error means the checker has already decided; stop reading the body.
         if tx.send(chunk).await.is_err() || failed {

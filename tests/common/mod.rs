@@ -1,0 +1,400 @@
+//! Shared harness for the integration tests: the real binaries, started on loopback.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use resguardo::keyring::ReviewerKeyring;
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn demo_pub(n: u8) -> PathBuf {
+    repo().join(format!("keys-example/demo-reviewer-{n}.pub.asc"))
+}
+
+pub fn demo_sec(n: u8) -> PathBuf {
+    repo().join(format!("keys-example/demo-reviewer-{n}.sec.asc"))
+}
+
+pub fn demo_passphrase(n: u8) -> PathBuf {
+    repo().join(format!("keys-example/demo-reviewer-{n}.passphrase"))
+}
+
+pub fn demo_keyring() -> ReviewerKeyring {
+    ReviewerKeyring::load(&[demo_pub(1), demo_pub(2)]).expect("demo keys")
+}
+
+/// Encrypts `payload` to both demo reviewers, as any sender would.
+pub fn sealed(payload: &[u8]) -> Vec<u8> {
+    let keyring = demo_keyring();
+    let mut out = Vec::new();
+    let mut w = resguardo::seal::sealer(&keyring, &mut out).expect("sealer");
+    w.write_all(payload).expect("write");
+    w.finalize().expect("finalize");
+    out
+}
+
+pub fn gateway_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_resguardo-gateway")
+}
+
+pub fn review_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_resguardo-review")
+}
+
+pub fn submit_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_resguardo-submit")
+}
+
+/// A config for a test gateway on a random loopback port; `extra` is appended verbatim.
+pub fn config_text(data_dir: &Path, tls: &str, extra: &str) -> String {
+    format!(
+        r#"listen = "127.0.0.1:0"
+data_dir = "{}"
+reviewer_certs = ["{}", "{}"]
+
+[tls]
+mode = "{tls}"
+
+{extra}
+"#,
+        data_dir.display(),
+        demo_pub(1).display(),
+        demo_pub(2).display()
+    )
+}
+
+/// A running gateway process with its output captured.
+pub struct Gateway {
+    child: Child,
+    pub url: String,
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    pub config: PathBuf,
+    output: Arc<Mutex<String>>,
+}
+
+impl Gateway {
+    /// Plain HTTP on loopback (the onion-service mode): fast, and what most tests need.
+    pub fn start(dir: &Path) -> Gateway {
+        Self::start_with(dir, "plain-http", "")
+    }
+
+    pub fn start_with(dir: &Path, tls: &str, extra: &str) -> Gateway {
+        let data_dir = dir.join("data");
+        let config = dir.join("gateway.toml");
+        std::fs::write(&config, config_text(&data_dir, tls, extra)).expect("write config");
+        Self::start_config(&config, &data_dir)
+    }
+
+    pub fn start_config(config: &Path, data_dir: &Path) -> Gateway {
+        let mut child = Command::new(gateway_bin())
+            .args(["serve", "--config"])
+            .arg(config)
+            .env("RESGUARDO_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start gateway");
+        let output = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
+        for (stream, tx) in [
+            (Box::new(stdout) as Box<dyn Read + Send>, Some(tx)),
+            (Box::new(stderr), None),
+        ] {
+            let output = output.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines() {
+                    let Ok(line) = line else { break };
+                    if let (Some(tx), Some(url)) = (&tx, line.strip_prefix("Listening on ")) {
+                        let _ = tx.send(url.to_string());
+                    }
+                    let mut out = output.lock().expect("lock");
+                    out.push_str(&line);
+                    out.push('\n');
+                }
+            });
+        }
+        let url = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                std::thread::sleep(Duration::from_millis(200));
+                panic!(
+                    "the gateway did not start:\n{}",
+                    output.lock().expect("lock")
+                );
+            }
+        };
+        let addr: SocketAddr = url
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .parse()
+            .expect("address");
+        Gateway {
+            child,
+            url,
+            addr,
+            data_dir: data_dir.to_path_buf(),
+            config: config.to_path_buf(),
+            output,
+        }
+    }
+
+    /// Everything the process printed so far (stdout and stderr).
+    pub fn logs(&self) -> String {
+        self.output.lock().expect("lock").clone()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL: no chance to clean up.
+    pub fn kill9(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::thread::sleep(Duration::from_millis(50));
+        self.logs()
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn stop(mut self) -> String {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                std::thread::sleep(Duration::from_millis(50));
+                return self.logs();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        panic!("the gateway did not stop on SIGTERM");
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTP client that accepts the test gateway's self-signed certificate and returns every
+/// status as a response.
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .tls_config(
+            ureq::tls::TlsConfig::builder()
+                .disable_verification(true)
+                .build(),
+        )
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(120)))
+        .build()
+        .into()
+}
+
+/// POSTs a body to the submissions endpoint; returns the status and the JSON body.
+pub fn post(url: &str, body: &[u8], content_type: Option<&str>) -> (u16, serde_json::Value) {
+    let agent = agent();
+    let mut request = agent.post(format!("{url}api/v1/submissions"));
+    if let Some(ct) = content_type {
+        request = request.header("Content-Type", ct);
+    }
+    let mut response = request.send(body).expect("request");
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().expect("body");
+    let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+    (status, json)
+}
+
+pub fn get(url: &str) -> (u16, String) {
+    let mut response = agent().get(url).call().expect("request");
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().expect("body");
+    (status, text)
+}
+
+/// Runs a command and returns its output; panics with its stderr if it cannot start.
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.stdin(Stdio::null()).output().expect("run command")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A private GnuPG home with both demo keys (public and secret) imported.
+pub struct Gpg {
+    pub home: tempfile::TempDir,
+}
+
+impl Gpg {
+    pub fn new() -> Gpg {
+        let home = tempfile::tempdir().expect("gnupg home");
+        let gpg = Gpg { home };
+        for n in [1, 2] {
+            let out = gpg.run(&[
+                "--batch",
+                "--pinentry-mode",
+                "loopback",
+                "--passphrase-file",
+                &demo_passphrase(n).display().to_string(),
+                "--import",
+                &demo_sec(n).display().to_string(),
+            ]);
+            assert!(out.status.success(), "gpg import: {}", stderr(&out));
+        }
+        gpg
+    }
+
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new("gpg");
+        cmd.env("GNUPGHOME", self.home.path());
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        run(self.command().args(args))
+    }
+
+    /// `gpg --encrypt` to both demo reviewers.
+    pub fn encrypt(&self, plaintext: &Path, out: &Path) {
+        let o = self.run(&[
+            "--batch",
+            "--yes",
+            "--trust-model",
+            "always",
+            "--encrypt",
+            "-r",
+            "C95C29B449920DED0872A622F1F1AA6FAE2F54AD",
+            "-r",
+            "1498E496AB7C1AE50416A95A5A9B8390A0FFBF57",
+            "--output",
+            &out.display().to_string(),
+            &plaintext.display().to_string(),
+        ]);
+        assert!(o.status.success(), "gpg encrypt: {}", stderr(&o));
+    }
+
+    /// `gpg --decrypt` with demo reviewer 1's key.
+    pub fn decrypt(&self, sealed: &Path) -> Vec<u8> {
+        let o = self.run(&[
+            "--batch",
+            "--pinentry-mode",
+            "loopback",
+            "--passphrase-file",
+            &demo_passphrase(1).display().to_string(),
+            "--decrypt",
+            &sealed.display().to_string(),
+        ]);
+        assert!(o.status.success(), "gpg decrypt: {}", stderr(&o));
+        o.stdout
+    }
+}
+
+/// Exports everything not yet exported and returns the bundle's entries: id -> sealed bytes.
+pub fn export(data_dir: &Path, out: &Path) -> Vec<(String, Vec<u8>)> {
+    let o = run(Command::new(gateway_bin())
+        .args(["export", "--data-dir"])
+        .arg(data_dir)
+        .arg("--out")
+        .arg(out));
+    assert!(o.status.success(), "export failed: {}", stderr(&o));
+    if !out.exists() {
+        return Vec::new();
+    }
+    read_bundle(out)
+}
+
+pub fn read_bundle(path: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut entries = Vec::new();
+    let file = std::fs::File::open(path).expect("bundle");
+    resguardo::bundle::read_bundle(BufReader::new(file), |_, entry, data| {
+        let mut bytes = Vec::new();
+        data.read_to_end(&mut bytes).expect("read entry");
+        data.finish().expect("entry intact");
+        entries.push((entry.id.to_string(), bytes));
+    })
+    .expect("bundle reads");
+    entries
+}
+
+/// Every file under `dir`, recursively, with its bytes.
+pub fn all_files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).expect("read dir") {
+            let entry = entry.expect("entry");
+            let path = entry.path();
+            let meta = std::fs::symlink_metadata(&path).expect("meta");
+            if meta.is_dir() {
+                stack.push(path);
+            } else if meta.is_file() {
+                out.push((path.clone(), std::fs::read(&path).unwrap_or_default()));
+            }
+        }
+    }
+    out
+}
+
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// A hand-written HTTP/1.1 request over plain TCP, for bodies a normal client will not send
+/// (over-long, lying about their length). Write errors are ignored: the server may answer and
+/// close before the body is sent. Returns the status and the body of the response.
+pub fn raw_request(addr: SocketAddr, head: &str, body: &[u8]) -> (u16, String) {
+    use std::net::TcpStream;
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let _ = stream.write_all(head.as_bytes());
+    for chunk in body.chunks(64 * 1024) {
+        if stream.write_all(chunk).is_err() {
+            break;
+        }
+    }
+    // Half-close: the server sees the end of what this client will ever send.
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
