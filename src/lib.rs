@@ -22,6 +22,7 @@ pub mod review;
 pub mod seal;
 pub mod submit;
 
+pub mod assets;
 pub mod bundle;
 pub mod cli;
 pub mod config;

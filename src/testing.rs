@@ -193,3 +193,26 @@ pub fn raw_packet(tag: u8, body: &[u8]) -> Vec<u8> {
     out.extend_from_slice(body);
     out
 }
+
+/// A tar archive from raw parts (name, type flag, data), bypassing the tar crate's path checks
+/// (which refuse `..`), for hostile payloads and bundles. A type `b'2'` entry is a symlink to
+/// `/etc/passwd`.
+pub fn raw_tar(entries: &[(&[u8], u8, &[u8])]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, kind, data) in entries {
+        let mut header = tar::Header::new_ustar();
+        header.as_old_mut().name[..name.len()].copy_from_slice(name);
+        header.set_size(data.len() as u64);
+        header.set_mode(0o600);
+        header.set_entry_type(tar::EntryType::new(*kind));
+        if *kind == b'2' {
+            header.set_link_name("/etc/passwd").expect("link");
+        }
+        header.set_cksum();
+        out.extend_from_slice(header.as_bytes());
+        out.extend_from_slice(data);
+        out.resize(out.len().div_ceil(512) * 512, 0);
+    }
+    out.extend_from_slice(&[0u8; 1024]);
+    out
+}

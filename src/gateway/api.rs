@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 
-use super::assets;
+use crate::assets;
 use super::error::ApiError;
 use super::upload::receive_sealed;
 use super::AppState;
@@ -76,7 +76,11 @@ pub async fn healthz() -> Response {
 
 /// The embedded page and its files; everything else is a JSON 404.
 pub async fn asset(request: Request) -> Response {
-    match assets::find(request.uri().path()) {
+    let path = match request.uri().path() {
+        "/" => "/index.html",
+        other => other,
+    };
+    match assets::find(path) {
         Some(asset) => ([(header::CONTENT_TYPE, asset.content_type)], asset.bytes).into_response(),
         None => ApiError::NotFound.into_response(),
     }

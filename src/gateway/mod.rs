@@ -6,7 +6,6 @@
 //! individual submissions.
 
 mod api;
-mod assets;
 mod error;
 mod headers;
 mod limits;

@@ -1,0 +1,64 @@
+//! Embeds the submission page (`static/`) in the binaries: the gateway serves it, and the review
+//! tool reads the form's language files from it. Every file under `static/` becomes an entry of a
+//! generated table, so adding a page asset or a language needs no code change.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+fn content_type(path: &Path) -> &'static str {
+    match path.extension().and_then(|e| e.to_str()).unwrap_or("") {
+        "html" => "text/html; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "json" => "application/json",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "ico" => "image/x-icon",
+        "txt" => "text/plain; charset=utf-8",
+        "woff2" => "font/woff2",
+        _ => "application/octet-stream",
+    }
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.expect("dir entry").path())
+        .collect();
+    entries.sort();
+    for path in entries {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.starts_with('.') || name == "node_modules" || name == "package.json" || name == "package-lock.json" {
+            continue;
+        }
+        if path.is_dir() {
+            walk(&path, out);
+        } else {
+            out.push(path);
+        }
+    }
+}
+
+fn main() {
+    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("manifest dir"));
+    let static_dir = root.join("static");
+    println!("cargo:rerun-if-changed=static");
+    let mut files = Vec::new();
+    walk(&static_dir, &mut files);
+    let mut table = String::from("&[\n");
+    for file in &files {
+        println!("cargo:rerun-if-changed={}", file.display());
+        let relative = file.strip_prefix(&static_dir).expect("under static");
+        let url = format!("/{}", relative.to_string_lossy().replace('\\', "/"));
+        writeln!(
+            table,
+            "    Asset {{ path: {url:?}, content_type: {:?}, bytes: include_bytes!({:?}) }},",
+            content_type(file),
+            file.display().to_string()
+        )
+        .expect("write");
+    }
+    table.push(']');
+    let out = PathBuf::from(std::env::var("OUT_DIR").expect("out dir")).join("assets.rs");
+    std::fs::write(out, table).expect("write assets table");
+}

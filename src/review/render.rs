@@ -1,0 +1,226 @@
+//! `report.txt`: a report as a reviewer reads it, in the report's own language.
+//!
+//! Labels come from the form's language files (`static/i18n/*.json`, embedded at build time), so a
+//! report filled in Quechua reads in Quechua once that file exists. Urgent reports say so on the
+//! first line. Every piece of reporter text is cleaned of control and bidirectional-override
+//! characters, so opening the file in a terminal or editor cannot be turned against the reviewer.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use crate::bundle::BundleEntry;
+use crate::payload::{FieldValue, Report};
+use crate::submission::Sealing;
+
+/// Labels of the embedded form, by language.
+pub struct Labels {
+    by_language: HashMap<String, HashMap<String, String>>,
+    field_order: Vec<String>,
+}
+
+impl Labels {
+    /// The form and language files built into this binary.
+    pub fn embedded() -> Self {
+        let mut by_language = HashMap::new();
+        for (lang, bytes) in crate::assets::languages() {
+            if let Ok(map) = serde_json::from_slice::<HashMap<String, String>>(bytes) {
+                by_language.insert(lang.to_string(), map);
+            }
+        }
+        let field_order = crate::assets::find("/form.json")
+            .and_then(|a| serde_json::from_slice::<serde_json::Value>(a.bytes).ok())
+            .and_then(|form| {
+                form["fields"].as_array().map(|fields| {
+                    fields
+                        .iter()
+                        .filter_map(|f| f["id"].as_str().map(String::from))
+                        .collect()
+                })
+            })
+            .unwrap_or_default();
+        Labels {
+            by_language,
+            field_order,
+        }
+    }
+
+    /// The label in `lang` (or its primary subtag), else English, else `None`.
+    pub fn get(&self, lang: &str, key: &str) -> Option<&str> {
+        let primary = lang.split('-').next().unwrap_or(lang).to_ascii_lowercase();
+        [lang.to_string(), primary, "en".to_string()]
+            .iter()
+            .find_map(|l| self.by_language.get(l).and_then(|m| m.get(key)))
+            .map(String::as_str)
+    }
+
+    fn label<'a>(&'a self, lang: &str, key: &str, fallback: &'a str) -> &'a str {
+        self.get(lang, key).unwrap_or(fallback)
+    }
+}
+
+/// Removes characters that can hide or reorder text, or drive a terminal.
+pub fn clean(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '\n' | '\t' => c,
+            c if c.is_control() => '\u{FFFD}',
+            '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' => '\u{FFFD}',
+            c => c,
+        })
+        .collect()
+}
+
+/// The files an opened report has, as written (name on disk, size, media type, sha256).
+pub struct WrittenFile {
+    pub file_name: String,
+    pub original_name: String,
+    pub size: u64,
+    pub media_type: String,
+    pub sha256: String,
+}
+
+/// Renders `report.txt`.
+pub fn render(report: &Report, entry: &BundleEntry, files: &[WrittenFile], labels: &Labels) -> String {
+    let lang = report.language.as_str();
+    let l = |key: &str, fallback: &'static str| labels.label(lang, key, fallback).to_string();
+    let mut out = String::new();
+    if report.urgent {
+        let banner = l("review.urgent_banner", "URGENT: someone is at imminent risk");
+        let _ = writeln!(out, "!!! {} !!!\n", clean(&banner));
+    }
+    let _ = writeln!(out, "{} {}", l("review.report", "Report"), entry.id);
+    let _ = writeln!(out, "{}: {}", l("review.received", "Received (UTC day)"), entry.day);
+    let sealed_by = match (report.sealed_by.as_deref(), entry.sealing) {
+        (_, Sealing::OnArrival) | (Some("gateway"), _) => l("review.sealed_by.gateway", "the server on arrival"),
+        (Some("browser"), _) => l("review.sealed_by.browser", "the reporter's browser"),
+        (Some("terminal"), _) => l("review.sealed_by.terminal", "the reporter's terminal client"),
+        _ => l("review.sealed_by.unknown", "not stated"),
+    };
+    let _ = writeln!(out, "{}: {}", l("review.sealed_by", "Sealed by"), sealed_by);
+    let _ = writeln!(out, "{}: {}\n", l("review.language", "Language"), clean(lang));
+
+    let known: Vec<&String> = labels
+        .field_order
+        .iter()
+        .filter(|id| report.fields.contains_key(*id))
+        .collect();
+    for id in &known {
+        let value = &report.fields[*id];
+        let label = labels
+            .get(lang, &format!("field.{id}.label"))
+            .map(str::to_string)
+            .unwrap_or_else(|| (*id).clone());
+        let _ = writeln!(out, "{}: {}", clean(&label), render_value(labels, lang, id, value));
+    }
+    let others: Vec<(&String, &FieldValue)> = report
+        .fields
+        .iter()
+        .filter(|(id, _)| !labels.field_order.contains(id))
+        .collect();
+    if !others.is_empty() {
+        let _ = writeln!(out, "\n{}:", l("review.other_fields", "Other fields"));
+        for (id, value) in others {
+            let _ = writeln!(out, "  {}: {}", clean(id), render_value(labels, lang, id, value));
+        }
+    }
+
+    let _ = writeln!(out, "\n{}:\n", l("review.description", "Account"));
+    let _ = writeln!(out, "{}\n", clean(&report.description));
+
+    let _ = writeln!(out, "{}:", l("review.attachments", "Attachments"));
+    if files.is_empty() {
+        let _ = writeln!(out, "  {}", l("review.no_attachments", "None"));
+    } else {
+        for f in files {
+            let _ = writeln!(
+                out,
+                "  files/{}  ({} bytes, {}, SHA-256 {})",
+                f.file_name,
+                f.size,
+                clean(&f.media_type),
+                f.sha256
+            );
+            if f.original_name != f.file_name {
+                let _ = writeln!(out, "      \u{2190} {}", clean(&f.original_name));
+            }
+        }
+        let _ = writeln!(out, "  {}", l("review.untrusted_files", "Open files only on this offline machine."));
+    }
+    out
+}
+
+fn render_value(labels: &Labels, lang: &str, id: &str, value: &FieldValue) -> String {
+    let one = |v: &str| {
+        let option = labels.get(lang, &format!("field.{id}.option.{v}"));
+        let yes_no = match v {
+            "yes" | "true" => labels.get(lang, "common.yes"),
+            "no" | "false" => labels.get(lang, "common.no"),
+            _ => None,
+        };
+        clean(option.or(yes_no).unwrap_or(v))
+    };
+    match value {
+        FieldValue::Text(t) => one(t),
+        FieldValue::Choices(list) => list.iter().map(|v| one(v)).collect::<Vec<_>>().join(", "),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::submission::{SubmissionId, UtcDay};
+
+    fn entry() -> BundleEntry {
+        BundleEntry {
+            id: SubmissionId::random(),
+            day: "2026-11-29".parse::<UtcDay>().expect("day"),
+            size: 1,
+            sha256: "0".repeat(64),
+            sealing: Sealing::BySender,
+        }
+    }
+
+    fn report(lang: &str, urgent: bool) -> Report {
+        let mut fields = BTreeMap::new();
+        fields.insert(
+            "what_happened".into(),
+            FieldValue::Choices(vec!["threat".into(), "surveillance".into()]),
+        );
+        fields.insert("region".into(), FieldValue::Text("cusco".into()));
+        fields.insert("when_approximate".into(), FieldValue::Text("yes".into()));
+        fields.insert("custom_question".into(), FieldValue::Text("x\u{1b}[2Jy".into()));
+        Report {
+            schema: crate::payload::SCHEMA.into(),
+            language: lang.into(),
+            urgent,
+            sealed_by: Some("browser".into()),
+            fields,
+            description: "Texto \u{202E}oculto\u{202C} y \u{7} campana".into(),
+            attachments: vec![],
+        }
+    }
+
+    #[test]
+    fn spanish_report_with_urgent_banner_and_labels() {
+        let text = render(&report("es", true), &entry(), &[], &Labels::embedded());
+        assert!(text.starts_with("!!! URGENTE"), "{text}");
+        assert!(text.contains("¿Qué pasó?: Amenaza, Vigilancia o seguimiento"), "{text}");
+        assert!(text.contains("¿En qué región?: Cusco"), "{text}");
+        assert!(text.contains("La fecha es aproximada: Sí"), "{text}");
+        assert!(text.contains("Cifrado por: el navegador de quien reporta"), "{text}");
+        assert!(text.contains("custom_question: x\u{FFFD}[2Jy"), "{text}");
+        assert!(!text.contains('\u{1b}') && !text.contains('\u{202E}') && !text.contains('\u{7}'));
+    }
+
+    #[test]
+    fn english_and_unknown_languages() {
+        let text = render(&report("en", false), &entry(), &[], &Labels::embedded());
+        assert!(!text.contains("!!!"));
+        assert!(text.contains("What happened?: Threat, Surveillance or following"), "{text}");
+        // A language without a file falls back to English labels.
+        let text = render(&report("qu-PE", false), &entry(), &[], &Labels::embedded());
+        assert!(text.contains("What happened?"), "{text}");
+    }
+}

@@ -1,0 +1,590 @@
+//! `resguardo-review open`, `unpack` and `list` on real bundles: submissions from
+//! resguardo-submit, GnuPG and sq, keys from keygen, gpg and sq, several reviewers, and every bad
+//! input of the issue, each with a one-line error and nothing written for that item.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::*;
+use resguardo::bundle::{self, BundleEntry, BundleManifest};
+use resguardo::payload::{self, Attachment, FieldValue, Report};
+use resguardo::submission::{Sealing, SubmissionId, UtcDay};
+use resguardo::testing::raw_tar;
+use ring::digest;
+
+fn sha(data: &[u8]) -> String {
+    hex::encode(digest::digest(&digest::SHA256, data))
+}
+
+/// Writes a bundle of these sealed messages; returns their ids in order.
+fn make_bundle(path: &Path, sealed: &[Vec<u8>]) -> Vec<SubmissionId> {
+    let entries: Vec<BundleEntry> = sealed
+        .iter()
+        .map(|m| BundleEntry {
+            id: SubmissionId::random(),
+            day: UtcDay::today(),
+            size: m.len() as u64,
+            sha256: sha(m),
+            sealing: Sealing::BySender,
+        })
+        .collect();
+    let manifest = BundleManifest {
+        format: bundle::FORMAT.into(),
+        batch: SubmissionId::random(),
+        created: UtcDay::today(),
+        submissions: entries.clone(),
+    };
+    let mut index = 0;
+    let file = std::fs::File::create(path).expect("create");
+    bundle::write_bundle(file, &manifest, |_| {
+        index += 1;
+        Ok(std::io::Cursor::new(sealed[index - 1].clone()))
+    })
+    .expect("write bundle");
+    entries.into_iter().map(|e| e.id).collect()
+}
+
+/// A payload v1 with one attachment, sealed to both demo reviewers.
+fn sealed_report(description: &str, attachment: &[u8], urgent: bool) -> Vec<u8> {
+    let mut fields = BTreeMap::new();
+    fields.insert(
+        "what_happened".to_string(),
+        FieldValue::Choices(vec!["threat".into()]),
+    );
+    fields.insert("region".to_string(), FieldValue::Text("puno".into()));
+    let report = Report {
+        schema: payload::SCHEMA.into(),
+        language: "es".into(),
+        urgent,
+        sealed_by: Some("terminal".into()),
+        fields,
+        description: description.into(),
+        attachments: vec![Attachment {
+            name: "../../acta de la asamblea.pdf".into(),
+            size: attachment.len() as u64,
+            sha256: sha(attachment),
+            media_type: "application/pdf".into(),
+            path: "files/001.pdf".into(),
+        }],
+    };
+    let (plain, _) =
+        payload::write_payload(Vec::new(), &report, vec![Box::new(attachment)]).expect("payload");
+    sealed(&plain)
+}
+
+fn open(bundle: &Path, key: &Path, passphrase: Option<&Path>, out: &Path) -> Output {
+    let mut cmd = Command::new(review_bin());
+    cmd.arg("open").arg(bundle).arg("--key").arg(key).arg("--out").arg(out);
+    if let Some(p) = passphrase {
+        cmd.arg("--passphrase-file").arg(p);
+    }
+    run(&mut cmd)
+}
+
+fn open_demo(bundle: &Path, n: u8, out: &Path) -> Output {
+    open(bundle, &demo_sec(n), Some(&demo_passphrase(n)), out)
+}
+
+/// Every file below `dir`, relative, sorted.
+fn tree(dir: &Path) -> Vec<String> {
+    let mut files: Vec<String> = all_files(dir)
+        .into_iter()
+        .map(|(p, _)| p.strip_prefix(dir).expect("prefix").display().to_string())
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn reports_open_completely_for_every_reviewer_and_reopening_is_idempotent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pdf: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+    let raw = sealed(b"just a note, encrypted by hand");
+    let messages = vec![
+        sealed_report("Nos amenazaron en la asamblea.", &pdf, true),
+        sealed_report("Vigilancia frente a la radio.", b"small", false),
+        raw,
+    ];
+    let bundle_path = dir.path().join("bundle.tar");
+    let ids = make_bundle(&bundle_path, &messages);
+
+    for reviewer in [1u8, 2] {
+        let out = dir.path().join(format!("out-{reviewer}"));
+        let o = open_demo(&bundle_path, reviewer, &out);
+        assert!(o.status.success(), "reviewer {reviewer}: {}", stderr(&o));
+        let text = stdout(&o);
+        assert!(text.contains("opened             3"), "{text}");
+        assert!(text.contains("urgent             1"), "{text}");
+        assert!(text.contains(&ids[0].to_string()), "the urgent id is listed: {text}");
+        assert!(stderr(&o).contains("Sandbox: active"), "{}", stderr(&o));
+
+        let first = out.join(ids[0].to_string());
+        assert_eq!(
+            std::fs::read(first.join("files/001-acta_de_la_asamblea.pdf")).expect("attachment"),
+            pdf,
+            "attachment byte for byte, under a safe name"
+        );
+        let txt = std::fs::read_to_string(first.join("report.txt")).expect("txt");
+        assert!(txt.starts_with("!!! URGENTE"), "{txt}");
+        assert!(txt.contains("¿En qué región?: Puno"), "{txt}");
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(first.join("report.json")).expect("json"))
+                .expect("json");
+        assert_eq!(json["description"], "Nos amenazaron en la asamblea.");
+        let raw_dir = out.join(ids[2].to_string());
+        assert_eq!(
+            std::fs::read(raw_dir.join("message.bin")).expect("raw"),
+            b"just a note, encrypted by hand"
+        );
+        // Private files and folders.
+        use std::os::unix::fs::PermissionsExt;
+        for (path, _) in all_files(&out) {
+            let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{}", path.display());
+        }
+        let mode = std::fs::metadata(&first).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+
+        // Again: nothing changes, everything is "already there", exit 0.
+        let before = tree(&out);
+        let o = open_demo(&bundle_path, reviewer, &out);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(stdout(&o).contains("already there      3"), "{}", stdout(&o));
+        assert_eq!(tree(&out), before);
+    }
+
+    // list and unpack.
+    let o = run(Command::new(review_bin()).arg("list").arg(&bundle_path));
+    assert!(o.status.success());
+    for id in &ids {
+        assert!(stdout(&o).contains(&id.to_string()));
+    }
+    let unpacked = dir.path().join("unpacked");
+    let o = run(Command::new(review_bin())
+        .arg("unpack")
+        .arg(&bundle_path)
+        .arg("--out")
+        .arg(&unpacked));
+    assert!(o.status.success(), "{}", stderr(&o));
+    for (id, message) in ids.iter().zip(&messages) {
+        assert_eq!(
+            &std::fs::read(unpacked.join(format!("{id}.pgp"))).expect("unpacked"),
+            message
+        );
+    }
+    let gpg = Gpg::new();
+    assert_eq!(
+        gpg.decrypt(&unpacked.join(format!("{}.pgp", ids[2]))),
+        b"just a note, encrypted by hand"
+    );
+}
+
+/// Runs `gpg` in a fresh home; returns the home.
+fn gpg_key(dir: &Path) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let home = tempfile::tempdir().expect("home");
+    let gpg = |args: &[&str]| {
+        let o = run(Command::new("gpg").env("GNUPGHOME", home.path()).args(args));
+        assert!(o.status.success(), "gpg {args:?}: {}", stderr(&o));
+        o
+    };
+    let passphrase = dir.join("gpg.passphrase");
+    std::fs::write(&passphrase, "a gpg passphrase\n").expect("write");
+    gpg(&[
+        "--batch",
+        "--pinentry-mode",
+        "loopback",
+        "--passphrase",
+        "a gpg passphrase",
+        "--quick-gen-key",
+        "GnuPG Reviewer <gpg@example.org>",
+        "future-default",
+        "default",
+        "never",
+    ]);
+    let secret = gpg(&[
+        "--batch",
+        "--pinentry-mode",
+        "loopback",
+        "--passphrase",
+        "a gpg passphrase",
+        "--armor",
+        "--export-secret-keys",
+    ]);
+    let public = gpg(&["--armor", "--export"]);
+    let sec = dir.join("gpg.sec.asc");
+    let pubp = dir.join("gpg.pub.asc");
+    std::fs::write(&sec, secret.stdout).expect("write");
+    std::fs::write(&pubp, public.stdout).expect("write");
+    let _ = passphrase;
+    (home, sec, pubp)
+}
+
+#[test]
+fn keys_from_gpg_and_sq_open_submissions_from_every_client() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    // A GnuPG 2.2 key (ed25519/cv25519, passphrase) and an sq key (no passphrase).
+    let (_gpg_home, gpg_sec, gpg_pub) = gpg_key(d);
+    let sq_key = d.join("sq.key");
+    let o = run(Command::new("sq")
+        .args(["key", "generate", "--userid", "sq reviewer <sq@example.org>", "--export"])
+        .arg(&sq_key));
+    assert!(o.status.success(), "sq key generate: {}", stderr(&o));
+    let sq_pub = d.join("sq.pub");
+    let o = run(Command::new("sq").args(["key", "extract-cert", "--output"]).arg(&sq_pub).arg(&sq_key));
+    assert!(o.status.success(), "sq extract-cert: {}", stderr(&o));
+
+    // A gateway whose reviewers are those two keys plus demo reviewer 1.
+    let data = d.join("data");
+    let config = d.join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\nreviewer_certs = [\"{}\", \"{}\", \"{}\"]\n[tls]\nmode = \"plain-http\"\n",
+            data.display(),
+            gpg_pub.display(),
+            sq_pub.display(),
+            demo_pub(1).display()
+        ),
+    )
+    .expect("config");
+    let gateway = Gateway::start_config(&config, &data);
+
+    // resguardo-submit (a payload v1), gpg --encrypt and sq encrypt (plain files).
+    let message = d.join("m.txt");
+    std::fs::write(&message, "informe desde la terminal").expect("write");
+    let o = run(Command::new(submit_bin())
+        .args(["--server", &gateway.url, "--message"])
+        .arg(&message));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let submit_id = stdout(&o).trim().to_string();
+
+    let gpg_home = tempfile::tempdir().expect("home");
+    for cert in [&gpg_pub, &sq_pub, &demo_pub(1)] {
+        let o = run(Command::new("gpg").env("GNUPGHOME", gpg_home.path()).arg("--import").arg(cert));
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let gpg_sealed = d.join("gpg.pgp");
+    let o = run(Command::new("gpg")
+        .env("GNUPGHOME", gpg_home.path())
+        .args(["--batch", "--trust-model", "always", "--encrypt"])
+        .args(["-r", "gpg@example.org", "-r", "sq@example.org", "-r", "C95C29B449920DED0872A622F1F1AA6FAE2F54AD"])
+        .arg("--output")
+        .arg(&gpg_sealed)
+        .arg(&message));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(Command::new(submit_bin())
+        .args(["--server", &gateway.url, "--sealed"])
+        .arg(&gpg_sealed));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let gpg_id = stdout(&o).trim().to_string();
+
+    let sq_sealed = d.join("sq.pgp");
+    let o = run(Command::new("sq")
+        .args(["encrypt", "--recipient-cert"])
+        .arg(&gpg_pub)
+        .arg("--recipient-cert")
+        .arg(&sq_pub)
+        .arg("--recipient-cert")
+        .arg(demo_pub(1))
+        .arg("--output")
+        .arg(&sq_sealed)
+        .arg(&message));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(Command::new(submit_bin())
+        .args(["--server", &gateway.url, "--sealed"])
+        .arg(&sq_sealed));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let sq_id = stdout(&o).trim().to_string();
+
+    let bundle_path = d.join("bundle.tar");
+    export(&data, &bundle_path);
+    gateway.stop();
+
+    let passphrase = d.join("gpg.passphrase");
+    for (name, key, pass) in [
+        ("gpg", gpg_sec.as_path(), Some(passphrase.as_path())),
+        ("sq", sq_key.as_path(), None),
+        ("keygen", demo_sec(1).as_path(), Some(demo_passphrase(1).as_path())),
+    ] {
+        let out = d.join(format!("out-{name}"));
+        let o = open(&bundle_path, key, pass, &out);
+        assert!(o.status.success(), "{name}: {}\n{}", stdout(&o), stderr(&o));
+        assert!(stdout(&o).contains("opened             3"), "{name}: {}", stdout(&o));
+        let report: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(out.join(&submit_id).join("report.json")).expect("report"),
+        )
+        .expect("json");
+        assert_eq!(report["description"], "informe desde la terminal");
+        for id in [&gpg_id, &sq_id] {
+            assert_eq!(
+                std::fs::read(out.join(id).join("message.bin")).expect("raw"),
+                b"informe desde la terminal",
+                "{name}: {id}"
+            );
+        }
+    }
+}
+
+/// Asserts a failed run: exit code, one line naming the reason, and nothing written for `id`.
+fn assert_item_failed(o: &Output, out: &Path, id: &SubmissionId, reason: &str) {
+    assert_eq!(o.status.code(), Some(1), "{}\n{}", stdout(o), stderr(o));
+    let err = stderr(o);
+    let line = err
+        .lines()
+        .find(|l| l.starts_with(&id.to_string()))
+        .unwrap_or_else(|| panic!("no line for {id} in:\n{err}"));
+    assert!(line.contains(reason), "{line}");
+    assert!(!out.join(id.to_string()).exists(), "nothing written for {id}");
+    let leftovers: Vec<String> = tree(out)
+        .into_iter()
+        .filter(|p| p.contains(".resguardo-staging"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn bad_submissions_fail_alone_with_a_reason_and_leave_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let good = sealed_report("bien", b"ok", false);
+    let report_json = |r: &Report| serde_json::to_vec(r).expect("json");
+    let base = Report {
+        schema: payload::SCHEMA.into(),
+        language: "es".into(),
+        urgent: false,
+        sealed_by: None,
+        fields: BTreeMap::new(),
+        description: "x".into(),
+        attachments: vec![],
+    };
+    let with_attachment = |path: &str, size: u64, hash: &str| {
+        let mut r = base.clone();
+        r.attachments.push(Attachment {
+            name: "a".into(),
+            size,
+            sha256: hash.into(),
+            media_type: "text/plain".into(),
+            path: path.into(),
+        });
+        r
+    };
+    let data = b"attachment".to_vec();
+    let stranger = resguardo::testing::reviewer_key("stranger", resguardo::keyring::KeyProfile::Compatible);
+
+    // A compressed message that expands far beyond the bound given below (a "zip bomb").
+    let bomb = {
+        use resguardo::keyring::ReviewerKeyring;
+        use sequoia_openpgp::serialize::stream::{Compressor, Encryptor, LiteralWriter, Message};
+        let keyring = ReviewerKeyring::load(&[demo_pub(1)]).expect("keyring");
+        let mut out = Vec::new();
+        let m = Message::new(&mut out);
+        let m = Encryptor::for_recipients(m, keyring.recipients()).build().expect("enc");
+        let m = Compressor::new(m).build().expect("compress");
+        let mut w = LiteralWriter::new(m).build().expect("literal");
+        let zeros = vec![0u8; 1024 * 1024];
+        // A valid report.json, then a padding entry of 40 MiB of zeros: tiny once compressed.
+        let report = raw_tar(&[(b"report.json", b'0', &report_json(&base))]);
+        w.write_all(&report[..report.len() - 1024]).expect("write");
+        let mut header = tar::Header::new_ustar();
+        header.set_path("padding").expect("path");
+        header.set_size(40 * 1024 * 1024);
+        header.set_cksum();
+        w.write_all(header.as_bytes()).expect("write");
+        for _ in 0..41 {
+            w.write_all(&zeros).expect("write");
+        }
+        w.finalize().expect("finalize");
+        out
+    };
+
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("for another key", resguardo::testing::seal(&[&stranger], b"x"), "not encrypted to this key"),
+        ("report.json missing", sealed(&raw_tar(&[(b"files/001", b'0', b"x")])), "report.json missing"),
+        ("report.json malformed", sealed(&raw_tar(&[(b"report.json", b'0', b"{not json")])), "report.json invalid"),
+        (
+            "traversal name",
+            sealed(&raw_tar(&[
+                (b"report.json", b'0', &report_json(&with_attachment("files/001", data.len() as u64, &sha(&data)))),
+                (b"../../../tmp/owned", b'0', &data),
+            ])),
+            "attachment does not match its report",
+        ),
+        (
+            "absolute path in report",
+            sealed(&raw_tar(&[
+                (b"report.json", b'0', &report_json(&with_attachment("/etc/cron.d/x", data.len() as u64, &sha(&data)))),
+                (b"/etc/cron.d/x", b'0', &data),
+            ])),
+            "report.json invalid",
+        ),
+        (
+            "size lie",
+            sealed(&raw_tar(&[
+                (b"report.json", b'0', &report_json(&with_attachment("files/001", 3, &sha(&data)))),
+                (b"files/001", b'0', &data),
+            ])),
+            "attachment does not match its report",
+        ),
+        (
+            "hash lie",
+            sealed(&raw_tar(&[
+                (b"report.json", b'0', &report_json(&with_attachment("files/001", data.len() as u64, &sha(b"other")))),
+                (b"files/001", b'0', &data),
+            ])),
+            "attachment does not match its report",
+        ),
+        (
+            "claims beyond the bound",
+            sealed(&raw_tar(&[(
+                b"report.json",
+                b'0',
+                &report_json(&with_attachment("files/001", 5 * 1024 * 1024 * 1024, &sha(&data))),
+            )])),
+            "payload over its bound",
+        ),
+        ("expands beyond the bound", bomb, "payload over its bound"),
+    ];
+    let mut messages: Vec<Vec<u8>> = vec![good.clone()];
+    messages.extend(cases.iter().map(|(_, m, _)| m.clone()));
+    let bundle_path = d.join("bundle.tar");
+    let ids = make_bundle(&bundle_path, &messages);
+    let out = d.join("out");
+    let o = run(Command::new(review_bin())
+        .arg("open")
+        .arg(&bundle_path)
+        .arg("--key")
+        .arg(demo_sec(1))
+        .arg("--passphrase-file")
+        .arg(demo_passphrase(1))
+        .arg("--out")
+        .arg(&out)
+        .args(["--max-plaintext", "10485760"]));
+    for ((name, _, reason), id) in cases.iter().zip(&ids[1..]) {
+        eprintln!("case {name}");
+        assert_item_failed(&o, &out, id, reason);
+    }
+    assert!(out.join(ids[0].to_string()).join("report.json").is_file(), "the good one opens");
+    assert!(stdout(&o).contains("opened             1"), "{}", stdout(&o));
+    assert!(!Path::new("/tmp/owned").exists());
+}
+
+#[test]
+fn damaged_and_tampered_ciphertext_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let good = sealed_report("intacto", b"ok", false);
+    let victim = sealed_report("alterado", &vec![5u8; 50_000], false);
+
+    // 1. A byte flipped in the bundle file: the manifest's SHA-256 catches it before decryption.
+    let bundle_path = d.join("flipped.tar");
+    let ids = make_bundle(&bundle_path, &[good.clone(), victim.clone()]);
+    let mut bytes = std::fs::read(&bundle_path).expect("read");
+    let at = bytes.len() - 1024 - 20_000;
+    bytes[at] ^= 0x40;
+    std::fs::write(&bundle_path, &bytes).expect("write");
+    let out = d.join("out1");
+    let o = open_demo(&bundle_path, 1, &out);
+    assert_item_failed(&o, &out, &ids[1], "damaged in the bundle");
+    assert!(out.join(ids[0].to_string()).is_dir());
+
+    // 2. Tampered by someone who also fixed the manifest: OpenPGP's integrity check catches it.
+    for (offset_from_end, label) in [(30usize, "end"), (20_000, "middle")] {
+        let mut tampered = victim.clone();
+        let at = tampered.len() - offset_from_end;
+        tampered[at] ^= 0x01;
+        let bundle_path = d.join(format!("tampered-{label}.tar"));
+        let ids = make_bundle(&bundle_path, &[good.clone(), tampered]);
+        let out = d.join(format!("out-{label}"));
+        let o = open_demo(&bundle_path, 1, &out);
+        assert_item_failed(&o, &out, &ids[1], "tampered");
+        assert!(out.join(ids[0].to_string()).is_dir());
+    }
+}
+
+#[test]
+fn bad_bundles_keys_and_passphrases_get_one_clear_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let good = sealed_report("uno", b"1", false);
+    let bundle_path = d.join("bundle.tar");
+    let ids = make_bundle(&bundle_path, &[good.clone(), good.clone(), good.clone()]);
+
+    let one_line = |o: &Output, code: i32, needle: &str| {
+        assert_eq!(o.status.code(), Some(code), "{}\n{}", stdout(o), stderr(o));
+        let err = stderr(o);
+        let line = err
+            .lines()
+            .find(|l| l.starts_with("resguardo-review: error:"))
+            .unwrap_or_else(|| panic!("no error line in {err}"));
+        assert!(line.contains(needle), "{needle:?} not in {line:?}");
+    };
+
+    // Wrong passphrase: refused before anything is read or written.
+    let wrong = d.join("wrong");
+    std::fs::write(&wrong, "not the passphrase\n").expect("write");
+    let out = d.join("out-wrong");
+    let o = open(&bundle_path, &demo_sec(1), Some(&wrong), &out);
+    one_line(&o, 3, "wrong passphrase");
+    assert!(!out.exists() || tree(&out).is_empty());
+
+    // A public certificate instead of the secret key.
+    let o = open(&bundle_path, &demo_pub(1), None, &d.join("out-pub"));
+    one_line(&o, 3, "no secret encryption subkey");
+
+    // Truncated bundle: the complete submissions open, the rest is reported.
+    let bytes = std::fs::read(&bundle_path).expect("read");
+    let truncated = d.join("truncated.tar");
+    let cut = bytes.len() - 1024 - 512 - 10_000;
+    std::fs::write(&truncated, &bytes[..cut]).expect("write");
+    let out = d.join("out-truncated");
+    let o = open_demo(&truncated, 1, &out);
+    one_line(&o, 1, "truncated");
+    assert!(out.join(ids[0].to_string()).is_dir());
+    assert!(!out.join(ids[2].to_string()).exists());
+
+    // A future format version.
+    let future = d.join("future.tar");
+    let manifest = br#"{"format":"resguardo.bundle/2","batch":"00000000000000000000000000000000","created":"2026-11-29","submissions":[]}"#;
+    std::fs::write(&future, raw_tar(&[(b"bundle.json", b'0', manifest)])).expect("write");
+    let o = open_demo(&future, 1, &d.join("out-future"));
+    one_line(&o, 3, "newer than this tool understands");
+
+    // Empty file, empty archive, not a bundle at all.
+    let empty = d.join("empty.tar");
+    std::fs::write(&empty, b"").expect("write");
+    let o = open_demo(&empty, 1, &d.join("out-empty"));
+    one_line(&o, 3, "the bundle is empty");
+    let zeros = d.join("zeros.tar");
+    std::fs::write(&zeros, [0u8; 1024]).expect("write");
+    let o = open_demo(&zeros, 1, &d.join("out-zeros"));
+    one_line(&o, 3, "the bundle is empty");
+    let text = d.join("text.tar");
+    std::fs::write(&text, "hello ".repeat(200)).expect("write");
+    let o = open_demo(&text, 1, &d.join("out-text"));
+    one_line(&o, 3, "not a Resguardo bundle");
+
+    // A missing bundle file.
+    let o = open_demo(&d.join("nope.tar"), 1, &d.join("out-nope"));
+    one_line(&o, 3, "nope.tar");
+
+    // --require-sandbox is satisfied on this machine, and said so.
+    let out = d.join("out-sandbox");
+    let o = run(Command::new(review_bin())
+        .arg("open")
+        .arg(&bundle_path)
+        .arg("--key")
+        .arg(demo_sec(1))
+        .arg("--passphrase-file")
+        .arg(demo_passphrase(1))
+        .arg("--out")
+        .arg(&out)
+        .arg("--require-sandbox"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("Sandbox: active (Landlock"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("network"), "{}", stderr(&o));
+}
