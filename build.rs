@@ -28,7 +28,11 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
     entries.sort();
     for path in entries {
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if name.starts_with('.') || name == "node_modules" || name == "package.json" || name == "package-lock.json" {
+        if name.starts_with('.')
+            || name == "node_modules"
+            || name == "package.json"
+            || name == "package-lock.json"
+        {
             continue;
         }
         if path.is_dir() {

@@ -78,7 +78,12 @@ fn sealed_report(description: &str, attachment: &[u8], urgent: bool) -> Vec<u8> 
 
 fn open(bundle: &Path, key: &Path, passphrase: Option<&Path>, out: &Path) -> Output {
     let mut cmd = Command::new(review_bin());
-    cmd.arg("open").arg(bundle).arg("--key").arg(key).arg("--out").arg(out);
+    cmd.arg("open")
+        .arg(bundle)
+        .arg("--key")
+        .arg(key)
+        .arg("--out")
+        .arg(out);
     if let Some(p) = passphrase {
         cmd.arg("--passphrase-file").arg(p);
     }
@@ -119,7 +124,10 @@ fn reports_open_completely_for_every_reviewer_and_reopening_is_idempotent() {
         let text = stdout(&o);
         assert!(text.contains("opened             3"), "{text}");
         assert!(text.contains("urgent             1"), "{text}");
-        assert!(text.contains(&ids[0].to_string()), "the urgent id is listed: {text}");
+        assert!(
+            text.contains(&ids[0].to_string()),
+            "the urgent id is listed: {text}"
+        );
         assert!(stderr(&o).contains("Sandbox: active"), "{}", stderr(&o));
 
         let first = out.join(ids[0].to_string());
@@ -146,14 +154,21 @@ fn reports_open_completely_for_every_reviewer_and_reopening_is_idempotent() {
             let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
             assert_eq!(mode & 0o777, 0o600, "{}", path.display());
         }
-        let mode = std::fs::metadata(&first).expect("meta").permissions().mode();
+        let mode = std::fs::metadata(&first)
+            .expect("meta")
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o700);
 
         // Again: nothing changes, everything is "already there", exit 0.
         let before = tree(&out);
         let o = open_demo(&bundle_path, reviewer, &out);
         assert!(o.status.success(), "{}", stderr(&o));
-        assert!(stdout(&o).contains("already there      3"), "{}", stdout(&o));
+        assert!(
+            stdout(&o).contains("already there      3"),
+            "{}",
+            stdout(&o)
+        );
         assert_eq!(tree(&out), before);
     }
 
@@ -231,11 +246,20 @@ fn keys_from_gpg_and_sq_open_submissions_from_every_client() {
     let (_gpg_home, gpg_sec, gpg_pub) = gpg_key(d);
     let sq_key = d.join("sq.key");
     let o = run(Command::new("sq")
-        .args(["key", "generate", "--userid", "sq reviewer <sq@example.org>", "--export"])
+        .args([
+            "key",
+            "generate",
+            "--userid",
+            "sq reviewer <sq@example.org>",
+            "--export",
+        ])
         .arg(&sq_key));
     assert!(o.status.success(), "sq key generate: {}", stderr(&o));
     let sq_pub = d.join("sq.pub");
-    let o = run(Command::new("sq").args(["key", "extract-cert", "--output"]).arg(&sq_pub).arg(&sq_key));
+    let o = run(Command::new("sq")
+        .args(["key", "extract-cert", "--output"])
+        .arg(&sq_pub)
+        .arg(&sq_key));
     assert!(o.status.success(), "sq extract-cert: {}", stderr(&o));
 
     // A gateway whose reviewers are those two keys plus demo reviewer 1.
@@ -265,14 +289,24 @@ fn keys_from_gpg_and_sq_open_submissions_from_every_client() {
 
     let gpg_home = tempfile::tempdir().expect("home");
     for cert in [&gpg_pub, &sq_pub, &demo_pub(1)] {
-        let o = run(Command::new("gpg").env("GNUPGHOME", gpg_home.path()).arg("--import").arg(cert));
+        let o = run(Command::new("gpg")
+            .env("GNUPGHOME", gpg_home.path())
+            .arg("--import")
+            .arg(cert));
         assert!(o.status.success(), "{}", stderr(&o));
     }
     let gpg_sealed = d.join("gpg.pgp");
     let o = run(Command::new("gpg")
         .env("GNUPGHOME", gpg_home.path())
         .args(["--batch", "--trust-model", "always", "--encrypt"])
-        .args(["-r", "gpg@example.org", "-r", "sq@example.org", "-r", "C95C29B449920DED0872A622F1F1AA6FAE2F54AD"])
+        .args([
+            "-r",
+            "gpg@example.org",
+            "-r",
+            "sq@example.org",
+            "-r",
+            "C95C29B449920DED0872A622F1F1AA6FAE2F54AD",
+        ])
         .arg("--output")
         .arg(&gpg_sealed)
         .arg(&message));
@@ -309,12 +343,20 @@ fn keys_from_gpg_and_sq_open_submissions_from_every_client() {
     for (name, key, pass) in [
         ("gpg", gpg_sec.as_path(), Some(passphrase.as_path())),
         ("sq", sq_key.as_path(), None),
-        ("keygen", demo_sec(1).as_path(), Some(demo_passphrase(1).as_path())),
+        (
+            "keygen",
+            demo_sec(1).as_path(),
+            Some(demo_passphrase(1).as_path()),
+        ),
     ] {
         let out = d.join(format!("out-{name}"));
         let o = open(&bundle_path, key, pass, &out);
         assert!(o.status.success(), "{name}: {}\n{}", stdout(&o), stderr(&o));
-        assert!(stdout(&o).contains("opened             3"), "{name}: {}", stdout(&o));
+        assert!(
+            stdout(&o).contains("opened             3"),
+            "{name}: {}",
+            stdout(&o)
+        );
         let report: serde_json::Value = serde_json::from_slice(
             &std::fs::read(out.join(&submit_id).join("report.json")).expect("report"),
         )
@@ -339,7 +381,10 @@ fn assert_item_failed(o: &Output, out: &Path, id: &SubmissionId, reason: &str) {
         .find(|l| l.starts_with(&id.to_string()))
         .unwrap_or_else(|| panic!("no line for {id} in:\n{err}"));
     assert!(line.contains(reason), "{line}");
-    assert!(!out.join(id.to_string()).exists(), "nothing written for {id}");
+    assert!(
+        !out.join(id.to_string()).exists(),
+        "nothing written for {id}"
+    );
     let leftovers: Vec<String> = tree(out)
         .into_iter()
         .filter(|p| p.contains(".resguardo-staging"))
@@ -374,7 +419,8 @@ fn bad_submissions_fail_alone_with_a_reason_and_leave_nothing() {
         r
     };
     let data = b"attachment".to_vec();
-    let stranger = resguardo::testing::reviewer_key("stranger", resguardo::keyring::KeyProfile::Compatible);
+    let stranger =
+        resguardo::testing::reviewer_key("stranger", resguardo::keyring::KeyProfile::Compatible);
 
     // A compressed message that expands far beyond the bound given below (a "zip bomb").
     let bomb = {
@@ -383,7 +429,9 @@ fn bad_submissions_fail_alone_with_a_reason_and_leave_nothing() {
         let keyring = ReviewerKeyring::load(&[demo_pub(1)]).expect("keyring");
         let mut out = Vec::new();
         let m = Message::new(&mut out);
-        let m = Encryptor::for_recipients(m, keyring.recipients()).build().expect("enc");
+        let m = Encryptor::for_recipients(m, keyring.recipients())
+            .build()
+            .expect("enc");
         let m = Compressor::new(m).build().expect("compress");
         let mut w = LiteralWriter::new(m).build().expect("literal");
         let zeros = vec![0u8; 1024 * 1024];
@@ -403,13 +451,33 @@ fn bad_submissions_fail_alone_with_a_reason_and_leave_nothing() {
     };
 
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
-        ("for another key", resguardo::testing::seal(&[&stranger], b"x"), "not encrypted to this key"),
-        ("report.json missing", sealed(&raw_tar(&[(b"files/001", b'0', b"x")])), "report.json missing"),
-        ("report.json malformed", sealed(&raw_tar(&[(b"report.json", b'0', b"{not json")])), "report.json invalid"),
+        (
+            "for another key",
+            resguardo::testing::seal(&[&stranger], b"x"),
+            "not encrypted to this key",
+        ),
+        (
+            "report.json missing",
+            sealed(&raw_tar(&[(b"files/001", b'0', b"x")])),
+            "report.json missing",
+        ),
+        (
+            "report.json malformed",
+            sealed(&raw_tar(&[(b"report.json", b'0', b"{not json")])),
+            "report.json invalid",
+        ),
         (
             "traversal name",
             sealed(&raw_tar(&[
-                (b"report.json", b'0', &report_json(&with_attachment("files/001", data.len() as u64, &sha(&data)))),
+                (
+                    b"report.json",
+                    b'0',
+                    &report_json(&with_attachment(
+                        "files/001",
+                        data.len() as u64,
+                        &sha(&data),
+                    )),
+                ),
                 (b"../../../tmp/owned", b'0', &data),
             ])),
             "attachment does not match its report",
@@ -417,7 +485,15 @@ fn bad_submissions_fail_alone_with_a_reason_and_leave_nothing() {
         (
             "absolute path in report",
             sealed(&raw_tar(&[
-                (b"report.json", b'0', &report_json(&with_attachment("/etc/cron.d/x", data.len() as u64, &sha(&data)))),
+                (
+                    b"report.json",
+                    b'0',
+                    &report_json(&with_attachment(
+                        "/etc/cron.d/x",
+                        data.len() as u64,
+                        &sha(&data),
+                    )),
+                ),
                 (b"/etc/cron.d/x", b'0', &data),
             ])),
             "report.json invalid",
@@ -425,7 +501,11 @@ fn bad_submissions_fail_alone_with_a_reason_and_leave_nothing() {
         (
             "size lie",
             sealed(&raw_tar(&[
-                (b"report.json", b'0', &report_json(&with_attachment("files/001", 3, &sha(&data)))),
+                (
+                    b"report.json",
+                    b'0',
+                    &report_json(&with_attachment("files/001", 3, &sha(&data))),
+                ),
                 (b"files/001", b'0', &data),
             ])),
             "attachment does not match its report",
@@ -433,7 +513,15 @@ fn bad_submissions_fail_alone_with_a_reason_and_leave_nothing() {
         (
             "hash lie",
             sealed(&raw_tar(&[
-                (b"report.json", b'0', &report_json(&with_attachment("files/001", data.len() as u64, &sha(b"other")))),
+                (
+                    b"report.json",
+                    b'0',
+                    &report_json(&with_attachment(
+                        "files/001",
+                        data.len() as u64,
+                        &sha(b"other"),
+                    )),
+                ),
                 (b"files/001", b'0', &data),
             ])),
             "attachment does not match its report",
@@ -443,7 +531,11 @@ fn bad_submissions_fail_alone_with_a_reason_and_leave_nothing() {
             sealed(&raw_tar(&[(
                 b"report.json",
                 b'0',
-                &report_json(&with_attachment("files/001", 5 * 1024 * 1024 * 1024, &sha(&data))),
+                &report_json(&with_attachment(
+                    "files/001",
+                    5 * 1024 * 1024 * 1024,
+                    &sha(&data),
+                )),
             )])),
             "payload over its bound",
         ),
@@ -468,8 +560,15 @@ fn bad_submissions_fail_alone_with_a_reason_and_leave_nothing() {
         eprintln!("case {name}");
         assert_item_failed(&o, &out, id, reason);
     }
-    assert!(out.join(ids[0].to_string()).join("report.json").is_file(), "the good one opens");
-    assert!(stdout(&o).contains("opened             1"), "{}", stdout(&o));
+    assert!(
+        out.join(ids[0].to_string()).join("report.json").is_file(),
+        "the good one opens"
+    );
+    assert!(
+        stdout(&o).contains("opened             1"),
+        "{}",
+        stdout(&o)
+    );
     assert!(!Path::new("/tmp/owned").exists());
 }
 
@@ -585,6 +684,10 @@ fn bad_bundles_keys_and_passphrases_get_one_clear_line() {
         .arg(&out)
         .arg("--require-sandbox"));
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stderr(&o).contains("Sandbox: active (Landlock"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("Sandbox: active (Landlock"),
+        "{}",
+        stderr(&o)
+    );
     assert!(stderr(&o).contains("network"), "{}", stderr(&o));
 }

@@ -297,7 +297,10 @@ fn report_summary(summary: &OpenSummary, verb: &str, out: &Path) -> Result<(), F
         if verb == "opened" {
             println!("  {:<14}{:>6}", "urgent", urgent.len());
             for id in &urgent {
-                println!("    {id}  read first: {}", out.join(id.to_string()).join("report.txt").display());
+                println!(
+                    "    {id}  read first: {}",
+                    out.join(id.to_string()).join("report.txt").display()
+                );
             }
         }
     }

@@ -10,10 +10,10 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 
-use crate::assets;
 use super::error::ApiError;
 use super::upload::receive_sealed;
 use super::AppState;
+use crate::assets;
 
 /// Media types a sealed message may be sent as (armored or binary, both accepted).
 const SEALED_MEDIA_TYPES: &[&str] = &["application/pgp-encrypted", "application/octet-stream"];

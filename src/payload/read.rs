@@ -150,8 +150,8 @@ fn read_archive<R: Read>(
             path: attachment.path.clone(),
             reason,
         };
-        let mut entry = next_entry(&mut entries)?
-            .ok_or_else(|| bad("missing from the archive".into()))?;
+        let mut entry =
+            next_entry(&mut entries)?.ok_or_else(|| bad("missing from the archive".into()))?;
         let name = tarfmt::raw_name(&entry);
         if name != attachment.path.as_bytes() {
             return Err(bad(format!(
@@ -206,7 +206,6 @@ fn read_archive<R: Read>(
             &tarfmt::raw_name(&extra),
         )));
     }
-    drop(entries);
     // After the end-of-archive blocks only zero blocks may follow.
     let mut rest = archive.into_inner();
     let mut buf = vec![0u8; 64 * 1024];
@@ -216,7 +215,9 @@ fn read_archive<R: Read>(
             break;
         }
         if buf[..n].iter().any(|&b| b != 0) {
-            return Err(PayloadError::UnexpectedEntry("data after the end of the archive".into()));
+            return Err(PayloadError::UnexpectedEntry(
+                "data after the end of the archive".into(),
+            ));
         }
     }
     Ok(report)
@@ -259,7 +260,9 @@ pub fn validate(report: &Report, max_total: u64) -> Result<(), PayloadError> {
             FieldValue::Choices(_) => return bad(format!("field {key} has more than 64 values")),
         };
         if texts.iter().any(|t| t.chars().count() > MAX_FIELD_CHARS) {
-            return bad(format!("field {key} is longer than {MAX_FIELD_CHARS} characters"));
+            return bad(format!(
+                "field {key} is longer than {MAX_FIELD_CHARS} characters"
+            ));
         }
     }
     if report.description.chars().count() > MAX_DESCRIPTION_CHARS {
@@ -278,7 +281,11 @@ pub fn validate(report: &Report, max_total: u64) -> Result<(), PayloadError> {
             || !a.path.starts_with(&expected_prefix)
             || !paths.insert(a.path.as_str())
         {
-            return bad(format!("attachment {} has a bad path {:?}", i + 1, clip(&a.path)));
+            return bad(format!(
+                "attachment {} has a bad path {:?}",
+                i + 1,
+                clip(&a.path)
+            ));
         }
         if a.name.chars().count() > MAX_NAME_CHARS {
             return bad(format!("attachment {} has an over-long name", i + 1));
@@ -290,8 +297,7 @@ pub fn validate(report: &Report, max_total: u64) -> Result<(), PayloadError> {
             return bad(format!("attachment {} has a bad media type", i + 1));
         }
         let sha_ok = a.sha256.len() == 64
-            && a
-                .sha256
+            && a.sha256
                 .bytes()
                 .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
         if !sha_ok {
@@ -327,7 +333,13 @@ fn is_tar_header(block: &[u8]) -> bool {
     let sum: u32 = block[..512]
         .iter()
         .enumerate()
-        .map(|(i, &b)| if (148..156).contains(&i) { 32 } else { u32::from(b) })
+        .map(|(i, &b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                u32::from(b)
+            }
+        })
         .sum();
     header == sum && &block[257..262] == b"ustar"
 }
@@ -367,7 +379,9 @@ impl<R: Read> Read for Bounded<R> {
                 }
             };
         }
-        let want = buf.len().min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+        let want = buf
+            .len()
+            .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
         let n = self.inner.read(&mut buf[..want])?;
         self.remaining -= n as u64;
         Ok(n)

@@ -37,9 +37,14 @@ pub const DEFAULT_MAX_PLAINTEXT: u64 = 2 * 1024 * 1024 * 1024;
 /// What happened to one submission.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    Opened { urgent: bool },
+    Opened {
+        urgent: bool,
+    },
     AlreadyOpen,
-    Failed { reason: &'static str, detail: String },
+    Failed {
+        reason: &'static str,
+        detail: String,
+    },
 }
 
 /// What happened to a bundle.
@@ -61,9 +66,9 @@ impl OpenSummary {
 
     /// Submissions the manifest announced but the run never reached.
     pub fn unreached(&self) -> usize {
-        self.manifest
-            .as_ref()
-            .map_or(0, |m| m.submissions.len().saturating_sub(self.outcomes.len()))
+        self.manifest.as_ref().map_or(0, |m| {
+            m.submissions.len().saturating_sub(self.outcomes.len())
+        })
     }
 }
 
@@ -136,7 +141,10 @@ fn open_one(
             return if addressed_to_us.load(Ordering::Relaxed) {
                 failed("cannot be decrypted (damaged or tampered)", e)
             } else {
-                failed("not encrypted to this key", "no session key is for this key")
+                failed(
+                    "not encrypted to this key",
+                    "no session key is for this key",
+                )
             };
         }
     };

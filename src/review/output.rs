@@ -25,7 +25,11 @@ pub struct OutputDir {
 impl OutputDir {
     /// Creates `--out` (0700) if needed and removes staging left by an interrupted run.
     pub fn prepare(root: &Path) -> io::Result<Self> {
-        match fs::DirBuilder::new().mode(0o700).recursive(true).create(root) {
+        match fs::DirBuilder::new()
+            .mode(0o700)
+            .recursive(true)
+            .create(root)
+        {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(e),
@@ -38,7 +42,10 @@ impl OutputDir {
         }
         for entry in fs::read_dir(root)? {
             let entry = entry?;
-            if entry.file_name().to_string_lossy().starts_with(STAGING_PREFIX)
+            if entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(STAGING_PREFIX)
                 && entry.file_type()?.is_dir()
             {
                 fs::remove_dir_all(entry.path())?;
@@ -160,10 +167,7 @@ const DEVICE_NAMES: &[&str] = &[
 /// `NNN-<name>` where `<name>` keeps letters, digits, `-`, `_`, `.` and spaces (as `_`), has no
 /// leading dot, no path, no device name, and at most 100 bytes.
 pub fn attachment_file_name(index: usize, original: &str) -> String {
-    let last = original
-        .rsplit(['/', '\\'])
-        .next()
-        .unwrap_or_default();
+    let last = original.rsplit(['/', '\\']).next().unwrap_or_default();
     let mut name: String = last
         .chars()
         .map(|c| match c {
@@ -173,7 +177,10 @@ pub fn attachment_file_name(index: usize, original: &str) -> String {
             _ => '_',
         })
         .collect();
-    name = name.trim_start_matches(['.', '_']).trim_end_matches(['.', ' ']).to_string();
+    name = name
+        .trim_start_matches(['.', '_'])
+        .trim_end_matches(['.', ' '])
+        .to_string();
     let stem = name.split('.').next().unwrap_or("").to_ascii_lowercase();
     if DEVICE_NAMES.contains(&stem.as_str()) {
         name = format!("_{name}");
@@ -249,8 +256,8 @@ mod tests {
         assert!(staging.create("files/001-a.txt").is_err(), "no overwrite");
         staging.commit().expect("commit");
         assert!(out.is_open(&id));
-        let meta = fs::metadata(dir.path().join(id.to_string()).join("files/001-a.txt"))
-            .expect("meta");
+        let meta =
+            fs::metadata(dir.path().join(id.to_string()).join("files/001-a.txt")).expect("meta");
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(meta.permissions().mode() & 0o777, 0o600);
     }

@@ -64,7 +64,9 @@ pub fn clean(text: &str) -> String {
         .map(|c| match c {
             '\n' | '\t' => c,
             c if c.is_control() => '\u{FFFD}',
-            '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' => '\u{FFFD}',
+            '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' => {
+                '\u{FFFD}'
+            }
             c => c,
         })
         .collect()
@@ -80,24 +82,47 @@ pub struct WrittenFile {
 }
 
 /// Renders `report.txt`.
-pub fn render(report: &Report, entry: &BundleEntry, files: &[WrittenFile], labels: &Labels) -> String {
+pub fn render(
+    report: &Report,
+    entry: &BundleEntry,
+    files: &[WrittenFile],
+    labels: &Labels,
+) -> String {
     let lang = report.language.as_str();
     let l = |key: &str, fallback: &'static str| labels.label(lang, key, fallback).to_string();
     let mut out = String::new();
     if report.urgent {
-        let banner = l("review.urgent_banner", "URGENT: someone is at imminent risk");
+        let banner = l(
+            "review.urgent_banner",
+            "URGENT: someone is at imminent risk",
+        );
         let _ = writeln!(out, "!!! {} !!!\n", clean(&banner));
     }
     let _ = writeln!(out, "{} {}", l("review.report", "Report"), entry.id);
-    let _ = writeln!(out, "{}: {}", l("review.received", "Received (UTC day)"), entry.day);
+    let _ = writeln!(
+        out,
+        "{}: {}",
+        l("review.received", "Received (UTC day)"),
+        entry.day
+    );
     let sealed_by = match (report.sealed_by.as_deref(), entry.sealing) {
-        (_, Sealing::OnArrival) | (Some("gateway"), _) => l("review.sealed_by.gateway", "the server on arrival"),
+        (_, Sealing::OnArrival) | (Some("gateway"), _) => {
+            l("review.sealed_by.gateway", "the server on arrival")
+        }
         (Some("browser"), _) => l("review.sealed_by.browser", "the reporter's browser"),
-        (Some("terminal"), _) => l("review.sealed_by.terminal", "the reporter's terminal client"),
+        (Some("terminal"), _) => l(
+            "review.sealed_by.terminal",
+            "the reporter's terminal client",
+        ),
         _ => l("review.sealed_by.unknown", "not stated"),
     };
     let _ = writeln!(out, "{}: {}", l("review.sealed_by", "Sealed by"), sealed_by);
-    let _ = writeln!(out, "{}: {}\n", l("review.language", "Language"), clean(lang));
+    let _ = writeln!(
+        out,
+        "{}: {}\n",
+        l("review.language", "Language"),
+        clean(lang)
+    );
 
     let known: Vec<&String> = labels
         .field_order
@@ -110,7 +135,12 @@ pub fn render(report: &Report, entry: &BundleEntry, files: &[WrittenFile], label
             .get(lang, &format!("field.{id}.label"))
             .map(str::to_string)
             .unwrap_or_else(|| (*id).clone());
-        let _ = writeln!(out, "{}: {}", clean(&label), render_value(labels, lang, id, value));
+        let _ = writeln!(
+            out,
+            "{}: {}",
+            clean(&label),
+            render_value(labels, lang, id, value)
+        );
     }
     let others: Vec<(&String, &FieldValue)> = report
         .fields
@@ -120,7 +150,12 @@ pub fn render(report: &Report, entry: &BundleEntry, files: &[WrittenFile], label
     if !others.is_empty() {
         let _ = writeln!(out, "\n{}:", l("review.other_fields", "Other fields"));
         for (id, value) in others {
-            let _ = writeln!(out, "  {}: {}", clean(id), render_value(labels, lang, id, value));
+            let _ = writeln!(
+                out,
+                "  {}: {}",
+                clean(id),
+                render_value(labels, lang, id, value)
+            );
         }
     }
 
@@ -144,7 +179,14 @@ pub fn render(report: &Report, entry: &BundleEntry, files: &[WrittenFile], label
                 let _ = writeln!(out, "      \u{2190} {}", clean(&f.original_name));
             }
         }
-        let _ = writeln!(out, "  {}", l("review.untrusted_files", "Open files only on this offline machine."));
+        let _ = writeln!(
+            out,
+            "  {}",
+            l(
+                "review.untrusted_files",
+                "Open files only on this offline machine."
+            )
+        );
     }
     out
 }
@@ -190,7 +232,10 @@ mod tests {
         );
         fields.insert("region".into(), FieldValue::Text("cusco".into()));
         fields.insert("when_approximate".into(), FieldValue::Text("yes".into()));
-        fields.insert("custom_question".into(), FieldValue::Text("x\u{1b}[2Jy".into()));
+        fields.insert(
+            "custom_question".into(),
+            FieldValue::Text("x\u{1b}[2Jy".into()),
+        );
         Report {
             schema: crate::payload::SCHEMA.into(),
             language: lang.into(),
@@ -206,10 +251,16 @@ mod tests {
     fn spanish_report_with_urgent_banner_and_labels() {
         let text = render(&report("es", true), &entry(), &[], &Labels::embedded());
         assert!(text.starts_with("!!! URGENTE"), "{text}");
-        assert!(text.contains("¿Qué pasó?: Amenaza, Vigilancia o seguimiento"), "{text}");
+        assert!(
+            text.contains("¿Qué pasó?: Amenaza, Vigilancia o seguimiento"),
+            "{text}"
+        );
         assert!(text.contains("¿En qué región?: Cusco"), "{text}");
         assert!(text.contains("La fecha es aproximada: Sí"), "{text}");
-        assert!(text.contains("Cifrado por: el navegador de quien reporta"), "{text}");
+        assert!(
+            text.contains("Cifrado por: el navegador de quien reporta"),
+            "{text}"
+        );
         assert!(text.contains("custom_question: x\u{FFFD}[2Jy"), "{text}");
         assert!(!text.contains('\u{1b}') && !text.contains('\u{202E}') && !text.contains('\u{7}'));
     }
@@ -218,7 +269,10 @@ mod tests {
     fn english_and_unknown_languages() {
         let text = render(&report("en", false), &entry(), &[], &Labels::embedded());
         assert!(!text.contains("!!!"));
-        assert!(text.contains("What happened?: Threat, Surveillance or following"), "{text}");
+        assert!(
+            text.contains("What happened?: Threat, Surveillance or following"),
+            "{text}"
+        );
         // A language without a file falls back to English labels.
         let text = render(&report("qu-PE", false), &entry(), &[], &Labels::embedded());
         assert!(text.contains("What happened?"), "{text}");

@@ -108,7 +108,9 @@ fn describe(status: &RestrictionStatus) -> SandboxStatus {
             )
         }
         _ => match status.landlock {
-            LandlockStatus::NotEnabled => "NOT active: Landlock is not enabled in this kernel".into(),
+            LandlockStatus::NotEnabled => {
+                "NOT active: Landlock is not enabled in this kernel".into()
+            }
             LandlockStatus::NotImplemented => {
                 "NOT active: this kernel has no Landlock (Linux 5.13+ needed)".into()
             }
@@ -153,19 +155,42 @@ mod tests {
             let escape = std::fs::write(&outside2, b"escaped");
             let connect = TcpStream::connect(addr);
             let listen = TcpListener::bind("127.0.0.1:0");
-            (status, inside, read_bundle, write_bundle, escape, connect.map(|_| ()), listen.map(|_| ()))
+            (
+                status,
+                inside,
+                read_bundle,
+                write_bundle,
+                escape,
+                connect.map(|_| ()),
+                listen.map(|_| ()),
+            )
         })
         .join()
         .expect("thread");
         let (status, inside, read_bundle, write_bundle, escape, connect, listen) = result;
-        assert!(status.is_sufficient(), "this test needs Landlock ABI 4+: {status:?}");
+        assert!(
+            status.is_sufficient(),
+            "this test needs Landlock ABI 4+: {status:?}"
+        );
         inside.expect("writing under --out works");
         assert_eq!(read_bundle.expect("reading the bundle works"), b"bundle");
-        assert_eq!(write_bundle.expect_err("bundle is read-only").kind(), ErrorKind::PermissionDenied);
-        assert_eq!(escape.expect_err("write outside --out").kind(), ErrorKind::PermissionDenied);
+        assert_eq!(
+            write_bundle.expect_err("bundle is read-only").kind(),
+            ErrorKind::PermissionDenied
+        );
+        assert_eq!(
+            escape.expect_err("write outside --out").kind(),
+            ErrorKind::PermissionDenied
+        );
         assert!(!outside.exists());
-        assert_eq!(connect.expect_err("TCP connect").kind(), ErrorKind::PermissionDenied);
-        assert_eq!(listen.expect_err("TCP bind").kind(), ErrorKind::PermissionDenied);
+        assert_eq!(
+            connect.expect_err("TCP connect").kind(),
+            ErrorKind::PermissionDenied
+        );
+        assert_eq!(
+            listen.expect_err("TCP bind").kind(),
+            ErrorKind::PermissionDenied
+        );
         // This thread was never restricted.
         std::fs::write(&outside, b"fine").expect("the test thread is free");
     }

@@ -103,8 +103,12 @@ impl LockedKey {
 
     fn secret_encryption_keys(
         &self,
-    ) -> Vec<openpgp::packet::Key<openpgp::packet::key::SecretParts, openpgp::packet::key::UnspecifiedRole>>
-    {
+    ) -> Vec<
+        openpgp::packet::Key<
+            openpgp::packet::key::SecretParts,
+            openpgp::packet::key::UnspecifiedRole,
+        >,
+    > {
         // Expired or revoked subkeys still decrypt old submissions; only the capability matters.
         self.cert
             .keys()
@@ -214,6 +218,8 @@ impl DecryptionHelper for Helper<'_> {
                 }
             }
         }
-        Err(anyhow::anyhow!("no session key could be decrypted with this key"))
+        Err(anyhow::anyhow!(
+            "no session key could be decrypted with this key"
+        ))
     }
 }

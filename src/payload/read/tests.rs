@@ -148,8 +148,16 @@ fn bad_payloads_are_refused_with_the_reason() {
             )]),
             "report.json invalid",
         ),
-        ("future schema", raw_tar(&[(b"report.json", b'0', &json(&future))]), "report.json invalid"),
-        ("control chars in language", raw_tar(&[(b"report.json", b'0', &json(&bad_lang))]), "report.json invalid"),
+        (
+            "future schema",
+            raw_tar(&[(b"report.json", b'0', &json(&future))]),
+            "report.json invalid",
+        ),
+        (
+            "control chars in language",
+            raw_tar(&[(b"report.json", b'0', &json(&bad_lang))]),
+            "report.json invalid",
+        ),
         (
             "report.json is a symlink",
             raw_tar(&[(b"report.json", b'2', b"")]),
@@ -157,32 +165,50 @@ fn bad_payloads_are_refused_with_the_reason() {
         ),
         (
             "size lie",
-            raw_tar(&[(b"report.json", b'0', &json(&lying_size)), (b"files/001.pdf", b'0', &data)]),
+            raw_tar(&[
+                (b"report.json", b'0', &json(&lying_size)),
+                (b"files/001.pdf", b'0', &data),
+            ]),
             "attachment does not match its report",
         ),
         (
             "hash lie",
-            raw_tar(&[(b"report.json", b'0', &json(&lying_hash)), (b"files/001.pdf", b'0', &data)]),
+            raw_tar(&[
+                (b"report.json", b'0', &json(&lying_hash)),
+                (b"files/001.pdf", b'0', &data),
+            ]),
             "attachment does not match its report",
         ),
         (
             "traversal path in report",
-            raw_tar(&[(b"report.json", b'0', &json(&traversal)), (b"files/../../etc/x", b'0', &data)]),
+            raw_tar(&[
+                (b"report.json", b'0', &json(&traversal)),
+                (b"files/../../etc/x", b'0', &data),
+            ]),
             "report.json invalid",
         ),
         (
             "absolute path in report",
-            raw_tar(&[(b"report.json", b'0', &json(&absolute)), (b"/etc/passwd", b'0', &data)]),
+            raw_tar(&[
+                (b"report.json", b'0', &json(&absolute)),
+                (b"/etc/passwd", b'0', &data),
+            ]),
             "report.json invalid",
         ),
         (
             "absolute path entry",
-            raw_tar(&[(b"report.json", b'0', &good_json), (b"/etc/passwd", b'0', &data)]),
+            raw_tar(&[
+                (b"report.json", b'0', &good_json),
+                (b"/etc/passwd", b'0', &data),
+            ]),
             "attachment does not match its report",
         ),
         (
             "attachment is a symlink",
-            raw_tar(&[(b"report.json", b'0', &good_json), (b"files/001.pdf", b'2', b"")]),
+            raw_tar(&[
+                (b"report.json", b'0', &good_json),
+                (b"files/001.pdf", b'2', b""),
+            ]),
             "attachment does not match its report",
         ),
         (
@@ -245,12 +271,21 @@ fn truncation_and_trailing_garbage_are_refused() {
 fn an_expanding_payload_stops_at_the_bound() {
     // A small report with a huge padding entry, as a decompression bomb would produce.
     let huge = vec![0u8; 3 * 1024 * 1024];
-    let bytes = raw_tar(&[(b"report.json", b'0', &json(&report(&[]))), (b"padding", b'0', &huge)]);
+    let bytes = raw_tar(&[
+        (b"report.json", b'0', &json(&report(&[]))),
+        (b"padding", b'0', &huge),
+    ]);
     let mut sink = Collect::default();
     let result = read_plaintext(&bytes[..], 1024 * 1024, &mut sink);
-    assert_eq!(result.expect_err("bounded").reason(), "payload over its bound");
+    assert_eq!(
+        result.expect_err("bounded").reason(),
+        "payload over its bound"
+    );
     // Raw input is bounded the same way.
     let text = vec![b'a'; 3 * 1024 * 1024];
     let result = read_plaintext(&text[..], 1024 * 1024, &mut sink);
-    assert_eq!(result.expect_err("bounded").reason(), "payload over its bound");
+    assert_eq!(
+        result.expect_err("bounded").reason(),
+        "payload over its bound"
+    );
 }

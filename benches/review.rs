@@ -1,0 +1,171 @@
+//! Review benchmark: `cargo bench --bench review`.
+//!
+//! Opens 100 submissions of 1 MiB each with `resguardo-review open` (one process: decrypt, check,
+//! parse payload v1, write the files, sync) and the same 100 sealed messages with `gpg --decrypt`
+//! (one process per message, as a reviewer using GnuPG would), with the same key on the same
+//! machine in the same run. Prints both throughputs and the ratio.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use resguardo::bundle::{self, BundleEntry, BundleManifest};
+use resguardo::keyring::ReviewerKeyring;
+use resguardo::payload::{self, Report};
+use resguardo::submission::{Sealing, SubmissionId, UtcDay};
+use ring::digest;
+
+const COUNT: usize = 100;
+const SIZE: usize = 1024 * 1024;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn key(n: u8, ext: &str) -> PathBuf {
+    repo().join(format!("keys-example/demo-reviewer-{n}.{ext}"))
+}
+
+fn sealed_payload(keyring: &ReviewerKeyring, seed: u8) -> Vec<u8> {
+    let data: Vec<u8> = (0..SIZE - 40_000)
+        .map(|i| ((i as u32).wrapping_mul(2654435761) >> 11) as u8 ^ seed)
+        .collect();
+    let report = Report {
+        schema: payload::SCHEMA.into(),
+        language: "es".into(),
+        urgent: false,
+        sealed_by: Some("terminal".into()),
+        fields: Default::default(),
+        description: "benchmark".into(),
+        attachments: vec![payload::Attachment {
+            name: "evidence.bin".into(),
+            size: data.len() as u64,
+            sha256: hex::encode(digest::digest(&digest::SHA256, &data)),
+            media_type: "application/octet-stream".into(),
+            path: "files/001.bin".into(),
+        }],
+    };
+    let mut out = Vec::new();
+    let mut sealer = resguardo::seal::sealer(keyring, &mut out).expect("sealer");
+    payload::write_payload(&mut sealer, &report, vec![Box::new(&data[..])]).expect("payload");
+    sealer.finalize().expect("finalize");
+    out
+}
+
+fn status_ok(cmd: &mut Command, what: &str) {
+    let out = cmd.stdin(Stdio::null()).output().expect(what);
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn main() {
+    let dir = tempfile::tempdir_in(repo().join("target")).expect("tempdir");
+    let d = dir.path();
+    let keyring = ReviewerKeyring::load(&[key(1, "pub.asc"), key(2, "pub.asc")]).expect("keys");
+    let messages: Vec<Vec<u8>> = (0..COUNT)
+        .map(|i| sealed_payload(&keyring, i as u8))
+        .collect();
+    let total: usize = messages.iter().map(Vec::len).sum();
+    let entries: Vec<BundleEntry> = messages
+        .iter()
+        .map(|m| BundleEntry {
+            id: SubmissionId::random(),
+            day: UtcDay::today(),
+            size: m.len() as u64,
+            sha256: hex::encode(digest::digest(&digest::SHA256, m)),
+            sealing: Sealing::BySender,
+        })
+        .collect();
+    let manifest = BundleManifest {
+        format: bundle::FORMAT.into(),
+        batch: SubmissionId::random(),
+        created: UtcDay::today(),
+        submissions: entries.clone(),
+    };
+    let bundle_path = d.join("bundle.tar");
+    let mut i = 0;
+    bundle::write_bundle(
+        std::fs::File::create(&bundle_path).expect("bundle"),
+        &manifest,
+        |_| {
+            i += 1;
+            Ok(std::io::Cursor::new(messages[i - 1].clone()))
+        },
+    )
+    .expect("write bundle");
+    let sealed_dir = d.join("sealed");
+    std::fs::create_dir(&sealed_dir).expect("mkdir");
+    for (entry, m) in entries.iter().zip(&messages) {
+        std::fs::write(sealed_dir.join(format!("{}.pgp", entry.id)), m).expect("write");
+    }
+
+    // GnuPG, with the same key imported into a private home.
+    let home = d.join("gnupg");
+    std::fs::create_dir(&home).expect("mkdir");
+    let gpg = |home: &Path| {
+        let mut c = Command::new("gpg");
+        c.env("GNUPGHOME", home)
+            .args([
+                "--batch",
+                "--quiet",
+                "--pinentry-mode",
+                "loopback",
+                "--passphrase-file",
+            ])
+            .arg(key(1, "passphrase"));
+        c
+    };
+    status_ok(
+        gpg(&home).arg("--import").arg(key(1, "sec.asc")),
+        "gpg import",
+    );
+    let gpg_out = d.join("gpg-out");
+    std::fs::create_dir(&gpg_out).expect("mkdir");
+    let start = Instant::now();
+    for entry in &entries {
+        status_ok(
+            gpg(&home)
+                .arg("--output")
+                .arg(gpg_out.join(entry.id.to_string()))
+                .arg("--decrypt")
+                .arg(sealed_dir.join(format!("{}.pgp", entry.id))),
+            "gpg decrypt",
+        );
+    }
+    let gpg_secs = start.elapsed().as_secs_f64();
+    let _ = Command::new("gpgconf")
+        .env("GNUPGHOME", &home)
+        .args(["--kill", "gpg-agent"])
+        .status();
+
+    let out = d.join("resguardo-out");
+    let start = Instant::now();
+    status_ok(
+        Command::new(env!("CARGO_BIN_EXE_resguardo-review"))
+            .arg("open")
+            .arg(&bundle_path)
+            .arg("--key")
+            .arg(key(1, "sec.asc"))
+            .arg("--passphrase-file")
+            .arg(key(1, "passphrase"))
+            .arg("--out")
+            .arg(&out),
+        "resguardo-review open",
+    );
+    let ours_secs = start.elapsed().as_secs_f64();
+
+    let mib = total as f64 / 1048576.0;
+    println!("Opening {COUNT} submissions of ~1 MiB ({mib:.1} MiB of ciphertext, SEIPD v1), same key, same run:");
+    println!(
+        "  resguardo-review open (1 process):  {ours_secs:6.2} s  {:7.1} MiB/s",
+        mib / ours_secs
+    );
+    println!(
+        "  gpg --decrypt ({COUNT} processes):       {gpg_secs:6.2} s  {:7.1} MiB/s",
+        mib / gpg_secs
+    );
+    println!("  ratio resguardo/gpg: {:.2}", gpg_secs / ours_secs);
+}
