@@ -62,6 +62,30 @@ fn main() {
         )
         .expect("write");
     }
+    // openpgp.js from npm, pinned in static/package-lock.json (with its integrity hash), embedded
+    // as /vendor/openpgp.min.mjs. `npm ci` installs exactly the locked version.
+    let vendor = static_dir.join("node_modules/openpgp/dist/openpgp.min.mjs");
+    println!("cargo:rerun-if-changed=static/package-lock.json");
+    if !vendor.is_file() {
+        let status = std::process::Command::new("npm")
+            .args(["ci", "--ignore-scripts", "--no-audit", "--no-fund"])
+            .current_dir(&static_dir)
+            .status();
+        if !matches!(status, Ok(s) if s.success()) || !vendor.is_file() {
+            panic!(
+                "openpgp.js is missing: run `npm ci` in static/ (needs Node.js and npm; \
+                 scripts/run and scripts/test do it for you)"
+            );
+        }
+    }
+    println!("cargo:rerun-if-changed={}", vendor.display());
+    writeln!(
+        table,
+        "    Asset {{ path: \"/vendor/openpgp.min.mjs\", content_type: {:?}, bytes: include_bytes!({:?}) }},",
+        content_type(&vendor),
+        vendor.display().to_string()
+    )
+    .expect("write");
     table.push(']');
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("out dir")).join("assets.rs");
     std::fs::write(out, table).expect("write assets table");

@@ -41,6 +41,24 @@ pub struct GatewayConfig {
     pub limits: Limits,
     #[serde(default)]
     pub rate_limits: RateLimits,
+    #[serde(default)]
+    pub form: FormConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FormConfig {
+    /// Accept the form posted without JavaScript and seal it on arrival. The plaintext then
+    /// passes through the gateway's memory; switch this off if that risk is not acceptable.
+    pub server_sealing: bool,
+}
+
+impl Default for FormConfig {
+    fn default() -> Self {
+        FormConfig {
+            server_sealing: true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]

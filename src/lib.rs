@@ -13,7 +13,9 @@
 #![forbid(unsafe_code)]
 
 pub mod envelope;
+pub mod form;
 pub mod gateway;
+pub mod i18n;
 pub mod keyring;
 pub mod logging;
 pub mod operator;

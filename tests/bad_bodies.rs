@@ -272,7 +272,7 @@ fn every_bad_body_is_refused_precisely_and_nothing_is_stored() {
     assert!(body.contains("too_large"), "{body}");
 
     // A body that ends before its announced length: the client gave up mid-upload.
-    let (status, _) = raw_request(
+    let (status, _) = raw_request_cut(
         gateway.addr,
         &format!("POST /api/v1/submissions HTTP/1.1\r\nHost: x\r\nContent-Type: application/pgp-encrypted\r\nContent-Length: {}\r\n\r\n", good.len() + 1000),
         &good,

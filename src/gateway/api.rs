@@ -76,10 +76,11 @@ pub async fn healthz() -> Response {
 
 /// The embedded page and its files; everything else is a JSON 404.
 pub async fn asset(request: Request) -> Response {
-    let path = match request.uri().path() {
-        "/" => "/index.html",
-        other => other,
-    };
+    let path = request.uri().path();
+    // Templates are rendered by the gateway, not served as they are.
+    if path.starts_with("/templates/") {
+        return ApiError::NotFound.into_response();
+    }
     match assets::find(path) {
         Some(asset) => ([(header::CONTENT_TYPE, asset.content_type)], asset.bytes).into_response(),
         None => ApiError::NotFound.into_response(),

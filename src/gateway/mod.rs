@@ -7,8 +7,11 @@
 
 mod api;
 mod error;
+mod form_post;
 mod headers;
+mod html;
 mod limits;
+pub mod page;
 pub mod tls;
 mod upload;
 
@@ -27,6 +30,7 @@ use serde::Serialize;
 
 use crate::config::{TlsConfig, ValidatedConfig};
 use crate::envelope::RecipientSet;
+use crate::form::FormDefinition;
 use crate::keyring::ReviewerKeyring;
 use crate::store::{IncomingLimits, Recovery, StoreError, StoreOptions, SubmissionStore};
 
@@ -44,12 +48,18 @@ pub enum GatewayError {
     },
     #[error("server error: {0}")]
     Serve(std::io::Error),
+    #[error("the embedded page is broken: {0}")]
+    Page(String),
 }
 
 /// Shared by all handlers.
 pub struct AppState {
     store: Arc<SubmissionStore>,
     recipients: Arc<RecipientSet>,
+    keyring: Arc<ReviewerKeyring>,
+    form: Arc<FormDefinition>,
+    page: page::PageRenderer,
+    languages: Vec<String>,
     keys_json: Bytes,
     admission: limits::Admission,
     body_idle_timeout: Duration,
@@ -98,7 +108,11 @@ fn keys_json(keyring: &ReviewerKeyring, max_submission_bytes: u64) -> Bytes {
 
 /// The router, without a listener (tests drive it directly).
 pub fn router(state: Arc<AppState>, tls: bool) -> Router {
+    // The form carries the attachments plus multipart framing and the text answers.
+    let form_body_limit = usize::try_from(state.store.options().limits.max_bytes + 2 * 1024 * 1024)
+        .unwrap_or(usize::MAX);
     let cheap = Router::new()
+        .route("/", get(html::page))
         .route("/api/v1/keys", get(api::keys))
         .fallback(api::asset)
         .route_layer(axum::middleware::from_fn_with_state(
@@ -109,6 +123,10 @@ pub fn router(state: Arc<AppState>, tls: bool) -> Router {
         .route(
             "/api/v1/submissions",
             post(api::submit).layer(DefaultBodyLimit::disable()),
+        )
+        .route(
+            "/submit",
+            post(html::submit_form).layer(DefaultBodyLimit::max(form_body_limit)),
         )
         .route("/healthz", get(api::healthz))
         .merge(cheap)
@@ -130,9 +148,30 @@ pub fn prepare(validated: &ValidatedConfig) -> Result<(Arc<AppState>, Recovery),
         },
     };
     let (store, recovery) = SubmissionStore::open(&config.data_dir, options)?;
+    let form = FormDefinition::embedded().map_err(|e| GatewayError::Page(e.to_string()))?;
+    let reviewers = validated
+        .keyring
+        .reviewers()
+        .iter()
+        .map(|r| (r.fingerprint().to_hex(), r.name().to_string()))
+        .collect();
+    let page = page::PageRenderer::new(
+        form.clone(),
+        reviewers,
+        config.limits.max_submission_bytes,
+        config.form.server_sealing,
+    );
+    let languages = crate::i18n::Catalog::embedded()
+        .languages()
+        .map(String::from)
+        .collect();
     let state = AppState {
         store: Arc::new(store),
         recipients: Arc::new(validated.keyring.recipient_set()),
+        keyring: Arc::new(validated.keyring.clone()),
+        form: Arc::new(form),
+        page,
+        languages,
         keys_json: keys_json(&validated.keyring, config.limits.max_submission_bytes),
         admission: limits::Admission::new(&config.rate_limits),
         body_idle_timeout: Duration::from_secs(config.limits.body_idle_timeout_secs),

@@ -2,6 +2,8 @@
 
 use std::io::{self, Read, Write};
 
+use zeroize::Zeroizing;
+
 use super::{Report, PADDING_NAME, REPORT_NAME};
 use crate::tarfmt;
 
@@ -41,7 +43,8 @@ pub fn write_payload<W: Write>(
             "one source per attachment is needed",
         ));
     }
-    let json = serde_json::to_vec(report).map_err(io::Error::other)?;
+    // The report is plaintext: wipe our copy once written.
+    let json = Zeroizing::new(serde_json::to_vec(report).map_err(io::Error::other)?);
     let unpadded = 512
         + round_block(json.len() as u64)
         + report
@@ -132,5 +135,26 @@ mod tests {
             assert_eq!(padded % 512, 0);
         }
         assert_eq!(padded_length(1_000_000), padded_length(1_000_001));
+    }
+
+    /// The same table is checked against the browser's implementation in
+    /// tests/browser/payload.test.mjs, so both writers pad alike.
+    #[test]
+    fn padme_table_shared_with_the_browser() {
+        let table = [
+            (1, 32_768),
+            (32_768, 32_768),
+            (32_769, 34_816),
+            (40_000, 40_960),
+            (65_536, 65_536),
+            (100_000, 100_352),
+            (1_000_000, 1_015_808),
+            (1_048_577, 1_081_344),
+            (10_000_000, 10_223_616),
+            (104_857_600, 104_857_600),
+        ];
+        for (len, padded) in table {
+            assert_eq!(padded_length(len), padded, "{len}");
+        }
     }
 }

@@ -5,52 +5,34 @@
 //! first line. Every piece of reporter text is cleaned of control and bidirectional-override
 //! characters, so opening the file in a terminal or editor cannot be turned against the reviewer.
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use crate::bundle::BundleEntry;
+use crate::form::FormDefinition;
+use crate::i18n::Catalog;
 use crate::payload::{FieldValue, Report};
 use crate::submission::Sealing;
 
-/// Labels of the embedded form, by language.
+/// What `report.txt` needs of the form: its strings, and the order of its fields.
 pub struct Labels {
-    by_language: HashMap<String, HashMap<String, String>>,
+    catalog: Catalog,
     field_order: Vec<String>,
 }
 
 impl Labels {
     /// The form and language files built into this binary.
     pub fn embedded() -> Self {
-        let mut by_language = HashMap::new();
-        for (lang, bytes) in crate::assets::languages() {
-            if let Ok(map) = serde_json::from_slice::<HashMap<String, String>>(bytes) {
-                by_language.insert(lang.to_string(), map);
-            }
-        }
-        let field_order = crate::assets::find("/form.json")
-            .and_then(|a| serde_json::from_slice::<serde_json::Value>(a.bytes).ok())
-            .and_then(|form| {
-                form["fields"].as_array().map(|fields| {
-                    fields
-                        .iter()
-                        .filter_map(|f| f["id"].as_str().map(String::from))
-                        .collect()
-                })
-            })
+        let field_order = FormDefinition::embedded()
+            .map(|form| form.fields.into_iter().map(|f| f.id).collect())
             .unwrap_or_default();
         Labels {
-            by_language,
+            catalog: Catalog::embedded(),
             field_order,
         }
     }
 
-    /// The label in `lang` (or its primary subtag), else English, else `None`.
-    pub fn get(&self, lang: &str, key: &str) -> Option<&str> {
-        let primary = lang.split('-').next().unwrap_or(lang).to_ascii_lowercase();
-        [lang.to_string(), primary, "en".to_string()]
-            .iter()
-            .find_map(|l| self.by_language.get(l).and_then(|m| m.get(key)))
-            .map(String::as_str)
+    fn get(&self, lang: &str, key: &str) -> Option<&str> {
+        self.catalog.get(lang, key)
     }
 
     fn label<'a>(&'a self, lang: &str, key: &str, fallback: &'a str) -> &'a str {

@@ -206,6 +206,11 @@ impl SubmissionStore {
         &self.root
     }
 
+    /// Where spool and scratch files live (cleared at every start).
+    pub fn incoming_dir(&self) -> &Path {
+        &self.incoming
+    }
+
     pub fn usage(&self) -> &Usage {
         &self.usage
     }

@@ -371,6 +371,15 @@ pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 /// (over-long, lying about their length). Write errors are ignored: the server may answer and
 /// close before the body is sent. Returns the status and the body of the response.
 pub fn raw_request(addr: SocketAddr, head: &str, body: &[u8]) -> (u16, String) {
+    raw_exchange(addr, head, body, false)
+}
+
+/// Like [`raw_request`], then half-closes: the client will send nothing more (it gave up).
+pub fn raw_request_cut(addr: SocketAddr, head: &str, body: &[u8]) -> (u16, String) {
+    raw_exchange(addr, head, body, true)
+}
+
+fn raw_exchange(addr: SocketAddr, head: &str, body: &[u8], cut: bool) -> (u16, String) {
     use std::net::TcpStream;
     let mut stream = TcpStream::connect(addr).expect("connect");
     stream
@@ -382,8 +391,9 @@ pub fn raw_request(addr: SocketAddr, head: &str, body: &[u8]) -> (u16, String) {
             break;
         }
     }
-    // Half-close: the server sees the end of what this client will ever send.
-    let _ = stream.shutdown(std::net::Shutdown::Write);
+    if cut {
+        let _ = stream.shutdown(std::net::Shutdown::Write);
+    }
     let mut response = Vec::new();
     let _ = stream.read_to_end(&mut response);
     let text = String::from_utf8_lossy(&response).into_owned();

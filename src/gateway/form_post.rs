@@ -1,0 +1,499 @@
+//! Sealing on arrival: the same form, posted without JavaScript, encrypted by the gateway.
+//!
+//! The multipart body is read as a stream. Text answers are checked against the form definition
+//! and kept in memory (wiped on drop); each attachment streams into a [`Scratch`] file encrypted
+//! under a key that lives only in memory, while its size and SHA-256 are taken. When the post is
+//! complete, the payload v1 is written (report first, attachments decrypted from their scratch
+//! files) straight into the sealing encryptor, and the resulting message goes into the store like
+//! any other, marked as sealed on arrival. Plaintext never touches the disk or the log.
+//!
+//! All of that runs on one blocking thread; the async side only forwards multipart events.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{FromRequest, Multipart, Request};
+use axum::http::StatusCode;
+use bytes::Bytes;
+use ring::digest;
+use tokio::sync::mpsc;
+use zeroize::Zeroizing;
+
+use super::page::FormValues;
+use crate::form::{FieldKind, FormDefinition};
+use crate::keyring::ReviewerKeyring;
+use crate::payload::{self, attachment_path, Attachment, FieldValue, Report};
+use crate::seal::{self, Scratch};
+use crate::store::{StoreError, SubmissionRecord, SubmissionStore};
+use crate::submission::Sealing;
+
+/// Bound on one text answer in bytes (the form's own bounds, in characters, are checked later).
+const MAX_TEXT_FIELD: usize = 1024 * 1024;
+
+/// Why a form post was not stored. Each maps to a status and a sentence in the page's language.
+#[derive(Debug, thiserror::Error)]
+pub enum FormError {
+    #[error("this gateway does not accept reports without JavaScript")]
+    Disabled,
+    #[error("the form was not sent as multipart/form-data")]
+    NotMultipart,
+    #[error("the form data is malformed: {0}")]
+    Malformed(String),
+    #[error("unknown form field {0:?}")]
+    UnknownField(String),
+    #[error("the answer to {0} is not one of the choices or is too long")]
+    BadValue(String),
+    #[error("please answer {0}")]
+    Missing(String),
+    #[error("the files are too large")]
+    TooLarge,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("sealing failed: {0}")]
+    Seal(io::Error),
+}
+
+impl FormError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            FormError::Disabled => StatusCode::FORBIDDEN,
+            FormError::NotMultipart => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            FormError::Malformed(_) => StatusCode::BAD_REQUEST,
+            FormError::UnknownField(_) | FormError::BadValue(_) | FormError::Missing(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            FormError::TooLarge | FormError::Store(StoreError::TooLarge { .. }) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            FormError::Store(StoreError::QuotaExceeded | StoreError::DiskFull) => {
+                StatusCode::INSUFFICIENT_STORAGE
+            }
+            FormError::Store(_) | FormError::Seal(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The language-file key of the sentence for the reporter, and a value for `{field}`.
+    pub fn message_key(&self) -> (&'static str, Option<&str>) {
+        match self {
+            FormError::Disabled => ("page.mode.server_disabled", None),
+            FormError::Missing(field) => ("page.error.missing", Some(field)),
+            FormError::TooLarge | FormError::Store(StoreError::TooLarge { .. }) => {
+                ("page.error.too_large", None)
+            }
+            FormError::Store(StoreError::QuotaExceeded | StoreError::DiskFull) => {
+                ("page.error.full", None)
+            }
+            FormError::Store(_) | FormError::Seal(_) => ("page.error.busy", None),
+            _ => ("page.error.other", None),
+        }
+    }
+}
+
+/// What the sealing thread receives from the connection.
+enum Event {
+    Text(String, Zeroizing<String>),
+    FileStart {
+        media_type: String,
+        name: String,
+    },
+    FileChunk(Bytes),
+    FileEnd,
+    /// The post arrived completely; without it nothing is stored.
+    End,
+}
+
+/// What the handler needs to seal.
+pub struct FormContext {
+    pub store: Arc<SubmissionStore>,
+    pub keyring: Arc<ReviewerKeyring>,
+    pub form: Arc<FormDefinition>,
+    pub max_bytes: u64,
+}
+
+/// The outcome, with the typed values to show the form again on failure, and the language.
+pub struct Posted {
+    pub language: Option<String>,
+    pub values: FormValues,
+    pub result: Result<SubmissionRecord, FormError>,
+}
+
+/// Reads the post and seals it. `languages` are the tags the page offers.
+pub async fn receive_form(
+    ctx: FormContext,
+    request: Request<Body>,
+    languages: Vec<String>,
+) -> Posted {
+    let mut multipart = match Multipart::from_request(request, &()).await {
+        Ok(m) => m,
+        Err(_) => {
+            return Posted {
+                language: None,
+                values: FormValues::new(),
+                result: Err(FormError::NotMultipart),
+            }
+        }
+    };
+    let (tx, rx) = mpsc::channel::<Event>(4);
+    let sealing = tokio::task::spawn_blocking(move || seal_events(rx, &ctx, &languages));
+    let mut stream_error = None;
+    'fields: loop {
+        let mut field = match multipart.next_field().await {
+            Ok(Some(field)) => field,
+            Ok(None) => break,
+            Err(e) => {
+                stream_error = Some(FormError::Malformed(e.body_text()));
+                break;
+            }
+        };
+        let name = field.name().unwrap_or_default().to_string();
+        match field.file_name().map(str::to_string) {
+            None => {
+                let mut value = Zeroizing::new(String::new());
+                loop {
+                    match field.chunk().await {
+                        Ok(Some(chunk)) => {
+                            if value.len() + chunk.len() > MAX_TEXT_FIELD {
+                                stream_error = Some(FormError::BadValue(name));
+                                break 'fields;
+                            }
+                            match std::str::from_utf8(&chunk) {
+                                Ok(s) => value.push_str(s),
+                                Err(_) => {
+                                    stream_error =
+                                        Some(FormError::Malformed("text is not UTF-8".into()));
+                                    break 'fields;
+                                }
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            stream_error = Some(FormError::Malformed(e.body_text()));
+                            break 'fields;
+                        }
+                    }
+                }
+                if tx.send(Event::Text(name, value)).await.is_err() {
+                    break;
+                }
+            }
+            Some(file_name) => {
+                let media_type = field
+                    .content_type()
+                    .unwrap_or("application/octet-stream")
+                    .to_string();
+                let start = Event::FileStart {
+                    media_type,
+                    name: file_name,
+                };
+                if tx.send(start).await.is_err() {
+                    break;
+                }
+                loop {
+                    match field.chunk().await {
+                        Ok(Some(chunk)) => {
+                            if tx.send(Event::FileChunk(chunk)).await.is_err() {
+                                break 'fields;
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            stream_error = Some(FormError::Malformed(e.body_text()));
+                            break 'fields;
+                        }
+                    }
+                }
+                if tx.send(Event::FileEnd).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    if stream_error.is_none() {
+        let _ = tx.send(Event::End).await;
+    }
+    drop(tx);
+    let mut posted = match sealing.await {
+        Ok(posted) => posted,
+        Err(_) => Posted {
+            language: None,
+            values: FormValues::new(),
+            result: Err(FormError::Seal(io::Error::other("the sealing task failed"))),
+        },
+    };
+    if let Some(e) = stream_error {
+        posted.result = Err(e);
+    }
+    posted
+}
+
+/// An attachment arriving: the scratch writer and the running hash.
+struct Receiving {
+    writer: sequoia_openpgp::serialize::stream::Message<'static>,
+    hash: digest::Context,
+    pending: Pending,
+}
+
+/// An attachment waiting in its scratch file.
+struct Pending {
+    scratch: Scratch,
+    name: String,
+    media_type: String,
+    size: u64,
+    sha256: String,
+}
+
+fn seal_events(mut rx: mpsc::Receiver<Event>, ctx: &FormContext, languages: &[String]) -> Posted {
+    let mut answers: BTreeMap<String, Vec<Zeroizing<String>>> = BTreeMap::new();
+    let mut language = None;
+    let mut files: Vec<Pending> = Vec::new();
+    let mut failure: Option<FormError> = None;
+    let mut plaintext_bytes = 0u64;
+    let mut current: Option<Receiving> = None;
+    let mut complete = false;
+
+    while let Some(event) = rx.blocking_recv() {
+        if failure.is_some() {
+            continue; // keep draining so the connection side can finish
+        }
+        let result: Result<(), FormError> = (|| {
+            match event {
+                Event::Text(name, value) => {
+                    if name == "language" {
+                        if languages.iter().any(|l| l == value.as_str()) {
+                            language = Some(value.to_string());
+                        }
+                        return Ok(());
+                    }
+                    let field = ctx
+                        .form
+                        .field(&name)
+                        .filter(|f| f.kind != FieldKind::Attachments)
+                        .ok_or_else(|| FormError::UnknownField(name.chars().take(64).collect()))?;
+                    if value.chars().count() > field.max_chars() {
+                        return Err(FormError::BadValue(name));
+                    }
+                    answers.entry(name).or_default().push(value);
+                    Ok(())
+                }
+                Event::FileStart { media_type, name } => {
+                    if files.len() >= payload::MAX_ATTACHMENTS {
+                        return Err(FormError::TooLarge);
+                    }
+                    let scratch =
+                        Scratch::create(ctx.store.incoming_dir()).map_err(FormError::Seal)?;
+                    let writer = scratch.writer().map_err(FormError::Seal)?;
+                    current = Some(Receiving {
+                        writer,
+                        hash: digest::Context::new(&digest::SHA256),
+                        pending: Pending {
+                            scratch,
+                            name,
+                            media_type,
+                            size: 0,
+                            sha256: String::new(),
+                        },
+                    });
+                    Ok(())
+                }
+                Event::FileChunk(chunk) => {
+                    let Some(receiving) = current.as_mut() else {
+                        return Err(FormError::Malformed("file data outside a file".into()));
+                    };
+                    plaintext_bytes += chunk.len() as u64;
+                    if plaintext_bytes > ctx.max_bytes {
+                        return Err(FormError::TooLarge);
+                    }
+                    receiving
+                        .writer
+                        .write_all(&chunk)
+                        .map_err(FormError::Seal)?;
+                    receiving.hash.update(&chunk);
+                    receiving.pending.size += chunk.len() as u64;
+                    Ok(())
+                }
+                Event::FileEnd => {
+                    let Some(receiving) = current.take() else {
+                        return Ok(());
+                    };
+                    receiving
+                        .writer
+                        .finalize()
+                        .map_err(|e| FormError::Seal(io::Error::other(e)))?;
+                    let mut pending = receiving.pending;
+                    // A file input left empty is sent as a nameless, empty part.
+                    if pending.name.is_empty() && pending.size == 0 {
+                        return Ok(());
+                    }
+                    pending.sha256 = hex::encode(receiving.hash.finish());
+                    files.push(pending);
+                    Ok(())
+                }
+                Event::End => {
+                    complete = true;
+                    Ok(())
+                }
+            }
+        })();
+        if let Err(e) = result {
+            failure = Some(e);
+        }
+    }
+
+    let values: FormValues = answers
+        .iter()
+        .map(|(k, vs)| (k.clone(), vs.iter().map(|v| v.to_string()).collect()))
+        .collect();
+    let result = match failure {
+        Some(e) => Err(e),
+        None if !complete => Err(FormError::Malformed("the post ended early".into())),
+        None => build_report(&ctx.form, language.as_deref(), &answers, &files)
+            .and_then(|report| seal_and_store(ctx, &report, &files)),
+    };
+    Posted {
+        language,
+        values,
+        result,
+    }
+}
+
+fn build_report(
+    form: &FormDefinition,
+    language: Option<&str>,
+    answers: &BTreeMap<String, Vec<Zeroizing<String>>>,
+    files: &[Pending],
+) -> Result<Report, FormError> {
+    let mut fields = BTreeMap::new();
+    let mut urgent = false;
+    let mut description = String::new();
+    for f in &form.fields {
+        let given: Vec<&str> = answers
+            .get(&f.id)
+            .map(|vs| {
+                vs.iter()
+                    .map(|v| v.trim())
+                    .filter(|v| !v.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let one = || -> Result<Option<&str>, FormError> {
+            match given.as_slice() {
+                [] => Ok(None),
+                [v] => Ok(Some(*v)),
+                _ => Err(FormError::BadValue(f.id.clone())),
+            }
+        };
+        match f.kind {
+            FieldKind::Multi => {
+                if given.iter().any(|v| !f.options.iter().any(|o| o == v)) {
+                    return Err(FormError::BadValue(f.id.clone()));
+                }
+                if !given.is_empty() {
+                    fields.insert(
+                        f.id.clone(),
+                        FieldValue::Choices(given.iter().map(|v| v.to_string()).collect()),
+                    );
+                }
+            }
+            FieldKind::Select => {
+                if let Some(v) = one()? {
+                    if !f.options.iter().any(|o| o == v) {
+                        return Err(FormError::BadValue(f.id.clone()));
+                    }
+                    fields.insert(f.id.clone(), FieldValue::Text(v.to_string()));
+                }
+            }
+            FieldKind::Checkbox => {
+                if let Some(v) = one()? {
+                    if v != "yes" {
+                        return Err(FormError::BadValue(f.id.clone()));
+                    }
+                    fields.insert(f.id.clone(), FieldValue::Text("yes".into()));
+                }
+            }
+            FieldKind::Text | FieldKind::Textarea | FieldKind::Date => {
+                if let Some(v) = one()? {
+                    fields.insert(f.id.clone(), FieldValue::Text(v.to_string()));
+                }
+            }
+            FieldKind::Urgent => {
+                urgent = match one()? {
+                    Some("yes") => true,
+                    None | Some("no") => false,
+                    Some(_) => return Err(FormError::BadValue(f.id.clone())),
+                };
+            }
+            FieldKind::Description => description = one()?.unwrap_or("").to_string(),
+            FieldKind::Attachments => {}
+        }
+        let answered = match f.kind {
+            FieldKind::Description => !description.is_empty(),
+            FieldKind::Attachments => !files.is_empty(),
+            FieldKind::Urgent => true,
+            _ => fields.contains_key(&f.id),
+        };
+        if f.required && !answered {
+            return Err(FormError::Missing(f.id.clone()));
+        }
+    }
+    let attachments = files
+        .iter()
+        .enumerate()
+        .map(|(i, p)| Attachment {
+            name: p.name.chars().take(payload::MAX_NAME_CHARS).collect(),
+            size: p.size,
+            sha256: p.sha256.clone(),
+            media_type: clean_media_type(&p.media_type),
+            path: attachment_path(i, &p.name),
+        })
+        .collect();
+    let report = Report {
+        schema: payload::SCHEMA.into(),
+        language: language.unwrap_or(&form.default_language).to_string(),
+        urgent,
+        sealed_by: Some("gateway".into()),
+        fields,
+        description,
+        attachments,
+    };
+    payload::read::validate(&report, u64::MAX).map_err(|e| FormError::BadValue(e.to_string()))?;
+    Ok(report)
+}
+
+fn clean_media_type(t: &str) -> String {
+    let t: String = t
+        .chars()
+        .filter(|c| c.is_ascii_graphic())
+        .take(payload::MAX_MEDIA_TYPE_CHARS)
+        .collect();
+    if t.is_empty() {
+        "application/octet-stream".into()
+    } else {
+        t
+    }
+}
+
+fn seal_and_store(
+    ctx: &FormContext,
+    report: &Report,
+    files: &[Pending],
+) -> Result<SubmissionRecord, FormError> {
+    let mut incoming = ctx.store.begin(None)?;
+    let written = (|| -> io::Result<()> {
+        let mut sources: Vec<payload::AttachmentSource<'_>> = Vec::new();
+        for f in files {
+            sources.push(Box::new(f.scratch.reader()?));
+        }
+        let mut sealer = seal::sealer(&ctx.keyring, &mut incoming)?;
+        payload::write_payload(&mut sealer, report, sources)?;
+        sealer.finalize().map_err(io::Error::other)
+    })();
+    if let Err(e) = written {
+        return Err(match incoming.take_fault() {
+            Some(fault) => FormError::Store(fault),
+            None => FormError::Seal(e),
+        });
+    }
+    Ok(ctx.store.commit(incoming, Sealing::OnArrival)?)
+}

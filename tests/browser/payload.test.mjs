@@ -1,0 +1,49 @@
+// The browser's payload and metadata code, run directly in Node (no browser needed).
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const { paddedLength, buildPayload, attachmentPath } = await import(join(repo, 'static/js/payload.js'));
+const { stripJpeg, stripPng } = await import(join(repo, 'static/js/metadata.js'));
+
+test('Padmé lengths match the Rust writer (same table as padme_table_shared_with_the_browser)', () => {
+  const table = [[1, 32768], [32768, 32768], [32769, 34816], [40000, 40960], [65536, 65536],
+    [100000, 100352], [1000000, 1015808], [1048577, 1081344], [10000000, 10223616], [104857600, 104857600]];
+  for (const [len, padded] of table) assert.equal(paddedLength(len), padded, `${len}`);
+});
+
+test('the archive is ustar with a valid checksum and the padded length', () => {
+  const report = { schema: 'resguardo.report/1' };
+  const out = buildPayload(report, [{ path: 'files/001.txt', bytes: new TextEncoder().encode('hi') }]);
+  assert.equal(out.length % 512, 0);
+  assert.equal(out.length, paddedLength(out.length));
+  const header = out.subarray(0, 512);
+  assert.equal(new TextDecoder().decode(header.subarray(0, 11)), 'report.json');
+  assert.equal(new TextDecoder().decode(header.subarray(257, 262)), 'ustar');
+  const stored = parseInt(new TextDecoder().decode(header.subarray(148, 154)), 8);
+  let sum = 0;
+  header.forEach((b, i) => { sum += i >= 148 && i < 156 ? 32 : b; });
+  assert.equal(stored, sum);
+  assert.equal(attachmentPath(0, 'Foto.JPG'), 'files/001.jpg');
+  assert.equal(attachmentPath(11, '../x'), 'files/012');
+});
+
+test('JPEG and PNG metadata is removed, image data kept', () => {
+  const jpeg = new Uint8Array(readFileSync(join(repo, 'tests/fixtures/photo-with-gps.jpg')));
+  const stripped = stripJpeg(jpeg);
+  assert.ok(stripped && stripped.length < jpeg.length);
+  const text = Buffer.from(stripped).toString('latin1');
+  for (const marker of ['Exif', 'GPS-Model-X1', 'CanaryCam']) assert.ok(!text.includes(marker), marker);
+  assert.deepEqual([...stripped.subarray(0, 2)], [0xff, 0xd8]);
+  assert.deepEqual([...stripped.subarray(-2)], [0xff, 0xd9]);
+  const png = new Uint8Array(readFileSync(join(repo, 'tests/fixtures/screenshot-with-text.png')));
+  const strippedPng = stripPng(png);
+  assert.ok(strippedPng && !Buffer.from(strippedPng).toString('latin1').includes('CanaryAuthor'));
+  assert.equal(stripJpeg(new Uint8Array([1, 2, 3])), null);
+  assert.equal(stripPng(jpeg), null);
+  assert.equal(stripJpeg(jpeg.subarray(0, 200)), null, 'a truncated JPEG is not "stripped"');
+});
