@@ -13,10 +13,20 @@ fn options(quota: Option<u64>, max: u64) -> StoreOptions {
     }
 }
 
+/// Opens a store, waiting out the lock of one dropped a moment ago in this process (sled's
+/// background thread releases it asynchronously).
+fn reopen(dir: &Path, options: StoreOptions) -> Result<(SubmissionStore, Recovery), StoreError> {
+    for _ in 0..100 {
+        match SubmissionStore::open(dir, options) {
+            Err(StoreError::Locked(_)) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            other => return other,
+        }
+    }
+    SubmissionStore::open(dir, options)
+}
+
 fn open(dir: &Path) -> SubmissionStore {
-    SubmissionStore::open(dir, options(None, 1 << 20))
-        .expect("open")
-        .0
+    reopen(dir, options(None, 1 << 20)).expect("open").0
 }
 
 fn put(store: &SubmissionStore, bytes: &[u8]) -> SubmissionRecord {
@@ -252,8 +262,7 @@ fn an_interrupted_purge_is_finished_at_open() {
         store.commit.sync().expect("sync");
         record.id
     };
-    let (store, recovery) =
-        SubmissionStore::open(dir.path(), StoreOptions::default()).expect("open");
+    let (store, recovery) = reopen(dir.path(), StoreOptions::default()).expect("open");
     assert_eq!(recovery.purges_finished, 1);
     assert!(store.get(&id).expect("get").is_none());
     assert!(!dir.path().join("sealed").join(format!("{id}.pgp")).exists());
@@ -270,8 +279,7 @@ fn leftovers_are_cleaned_and_orphans_adopted() {
         b"whole",
     )
     .expect("write");
-    let (store, recovery) =
-        SubmissionStore::open(dir.path(), StoreOptions::default()).expect("open");
+    let (store, recovery) = reopen(dir.path(), StoreOptions::default()).expect("open");
     assert_eq!(recovery.spool_files_removed, 1);
     assert_eq!(recovery.orphans_adopted, vec![orphan]);
     let record = store.get(&orphan).expect("get").expect("adopted");
@@ -289,7 +297,7 @@ fn a_damaged_store_is_refused_with_the_reason() {
     fs::remove_file(dir.path().join("sealed").join(format!("{a}.pgp"))).expect("rm");
     fs::write(dir.path().join("sealed").join(format!("{b}.pgp")), b"b").expect("truncate");
     fs::write(dir.path().join("sealed").join("notes.txt"), b"?").expect("write");
-    match SubmissionStore::open(dir.path(), StoreOptions::default()) {
+    match reopen(dir.path(), StoreOptions::default()) {
         Err(StoreError::Integrity(problems)) => {
             let text = problems.join("\n");
             assert!(text.contains(&a.to_string()), "{text}");
@@ -309,12 +317,19 @@ fn a_future_store_format_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     drop(open(dir.path()));
     {
-        let db = sled::open(dir.path().join("index")).expect("sled");
+        let db = (0..100)
+            .find_map(|_| {
+                sled::open(dir.path().join("index")).ok().or_else(|| {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    None
+                })
+            })
+            .expect("sled");
         db.insert(FORMAT_KEY, &b"resguardo.store/9"[..])
             .expect("insert");
         db.flush().expect("flush");
     }
-    match SubmissionStore::open(dir.path(), StoreOptions::default()) {
+    match reopen(dir.path(), StoreOptions::default()) {
         Err(StoreError::UnsupportedFormat { found }) => assert_eq!(found, "resguardo.store/9"),
         Err(other) => panic!("expected UnsupportedFormat, got {other}"),
         Ok(_) => panic!("opened a future store"),
