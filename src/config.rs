@@ -43,6 +43,34 @@ pub struct GatewayConfig {
     pub rate_limits: RateLimits,
     #[serde(default)]
     pub form: FormConfig,
+    #[serde(default)]
+    pub proof_of_work: ProofOfWorkConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProofOfWorkConfig {
+    /// Require a solved challenge with every submission (switch off for closed deployments).
+    pub enabled: bool,
+    /// Leading zero bits of SHA-256 asked when calm: 16 is about a second in a phone's browser.
+    pub base_difficulty: u8,
+    /// The most asked under a flood.
+    pub max_difficulty: u8,
+    pub challenge_ttl_secs: u64,
+    /// Spent challenges remembered until they expire (bounds memory under a flood).
+    pub replay_memory: usize,
+}
+
+impl Default for ProofOfWorkConfig {
+    fn default() -> Self {
+        ProofOfWorkConfig {
+            enabled: true,
+            base_difficulty: 16,
+            max_difficulty: 24,
+            challenge_ttl_secs: 300,
+            replay_memory: 100_000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -84,6 +112,18 @@ pub struct Limits {
     pub min_free_disk_bytes: u64,
     /// An upload that sends nothing for this long is dropped (Tor circuits can stall briefly).
     pub body_idle_timeout_secs: u64,
+    /// After this grace period an upload slower than `min_upload_bytes_per_sec` on average is
+    /// dropped: a slow reporter on Tor manages tens of KB/s, a slow-body attack far less.
+    pub upload_grace_secs: u64,
+    pub min_upload_bytes_per_sec: u64,
+    /// No upload may take longer than this.
+    pub max_upload_secs: u64,
+    /// A client must send its request headers (and finish TLS) within this time.
+    pub header_timeout_secs: u64,
+    /// Largest request head (request line and headers), in bytes.
+    pub max_header_bytes: usize,
+    /// Open connections at most; more are closed at once.
+    pub max_connections: usize,
 }
 
 impl Default for Limits {
@@ -93,6 +133,12 @@ impl Default for Limits {
             store_quota_bytes: None,
             min_free_disk_bytes: 64 * 1024 * 1024,
             body_idle_timeout_secs: 60,
+            upload_grace_secs: 30,
+            min_upload_bytes_per_sec: 2048,
+            max_upload_secs: 7200,
+            header_timeout_secs: 20,
+            max_header_bytes: 16 * 1024,
+            max_connections: 1024,
         }
     }
 }
@@ -107,6 +153,9 @@ pub struct RateLimits {
     pub submission_burst: u32,
     /// Uploads in progress at the same time.
     pub max_concurrent_uploads: u32,
+    /// When every upload slot is taken, the slowest upload averaging less than this gives its
+    /// slot to a new one (so trickling uploads cannot lock reporters out).
+    pub evict_uploads_slower_than_bytes_per_sec: u64,
     /// Other requests (page, keys, health) per second, for the whole gateway.
     pub requests_per_second: u32,
     pub request_burst: u32,
@@ -117,7 +166,8 @@ impl Default for RateLimits {
         RateLimits {
             submissions_per_minute: 60,
             submission_burst: 20,
-            max_concurrent_uploads: 16,
+            max_concurrent_uploads: 64,
+            evict_uploads_slower_than_bytes_per_sec: 8192,
             requests_per_second: 200,
             request_burst: 400,
         }
@@ -216,8 +266,25 @@ impl GatewayConfig {
                 "limits.max_submission_bytes must be between 1 and {MAX_SUBMISSION_LIMIT}"
             ));
         }
-        if !(1..=3600).contains(&l.body_idle_timeout_secs) {
-            problems.push("limits.body_idle_timeout_secs must be between 1 and 3600".into());
+        for (name, value, range) in [
+            ("body_idle_timeout_secs", l.body_idle_timeout_secs, 1..=3600),
+            ("upload_grace_secs", l.upload_grace_secs, 1..=3600),
+            ("max_upload_secs", l.max_upload_secs, 10..=86_400),
+            ("header_timeout_secs", l.header_timeout_secs, 1..=300),
+            (
+                "max_header_bytes",
+                l.max_header_bytes as u64,
+                8192..=1_048_576,
+            ),
+            ("max_connections", l.max_connections as u64, 16..=1_000_000),
+        ] {
+            if !range.contains(&value) {
+                problems.push(format!(
+                    "limits.{name} must be between {} and {}",
+                    range.start(),
+                    range.end()
+                ));
+            }
         }
         if let Some(quota) = l.store_quota_bytes {
             if quota < l.max_submission_bytes {
@@ -243,6 +310,19 @@ impl GatewayConfig {
             if value == 0 {
                 problems.push(format!("{name} must be at least 1"));
             }
+        }
+        let pow = &self.proof_of_work;
+        if pow.base_difficulty > pow.max_difficulty || pow.max_difficulty > 32 {
+            problems.push(
+                "proof_of_work: base_difficulty must not exceed max_difficulty, which is at most 32"
+                    .into(),
+            );
+        }
+        if !(5..=3600).contains(&pow.challenge_ttl_secs) {
+            problems.push("proof_of_work.challenge_ttl_secs must be between 5 and 3600".into());
+        }
+        if !(100..=10_000_000).contains(&pow.replay_memory) {
+            problems.push("proof_of_work.replay_memory must be between 100 and 10000000".into());
         }
         let keyring = match ReviewerKeyring::load(&self.reviewer_certs) {
             Ok(keyring) => Some(keyring),

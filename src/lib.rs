@@ -20,6 +20,7 @@ pub mod keyring;
 pub mod logging;
 pub mod operator;
 pub mod payload;
+pub mod pow;
 pub mod review;
 pub mod seal;
 pub mod submit;

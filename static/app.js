@@ -138,11 +138,35 @@ async function collectReport() {
   return { report, files };
 }
 
-function upload(bytes) {
+/** Gets and solves a proof-of-work challenge if the gateway asks for one; returns the header. */
+async function proofOfWork() {
+  const response = await fetch('/api/v1/challenge', { cache: 'no-store', credentials: 'omit' });
+  if (!response.ok) throw new Error(t('page.error.busy'));
+  const challenge = await response.json();
+  if (!challenge.required) return null;
+  const started = performance.now();
+  const worker = new Worker('/js/pow-worker.js', { type: 'module' });
+  try {
+    return await new Promise((resolve, reject) => {
+      worker.addEventListener('error', () => reject(new Error(t('page.error.other', { message: 'proof of work' }))));
+      worker.addEventListener('message', (e) => {
+        if (e.data.solution) resolve(e.data.solution);
+        else setStatus(t('page.status.pow', { seconds: Math.round((performance.now() - started) / 1000) }));
+      });
+      setStatus(t('page.status.pow', { seconds: 0 }));
+      worker.postMessage({ challenge: challenge.challenge, difficulty: challenge.difficulty });
+    });
+  } finally {
+    worker.terminate();
+  }
+}
+
+function upload(bytes, solution) {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
     xhr.open('POST', '/api/v1/submissions');
     xhr.setRequestHeader('Content-Type', 'application/pgp-encrypted');
+    if (solution) xhr.setRequestHeader('Resguardo-PoW', solution);
     xhr.upload.addEventListener('progress', (e) => {
       if (e.lengthComputable) progress.value = Math.round((100 * e.loaded) / e.total);
     });
@@ -204,10 +228,11 @@ async function onSubmit(event) {
     });
     plain.fill(0);
     if (sealed.length > maxBytes) throw new Error(t('page.error.too_large'));
+    const solution = await proofOfWork();
     setStatus(t('page.status.uploading'));
     progress.hidden = false;
     progress.value = 0;
-    const { status, body } = await upload(sealed);
+    const { status, body } = await upload(sealed, solution);
     progress.hidden = true;
     if (status === 201 && body.id) {
       setStatus('');

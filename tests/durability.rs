@@ -1,10 +1,11 @@
-//! kill -9 at random moments while clients submit: after every restart each acknowledged
-//! submission is present with byte-identical ciphertext, and across all exports no submission
-//! appears twice.
+//! kill -9 at random moments while clients submit, while exports run and while purges run:
+//! after every restart each acknowledged submission is present with byte-identical ciphertext
+//! (or was purged after being exported), and no submission ever appears in two export batches.
 
 mod common;
 
 use std::collections::HashMap;
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -14,6 +15,29 @@ use ring::rand::SecureRandom;
 
 const ROUNDS: usize = 20;
 const CLIENTS: usize = 4;
+
+/// The batch id in a bundle's manifest.
+fn bundle_batch(path: &std::path::Path) -> String {
+    let file = std::fs::File::open(path).expect("bundle");
+    resguardo::bundle::read_manifest(std::io::BufReader::new(file))
+        .expect("manifest")
+        .batch
+        .to_string()
+}
+
+/// The ids with ciphertext in the store.
+fn stored_ids(data_dir: &std::path::Path) -> std::collections::HashSet<String> {
+    std::fs::read_dir(data_dir.join("sealed"))
+        .expect("ls")
+        .filter_map(|e| {
+            e.ok()?
+                .file_name()
+                .to_str()?
+                .strip_suffix(".pgp")
+                .map(String::from)
+        })
+        .collect()
+}
 
 fn random_u32() -> u32 {
     let mut b = [0u8; 4];
@@ -33,8 +57,11 @@ fn acknowledged_submissions_survive_kill_9() {
             .map(|i| sealed(&vec![i as u8; 1000 + i * 40_000]))
             .collect(),
     );
-    let mut seen_in_export: HashMap<String, usize> = HashMap::new();
+    // id -> the batch it was exported in (a batch may be written twice, never two batches).
+    let mut batch_of: HashMap<String, String> = HashMap::new();
+    let mut purged: std::collections::HashSet<String> = Default::default();
     let mut acknowledged_total = 0;
+    let mut previous_bundle: Option<std::path::PathBuf> = None;
     let mut gateway = Gateway::start_with(dir.path(), "plain-http", extra);
     for round in 0..ROUNDS {
         let acked: Arc<Mutex<Vec<(String, usize)>>> = Arc::default();
@@ -69,38 +96,86 @@ fn acknowledged_submissions_survive_kill_9() {
                 })
             })
             .collect();
+        // Odd rounds also export, even rounds purge the previous bundle, while the kill comes.
+        let data_dir = gateway.data_dir.clone();
+        let side = if round % 2 == 1 {
+            let out = dir.path().join(format!("during-{round}.tar"));
+            std::thread::spawn(move || {
+                let _ = run(Command::new(gateway_bin())
+                    .args(["export", "--data-dir"])
+                    .arg(&data_dir)
+                    .arg("--out")
+                    .arg(&out));
+            })
+        } else {
+            let bundle = previous_bundle.clone();
+            std::thread::spawn(move || {
+                if let Some(bundle) = bundle {
+                    let _ = run(Command::new(gateway_bin())
+                        .args(["purge", "--data-dir"])
+                        .arg(&data_dir)
+                        .arg("--bundle")
+                        .arg(bundle));
+                }
+            })
+        };
         std::thread::sleep(Duration::from_millis(150 + u64::from(random_u32() % 900)));
         gateway.kill9();
+        side.join().expect("side task");
         stop.store(true, Ordering::Relaxed);
         for c in clients {
             c.join().expect("client");
         }
 
         gateway = Gateway::start_with(dir.path(), "plain-http", extra);
+        // Every bundle written so far, including any the interrupted export completed.
         let bundle = dir.path().join(format!("round-{round}.tar"));
-        let exported: HashMap<String, Vec<u8>> =
-            export(&gateway.data_dir, &bundle).into_iter().collect();
+        let _ = export(&gateway.data_dir, &bundle);
+        let mut exported: HashMap<String, Vec<u8>> = HashMap::new();
+        for path in [
+            bundle.clone(),
+            dir.path().join(format!("during-{round}.tar")),
+        ] {
+            if !path.exists() {
+                continue;
+            }
+            let batch = bundle_batch(&path);
+            for (id, bytes) in read_bundle(&path) {
+                if let Some(other) = batch_of.insert(id.clone(), batch.clone()) {
+                    assert_eq!(other, batch, "{id} is in two export batches");
+                }
+                exported.insert(id, bytes);
+            }
+        }
+        // Purges that ran: whatever they removed had been exported (and is in a bundle).
+        let stored = stored_ids(&gateway.data_dir);
+        for id in batch_of.keys() {
+            if !stored.contains(id) {
+                purged.insert(id.clone());
+            }
+        }
         let acked = acked.lock().expect("lock").clone();
         for (id, n) in &acked {
-            let bytes = exported
-                .get(id)
-                .unwrap_or_else(|| panic!("round {round}: acknowledged {id} is missing"));
-            assert_eq!(bytes, &pool[*n], "round {round}: {id} changed");
-        }
-        for id in exported.keys() {
-            if let Some(previous) = seen_in_export.insert(id.clone(), round) {
-                panic!("{id} exported in round {previous} and again in round {round}");
+            if let Some(bytes) = exported.get(id) {
+                assert_eq!(bytes, &pool[*n], "round {round}: {id} changed");
+            } else {
+                panic!("round {round}: acknowledged {id} is in no bundle of this round");
             }
         }
         acknowledged_total += acked.len();
+        if bundle.exists() {
+            previous_bundle = Some(bundle);
+        }
     }
     assert!(
         acknowledged_total >= ROUNDS * 2,
         "too few submissions got through to prove anything: {acknowledged_total}"
     );
+    assert!(!purged.is_empty(), "some purges ran between kills");
     eprintln!(
-        "{ROUNDS} kills, {acknowledged_total} acknowledged, {} exported, all intact",
-        seen_in_export.len()
+        "{ROUNDS} kills, {acknowledged_total} acknowledged, {} exported, {} purged, all intact",
+        batch_of.len(),
+        purged.len()
     );
     let logs = gateway.stop();
     assert!(!logs.contains("panicked"), "{logs}");

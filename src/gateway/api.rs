@@ -14,6 +14,7 @@ use super::error::ApiError;
 use super::upload::receive_sealed;
 use super::AppState;
 use crate::assets;
+use crate::pow;
 
 /// Media types a sealed message may be sent as (armored or binary, both accepted).
 const SEALED_MEDIA_TYPES: &[&str] = &["application/pgp-encrypted", "application/octet-stream"];
@@ -37,23 +38,45 @@ pub async fn submit(
     if !media_type.is_some_and(|m| SEALED_MEDIA_TYPES.contains(&m.as_str())) {
         return Err(ApiError::UnsupportedMediaType);
     }
+    if app.pow.enabled() {
+        app.pow.note_attempt();
+        let solution = headers.get(pow::HEADER).and_then(|v| v.to_str().ok());
+        app.pow.verify(solution)?;
+    }
     let announced = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let _permit = app.admission.admit_upload()?;
+    let slot = app.admission.admit_upload()?;
     let record = receive_sealed(
         app.store.clone(),
         app.recipients.clone(),
         body,
         announced,
-        app.body_idle_timeout,
+        app.upload_pace,
+        &slot,
     )
     .await?;
     let body = Accepted {
         id: record.id.to_string(),
     };
     Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// `GET /api/v1/challenge`
+pub async fn challenge(State(app): State<Arc<AppState>>) -> Response {
+    if !app.pow.enabled() {
+        return Json(serde_json::json!({ "required": false })).into_response();
+    }
+    let c = app.pow.issue();
+    Json(serde_json::json!({
+        "required": true,
+        "challenge": c.challenge,
+        "difficulty": c.difficulty,
+        "expires_in": c.expires_in,
+        "algorithm": c.algorithm,
+    }))
+    .into_response()
 }
 
 /// `GET /api/v1/keys`

@@ -10,6 +10,7 @@ use axum::Json;
 use serde::Serialize;
 
 use crate::envelope::EnvelopeError;
+use crate::pow::PowError;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +19,8 @@ pub enum ApiError {
     Envelope(#[from] EnvelopeError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Pow(#[from] PowError),
     #[error("send the sealed message as application/pgp-encrypted or application/octet-stream")]
     UnsupportedMediaType,
     #[error("too many submissions right now; try again in {}", seconds(*retry_after))]
@@ -76,6 +79,13 @@ impl ApiError {
                     Some(60),
                 ),
             },
+            ApiError::Pow(PowError::ReplayMemoryFull) => {
+                (StatusCode::TOO_MANY_REQUESTS, "pow_busy", Some(10))
+            }
+            ApiError::Pow(e @ (PowError::Missing | PowError::Malformed)) => {
+                (StatusCode::BAD_REQUEST, e.code(), None)
+            }
+            ApiError::Pow(e) => (StatusCode::FORBIDDEN, e.code(), None),
             ApiError::UnsupportedMediaType => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",

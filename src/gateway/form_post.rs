@@ -22,6 +22,8 @@ use tokio::sync::mpsc;
 use zeroize::Zeroizing;
 
 use super::page::FormValues;
+use super::slots::Slot;
+use super::upload::UploadPace;
 use crate::form::{FieldKind, FormDefinition};
 use crate::keyring::ReviewerKeyring;
 use crate::payload::{self, attachment_path, Attachment, FieldValue, Report};
@@ -37,6 +39,10 @@ const MAX_TEXT_FIELD: usize = 1024 * 1024;
 pub enum FormError {
     #[error("this gateway does not accept reports without JavaScript")]
     Disabled,
+    #[error("the gateway is under heavy load")]
+    Busy,
+    #[error("the upload was too slow or stalled")]
+    TooSlow,
     #[error("the form was not sent as multipart/form-data")]
     NotMultipart,
     #[error("the form data is malformed: {0}")]
@@ -59,6 +65,8 @@ impl FormError {
     pub fn status(&self) -> StatusCode {
         match self {
             FormError::Disabled => StatusCode::FORBIDDEN,
+            FormError::Busy => StatusCode::TOO_MANY_REQUESTS,
+            FormError::TooSlow => StatusCode::REQUEST_TIMEOUT,
             FormError::NotMultipart => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             FormError::Malformed(_) => StatusCode::BAD_REQUEST,
             FormError::UnknownField(_) | FormError::BadValue(_) | FormError::Missing(_) => {
@@ -78,6 +86,8 @@ impl FormError {
     pub fn message_key(&self) -> (&'static str, Option<&str>) {
         match self {
             FormError::Disabled => ("page.mode.server_disabled", None),
+            FormError::Busy => ("page.error.busy_nojs", None),
+            FormError::TooSlow => ("page.error.network", None),
             FormError::Missing(field) => ("page.error.missing", Some(field)),
             FormError::TooLarge | FormError::Store(StoreError::TooLarge { .. }) => {
                 ("page.error.too_large", None)
@@ -124,6 +134,8 @@ pub async fn receive_form(
     ctx: FormContext,
     request: Request<Body>,
     languages: Vec<String>,
+    pace: UploadPace,
+    slot: &Slot,
 ) -> Posted {
     let mut multipart = match Multipart::from_request(request, &()).await {
         Ok(m) => m,
@@ -138,8 +150,16 @@ pub async fn receive_form(
     let (tx, rx) = mpsc::channel::<Event>(4);
     let sealing = tokio::task::spawn_blocking(move || seal_events(rx, &ctx, &languages));
     let mut stream_error = None;
+    let mut clock = Paced::new(pace, slot);
     'fields: loop {
-        let mut field = match multipart.next_field().await {
+        let next = match clock.wait(multipart.next_field()).await {
+            Ok(next) => next,
+            Err(e) => {
+                stream_error = Some(e);
+                break;
+            }
+        };
+        let mut field = match next {
             Ok(Some(field)) => field,
             Ok(None) => break,
             Err(e) => {
@@ -152,7 +172,14 @@ pub async fn receive_form(
             None => {
                 let mut value = Zeroizing::new(String::new());
                 loop {
-                    match field.chunk().await {
+                    let chunk = match clock.wait(field.chunk()).await {
+                        Ok(chunk) => chunk,
+                        Err(e) => {
+                            stream_error = Some(e);
+                            break 'fields;
+                        }
+                    };
+                    match chunk {
                         Ok(Some(chunk)) => {
                             if value.len() + chunk.len() > MAX_TEXT_FIELD {
                                 stream_error = Some(FormError::BadValue(name));
@@ -191,8 +218,16 @@ pub async fn receive_form(
                     break;
                 }
                 loop {
-                    match field.chunk().await {
+                    let chunk = match clock.wait(field.chunk()).await {
+                        Ok(chunk) => chunk,
+                        Err(e) => {
+                            stream_error = Some(e);
+                            break 'fields;
+                        }
+                    };
+                    match chunk {
                         Ok(Some(chunk)) => {
+                            clock.received(chunk.len());
                             if tx.send(Event::FileChunk(chunk)).await.is_err() {
                                 break 'fields;
                             }
@@ -226,6 +261,51 @@ pub async fn receive_form(
         posted.result = Err(e);
     }
     posted
+}
+
+/// Applies the upload pace (and eviction from the upload slot) to a multipart stream.
+struct Paced<'a> {
+    pace: UploadPace,
+    slot: &'a Slot,
+    started: std::time::Instant,
+    received: u64,
+}
+
+impl<'a> Paced<'a> {
+    fn new(pace: UploadPace, slot: &'a Slot) -> Self {
+        Paced {
+            pace,
+            slot,
+            started: std::time::Instant::now(),
+            received: 0,
+        }
+    }
+
+    fn received(&mut self, n: usize) {
+        self.received += n as u64;
+        self.slot.progress(n);
+    }
+
+    /// Awaits `next` for at most the idle timeout, then checks the average pace.
+    async fn wait<T>(
+        &mut self,
+        next: impl std::future::Future<Output = T>,
+    ) -> Result<T, FormError> {
+        let value = tokio::select! {
+            biased;
+            () = self.slot.evicted() => return Err(FormError::TooSlow),
+            value = tokio::time::timeout(self.pace.idle, next) => value,
+        }
+        .map_err(|_| FormError::TooSlow)?;
+        if self
+            .pace
+            .verdict(self.received, self.started.elapsed())
+            .is_some()
+        {
+            return Err(FormError::TooSlow);
+        }
+        Ok(value)
+    }
 }
 
 /// An attachment arriving: the scratch writer and the running hash.

@@ -28,8 +28,15 @@ pub async fn submit_form(State(app): State<Arc<AppState>>, request: Request<Body
     if !app.page.server_sealing() {
         return refusal(&app, &default_lang, None, FormError::Disabled);
     }
-    let permit = match app.admission.admit_upload() {
-        Ok(permit) => permit,
+    // Without JavaScript no proof of work can be solved: under load, these posts wait.
+    if app.pow.enabled() {
+        app.pow.note_attempt();
+        if !app.pow.is_calm() {
+            return refusal(&app, &default_lang, None, FormError::Busy);
+        }
+    }
+    let slot = match app.admission.admit_upload() {
+        Ok(slot) => slot,
         Err(e) => {
             let mut response = e.into_response();
             let lang = default_lang.clone();
@@ -50,8 +57,8 @@ pub async fn submit_form(State(app): State<Arc<AppState>>, request: Request<Body
         form: app.form.clone(),
         max_bytes: app.store.options().limits.max_bytes,
     };
-    let posted = receive_form(ctx, request, app.languages.clone()).await;
-    drop(permit);
+    let posted = receive_form(ctx, request, app.languages.clone(), app.upload_pace, &slot).await;
+    drop(slot);
     let lang = posted.language.unwrap_or(default_lang);
     match posted.result {
         Ok(record) => Html(app.page.result(&lang, &record.id.to_string())).into_response(),

@@ -1,4 +1,5 @@
-//! Admission control: global rate limits (governor) and a cap on uploads in progress.
+//! Admission control: global rate limits (governor) and a bounded set of uploads in progress
+//! ([`super::slots`]).
 //!
 //! Limits are global, never per client address: behind Tor every reporter arrives from the same
 //! address, and keying on addresses would also mean keeping them. A flood therefore slows
@@ -6,19 +7,18 @@
 //! lets real reporters get ahead of a flood.
 
 use std::num::NonZeroU32;
-use std::sync::Arc;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::error::ApiError;
+use super::slots::{Slot, UploadSlots};
 use crate::config::RateLimits;
 
 pub struct Admission {
     submissions: DefaultDirectRateLimiter,
     requests: DefaultDirectRateLimiter,
-    uploads: Arc<Semaphore>,
+    uploads: UploadSlots,
     clock: DefaultClock,
 }
 
@@ -35,24 +35,26 @@ impl Admission {
         Admission {
             submissions: RateLimiter::direct(submissions),
             requests: RateLimiter::direct(requests),
-            uploads: Arc::new(Semaphore::new(limits.max_concurrent_uploads as usize)),
+            uploads: UploadSlots::new(
+                limits.max_concurrent_uploads as usize,
+                limits.evict_uploads_slower_than_bytes_per_sec,
+            ),
             clock: DefaultClock::default(),
         }
     }
 
-    /// Admits one more upload, or says how long to wait. The permit is held for the upload.
-    pub fn admit_upload(&self) -> Result<OwnedSemaphorePermit, ApiError> {
-        let permit = self
+    /// Admits one more upload, or says how long to wait. The slot is held for the upload.
+    pub fn admit_upload(&self) -> Result<Slot, ApiError> {
+        let slot = self
             .uploads
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| ApiError::TooManyUploads { retry_after: 5 })?;
+            .acquire()
+            .ok_or(ApiError::TooManyUploads { retry_after: 5 })?;
         self.submissions
             .check()
             .map_err(|not_until| ApiError::RateLimited {
                 retry_after: seconds(not_until.wait_time_from(self.clock.now())),
             })?;
-        Ok(permit)
+        Ok(slot)
     }
 
     /// Admits one request to a cheap route.

@@ -6,12 +6,14 @@
 //! individual submissions.
 
 mod api;
+mod connections;
 mod error;
 mod form_post;
 mod headers;
 mod html;
 mod limits;
 pub mod page;
+mod slots;
 pub mod tls;
 mod upload;
 
@@ -62,7 +64,8 @@ pub struct AppState {
     languages: Vec<String>,
     keys_json: Bytes,
     admission: limits::Admission,
-    body_idle_timeout: Duration,
+    pow: crate::pow::ProofOfWork,
+    upload_pace: upload::UploadPace,
 }
 
 /// What the binary prints once the gateway is listening.
@@ -114,6 +117,7 @@ pub fn router(state: Arc<AppState>, tls: bool) -> Router {
     let cheap = Router::new()
         .route("/", get(html::page))
         .route("/api/v1/keys", get(api::keys))
+        .route("/api/v1/challenge", get(api::challenge))
         .fallback(api::asset)
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -174,7 +178,16 @@ pub fn prepare(validated: &ValidatedConfig) -> Result<(Arc<AppState>, Recovery),
         languages,
         keys_json: keys_json(&validated.keyring, config.limits.max_submission_bytes),
         admission: limits::Admission::new(&config.rate_limits),
-        body_idle_timeout: Duration::from_secs(config.limits.body_idle_timeout_secs),
+        pow: crate::pow::ProofOfWork::new(
+            config.proof_of_work.clone(),
+            config.rate_limits.submissions_per_minute,
+        ),
+        upload_pace: upload::UploadPace {
+            idle: Duration::from_secs(config.limits.body_idle_timeout_secs),
+            grace: Duration::from_secs(config.limits.upload_grace_secs),
+            min_bytes_per_sec: config.limits.min_upload_bytes_per_sec,
+            total: Duration::from_secs(config.limits.max_upload_secs),
+        },
     };
     Ok((Arc::new(state), recovery))
 }
@@ -207,22 +220,25 @@ pub async fn serve(
     let addr = config.listen;
     let make_service = app.into_make_service();
     let tls_fingerprint = tls.as_ref().map(|t| t.fingerprint.clone());
+    let limits = config.limits.clone();
+    let capped = connections::CappedAcceptor::new(limits.max_connections);
     let server = {
         let handle = handle.clone();
         async move {
             match tls {
                 Some(loaded) => {
                     let rustls = axum_server::tls_rustls::RustlsConfig::from_config(loaded.config);
-                    axum_server::bind_rustls(addr, rustls)
-                        .handle(handle)
-                        .serve(make_service)
-                        .await
+                    let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(rustls)
+                        .handshake_timeout(Duration::from_secs(limits.header_timeout_secs))
+                        .acceptor(capped);
+                    let mut server = axum_server::bind(addr).acceptor(acceptor).handle(handle);
+                    bound_slow_clients(server.http_builder(), &limits);
+                    server.serve(make_service).await
                 }
                 None => {
-                    axum_server::bind(addr)
-                        .handle(handle)
-                        .serve(make_service)
-                        .await
+                    let mut server = axum_server::bind(addr).acceptor(capped).handle(handle);
+                    bound_slow_clients(server.http_builder(), &limits);
+                    server.serve(make_service).await
                 }
             }
         }
@@ -262,6 +278,19 @@ pub async fn serve(
     };
     admin.abort();
     result
+}
+
+/// HTTP/1.1 only, with a deadline for the request head and a cap on its size. (Bodies are timed
+/// by the upload code, which knows what rate a real reporter achieves.)
+fn bound_slow_clients(
+    builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
+    limits: &crate::config::Limits,
+) {
+    builder
+        .http1()
+        .header_read_timeout(Duration::from_secs(limits.header_timeout_secs))
+        .max_buf_size(limits.max_header_bytes.max(8192))
+        .max_headers(64);
 }
 
 async fn wait_for_signal() {

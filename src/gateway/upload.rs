@@ -9,7 +9,7 @@
 
 use std::io::{self, Read};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use bytes::{Buf, Bytes};
@@ -17,6 +17,7 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
 use super::error::ApiError;
+use super::slots::Slot;
 use crate::envelope::{self, RecipientSet};
 use crate::store::{SubmissionRecord, SubmissionStore};
 use crate::submission::Sealing;
@@ -25,12 +26,40 @@ use crate::submission::Sealing;
 const CHANNEL_DEPTH: usize = 4;
 
 /// Streams `body` through the envelope check into the store; returns the durable record.
+/// How slow an upload may be before it is dropped.
+#[derive(Debug, Clone, Copy)]
+pub struct UploadPace {
+    /// Longest silence.
+    pub idle: Duration,
+    /// After `grace`, the average rate must be at least `min_bytes_per_sec`.
+    pub grace: Duration,
+    pub min_bytes_per_sec: u64,
+    /// Longest upload.
+    pub total: Duration,
+}
+
+impl UploadPace {
+    /// Why an upload that has sent `bytes` in `elapsed` must stop, if it must.
+    pub fn verdict(&self, bytes: u64, elapsed: Duration) -> Option<&'static str> {
+        if elapsed > self.total {
+            return Some("the upload took too long");
+        }
+        if elapsed > self.grace
+            && (bytes as f64) < self.min_bytes_per_sec as f64 * elapsed.as_secs_f64()
+        {
+            return Some("the upload is too slow");
+        }
+        None
+    }
+}
+
 pub async fn receive_sealed(
     store: Arc<SubmissionStore>,
     recipients: Arc<RecipientSet>,
     body: Body,
     announced: Option<u64>,
-    idle_timeout: Duration,
+    pace: UploadPace,
+    slot: &Slot,
 ) -> Result<SubmissionRecord, ApiError> {
     let incoming = store.begin(announced)?;
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(CHANNEL_DEPTH);
@@ -47,11 +76,33 @@ pub async fn receive_sealed(
     });
 
     let mut stream = body.into_data_stream();
+    let started = Instant::now();
+    let mut received = 0u64;
     loop {
-        let chunk = match tokio::time::timeout(idle_timeout, stream.next()).await {
-            Ok(Some(chunk)) => {
-                chunk.map_err(|e| io::Error::new(io::ErrorKind::ConnectionAborted, e))
+        // Wait at most for the idle timeout, and never past the point where the pace fails.
+        let next = tokio::select! {
+            biased;
+            () = slot.evicted() => Err(()),
+            next = tokio::time::timeout(pace.idle, stream.next()) => Ok(next),
+        };
+        let Ok(next) = next else {
+            let evicted = io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the upload was too slow and gave its place to another",
+            );
+            let _ = tx.send(Err(evicted)).await;
+            break;
+        };
+        let chunk = match next {
+            Ok(Some(Ok(chunk))) => {
+                received += chunk.len() as u64;
+                slot.progress(chunk.len());
+                match pace.verdict(received, started.elapsed()) {
+                    Some(reason) => Err(io::Error::new(io::ErrorKind::TimedOut, reason)),
+                    None => Ok(chunk),
+                }
             }
+            Ok(Some(Err(e))) => Err(io::Error::new(io::ErrorKind::ConnectionAborted, e)),
             Ok(None) => break,
             Err(_) => Err(io::Error::new(
                 io::ErrorKind::TimedOut,
@@ -96,5 +147,27 @@ impl Read for ChannelReader {
         buf[..n].copy_from_slice(&self.current[..n]);
         self.current.advance(n);
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pace_allows_slow_reporters_and_stops_slow_attacks() {
+        let pace = UploadPace {
+            idle: Duration::from_secs(60),
+            grace: Duration::from_secs(30),
+            min_bytes_per_sec: 2048,
+            total: Duration::from_secs(7200),
+        };
+        // A reporter on a bad Tor circuit: 20 KB/s.
+        assert_eq!(pace.verdict(20_000 * 100, Duration::from_secs(100)), None);
+        // Anything goes during the grace period.
+        assert_eq!(pace.verdict(10, Duration::from_secs(20)), None);
+        // A slow-body attack: 100 bytes a second.
+        assert!(pace.verdict(100 * 40, Duration::from_secs(40)).is_some());
+        assert!(pace.verdict(u64::MAX, Duration::from_secs(7201)).is_some());
     }
 }

@@ -90,6 +90,13 @@ struct ErrorBody {
 }
 
 #[derive(Deserialize)]
+struct ChallengeBody {
+    required: bool,
+    challenge: Option<String>,
+    difficulty: Option<u8>,
+}
+
+#[derive(Deserialize)]
 struct AcceptedBody {
     id: String,
 }
@@ -181,14 +188,53 @@ impl GatewayClient {
         })
     }
 
-    /// Uploads a sealed message (binary or armored) and returns the id the gateway gave it.
-    pub fn submit_sealed(&self, mut sealed: File) -> Result<String, SubmitError> {
-        sealed.seek(SeekFrom::Start(0)).map_err(SubmitError::Seal)?;
-        let url = format!("{}api/v1/submissions", self.base);
+    /// Asks for a proof-of-work challenge and solves it, if the gateway wants one.
+    pub fn proof_of_work(&self) -> Result<Option<String>, SubmitError> {
+        let url = format!("{}api/v1/challenge", self.base);
         let mut response = self
             .agent
+            .get(&url)
+            .call()
+            .map_err(|e| SubmitError::Unreachable(e.to_string()))?;
+        let status = response.status().as_u16();
+        let text = response
+            .body_mut()
+            .with_config()
+            .limit(64 * 1024)
+            .read_to_string()
+            .map_err(|e| SubmitError::BadResponse(e.to_string()))?;
+        if status != 200 {
+            return Err(refusal(status, &text));
+        }
+        let body: ChallengeBody =
+            serde_json::from_str(&text).map_err(|e| SubmitError::BadResponse(e.to_string()))?;
+        if !body.required {
+            return Ok(None);
+        }
+        match (body.challenge, body.difficulty) {
+            (Some(challenge), Some(difficulty)) if difficulty <= 32 => {
+                crate::pow::solve(&challenge, difficulty)
+                    .map(Some)
+                    .ok_or_else(|| SubmitError::BadResponse("unsolvable challenge".into()))
+            }
+            _ => Err(SubmitError::BadResponse("malformed challenge".into())),
+        }
+    }
+
+    /// Uploads a sealed message (binary or armored), solving the gateway's proof of work first,
+    /// and returns the id the gateway gave it.
+    pub fn submit_sealed(&self, mut sealed: File) -> Result<String, SubmitError> {
+        sealed.seek(SeekFrom::Start(0)).map_err(SubmitError::Seal)?;
+        let pow = self.proof_of_work()?;
+        let url = format!("{}api/v1/submissions", self.base);
+        let mut request = self
+            .agent
             .post(&url)
-            .header("Content-Type", "application/pgp-encrypted")
+            .header("Content-Type", "application/pgp-encrypted");
+        if let Some(solution) = pow {
+            request = request.header(crate::pow::HEADER, solution);
+        }
+        let mut response = request
             .send(sealed)
             .map_err(|e| SubmitError::Unreachable(e.to_string()))?;
         let status = response.status().as_u16();

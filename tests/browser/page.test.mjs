@@ -37,6 +37,9 @@ data_dir = "${dataDir}"
 reviewer_certs = ["${join(repo, 'keys-example/demo-reviewer-1.pub.asc')}", "${join(repo, 'keys-example/demo-reviewer-2.pub.asc')}"]
 [tls]
 mode = "plain-http"
+[proof_of_work]
+enabled = true
+base_difficulty = 14
 `);
   gateway = spawn(bin('resguardo-gateway'), ['serve', '--config', config], {
     env: { ...process.env, RESGUARDO_LOG: 'trace' },
@@ -171,6 +174,7 @@ test('JavaScript on: the report is encrypted in the browser, and only ciphertext
   for (const r of requests) assert.equal(new URL(r.url()).origin, origin, `request to ${r.url()}`);
   const posts = requests.filter((r) => r.method() === 'POST');
   assert.equal(posts.length, 1);
+  assert.match(posts[0].headers()['resguardo-pow'] || '', /^[0-9a-f]{116}\.\d+$/, 'a proof of work came along');
   assert.equal(new URL(posts[0].url()).pathname, '/api/v1/submissions');
   const body = posts[0].postDataBuffer();
   assert.ok(body[0] & 0x80, 'the upload is a binary OpenPGP message');

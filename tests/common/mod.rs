@@ -53,7 +53,13 @@ pub fn submit_bin() -> &'static str {
 }
 
 /// A config for a test gateway on a random loopback port; `extra` is appended verbatim.
+/// Proof of work is off unless `extra` configures it (most tests post with plain HTTP clients).
 pub fn config_text(data_dir: &Path, tls: &str, extra: &str) -> String {
+    let pow = if extra.contains("[proof_of_work]") {
+        ""
+    } else {
+        "[proof_of_work]\nenabled = false\n"
+    };
     format!(
         r#"listen = "127.0.0.1:0"
 data_dir = "{}"
@@ -62,6 +68,7 @@ reviewer_certs = ["{}", "{}"]
 [tls]
 mode = "{tls}"
 
+{pow}
 {extra}
 "#,
         data_dir.display(),
