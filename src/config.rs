@@ -45,6 +45,16 @@ pub struct GatewayConfig {
     pub form: FormConfig,
     #[serde(default)]
     pub proof_of_work: ProofOfWorkConfig,
+    #[serde(default)]
+    pub retention: RetentionConfig,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Delete submissions never exported after this many days; 0 keeps them until exported.
+    /// (Exported submissions are deleted by `purge`.)
+    pub unexported_days: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -310,6 +320,9 @@ impl GatewayConfig {
             if value == 0 {
                 problems.push(format!("{name} must be at least 1"));
             }
+        }
+        if self.retention.unexported_days > 3650 {
+            problems.push("retention.unexported_days must be at most 3650".into());
         }
         let pow = &self.proof_of_work;
         if pow.base_difficulty > pow.max_difficulty || pow.max_difficulty > 32 {

@@ -12,6 +12,7 @@ mod form_post;
 mod headers;
 mod html;
 mod limits;
+mod maintenance;
 pub mod page;
 mod slots;
 pub mod tls;
@@ -209,6 +210,10 @@ pub async fn serve(
         TlsConfig::Files { cert, key } => Some(tls::load(cert, key)?),
     };
     let admin = tokio::spawn(crate::operator::socket::serve(state.store.clone()));
+    let maintenance = tokio::spawn(maintenance::run(
+        state.store.clone(),
+        config.retention.unexported_days,
+    ));
     let app = router(state, tls.is_some());
     let handle = axum_server::Handle::new();
     let shutdown = handle.clone();
@@ -277,6 +282,7 @@ pub async fn serve(
         Err(e) => Err(GatewayError::Serve(std::io::Error::other(e))),
     };
     admin.abort();
+    maintenance.abort();
     result
 }
 

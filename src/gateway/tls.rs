@@ -18,6 +18,9 @@ use rustls::ServerConfig;
 
 use super::GatewayError;
 
+/// Lifetime of a self-signed certificate; it is replaced a month before it ends.
+const SELF_SIGNED_DAYS: i64 = 365;
+
 /// Where the self-signed certificate and key are kept inside the data directory.
 pub fn self_signed_paths(data_dir: &Path) -> (PathBuf, PathBuf) {
     let dir = data_dir.join("tls");
@@ -30,7 +33,14 @@ pub fn ensure_self_signed(
     listen: SocketAddr,
 ) -> Result<(PathBuf, PathBuf), GatewayError> {
     let (cert_path, key_path) = self_signed_paths(data_dir);
-    if cert_path.is_file() && key_path.is_file() {
+    let fresh = std::fs::metadata(&cert_path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|made| made.elapsed().ok())
+        .is_some_and(|age| {
+            age < std::time::Duration::from_secs((SELF_SIGNED_DAYS - 30) as u64 * 86_400)
+        });
+    if fresh && key_path.is_file() {
         return Ok((cert_path, key_path));
     }
     let tls_error =
@@ -43,13 +53,22 @@ pub fn ensure_self_signed(
     if !listen.ip().is_unspecified() && !listen.ip().is_loopback() {
         names.push(listen.ip().to_string());
     }
-    let certified = rcgen::generate_simple_self_signed(names)
+    let mut params = rcgen::CertificateParams::new(names)
+        .map_err(|e| tls_error("cannot generate a self-signed certificate", &e))?;
+    // A year, like a real certificate; a new one is made when this one is a year old.
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::days(1);
+    params.not_after = now + time::Duration::days(SELF_SIGNED_DAYS);
+    let signing_key = rcgen::KeyPair::generate()
+        .map_err(|e| tls_error("cannot generate a key for the self-signed certificate", &e))?;
+    let cert = params
+        .self_signed(&signing_key)
         .map_err(|e| tls_error("cannot generate a self-signed certificate", &e))?;
     let dir = cert_path.parent().unwrap_or(data_dir);
     fs::create_dir_all(dir).map_err(|e| tls_error(&dir.display().to_string(), &e))?;
-    write_private(&key_path, certified.signing_key.serialize_pem().as_bytes())
+    write_private(&key_path, signing_key.serialize_pem().as_bytes())
         .map_err(|e| tls_error(&key_path.display().to_string(), &e))?;
-    write_private(&cert_path, certified.cert.pem().as_bytes())
+    write_private(&cert_path, cert.pem().as_bytes())
         .map_err(|e| tls_error(&cert_path.display().to_string(), &e))?;
     Ok((cert_path, key_path))
 }
@@ -98,6 +117,9 @@ pub fn load(cert_path: &Path, key_path: &Path) -> Result<LoadedTls, GatewayError
         .with_single_cert(certs, key)
         .map_err(|e| GatewayError::Tls(format!("{}: {e}", cert_path.display())))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // Our order (rustls's: AES-GCM and ChaCha20 with forward secrecy, strongest first), not the
+    // client's.
+    config.ignore_client_order = true;
     // No session tickets: resumption gains little for a few requests per reporter, and a ticket
     // key is one more long-lived secret in memory that could link a reporter's sessions.
     config.send_tls13_tickets = 0;

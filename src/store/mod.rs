@@ -131,6 +131,15 @@ pub struct PurgeReport {
     pub refused: Vec<(SubmissionId, String)>,
 }
 
+/// What a retention pass did and foresees.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RetentionReport {
+    pub deleted: usize,
+    pub due_soon: usize,
+    /// The earliest day on which a submission now due soon will be deleted.
+    pub first_due: Option<UtcDay>,
+}
+
 /// Counts for `status`.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StoreStatus {
@@ -152,6 +161,8 @@ pub struct SubmissionStore {
     options: StoreOptions,
     /// Export and purge change many records; one at a time.
     admin: Mutex<()>,
+    /// Commits since the last [`SubmissionStore::restamp_times`].
+    commits_since_restamp: std::sync::atomic::AtomicU64,
     _db: sled::Db,
 }
 
@@ -196,6 +207,7 @@ impl SubmissionStore {
             usage: Arc::new(Usage::new(options.quota_bytes, 0)),
             options,
             admin: Mutex::new(()),
+            commits_since_restamp: std::sync::atomic::AtomicU64::new(0),
             _db: db,
         };
         let recovery = store.recover()?;
@@ -285,6 +297,8 @@ impl SubmissionStore {
             return Err(e);
         }
         spooled.settle();
+        self.commits_since_restamp
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(record)
     }
 
@@ -469,6 +483,88 @@ impl SubmissionStore {
         self.forget_empty_batch(&manifest.batch)?;
         self.commit.sync().map_err(StoreError::from_io)?;
         Ok(report)
+    }
+
+    /// Deletes submissions that were never exported and arrived more than `days` days before
+    /// `today`. Returns how many were deleted, and how many will be within `warn_days`.
+    pub fn apply_retention(
+        &self,
+        today: UtcDay,
+        days: u32,
+        warn_days: u32,
+    ) -> Result<RetentionReport, StoreError> {
+        let _admin = self.lock_admin();
+        let cutoff = today.days_since_epoch() - days as i32;
+        let mut report = RetentionReport::default();
+        let mut doomed = Vec::new();
+        for record in self.records()? {
+            if record.state != RecordState::Stored {
+                continue;
+            }
+            let day = record.day.days_since_epoch();
+            if day < cutoff {
+                doomed.push(record);
+            } else if day < cutoff + warn_days as i32 {
+                report.due_soon += 1;
+                let due = UtcDay::from_days_since_epoch(day + days as i32 + 1);
+                report.first_due = Some(report.first_due.map_or(due, |d: UtcDay| d.min(due)));
+            }
+        }
+        for record in &doomed {
+            let mut purging = record.clone();
+            purging.state = RecordState::Purging;
+            self.records
+                .insert(record.id.as_bytes(), purging.encode())
+                .map_err(StoreError::from_sled)?;
+        }
+        self.commit.sync().map_err(StoreError::from_io)?;
+        for record in &doomed {
+            self.finish_purge(record)?;
+            report.deleted += 1;
+        }
+        sync_dir(&self.sealed).map_err(StoreError::from_io)?;
+        self.commit.sync().map_err(StoreError::from_io)?;
+        Ok(report)
+    }
+
+    /// Sets every ciphertext file's times to its day again. Changing a file's times also sets its
+    /// inode change time (ctime), which cannot be set directly, to now: after a sweep all files
+    /// share one ctime, so the ctime no longer tells when each one arrived.
+    pub fn restamp_times(&self) -> Result<usize, StoreError> {
+        self.commits_since_restamp
+            .store(0, std::sync::atomic::Ordering::Relaxed);
+        let mut count = 0;
+        for record in self.records()? {
+            let day = record.day.start();
+            let path = self.sealed_path(&record.id);
+            let file = match fs::OpenOptions::new().write(true).open(&path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(StoreError::from_io(e)),
+            };
+            file.set_times(FileTimes::new().set_accessed(day).set_modified(day))
+                .map_err(StoreError::from_io)?;
+            count += 1;
+        }
+        let epoch_day = UtcDay::from_days_since_epoch(0).start();
+        for dir in [&self.sealed, &self.incoming] {
+            let handle = File::open(dir).map_err(StoreError::from_io)?;
+            handle
+                .set_times(
+                    FileTimes::new()
+                        .set_accessed(epoch_day)
+                        .set_modified(epoch_day),
+                )
+                .map_err(StoreError::from_io)?;
+        }
+        Ok(count)
+    }
+
+    /// True if submissions arrived since the last restamp.
+    pub fn needs_restamp(&self) -> bool {
+        self.commits_since_restamp
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0
     }
 
     fn finish_purge(&self, record: &SubmissionRecord) -> Result<(), StoreError> {

@@ -357,3 +357,66 @@ fn concurrent_commits_share_flushes_and_all_land() {
     assert_eq!(ids.len(), 80);
     assert_eq!(store.records().expect("records").len(), 80);
 }
+
+/// Back-dates a record, as if it had arrived `days` ago.
+fn age(store: &SubmissionStore, id: &SubmissionId, days: i32) {
+    let mut record = store.get(id).expect("get").expect("record");
+    record.day = UtcDay::from_days_since_epoch(UtcDay::today().days_since_epoch() - days);
+    store
+        .records
+        .insert(id.as_bytes(), record.encode())
+        .expect("insert");
+}
+
+#[test]
+fn retention_deletes_old_unexported_submissions_and_warns_first() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let exported_old = put(&store, b"exported").id;
+    let (_, _) = export_all(&store);
+    let old = put(&store, b"old").id;
+    let soon = put(&store, b"soon").id;
+    let fresh = put(&store, b"fresh").id;
+    age(&store, &old, 31);
+    age(&store, &exported_old, 40);
+    age(&store, &soon, 29);
+    let report = store
+        .apply_retention(UtcDay::today(), 30, 2)
+        .expect("retention");
+    assert_eq!(report.deleted, 1);
+    assert_eq!(report.due_soon, 1);
+    assert!(store.get(&old).expect("get").is_none());
+    assert!(store.open_sealed(&old).is_err());
+    assert!(
+        store.get(&exported_old).expect("get").is_some(),
+        "exported ones wait for purge"
+    );
+    assert!(store.get(&soon).expect("get").is_some());
+    assert!(store.get(&fresh).expect("get").is_some());
+    assert_eq!(
+        report.first_due,
+        Some(UtcDay::from_days_since_epoch(
+            UtcDay::today().days_since_epoch() + 2
+        ))
+    );
+}
+
+#[test]
+fn restamping_keeps_day_times_and_unifies_change_times() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let a = put(&store, b"a").id;
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let b = put(&store, b"b").id;
+    let meta = |id: &SubmissionId| {
+        fs::metadata(dir.path().join("sealed").join(format!("{id}.pgp"))).expect("meta")
+    };
+    assert_ne!(
+        meta(&a).ctime(),
+        meta(&b).ctime(),
+        "arrival times differ before"
+    );
+    assert_eq!(store.restamp_times().expect("restamp"), 2);
+    assert_eq!(meta(&a).ctime(), meta(&b).ctime(), "one change time after");
+    assert_eq!(meta(&a).mtime() % 86_400, 0);
+}
