@@ -60,6 +60,8 @@ data_dir = "{}"
 reviewer_certs = ["{}", "{}"]
 [tls]
 mode = "plain-http"
+[proof_of_work]
+enabled = false
 [rate_limits]
 submissions_per_minute = 10000000
 submission_burst = 1000000

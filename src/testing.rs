@@ -37,6 +37,13 @@ pub fn keyring(certs: &[&Cert]) -> ReviewerKeyring {
     ReviewerKeyring::from_certs(std::path::Path::new("test"), public.collect()).expect("keyring")
 }
 
+/// Wraps `plaintext` in a literal data packet inside the writer stack `message`.
+fn write_literal(message: Message<'_>, plaintext: &[u8]) {
+    let mut w = LiteralWriter::new(message).build().expect("literal");
+    w.write_all(plaintext).expect("write");
+    w.finalize().expect("finalize");
+}
+
 /// Encrypts `plaintext` to every encryption subkey of `certs`, honouring their features.
 pub fn seal(certs: &[&Cert], plaintext: &[u8]) -> Vec<u8> {
     let ring = keyring(certs);
@@ -45,9 +52,7 @@ pub fn seal(certs: &[&Cert], plaintext: &[u8]) -> Vec<u8> {
     let message = Encryptor::for_recipients(message, ring.recipients())
         .build()
         .expect("encryptor");
-    let mut w = LiteralWriter::new(message).build().expect("literal");
-    w.write_all(plaintext).expect("write");
-    w.finalize().expect("finalize");
+    write_literal(message, plaintext);
     out
 }
 
@@ -60,9 +65,7 @@ pub fn seal_armored(certs: &[&Cert], plaintext: &[u8]) -> Vec<u8> {
     let message = Encryptor::for_recipients(message, ring.recipients())
         .build()
         .expect("encryptor");
-    let mut w = LiteralWriter::new(message).build().expect("literal");
-    w.write_all(plaintext).expect("write");
-    w.finalize().expect("finalize");
+    write_literal(message, plaintext);
     out
 }
 
@@ -80,9 +83,7 @@ pub fn seal_hidden_recipient(cert: &Cert, plaintext: &[u8]) -> Vec<u8> {
     let message = Encryptor::for_recipients(message, recipients)
         .build()
         .expect("encryptor");
-    let mut w = LiteralWriter::new(message).build().expect("literal");
-    w.write_all(plaintext).expect("write");
-    w.finalize().expect("finalize");
+    write_literal(message, plaintext);
     out
 }
 
@@ -96,18 +97,14 @@ pub fn seal_with_password(certs: &[&Cert], plaintext: &[u8]) -> Vec<u8> {
         .add_recipients(recipients)
         .build()
         .expect("encryptor");
-    let mut w = LiteralWriter::new(message).build().expect("literal");
-    w.write_all(plaintext).expect("write");
-    w.finalize().expect("finalize");
+    write_literal(message, plaintext);
     out
 }
 
 pub fn literal(plaintext: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     let message = Message::new(&mut out);
-    let mut w = LiteralWriter::new(message).build().expect("literal");
-    w.write_all(plaintext).expect("write");
-    w.finalize().expect("finalize");
+    write_literal(message, plaintext);
     out
 }
 
@@ -115,9 +112,7 @@ pub fn compressed(plaintext: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     let message = Message::new(&mut out);
     let message = Compressor::new(message).build().expect("compressor");
-    let mut w = LiteralWriter::new(message).build().expect("literal");
-    w.write_all(plaintext).expect("write");
-    w.finalize().expect("finalize");
+    write_literal(message, plaintext);
     out
 }
 
@@ -144,9 +139,7 @@ pub fn signed(plaintext: &[u8]) -> Vec<u8> {
         .expect("signer")
         .build()
         .expect("signer");
-    let mut w = LiteralWriter::new(message).build().expect("literal");
-    w.write_all(plaintext).expect("write");
-    w.finalize().expect("finalize");
+    write_literal(message, plaintext);
     out
 }
 
@@ -215,4 +208,33 @@ pub fn raw_tar(entries: &[(&[u8], u8, &[u8])]) -> Vec<u8> {
     }
     out.extend_from_slice(&[0u8; 1024]);
     out
+}
+
+/// An attachment sink that only counts the bytes of each attachment (for fuzzing and replay).
+#[derive(Default)]
+pub struct CountingSink(pub Vec<u64>);
+
+struct Counter<'a>(&'a mut u64);
+
+impl Write for Counter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        *self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl crate::payload::read::AttachmentSink for CountingSink {
+    fn open(
+        &mut self,
+        _: usize,
+        _: &crate::payload::Attachment,
+    ) -> std::io::Result<Box<dyn Write + '_>> {
+        self.0.push(0);
+        let last = self.0.last_mut().expect("just pushed");
+        Ok(Box::new(Counter(last)))
+    }
 }

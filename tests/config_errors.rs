@@ -164,6 +164,23 @@ fn bad_configs_are_refused_with_a_line_each() {
         ),
         &["tls certificate /nonexistent/cert.pem: file not found", "tls private key /nonexistent/key.pem"],
     );
+    // A TLS certificate file that is not a certificate.
+    let junk_cert = d.join("junk-cert.pem");
+    std::fs::write(&junk_cert, "not a certificate").expect("write");
+    let tls_config = format!(
+        "{}\n[tls]\nmode = \"files\"\ncert = \"{}\"\nkey = \"{}\"\n",
+        config_with_certs(d, &[&good]),
+        junk_cert.display(),
+        junk_cert.display()
+    );
+    let path = d.join("tls.toml");
+    std::fs::write(&path, &tls_config).expect("write");
+    for args in [vec!["check-config", "--config"], vec!["serve", "--config"]] {
+        let out = run(Command::new(gateway_bin()).args(&args).arg(&path));
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains("junk-cert.pem"), "{}", stderr(&out));
+    }
+
     // Several problems at once: all of them, one line each.
     refused(
         d,

@@ -4,12 +4,12 @@
 
 mod common;
 
-use std::io::{self, Read, Write};
+use std::io::Read;
 use std::path::Path;
 
 use common::*;
-use resguardo::payload::read::{read_plaintext, AttachmentSink, Plaintext};
-use resguardo::payload::Attachment;
+use resguardo::payload::read::{read_plaintext, Plaintext};
+use resguardo::testing::CountingSink;
 
 fn inputs(target: &str) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
@@ -69,33 +69,11 @@ fn bundle_inputs() {
     }
 }
 
-struct Counting(Vec<u64>);
-
-struct Counter<'a>(&'a mut u64);
-
-impl Write for Counter<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        *self.0 += buf.len() as u64;
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl AttachmentSink for Counting {
-    fn open(&mut self, _: usize, _: &Attachment) -> io::Result<Box<dyn Write + '_>> {
-        self.0.push(0);
-        let last = self.0.last_mut().expect("pushed");
-        Ok(Box::new(Counter(last)))
-    }
-}
-
 #[test]
 fn payload_inputs() {
     let mut reports = 0;
     for (name, data) in inputs("payload") {
-        let mut sink = Counting(Vec::new());
+        let mut sink = CountingSink::default();
         match read_plaintext(&data[..], 1 << 20, &mut sink) {
             Ok(Plaintext::Report(report)) => {
                 reports += 1;

@@ -90,6 +90,9 @@ fn run(command: Command) -> Result<(), Failure> {
         } => serve(config.as_deref(), listen, data_dir),
         Command::CheckConfig { config } => {
             let validated = GatewayConfig::load(&config)?.validate(false)?;
+            if let Some(fingerprint) = gateway::check_tls(&validated.config)? {
+                println!("TLS certificate SHA-256: {fingerprint}");
+            }
             println!(
                 "{}: OK ({} reviewer keys, listening on {})",
                 config.display(),

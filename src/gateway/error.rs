@@ -37,6 +37,26 @@ pub enum ApiError {
     Unavailable,
 }
 
+/// Tells the operator about a server-side failure, at most once per code every ten minutes:
+/// enough to act on, too coarse to time individual submission attempts from the journal.
+pub fn warn_operator(code: &'static str, detail: &str) {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant};
+    static LAST: Mutex<Option<HashMap<&'static str, Instant>>> = Mutex::new(None);
+    let mut last = LAST.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let map = last.get_or_insert_with(HashMap::new);
+    let due = map
+        .get(code)
+        .is_none_or(|t| t.elapsed() >= Duration::from_secs(600));
+    if due {
+        map.insert(code, Instant::now());
+        tracing::warn!(
+            "submissions refused ({code}): {detail} (repeats are not logged for 10 minutes)"
+        );
+    }
+}
+
 fn seconds(n: u64) -> String {
     if n == 1 {
         "1 second".into()
@@ -148,8 +168,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, retry_after) = self.classify();
         if status.is_server_error() || status == StatusCode::INSUFFICIENT_STORAGE {
-            // Operator-facing detail; never anything about the request or its sender.
-            tracing::warn!("submission refused ({code}): {self}");
+            warn_operator(code, &self.to_string());
         }
         let body = ErrorBody {
             error: code,

@@ -149,105 +149,8 @@ pub async fn receive_form(
     };
     let (tx, rx) = mpsc::channel::<Event>(4);
     let sealing = tokio::task::spawn_blocking(move || seal_events(rx, &ctx, &languages));
-    let mut stream_error = None;
     let mut clock = Paced::new(pace, slot);
-    'fields: loop {
-        let next = match clock.wait(multipart.next_field()).await {
-            Ok(next) => next,
-            Err(e) => {
-                stream_error = Some(e);
-                break;
-            }
-        };
-        let mut field = match next {
-            Ok(Some(field)) => field,
-            Ok(None) => break,
-            Err(e) => {
-                stream_error = Some(FormError::Malformed(e.body_text()));
-                break;
-            }
-        };
-        let name = field.name().unwrap_or_default().to_string();
-        match field.file_name().map(str::to_string) {
-            None => {
-                let mut value = Zeroizing::new(String::new());
-                loop {
-                    let chunk = match clock.wait(field.chunk()).await {
-                        Ok(chunk) => chunk,
-                        Err(e) => {
-                            stream_error = Some(e);
-                            break 'fields;
-                        }
-                    };
-                    match chunk {
-                        Ok(Some(chunk)) => {
-                            if value.len() + chunk.len() > MAX_TEXT_FIELD {
-                                stream_error = Some(FormError::BadValue(name));
-                                break 'fields;
-                            }
-                            match std::str::from_utf8(&chunk) {
-                                Ok(s) => value.push_str(s),
-                                Err(_) => {
-                                    stream_error =
-                                        Some(FormError::Malformed("text is not UTF-8".into()));
-                                    break 'fields;
-                                }
-                            }
-                        }
-                        Ok(None) => break,
-                        Err(e) => {
-                            stream_error = Some(FormError::Malformed(e.body_text()));
-                            break 'fields;
-                        }
-                    }
-                }
-                if tx.send(Event::Text(name, value)).await.is_err() {
-                    break;
-                }
-            }
-            Some(file_name) => {
-                let media_type = field
-                    .content_type()
-                    .unwrap_or("application/octet-stream")
-                    .to_string();
-                let start = Event::FileStart {
-                    media_type,
-                    name: file_name,
-                };
-                if tx.send(start).await.is_err() {
-                    break;
-                }
-                loop {
-                    let chunk = match clock.wait(field.chunk()).await {
-                        Ok(chunk) => chunk,
-                        Err(e) => {
-                            stream_error = Some(e);
-                            break 'fields;
-                        }
-                    };
-                    match chunk {
-                        Ok(Some(chunk)) => {
-                            clock.received(chunk.len());
-                            if tx.send(Event::FileChunk(chunk)).await.is_err() {
-                                break 'fields;
-                            }
-                        }
-                        Ok(None) => break,
-                        Err(e) => {
-                            stream_error = Some(FormError::Malformed(e.body_text()));
-                            break 'fields;
-                        }
-                    }
-                }
-                if tx.send(Event::FileEnd).await.is_err() {
-                    break;
-                }
-            }
-        }
-    }
-    if stream_error.is_none() {
-        let _ = tx.send(Event::End).await;
-    }
+    let stream_error = forward(&mut multipart, &tx, &mut clock).await.err();
     drop(tx);
     let mut posted = match sealing.await {
         Ok(posted) => posted,
@@ -313,6 +216,64 @@ struct Receiving {
     writer: sequoia_openpgp::serialize::stream::Message<'static>,
     hash: digest::Context,
     pending: Pending,
+}
+
+/// Forwards the multipart stream to the sealing thread as events; `End` only if it arrived whole.
+/// A closed channel means the sealing thread has already failed; it reports why.
+async fn forward(
+    multipart: &mut Multipart,
+    tx: &mpsc::Sender<Event>,
+    clock: &mut Paced<'_>,
+) -> Result<(), FormError> {
+    let malformed =
+        |e: axum::extract::multipart::MultipartError| FormError::Malformed(e.body_text());
+    while let Some(mut field) = clock
+        .wait(multipart.next_field())
+        .await?
+        .map_err(malformed)?
+    {
+        let name = field.name().unwrap_or_default().to_string();
+        let event = match field.file_name().map(str::to_string) {
+            None => {
+                // Collected as bytes: a chunk may end in the middle of a character.
+                let mut bytes = Zeroizing::new(Vec::new());
+                while let Some(chunk) = clock.wait(field.chunk()).await?.map_err(malformed)? {
+                    if bytes.len() + chunk.len() > MAX_TEXT_FIELD {
+                        return Err(FormError::BadValue(name));
+                    }
+                    bytes.extend_from_slice(&chunk);
+                }
+                let text = std::str::from_utf8(&bytes)
+                    .map_err(|_| FormError::Malformed("text is not UTF-8".into()))?;
+                Event::Text(name, Zeroizing::new(text.to_string()))
+            }
+            Some(file_name) => {
+                let media_type = field
+                    .content_type()
+                    .unwrap_or("application/octet-stream")
+                    .to_string();
+                let start = Event::FileStart {
+                    media_type,
+                    name: file_name,
+                };
+                if tx.send(start).await.is_err() {
+                    return Ok(());
+                }
+                while let Some(chunk) = clock.wait(field.chunk()).await?.map_err(malformed)? {
+                    clock.received(chunk.len());
+                    if tx.send(Event::FileChunk(chunk)).await.is_err() {
+                        return Ok(());
+                    }
+                }
+                Event::FileEnd
+            }
+        };
+        if tx.send(event).await.is_err() {
+            return Ok(());
+        }
+    }
+    let _ = tx.send(Event::End).await;
+    Ok(())
 }
 
 /// An attachment waiting in its scratch file.

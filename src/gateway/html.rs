@@ -86,7 +86,7 @@ fn refusal(
     let kept = app.page.text(lang, "page.error.kept_files");
     let text = format!("{message} {kept}");
     if error.status().is_server_error() || error.status() == StatusCode::INSUFFICIENT_STORAGE {
-        tracing::warn!("form post refused: {}", error.status());
+        super::error::warn_operator("form_post", &error.to_string());
     }
     (
         error.status(),

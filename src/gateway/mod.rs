@@ -142,6 +142,15 @@ pub fn router(state: Arc<AppState>, tls: bool) -> Router {
         .with_state(state)
 }
 
+/// Loads the operator's TLS certificate and key, if configured, as `serve` would; returns the
+/// certificate's SHA-256 fingerprint.
+pub fn check_tls(config: &crate::config::GatewayConfig) -> Result<Option<String>, GatewayError> {
+    match &config.tls {
+        TlsConfig::Files { cert, key } => Ok(Some(tls::load(cert, key)?.fingerprint)),
+        _ => Ok(None),
+    }
+}
+
 /// Opens the store and builds the shared state.
 pub fn prepare(validated: &ValidatedConfig) -> Result<(Arc<AppState>, Recovery), GatewayError> {
     let config = &validated.config;

@@ -115,17 +115,11 @@ fn open_one(
     if out.is_open(&entry.id) {
         return Outcome::AlreadyOpen;
     }
-    let staging = match out.stage(&entry.id) {
-        Ok(s) => s,
-        Err(e) => return failed("write error", e),
-    };
     // 1. The sealed bytes, verified against the manifest before any decryption.
-    if let Err(e) = spool(&staging, data) {
-        return failed("write error", e);
-    }
-    if let Err(e) = data.finish() {
-        return failed("damaged in the bundle", e);
-    }
+    let staging = match stage_verified(entry, data, out) {
+        Ok(s) => s,
+        Err(outcome) => return outcome,
+    };
     let sealed = match File::open(staging.path().join(SEALED_NAME)) {
         Ok(f) => f,
         Err(e) => return failed("write error", e),
@@ -215,10 +209,21 @@ fn open_one(
 /// Where the sealed bytes wait in the staging directory while they are checked and decrypted.
 const SEALED_NAME: &str = "sealed.pgp";
 
-fn spool(staging: &Staging, data: &mut BundleEntryReader<'_>) -> io::Result<()> {
-    let mut file = staging.create(SEALED_NAME)?;
-    io::copy(data, &mut file)?;
-    file.flush()
+/// Copies a submission's sealed bytes into a fresh staging directory and checks them against
+/// the bundle manifest (size and SHA-256).
+fn stage_verified(
+    entry: &BundleEntry,
+    data: &mut BundleEntryReader<'_>,
+    out: &OutputDir,
+) -> Result<Staging, Outcome> {
+    let staging = out.stage(&entry.id).map_err(|e| failed("write error", e))?;
+    let spooled = staging
+        .create(SEALED_NAME)
+        .and_then(|mut file| io::copy(data, &mut file).and_then(|_| file.flush()));
+    spooled.map_err(|e| failed("write error", e))?;
+    data.finish()
+        .map_err(|e| failed("damaged in the bundle", e))?;
+    Ok(staging)
 }
 
 /// Notes any error from the decryptor: once the message started decrypting, an error means the
@@ -284,16 +289,10 @@ fn unpack_one(entry: &BundleEntry, data: &mut BundleEntryReader<'_>, out: &Outpu
             failed("a different file is already there", target.display())
         };
     }
-    let staging = match out.stage(&entry.id) {
+    let staging = match stage_verified(entry, data, out) {
         Ok(s) => s,
-        Err(e) => return failed("write error", e),
+        Err(outcome) => return outcome,
     };
-    if let Err(e) = spool(&staging, data) {
-        return failed("write error", e);
-    }
-    if let Err(e) = data.finish() {
-        return failed("damaged in the bundle", e);
-    }
     let placed = File::open(staging.path().join(SEALED_NAME))
         .and_then(|f| f.sync_all())
         .and_then(|()| std::fs::hard_link(staging.path().join(SEALED_NAME), &target))

@@ -466,20 +466,8 @@ impl SubmissionStore {
                 },
             }
         }
-        // Record the intent first: a crash from here on is finished at the next open.
-        for record in &doomed {
-            let mut purging = record.clone();
-            purging.state = RecordState::Purging;
-            self.records
-                .insert(record.id.as_bytes(), purging.encode())
-                .map_err(StoreError::from_sled)?;
-        }
-        self.commit.sync().map_err(StoreError::from_io)?;
-        for record in doomed {
-            self.finish_purge(&record)?;
-            report.purged.push(record.id);
-        }
-        sync_dir(&self.sealed).map_err(StoreError::from_io)?;
+        self.delete(&doomed)?;
+        report.purged = doomed.iter().map(|r| r.id).collect();
         self.forget_empty_batch(&manifest.batch)?;
         self.commit.sync().map_err(StoreError::from_io)?;
         Ok(report)
@@ -510,20 +498,8 @@ impl SubmissionStore {
                 report.first_due = Some(report.first_due.map_or(due, |d: UtcDay| d.min(due)));
             }
         }
-        for record in &doomed {
-            let mut purging = record.clone();
-            purging.state = RecordState::Purging;
-            self.records
-                .insert(record.id.as_bytes(), purging.encode())
-                .map_err(StoreError::from_sled)?;
-        }
-        self.commit.sync().map_err(StoreError::from_io)?;
-        for record in &doomed {
-            self.finish_purge(record)?;
-            report.deleted += 1;
-        }
-        sync_dir(&self.sealed).map_err(StoreError::from_io)?;
-        self.commit.sync().map_err(StoreError::from_io)?;
+        self.delete(&doomed)?;
+        report.deleted = doomed.len();
         Ok(report)
     }
 
@@ -565,6 +541,24 @@ impl SubmissionStore {
         self.commits_since_restamp
             .load(std::sync::atomic::Ordering::Relaxed)
             > 0
+    }
+
+    /// Deletes submissions crash-safely: the intent is recorded (state *purging*) and made
+    /// durable first, so an interruption is finished at the next open.
+    fn delete(&self, records: &[SubmissionRecord]) -> Result<(), StoreError> {
+        for record in records {
+            let mut purging = record.clone();
+            purging.state = RecordState::Purging;
+            self.records
+                .insert(record.id.as_bytes(), purging.encode())
+                .map_err(StoreError::from_sled)?;
+        }
+        self.commit.sync().map_err(StoreError::from_io)?;
+        for record in records {
+            self.finish_purge(record)?;
+        }
+        sync_dir(&self.sealed).map_err(StoreError::from_io)?;
+        self.commit.sync().map_err(StoreError::from_io)
     }
 
     fn finish_purge(&self, record: &SubmissionRecord) -> Result<(), StoreError> {

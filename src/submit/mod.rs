@@ -156,23 +156,7 @@ impl GatewayClient {
     /// Fetches and validates the reviewer certificates.
     pub fn reviewer_keys(&self) -> Result<GatewayKeys, SubmitError> {
         let url = format!("{}api/v1/keys", self.base);
-        let mut response = self
-            .agent
-            .get(&url)
-            .call()
-            .map_err(|e| SubmitError::Unreachable(e.to_string()))?;
-        let status = response.status().as_u16();
-        let text = response
-            .body_mut()
-            .with_config()
-            .limit(MAX_KEYS_RESPONSE)
-            .read_to_string()
-            .map_err(|e| SubmitError::BadResponse(e.to_string()))?;
-        if status != 200 {
-            return Err(refusal(status, &text));
-        }
-        let body: KeysBody =
-            serde_json::from_str(&text).map_err(|e| SubmitError::BadResponse(e.to_string()))?;
+        let body: KeysBody = expect_json(self.agent.get(&url).call(), 200, MAX_KEYS_RESPONSE)?;
         let mut certs = Vec::new();
         for entry in body.reviewers {
             for cert in CertParser::from_bytes(entry.cert.as_bytes())
@@ -191,23 +175,7 @@ impl GatewayClient {
     /// Asks for a proof-of-work challenge and solves it, if the gateway wants one.
     pub fn proof_of_work(&self) -> Result<Option<String>, SubmitError> {
         let url = format!("{}api/v1/challenge", self.base);
-        let mut response = self
-            .agent
-            .get(&url)
-            .call()
-            .map_err(|e| SubmitError::Unreachable(e.to_string()))?;
-        let status = response.status().as_u16();
-        let text = response
-            .body_mut()
-            .with_config()
-            .limit(64 * 1024)
-            .read_to_string()
-            .map_err(|e| SubmitError::BadResponse(e.to_string()))?;
-        if status != 200 {
-            return Err(refusal(status, &text));
-        }
-        let body: ChallengeBody =
-            serde_json::from_str(&text).map_err(|e| SubmitError::BadResponse(e.to_string()))?;
+        let body: ChallengeBody = expect_json(self.agent.get(&url).call(), 200, 64 * 1024)?;
         if !body.required {
             return Ok(None);
         }
@@ -234,23 +202,30 @@ impl GatewayClient {
         if let Some(solution) = pow {
             request = request.header(crate::pow::HEADER, solution);
         }
-        let mut response = request
-            .send(sealed)
-            .map_err(|e| SubmitError::Unreachable(e.to_string()))?;
-        let status = response.status().as_u16();
-        let text = response
-            .body_mut()
-            .with_config()
-            .limit(64 * 1024)
-            .read_to_string()
-            .map_err(|e| SubmitError::BadResponse(e.to_string()))?;
-        if status != 201 {
-            return Err(refusal(status, &text));
-        }
-        let body: AcceptedBody =
-            serde_json::from_str(&text).map_err(|e| SubmitError::BadResponse(e.to_string()))?;
+        let body: AcceptedBody = expect_json(request.send(sealed), 201, 64 * 1024)?;
         Ok(body.id)
     }
+}
+
+/// Reads a response of at most `limit` bytes; the expected status gives its JSON body, any
+/// other status the gateway's refusal.
+fn expect_json<T: serde::de::DeserializeOwned>(
+    response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    expected: u16,
+    limit: u64,
+) -> Result<T, SubmitError> {
+    let mut response = response.map_err(|e| SubmitError::Unreachable(e.to_string()))?;
+    let status = response.status().as_u16();
+    let text = response
+        .body_mut()
+        .with_config()
+        .limit(limit)
+        .read_to_string()
+        .map_err(|e| SubmitError::BadResponse(e.to_string()))?;
+    if status != expected {
+        return Err(refusal(status, &text));
+    }
+    serde_json::from_str(&text).map_err(|e| SubmitError::BadResponse(e.to_string()))
 }
 
 fn refusal(status: u16, text: &str) -> SubmitError {
