@@ -256,3 +256,35 @@ fn the_embedded_default_runs_from_the_repository_root() {
         stderr(&o)
     );
 }
+
+#[test]
+fn a_damaged_store_is_refused_at_start_with_the_reason() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let gateway = Gateway::start(dir.path());
+    let (status, body) = post(
+        &gateway.url,
+        &sealed(b"kept"),
+        Some("application/pgp-encrypted"),
+    );
+    assert_eq!(status, 201);
+    let id = body["id"].as_str().expect("id").to_string();
+    gateway.stop();
+    let file = dir.path().join("data/sealed").join(format!("{id}.pgp"));
+    std::fs::write(&file, b"cut").expect("damage");
+    let out = run(Command::new(gateway_bin())
+        .args(["serve", "--config"])
+        .arg(dir.path().join("gateway.toml")));
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{:?} {}",
+        out.status,
+        stderr(&out)
+    );
+    let err = stderr(&out);
+    assert!(err.contains("failed its integrity check"), "{err}");
+    assert!(err.contains(&id), "{err}");
+    assert!(!stdout(&out).contains("Listening"));
+    // Nothing was "repaired" behind the operator's back.
+    assert_eq!(std::fs::read(&file).expect("read"), b"cut");
+}
