@@ -79,35 +79,24 @@ pub async fn receive_sealed(
     let started = Instant::now();
     let mut received = 0u64;
     loop {
-        // Wait at most for the idle timeout, and never past the point where the pace fails.
-        let next = tokio::select! {
+        let timed_out = |reason: &str| Err(io::Error::new(io::ErrorKind::TimedOut, reason));
+        // The next chunk, unless the client is silent too long or a faster upload takes the slot.
+        let chunk = tokio::select! {
             biased;
-            () = slot.evicted() => Err(()),
-            next = tokio::time::timeout(pace.idle, stream.next()) => Ok(next),
-        };
-        let Ok(next) = next else {
-            let evicted = io::Error::new(
-                io::ErrorKind::TimedOut,
-                "the upload was too slow and gave its place to another",
-            );
-            let _ = tx.send(Err(evicted)).await;
-            break;
-        };
-        let chunk = match next {
-            Ok(Some(Ok(chunk))) => {
-                received += chunk.len() as u64;
-                slot.progress(chunk.len());
-                match pace.verdict(received, started.elapsed()) {
-                    Some(reason) => Err(io::Error::new(io::ErrorKind::TimedOut, reason)),
-                    None => Ok(chunk),
+            () = slot.evicted() => timed_out("the upload was too slow and gave its place to another"),
+            next = tokio::time::timeout(pace.idle, stream.next()) => match next {
+                Ok(None) => break,
+                Ok(Some(Ok(chunk))) => {
+                    received += chunk.len() as u64;
+                    slot.progress(chunk.len());
+                    match pace.verdict(received, started.elapsed()) {
+                        Some(reason) => timed_out(reason),
+                        None => Ok(chunk),
+                    }
                 }
-            }
-            Ok(Some(Err(e))) => Err(io::Error::new(io::ErrorKind::ConnectionAborted, e)),
-            Ok(None) => break,
-            Err(_) => Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "the client sent nothing for too long",
-            )),
+                Ok(Some(Err(e))) => Err(io::Error::new(io::ErrorKind::ConnectionAborted, e)),
+                Err(_) => timed_out("the client sent nothing for too long"),
+            },
         };
         let failed = chunk.is_err();
         // A send error means the checker has already decided; stop reading the body.
