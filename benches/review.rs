@@ -9,10 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use resguardo::bundle::{self, BundleEntry, BundleManifest};
 use resguardo::keyring::ReviewerKeyring;
 use resguardo::payload::{self, Report};
-use resguardo::submission::{Sealing, SubmissionId, UtcDay};
 use ring::digest;
 
 const COUNT: usize = 100;
@@ -69,37 +67,13 @@ fn main() {
         .map(|i| sealed_payload(&keyring, i as u8))
         .collect();
     let total: usize = messages.iter().map(Vec::len).sum();
-    let entries: Vec<BundleEntry> = messages
-        .iter()
-        .map(|m| BundleEntry {
-            id: SubmissionId::random(),
-            day: UtcDay::today(),
-            size: m.len() as u64,
-            sha256: hex::encode(digest::digest(&digest::SHA256, m)),
-            sealing: Sealing::BySender,
-        })
-        .collect();
-    let manifest = BundleManifest {
-        format: bundle::FORMAT.into(),
-        batch: SubmissionId::random(),
-        created: UtcDay::today(),
-        submissions: entries.clone(),
-    };
     let bundle_path = d.join("bundle.tar");
-    let mut i = 0;
-    bundle::write_bundle(
-        std::fs::File::create(&bundle_path).expect("bundle"),
-        &manifest,
-        |_| {
-            i += 1;
-            Ok(std::io::Cursor::new(messages[i - 1].clone()))
-        },
-    )
-    .expect("write bundle");
+    let file = std::fs::File::create(&bundle_path).expect("bundle");
+    let (_, ids) = resguardo::testing::write_bundle_of(file, &messages);
     let sealed_dir = d.join("sealed");
     std::fs::create_dir(&sealed_dir).expect("mkdir");
-    for (entry, m) in entries.iter().zip(&messages) {
-        std::fs::write(sealed_dir.join(format!("{}.pgp", entry.id)), m).expect("write");
+    for (id, m) in ids.iter().zip(&messages) {
+        std::fs::write(sealed_dir.join(format!("{id}.pgp")), m).expect("write");
     }
 
     // GnuPG, with the same key imported into a private home.
@@ -125,13 +99,13 @@ fn main() {
     let gpg_out = d.join("gpg-out");
     std::fs::create_dir(&gpg_out).expect("mkdir");
     let start = Instant::now();
-    for entry in &entries {
+    for id in &ids {
         status_ok(
             gpg(&home)
                 .arg("--output")
-                .arg(gpg_out.join(entry.id.to_string()))
+                .arg(gpg_out.join(id.to_string()))
                 .arg("--decrypt")
-                .arg(sealed_dir.join(format!("{}.pgp", entry.id))),
+                .arg(sealed_dir.join(format!("{id}.pgp"))),
             "gpg decrypt",
         );
     }

@@ -6,10 +6,8 @@
 
 use std::path::Path;
 
-use resguardo::bundle::{self, BundleEntry, BundleManifest};
 use resguardo::keyring::KeyProfile;
 use resguardo::payload::{self, Attachment, FieldValue, Report};
-use resguardo::submission::{Sealing, SubmissionId, UtcDay};
 use resguardo::testing;
 use ring::digest;
 use sequoia_openpgp::parse::Parse;
@@ -93,27 +91,7 @@ fn main() {
 
     // Bundle: two submissions.
     let messages = [sealed.clone(), testing::seal(&[&demo1], b"second")];
-    let manifest = BundleManifest {
-        format: bundle::FORMAT.into(),
-        batch: SubmissionId::random(),
-        created: UtcDay::today(),
-        submissions: messages
-            .iter()
-            .map(|m| BundleEntry {
-                id: SubmissionId::random(),
-                day: UtcDay::today(),
-                size: m.len() as u64,
-                sha256: sha(m),
-                sealing: Sealing::BySender,
-            })
-            .collect(),
-    };
-    let mut i = 0;
-    let bytes = bundle::write_bundle(Vec::new(), &manifest, |_| {
-        i += 1;
-        Ok(std::io::Cursor::new(messages[i - 1].clone()))
-    })
-    .expect("bundle");
+    let (bytes, _) = testing::write_bundle_of(Vec::new(), &messages);
     let bun = root.join("bundle");
     write(&bun, "two-submissions", &bytes);
     println!("seeds written to {}", root.display());

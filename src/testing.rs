@@ -238,3 +238,38 @@ impl crate::payload::read::AttachmentSink for CountingSink {
         Ok(Box::new(Counter(last)))
     }
 }
+
+/// Writes a bundle v1 of these sealed messages (fresh ids, today, sealed by the sender) into
+/// `out`; returns the writer and the ids in order.
+pub fn write_bundle_of<W: Write>(
+    out: W,
+    messages: &[Vec<u8>],
+) -> (W, Vec<crate::submission::SubmissionId>) {
+    use crate::bundle::{self, BundleEntry, BundleManifest};
+    use crate::submission::{Sealing, SubmissionId, UtcDay};
+    let entries: Vec<BundleEntry> = messages
+        .iter()
+        .map(|m| BundleEntry {
+            id: SubmissionId::random(),
+            day: UtcDay::today(),
+            size: m.len() as u64,
+            sha256: hex::encode(ring::digest::digest(&ring::digest::SHA256, m)),
+            sealing: Sealing::BySender,
+        })
+        .collect();
+    let ids = entries.iter().map(|e| e.id).collect();
+    let manifest = BundleManifest {
+        format: bundle::FORMAT.into(),
+        batch: SubmissionId::random(),
+        created: UtcDay::today(),
+        submissions: entries,
+    };
+    let mut next = messages.iter();
+    let out = bundle::write_bundle(out, &manifest, |_| {
+        Ok(std::io::Cursor::new(
+            next.next().cloned().unwrap_or_default(),
+        ))
+    })
+    .expect("write bundle");
+    (out, ids)
+}

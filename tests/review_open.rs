@@ -10,9 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::*;
-use resguardo::bundle::{self, BundleEntry, BundleManifest};
 use resguardo::payload::{self, Attachment, FieldValue, Report};
-use resguardo::submission::{Sealing, SubmissionId, UtcDay};
+use resguardo::submission::SubmissionId;
 use resguardo::testing::raw_tar;
 use ring::digest;
 
@@ -22,30 +21,8 @@ fn sha(data: &[u8]) -> String {
 
 /// Writes a bundle of these sealed messages; returns their ids in order.
 fn make_bundle(path: &Path, sealed: &[Vec<u8>]) -> Vec<SubmissionId> {
-    let entries: Vec<BundleEntry> = sealed
-        .iter()
-        .map(|m| BundleEntry {
-            id: SubmissionId::random(),
-            day: UtcDay::today(),
-            size: m.len() as u64,
-            sha256: sha(m),
-            sealing: Sealing::BySender,
-        })
-        .collect();
-    let manifest = BundleManifest {
-        format: bundle::FORMAT.into(),
-        batch: SubmissionId::random(),
-        created: UtcDay::today(),
-        submissions: entries.clone(),
-    };
-    let mut index = 0;
     let file = std::fs::File::create(path).expect("create");
-    bundle::write_bundle(file, &manifest, |_| {
-        index += 1;
-        Ok(std::io::Cursor::new(sealed[index - 1].clone()))
-    })
-    .expect("write bundle");
-    entries.into_iter().map(|e| e.id).collect()
+    resguardo::testing::write_bundle_of(file, sealed).1
 }
 
 /// A payload v1 with one attachment, sealed to both demo reviewers.
