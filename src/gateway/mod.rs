@@ -1,9 +1,11 @@
 //! The gateway: the HTTP(S) endpoint that accepts sealed submissions and serves the page.
 //!
-//! This layer only speaks HTTP. It admits requests ([`limits`]), streams bodies into the envelope
-//! check and the store ([`upload`]), and maps every failure to a status and JSON body in one place
-//! ([`error`]). It never logs anything about a request: no addresses, no user agents, no times of
-//! individual submissions.
+//! This layer only speaks HTTP. It admits requests (rate limits in `limits`, upload slots in
+//! `slots`, proof of work in [`crate::pow`], connection and header bounds in `connections`
+//! and `serve`), streams sealed bodies into the envelope check and the store (`upload`), renders
+//! the page ([`page`]) and seals the form posted without JavaScript (`form_post`), and maps
+//! every failure to a status and body in one place (`error`). It never logs anything about a
+//! request: no addresses, no user agents, no times of individual submissions.
 
 mod api;
 mod connections;

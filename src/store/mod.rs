@@ -11,7 +11,7 @@
 //!
 //! Ciphertext lives in files rather than in sled so that a 100 MiB submission streams to disk
 //! with bounded memory and is synced with a plain `fsync`; sled holds the small index, made
-//! durable by [`durable::GroupCommit`]. A submission is acknowledged only after its file, its
+//! durable by `durable::GroupCommit`. A submission is acknowledged only after its file, its
 //! directory entry and its index record are all on stable storage.
 //!
 //! Life of a submission: *stored* → *exported* in a batch (the batch's id list is fixed before the
