@@ -243,12 +243,21 @@ fn every_bad_body_is_refused_precisely_and_nothing_is_stored() {
         );
     }
 
+    // Refused before the body is read, a mid-sized upload still gets the answer (the gateway
+    // reads small bodies to the end instead of resetting the connection under the client).
+    let mid = testing::seal(&[&r1], &vec![4u8; 900_000]);
+    for _ in 0..5 {
+        let (status, json) = post(&gateway.url, &mid, Some("text/plain"));
+        assert_eq!(status, 415, "{json}");
+        assert_eq!(json["error"], "unsupported_media_type");
+    }
+
     // Too large, announced: refused before the body is read (the client sees the answer and a
     // closed connection, which is why this one goes over a raw socket).
     let big = testing::seal(&[&r1], &vec![1u8; 1_200_000]);
     let (status, body) = raw_request(
         gateway.addr,
-        &format!("POST /api/v1/submissions HTTP/1.1\r\nHost: x\r\nContent-Type: application/pgp-encrypted\r\nContent-Length: {}\r\n\r\n", big.len()),
+        &format!("POST /api/v1/submissions HTTP/1.1\r\nHost: x\r\nContent-Type: application/pgp-encrypted\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", big.len()),
         &big,
     );
     assert_eq!(status, 413, "{body}");

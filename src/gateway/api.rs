@@ -1,6 +1,7 @@
 //! The HTTP API v1 handlers. Thin: each one admits, delegates, and answers.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -8,9 +9,11 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use futures_util::StreamExt;
 use serde::Serialize;
 
 use super::error::ApiError;
+use super::slots::Slot;
 use super::upload::receive_sealed;
 use super::AppState;
 use crate::assets;
@@ -30,6 +33,35 @@ pub async fn submit(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    let announced = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let admitted = admit(&app, &headers).and_then(|slot| Ok((app.store.begin(announced)?, slot)));
+    let (incoming, slot) = match admitted {
+        Ok(admitted) => admitted,
+        Err(e) => {
+            drain(body, announced).await;
+            return Err(e);
+        }
+    };
+    let record = receive_sealed(
+        app.store.clone(),
+        app.recipients.clone(),
+        incoming,
+        body,
+        app.upload_pace,
+        &slot,
+    )
+    .await?;
+    let body = Accepted {
+        id: record.id.to_string(),
+    };
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// Everything checked before the body is read: media type, proof of work, an upload slot.
+fn admit(app: &AppState, headers: &HeaderMap) -> Result<Slot, ApiError> {
     let media_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -43,24 +75,32 @@ pub async fn submit(
         let solution = headers.get(pow::HEADER).and_then(|v| v.to_str().ok());
         app.pow.verify(solution)?;
     }
-    let announced = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let slot = app.admission.admit_upload()?;
-    let record = receive_sealed(
-        app.store.clone(),
-        app.recipients.clone(),
-        body,
-        announced,
-        app.upload_pace,
-        &slot,
-    )
-    .await?;
-    let body = Accepted {
-        id: record.id.to_string(),
-    };
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    app.admission.admit_upload()
+}
+
+/// Bodies up to this size are read and discarded before an early refusal is sent.
+const DRAIN_MAX: u64 = 2 * 1024 * 1024;
+/// ... for at most this long.
+const DRAIN_TIME: Duration = Duration::from_secs(3);
+
+/// Reads (and discards) a small body that is being refused before it was read. Closing with
+/// unread data makes the kernel reset the connection, and a client still sending then sees an
+/// error instead of our answer; for small bodies it is cheaper to listen. Large ones are cut.
+pub async fn drain(body: Body, announced: Option<u64>) {
+    if announced.is_none_or(|n| n > DRAIN_MAX) {
+        return;
+    }
+    let mut stream = body.into_data_stream();
+    let mut read = 0u64;
+    let _ = tokio::time::timeout(DRAIN_TIME, async {
+        while let Some(Ok(chunk)) = stream.next().await {
+            read += chunk.len() as u64;
+            if read > DRAIN_MAX {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 /// `GET /api/v1/challenge`

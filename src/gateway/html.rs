@@ -25,30 +25,16 @@ pub async fn page(State(app): State<Arc<AppState>>, Query(query): Query<PageQuer
 /// `POST /submit`: the form without JavaScript, sealed on arrival.
 pub async fn submit_form(State(app): State<Arc<AppState>>, request: Request<Body>) -> Response {
     let default_lang = app.page.language(None);
-    if !app.page.server_sealing() {
-        return refusal(&app, &default_lang, None, FormError::Disabled);
-    }
-    // Without JavaScript no proof of work can be solved: under load, these posts wait.
-    if app.pow.enabled() {
-        app.pow.note_attempt();
-        if !app.pow.is_calm() {
-            return refusal(&app, &default_lang, None, FormError::Busy);
-        }
-    }
-    let slot = match app.admission.admit_upload() {
+    let slot = match admit_form(&app) {
         Ok(slot) => slot,
         Err(e) => {
-            let mut response = e.into_response();
-            let lang = default_lang.clone();
-            let html = app
-                .page
-                .page(&lang, None, Some(app.page.text(&lang, "page.error.busy")));
-            *response.body_mut() = Body::from(html);
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                header::HeaderValue::from_static("text/html; charset=utf-8"),
-            );
-            return response;
+            let announced = request
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            super::api::drain(request.into_body(), announced).await;
+            return refusal(&app, &default_lang, None, e);
         }
     };
     let ctx = FormContext {
@@ -64,6 +50,21 @@ pub async fn submit_form(State(app): State<Arc<AppState>>, request: Request<Body
         Ok(record) => Html(app.page.result(&lang, &record.id.to_string())).into_response(),
         Err(e) => refusal(&app, &lang, Some(&posted.values), e),
     }
+}
+
+/// Whether a form post may start now: sealing on arrival switched on, the gateway calm (without
+/// JavaScript no proof of work can be solved, so under load these posts wait), and a free slot.
+fn admit_form(app: &AppState) -> Result<super::slots::Slot, FormError> {
+    if !app.page.server_sealing() {
+        return Err(FormError::Disabled);
+    }
+    if app.pow.enabled() {
+        app.pow.note_attempt();
+        if !app.pow.is_calm() {
+            return Err(FormError::Busy);
+        }
+    }
+    app.admission.admit_upload().map_err(|_| FormError::Busy)
 }
 
 /// The form again, with what was typed and the reason, under the error's status.

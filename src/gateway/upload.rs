@@ -19,13 +19,12 @@ use tokio::sync::mpsc;
 use super::error::ApiError;
 use super::slots::Slot;
 use crate::envelope::{self, RecipientSet};
-use crate::store::{SubmissionRecord, SubmissionStore};
+use crate::store::{IncomingSubmission, SubmissionRecord, SubmissionStore};
 use crate::submission::Sealing;
 
 /// Chunks in flight between the connection and the checker.
 const CHANNEL_DEPTH: usize = 4;
 
-/// Streams `body` through the envelope check into the store; returns the durable record.
 /// How slow an upload may be before it is dropped.
 #[derive(Debug, Clone, Copy)]
 pub struct UploadPace {
@@ -53,15 +52,16 @@ impl UploadPace {
     }
 }
 
+/// Streams `body` through the envelope check into `incoming` and commits it to the store;
+/// returns the durable record.
 pub async fn receive_sealed(
     store: Arc<SubmissionStore>,
     recipients: Arc<RecipientSet>,
+    incoming: IncomingSubmission,
     body: Body,
-    announced: Option<u64>,
     pace: UploadPace,
     slot: &Slot,
 ) -> Result<SubmissionRecord, ApiError> {
-    let incoming = store.begin(announced)?;
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(CHANNEL_DEPTH);
     let checker = tokio::task::spawn_blocking(move || {
         let mut incoming = incoming;
