@@ -15,7 +15,6 @@ use openpgp::parse::stream::{
     DecryptionHelper, DecryptorBuilder, MessageStructure, VerificationHelper,
 };
 use openpgp::parse::Parse;
-use openpgp::policy::StandardPolicy;
 use openpgp::serialize::stream::{Encryptor, LiteralWriter, Message};
 use openpgp::types::{AEADAlgorithm, SymmetricAlgorithm};
 
@@ -77,12 +76,10 @@ impl Scratch {
         let mut file = &self.file;
         file.seek(io::SeekFrom::Start(0))?;
         DecryptorBuilder::from_reader(file)
-            .and_then(|b| b.with_policy(&POLICY, None, ScratchKey(&self.key)))
+            .and_then(|b| b.with_policy(&crate::keyring::POLICY, None, ScratchKey(&self.key)))
             .map_err(io::Error::other)
     }
 }
-
-static POLICY: StandardPolicy<'static> = StandardPolicy::new();
 
 /// Gives sequoia the scratch's session key.
 struct ScratchKey<'a>(&'a SessionKey);

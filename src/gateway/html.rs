@@ -40,7 +40,7 @@ pub async fn submit_form(State(app): State<Arc<AppState>>, request: Request<Body
     let ctx = FormContext {
         store: app.store.clone(),
         keyring: app.keyring.clone(),
-        form: app.form.clone(),
+        form: app.page.form().clone(),
         max_bytes: app.store.options().limits.max_bytes,
     };
     let posted = receive_form(ctx, request, app.languages.clone(), app.upload_pace, &slot).await;

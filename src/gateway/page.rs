@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use crate::form::{FieldDef, FieldKind, FormDefinition};
 use crate::i18n::Catalog;
@@ -16,7 +17,7 @@ use crate::i18n::Catalog;
 pub type FormValues = HashMap<String, Vec<String>>;
 
 pub struct PageRenderer {
-    form: FormDefinition,
+    form: Arc<FormDefinition>,
     catalog: Catalog,
     page_template: String,
     result_template: String,
@@ -60,7 +61,7 @@ pub fn human_size(bytes: u64) -> String {
 
 impl PageRenderer {
     pub fn new(
-        form: FormDefinition,
+        form: Arc<FormDefinition>,
         keys: Vec<(String, String)>,
         max_bytes: u64,
         server_sealing: bool,
@@ -76,7 +77,8 @@ impl PageRenderer {
         }
     }
 
-    pub fn form(&self) -> &FormDefinition {
+    /// The form definition, shared with the sealing of form posts.
+    pub fn form(&self) -> &Arc<FormDefinition> {
         &self.form
     }
 
@@ -329,7 +331,7 @@ mod tests {
 
     fn renderer(server_sealing: bool) -> PageRenderer {
         PageRenderer::new(
-            FormDefinition::embedded().expect("form"),
+            Arc::new(FormDefinition::embedded().expect("form")),
             vec![(
                 "C95C29B449920DED0872A622F1F1AA6FAE2F54AD".into(),
                 "Demo <x>".into(),

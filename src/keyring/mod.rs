@@ -231,8 +231,10 @@ fn read_cert_file(path: &Path) -> Result<Cert, KeyringError> {
     })
 }
 
-/// The policy every validation uses; static so that borrowed key handles can outlive a call.
-static POLICY: StandardPolicy<'static> = StandardPolicy::new();
+/// The one OpenPGP policy of Resguardo (sequoia's standard policy), used for validating
+/// certificates, choosing recipients and decrypting; static so that borrowed key handles can
+/// outlive a call.
+pub(crate) static POLICY: StandardPolicy<'static> = StandardPolicy::new();
 
 fn encryption_subkeys(cert: &Cert) -> Vec<ValidErasedKeyAmalgamation<'_, PublicParts>> {
     cert.keys()

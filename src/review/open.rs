@@ -17,7 +17,6 @@ use sequoia_openpgp as openpgp;
 
 use openpgp::parse::stream::DecryptorBuilder;
 use openpgp::parse::Parse;
-use openpgp::policy::StandardPolicy;
 use ring::digest;
 
 use super::output::{attachment_file_name, OutputDir, Staging};
@@ -27,8 +26,6 @@ use crate::bundle::{self, BundleEntry, BundleEntryReader, BundleError, BundleMan
 use crate::payload::read::{read_plaintext, AttachmentSink, Plaintext};
 use crate::payload::Attachment;
 use crate::submission::SubmissionId;
-
-static POLICY: StandardPolicy<'static> = StandardPolicy::new();
 
 /// Default bound on one submission's plaintext: well above the gateway's limit, far below what
 /// would fill an offline machine's disk if a compressed message tried to expand.
@@ -128,7 +125,7 @@ fn open_one(
     let addressed_to_us = Arc::new(AtomicBool::new(false));
     let helper = key.helper(addressed_to_us.clone());
     let decryptor = match DecryptorBuilder::from_reader(sealed)
-        .and_then(|b| b.with_policy(&POLICY, None, helper))
+        .and_then(|b| b.with_policy(&crate::keyring::POLICY, None, helper))
     {
         Ok(d) => d,
         Err(e) => {

@@ -16,14 +16,11 @@ use openpgp::crypto::{KeyPair, Password, SessionKey};
 use openpgp::packet::{PKESK, SKESK};
 use openpgp::parse::stream::{DecryptionHelper, MessageStructure, VerificationHelper};
 use openpgp::parse::Parse;
-use openpgp::policy::StandardPolicy;
 use openpgp::types::{KeyFlags, SymmetricAlgorithm};
 use openpgp::{Fingerprint, KeyHandle, KeyID};
 
 /// Bound on a secret key file.
 const MAX_KEY_FILE: u64 = 1024 * 1024;
-
-static POLICY: StandardPolicy<'static> = StandardPolicy::new();
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -112,7 +109,7 @@ impl LockedKey {
         // Expired or revoked subkeys still decrypt old submissions; only the capability matters.
         self.cert
             .keys()
-            .with_policy(&POLICY, None)
+            .with_policy(&crate::keyring::POLICY, None)
             .supported()
             .secret()
             .key_flags(
