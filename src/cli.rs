@@ -88,7 +88,9 @@ impl From<OperatorError> for Failure {
     fn from(e: OperatorError) -> Self {
         match e {
             OperatorError::Store(s) => s.into(),
-            OperatorError::Bundle { .. } => Failure::bad_input(e),
+            OperatorError::Bundle { .. }
+            | OperatorError::Receipt { .. }
+            | OperatorError::ReceiptMismatch { .. } => Failure::bad_input(e),
             OperatorError::OutputExists(_) => Failure::usage(e),
             other => Failure::environment(other),
         }

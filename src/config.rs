@@ -47,6 +47,28 @@ pub struct GatewayConfig {
     pub proof_of_work: ProofOfWorkConfig,
     #[serde(default)]
     pub retention: RetentionConfig,
+    #[serde(default)]
+    pub store: StoreConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// Empty files kept ready for uploads, so no file is created (and dated) when one arrives.
+    /// Keep it above the most submissions you expect in one day.
+    pub spare_files: usize,
+    /// At most this many seconds after any change, every file's times in the data directory are
+    /// reset, so a seized disk dates the last activity only to within this interval.
+    pub sweep_secs: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            spare_files: crate::store::DEFAULT_SPARE_FILES,
+            sweep_secs: 60,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -320,6 +342,12 @@ impl GatewayConfig {
             if value == 0 {
                 problems.push(format!("{name} must be at least 1"));
             }
+        }
+        if !(16..=100_000).contains(&self.store.spare_files) {
+            problems.push("store.spare_files must be between 16 and 100000".into());
+        }
+        if !(1..=60).contains(&self.store.sweep_secs) {
+            problems.push("store.sweep_secs must be between 1 and 60".into());
         }
         if self.retention.unexported_days > 3650 {
             problems.push("retention.unexported_days must be at most 3650".into());

@@ -111,11 +111,14 @@ fn acknowledged_submissions_survive_kill_9() {
             let bundle = previous_bundle.clone();
             std::thread::spawn(move || {
                 if let Some(bundle) = bundle {
+                    let receipt = receipt_for(&bundle);
                     let _ = run(Command::new(gateway_bin())
                         .args(["purge", "--data-dir"])
                         .arg(&data_dir)
                         .arg("--bundle")
-                        .arg(bundle));
+                        .arg(&bundle)
+                        .arg("--receipt")
+                        .arg(receipt));
                 }
             })
         };

@@ -11,6 +11,7 @@ use resguardo::cli::{finish, Failure, EXIT_PARTIAL};
 use resguardo::config::GatewayConfig;
 use resguardo::gateway::{self, StartupInfo};
 use resguardo::operator;
+use resguardo::submission::UtcDay;
 
 const PROGRAM: &str = "resguardo-gateway";
 
@@ -61,15 +62,21 @@ enum Command {
     },
     /// Delete from the gateway exactly the submissions in a bundle the reviewers have opened.
     ///
-    /// The bundle is verified first; a submission is deleted only if the gateway's copy is
+    /// Needs the receipt `resguardo-review open` wrote next to the opened reports
+    /// (open-receipt-<batch>.json): only submissions it lists as opened are deleted, so a bundle
+    /// that was lost or damaged on its way to the offline machine is never purged by mistake. The
+    /// bundle is verified first; a submission is deleted only if the gateway's copy is
     /// byte-for-byte the one in the bundle.
     Purge {
         #[arg(long, value_name = "DIR")]
         data_dir: PathBuf,
         #[arg(long, value_name = "FILE")]
         bundle: PathBuf,
+        /// The reviewers' receipt for this bundle, from `resguardo-review open`.
+        #[arg(long, value_name = "FILE")]
+        receipt: PathBuf,
     },
-    /// Show how many submissions wait for export and how many are exported.
+    /// Show how many submissions wait for export, since when, and how many are exported.
     Status {
         #[arg(long, value_name = "DIR")]
         data_dir: PathBuf,
@@ -119,13 +126,27 @@ fn run(command: Command) -> Result<(), Failure> {
                         out.display(),
                         manifest.batch
                     );
-                    println!("After the reviewers have opened it, run: {PROGRAM} purge --data-dir {} --bundle {}", data_dir.display(), out.display());
+                    println!(
+                        "Carry it to the reviewers' offline machine. Once they have opened it, bring \
+                         back the receipt `resguardo-review open` writes (open-receipt-{}.json) and run:",
+                        manifest.batch
+                    );
+                    println!(
+                        "  {PROGRAM} purge --data-dir {} --bundle {} --receipt open-receipt-{}.json",
+                        data_dir.display(),
+                        out.display(),
+                        manifest.batch
+                    );
                 }
             }
             Ok(())
         }
-        Command::Purge { data_dir, bundle } => {
-            let (_, report) = operator::purge(&data_dir, &bundle)?;
+        Command::Purge {
+            data_dir,
+            bundle,
+            receipt,
+        } => {
+            let (_, report) = operator::purge(&data_dir, &bundle, &receipt)?;
             println!(
                 "Purged {} submissions; {} were already gone; {} refused.",
                 report.purged.len(),
@@ -147,6 +168,10 @@ fn run(command: Command) -> Result<(), Failure> {
         Command::Status { data_dir } => {
             let status = operator::status(&data_dir)?;
             println!("waiting for export: {}", status.stored);
+            if let Some(day) = status.oldest_waiting {
+                let waited = UtcDay::today().days_since_epoch() - day.days_since_epoch();
+                println!("oldest waiting since: {day} ({waited} days)");
+            }
             println!("exported, not purged: {}", status.exported);
             println!("ciphertext bytes: {}", status.bytes);
             if status.undelivered_batches > 0 {

@@ -15,6 +15,7 @@
 //! before anything derived from them is kept.
 
 mod read;
+pub mod receipt;
 mod write;
 
 pub use read::{read_bundle, read_manifest, BundleEntryReader};

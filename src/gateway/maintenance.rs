@@ -1,67 +1,105 @@
-//! Housekeeping while the gateway runs: blurring file change times, and retention.
+//! Housekeeping while the gateway runs: blurring file times, the daily pass, and retention.
 //!
-//! Every minute, if submissions arrived, all ciphertext files get their day-times set again, which
-//! moves every file's inode change time to the same moment: a seized disk then shows when the last
-//! sweep ran, not when each report arrived. Every hour, if retention is configured, submissions
-//! never exported are deleted after their time, with a warning in the log (once a day) three days
-//! before. Log lines carry counts and days only.
+//! Every sweep interval (a minute by default, and once right after a start), if anything in the
+//! data directory changed, every file's times are set again ([`SubmissionStore::sweep_times`]),
+//! which moves every inode change time to the same moment: a seized disk then shows when the last
+//! sweep ran, not when each report arrived. Once a UTC day the store tops up its spare files and
+//! rewrites its index ([`SubmissionStore::daily`]). Every hour, if retention is configured,
+//! submissions never exported are deleted after their time, with a warning in the log (once a
+//! day) three days before. Log lines carry counts and days only, and are written by the daily and
+//! hourly passes, never at the moment of a submission.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::store::SubmissionStore;
 use crate::submission::UtcDay;
 
-const TICK: Duration = Duration::from_secs(60);
-const RETENTION_EVERY_TICKS: u32 = 60;
+const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 const WARN_DAYS: u32 = 3;
 
-pub async fn run(store: Arc<SubmissionStore>, unexported_days: u32) {
-    let mut ticks: u32 = 0;
+pub async fn run(store: Arc<SubmissionStore>, sweep_every: Duration, unexported_days: u32) {
+    let mut last_daily: Option<UtcDay> = None;
+    let mut last_retention: Option<Instant> = None;
     let mut warned_on: Option<UtcDay> = None;
-    let mut interval = tokio::time::interval(TICK);
+    // The first tick is immediate: a sweep right after a start hides the times of whatever
+    // happened before a crash.
+    let mut interval = tokio::time::interval(sweep_every);
     loop {
         interval.tick().await;
+        let today = UtcDay::today();
+        if last_daily != Some(today) {
+            last_daily = Some(today);
+            daily(&store, today).await;
+        }
+        if unexported_days > 0 && last_retention.is_none_or(|t| t.elapsed() >= RETENTION_EVERY) {
+            last_retention = Some(Instant::now());
+            retention(&store, today, unexported_days, &mut warned_on).await;
+        }
+        // Last, so the sweep covers what the passes above changed.
         let s = store.clone();
-        let restamp = tokio::task::spawn_blocking(move || {
-            if s.needs_restamp() {
-                s.restamp_times().map(|_| ())
+        let swept = tokio::task::spawn_blocking(move || {
+            if s.needs_sweep() {
+                s.sweep_times().map(|_| ())
             } else {
                 Ok(())
             }
         })
         .await;
-        if let Ok(Err(e)) = restamp {
+        if let Ok(Err(e)) = swept {
             tracing::warn!("could not reset file times: {e}");
         }
-        if unexported_days > 0 && ticks % RETENTION_EVERY_TICKS == 0 {
-            let s = store.clone();
-            let today = UtcDay::today();
-            match tokio::task::spawn_blocking(move || {
-                s.apply_retention(today, unexported_days, WARN_DAYS)
-            })
-            .await
-            {
-                Ok(Ok(report)) => {
-                    if report.deleted > 0 {
-                        tracing::warn!(
-                            "retention: deleted {} submissions that were not exported within {unexported_days} days",
-                            report.deleted
-                        );
-                    }
-                    if report.due_soon > 0 && warned_on != Some(today) {
-                        warned_on = Some(today);
-                        tracing::warn!(
-                            "retention: {} submissions not yet exported will be deleted from {} on; export them before then",
-                            report.due_soon,
-                            report.first_due.map(|d| d.to_string()).unwrap_or_default()
-                        );
-                    }
-                }
-                Ok(Err(e)) => tracing::warn!("retention failed: {e}"),
-                Err(_) => tracing::warn!("retention task failed"),
+    }
+}
+
+async fn daily(store: &Arc<SubmissionStore>, today: UtcDay) {
+    let seconds_into_day = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() % 86_400);
+    let s = store.clone();
+    match tokio::task::spawn_blocking(move || s.daily(today, seconds_into_day)).await {
+        Ok(Ok(report)) => {
+            if report.spare_shortages > 0 {
+                tracing::warn!(
+                    "the pool of spare files ran out {} times since the last daily pass; files made \
+                     then date the submissions written into them to after that moment; raise \
+                     store.spare_files",
+                    report.spare_shortages
+                );
             }
         }
-        ticks = ticks.wrapping_add(1);
+        Ok(Err(e)) => tracing::warn!("daily store pass failed: {e}"),
+        Err(_) => tracing::warn!("daily store pass failed"),
+    }
+}
+
+async fn retention(
+    store: &Arc<SubmissionStore>,
+    today: UtcDay,
+    unexported_days: u32,
+    warned_on: &mut Option<UtcDay>,
+) {
+    let s = store.clone();
+    match tokio::task::spawn_blocking(move || s.apply_retention(today, unexported_days, WARN_DAYS))
+        .await
+    {
+        Ok(Ok(report)) => {
+            if report.deleted > 0 {
+                tracing::warn!(
+                    "retention: deleted {} submissions that were not exported within {unexported_days} days",
+                    report.deleted
+                );
+            }
+            if report.due_soon > 0 && *warned_on != Some(today) {
+                *warned_on = Some(today);
+                tracing::warn!(
+                    "retention: {} submissions not yet exported will be deleted from {} on; export them before then",
+                    report.due_soon,
+                    report.first_due.map(|d| d.to_string()).unwrap_or_default()
+                );
+            }
+        }
+        Ok(Err(e)) => tracing::warn!("retention failed: {e}"),
+        Err(_) => tracing::warn!("retention task failed"),
     }
 }

@@ -161,6 +161,7 @@ pub fn prepare(validated: &ValidatedConfig) -> Result<(Arc<AppState>, Recovery),
             max_bytes: config.limits.max_submission_bytes,
             min_free_bytes: config.limits.min_free_disk_bytes,
         },
+        spare_files: config.store.spare_files,
     };
     let (store, recovery) = SubmissionStore::open(&config.data_dir, options)?;
     let form = FormDefinition::embedded().map_err(|e| GatewayError::Page(e.to_string()))?;
@@ -221,6 +222,7 @@ pub async fn serve(
     let admin = tokio::spawn(crate::operator::socket::serve(state.store.clone()));
     let maintenance = tokio::spawn(maintenance::run(
         state.store.clone(),
+        Duration::from_secs(config.store.sweep_secs),
         config.retention.unexported_days,
     ));
     let app = router(state, tls.is_some());

@@ -18,8 +18,11 @@ use std::io::{self, BufReader, BufWriter, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::bundle::{self, BundleError, BundleManifest};
+use std::collections::HashSet;
+
+use crate::bundle::{self, receipt, BundleError, BundleManifest};
 use crate::store::{PurgeReport, StoreError, StoreOptions, StoreStatus, SubmissionStore};
+use crate::submission::SubmissionId;
 
 /// Name of the admin socket inside the data directory.
 pub const SOCKET_NAME: &str = "admin.sock";
@@ -38,6 +41,20 @@ pub enum OperatorError {
     Socket { path: PathBuf, reason: String },
     #[error("the running gateway refused: {0}")]
     Remote(String),
+    #[error("receipt {path}: {source}")]
+    Receipt {
+        path: PathBuf,
+        source: crate::bundle::receipt::ReceiptError,
+    },
+    #[error(
+        "receipt {path} is for bundle {receipt_batch}, not for this bundle ({bundle_batch}); \
+         use the receipt `resguardo-review open` wrote for this bundle"
+    )]
+    ReceiptMismatch {
+        path: PathBuf,
+        receipt_batch: SubmissionId,
+        bundle_batch: SubmissionId,
+    },
 }
 
 /// What an export did.
@@ -60,15 +77,30 @@ pub fn export(data_dir: &Path, out: &Path) -> Result<ExportOutcome, OperatorErro
     }
 }
 
-/// Verifies a bundle file completely, then deletes its submissions from the store.
+/// Verifies a bundle file completely and reads the reviewers' receipt for it (written by
+/// `resguardo-review open`), then deletes from the store the submissions the receipt lists as
+/// opened. A bundle nobody opened cannot be purged by mistake: without its receipt nothing goes.
 pub fn purge(
     data_dir: &Path,
     bundle_path: &Path,
+    receipt_path: &Path,
 ) -> Result<(BundleManifest, PurgeReport), OperatorError> {
     let manifest = verify_bundle_file(bundle_path)?;
+    let receipt = receipt::read(receipt_path).map_err(|source| OperatorError::Receipt {
+        path: receipt_path.to_path_buf(),
+        source,
+    })?;
+    if receipt.batch != manifest.batch {
+        return Err(OperatorError::ReceiptMismatch {
+            path: receipt_path.to_path_buf(),
+            receipt_batch: receipt.batch,
+            bundle_batch: manifest.batch,
+        });
+    }
+    let opened: HashSet<SubmissionId> = receipt.opened.into_iter().collect();
     let report = match open_store(data_dir)? {
-        Some(store) => store.purge(&manifest)?,
-        None => socket::Client::new(data_dir).purge(&manifest)?,
+        Some(store) => store.purge(&manifest, &opened)?,
+        None => socket::Client::new(data_dir).purge(&manifest, &opened)?,
     };
     Ok((manifest, report))
 }
@@ -82,7 +114,7 @@ pub fn status(data_dir: &Path) -> Result<StoreStatus, OperatorError> {
 
 /// Opens the store, or `None` if a running gateway holds it.
 fn open_store(data_dir: &Path) -> Result<Option<SubmissionStore>, OperatorError> {
-    if !data_dir.join("index").is_dir() {
+    if !SubmissionStore::exists(data_dir) {
         return Err(OperatorError::File {
             path: data_dir.to_path_buf(),
             source: io::Error::new(io::ErrorKind::NotFound, "not a Resguardo data directory"),

@@ -5,6 +5,7 @@
 //! (mode 0700) and is itself mode 0600: reaching it requires the gateway's own user or root, the
 //! same people who could read the store directly.
 
+use std::collections::HashSet;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
@@ -26,8 +27,13 @@ const MAX_REQUEST: u64 = 32 * 1024 * 1024;
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 enum Request {
     Export,
-    Delivered { batch: SubmissionId },
-    Purge { manifest: BundleManifest },
+    Delivered {
+        batch: SubmissionId,
+    },
+    Purge {
+        manifest: BundleManifest,
+        opened: Vec<SubmissionId>,
+    },
     Status,
 }
 
@@ -120,13 +126,15 @@ fn handle(store: &SubmissionStore, stream: UnixStream) -> io::Result<()> {
             Ok(()) => Reply::ok(),
             Err(e) => Reply::error(e.to_string()),
         },
-        Request::Purge { manifest } => match store.purge(&manifest) {
-            Ok(report) => Reply {
-                purge: Some(report),
-                ..Reply::ok()
-            },
-            Err(e) => Reply::error(e.to_string()),
-        },
+        Request::Purge { manifest, opened } => {
+            match store.purge(&manifest, &opened.into_iter().collect()) {
+                Ok(report) => Reply {
+                    purge: Some(report),
+                    ..Reply::ok()
+                },
+                Err(e) => Reply::error(e.to_string()),
+            }
+        }
         Request::Status => match store.status() {
             Ok(status) => Reply {
                 status: Some(status),
@@ -205,9 +213,14 @@ impl Client {
         })
     }
 
-    pub fn purge(&self, manifest: &BundleManifest) -> Result<PurgeReport, OperatorError> {
+    pub fn purge(
+        &self,
+        manifest: &BundleManifest,
+        opened: &HashSet<SubmissionId>,
+    ) -> Result<PurgeReport, OperatorError> {
         let (reply, _) = self.call(&Request::Purge {
             manifest: manifest.clone(),
+            opened: opened.iter().copied().collect(),
         })?;
         reply
             .purge

@@ -1,19 +1,22 @@
 //! A submission being received: spooled to a private file, bounded in size, quota and disk space.
 //!
-//! Bytes land in `incoming/` under a random name while the envelope check runs. Only when the check
-//! passes does the store sync the file and link it into `sealed/`; anything else (a refused body, a
-//! dropped connection, a crash) leaves a spool file that is deleted on drop or at the next start.
+//! Bytes land in `incoming/` under a random name while the envelope check runs, in a spare file
+//! taken from the pool (see [`super::pool`]: no file is created when a submission arrives). Only
+//! when the check passes does the store sync the file and link it into `sealed/`; anything else (a
+//! refused body, a dropped connection, a crash) gives the file back to the pool, emptied, on drop
+//! or at the next start.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use ring::digest;
 
+use super::pool::SparePool;
 use super::StoreError;
-use crate::submission::SubmissionId;
+use crate::submission::UtcDay;
 
 /// How often (in bytes written) to re-check free disk space while spooling.
 const SPACE_CHECK_INTERVAL: u64 = 8 * 1024 * 1024;
@@ -118,6 +121,7 @@ pub struct IncomingSubmission {
     file: Option<BufWriter<File>>,
     path: PathBuf,
     dir: PathBuf,
+    spare: SpareReturn,
     written: u64,
     reserved: u64,
     hash: digest::Context,
@@ -128,24 +132,20 @@ pub struct IncomingSubmission {
 }
 
 impl IncomingSubmission {
+    /// Wraps a spare file already moved to `path` in `dir`; `spare` takes it back on failure.
     pub(super) fn create(
+        file: File,
+        path: PathBuf,
         dir: &Path,
         limits: IncomingLimits,
         usage: Arc<Usage>,
-    ) -> Result<Self, StoreError> {
-        check_free_space(dir, limits.min_free_bytes)?;
-        // A random spool name, unrelated to the id the submission will get.
-        let path = dir.join(format!("{}.part", SubmissionId::random()));
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(StoreError::from_io)?;
-        Ok(IncomingSubmission {
+        spare: SpareReturn,
+    ) -> Self {
+        IncomingSubmission {
             file: Some(BufWriter::with_capacity(256 * 1024, file)),
             path,
             dir: dir.to_path_buf(),
+            spare,
             written: 0,
             reserved: 0,
             hash: digest::Context::new(&digest::SHA256),
@@ -153,7 +153,7 @@ impl IncomingSubmission {
             usage,
             next_space_check: SPACE_CHECK_INTERVAL,
             fault: None,
-        })
+        }
     }
 
     /// Why the last write failed, if it broke a limit or hit the disk.
@@ -196,6 +196,8 @@ impl IncomingSubmission {
             reserved: std::mem::take(&mut self.reserved),
             sha256: hex::encode(hash.finish()),
             usage: self.usage.clone(),
+            spare: self.spare.clone(),
+            settled: false,
         })
     }
 }
@@ -256,7 +258,25 @@ impl Drop for IncomingSubmission {
         self.usage.release(self.reserved);
         if !self.path.as_os_str().is_empty() {
             drop(self.file.take());
-            let _ = std::fs::remove_file(&self.path);
+            self.spare.give_back(&self.path);
+        }
+    }
+}
+
+/// How a spool file goes back to the pool when its submission is not kept.
+#[derive(Clone)]
+pub(super) struct SpareReturn {
+    pub pool: Arc<SparePool>,
+    /// Set whenever the data directory changes, so the next sweep blurs the change times.
+    pub touched: Arc<AtomicBool>,
+}
+
+impl SpareReturn {
+    fn give_back(&self, path: &Path) {
+        self.touched.store(true, Ordering::Relaxed);
+        if self.pool.give_back(path, UtcDay::today()).is_err() {
+            // Whatever went wrong, the file must not stay where a submission would be.
+            let _ = std::fs::remove_file(path);
         }
     }
 }
@@ -269,6 +289,8 @@ pub(super) struct Spooled {
     pub sha256: String,
     reserved: u64,
     usage: Arc<Usage>,
+    spare: SpareReturn,
+    settled: bool,
 }
 
 impl Spooled {
@@ -277,19 +299,25 @@ impl Spooled {
     pub fn settle(mut self) {
         self.usage
             .settle(std::mem::take(&mut self.reserved), self.size);
+        self.settled = true;
     }
 }
 
 impl Drop for Spooled {
     fn drop(&mut self) {
         self.usage.release(self.reserved);
-        if !self.path.as_os_str().is_empty() {
+        if self.path.as_os_str().is_empty() {
+            return;
+        }
+        if self.settled {
             let _ = std::fs::remove_file(&self.path);
+        } else {
+            self.spare.give_back(&self.path);
         }
     }
 }
 
-fn check_free_space(dir: &Path, min_free: u64) -> Result<(), StoreError> {
+pub(super) fn check_free_space(dir: &Path, min_free: u64) -> Result<(), StoreError> {
     if min_free == 0 {
         return Ok(());
     }

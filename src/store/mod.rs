@@ -3,10 +3,12 @@
 //! Layout of a data directory:
 //!
 //! ```text
-//! index/            sled: one record per submission (id, UTC day, size, SHA-256, sealing,
-//!                   state) and one per export batch; nothing else
+//! index.current     names the current index directory
+//! index-<random>/   sled: one record per submission (id, UTC day, size, SHA-256, sealing,
+//!                   state) and one per export batch; nothing else (see [`index`])
 //! sealed/<id>.pgp   the ciphertext, one file per submission, mode 0600, mtime set to the day
-//! incoming/         spool files of submissions still being received (cleared at start)
+//! incoming/         spool files of submissions still being received (given back at start)
+//! pool/             empty spare files that uploads are written into (see [`pool`])
 //! ```
 //!
 //! Ciphertext lives in files rather than in sled so that a 100 MiB submission streams to disk
@@ -18,12 +20,21 @@
 //! bundle is written, so an interrupted export is resumed with the same ids, never duplicated) →
 //! *purging* → gone. Each step is recorded before it is acted on, so a crash at any point is
 //! finished or undone at the next open.
+//!
+//! What a seized data directory tells about time: the UTC day of each submission, and when the
+//! last sweep ran. Files are never created when a submission arrives ([`pool`]), file times are
+//! set to day starts and every change time is moved to one moment by [`SubmissionStore::sweep_times`]
+//! (run by the gateway within a minute of any change, and at every start), and the index forgets
+//! purged records and the order of arrival by being rewritten ([`index`]).
 
 mod durable;
 mod incoming;
+mod index;
+mod pool;
 mod record;
 
 pub use incoming::{IncomingLimits, IncomingSubmission, Usage};
+pub use pool::Taken;
 pub use record::{BatchRecord, RecordState, SubmissionRecord};
 
 use std::collections::HashSet;
@@ -31,19 +42,23 @@ use std::fs::{self, File, FileTimes};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 
 use sled::Transactional;
 
 use crate::bundle::{self, BundleEntry, BundleError, BundleManifest};
 use crate::submission::{Sealing, SubmissionId, UtcDay};
 
-use durable::{sled_to_io, sync_dir, GroupCommit};
+use durable::{sled_to_io, sync_dir};
+use incoming::SpareReturn;
+use index::Index;
+use pool::SparePool;
 
 /// The store format this code reads and writes.
 pub const STORE_FORMAT: &str = "resguardo.store/1";
 
-const FORMAT_KEY: &[u8] = b"format";
+pub(crate) const FORMAT_KEY: &[u8] = b"format";
 
 /// Everything that can go wrong in the store, each with a message an operator can act on.
 #[derive(Debug, thiserror::Error)]
@@ -93,7 +108,12 @@ impl StoreError {
 pub struct StoreOptions {
     pub quota_bytes: Option<u64>,
     pub limits: IncomingLimits,
+    /// How many spare files the pool keeps ready (see [`pool`]).
+    pub spare_files: usize,
 }
+
+/// Spare files kept by default: more than a busy day's submissions for most organisations.
+pub const DEFAULT_SPARE_FILES: usize = 256;
 
 impl Default for StoreOptions {
     fn default() -> Self {
@@ -103,6 +123,7 @@ impl Default for StoreOptions {
                 max_bytes: 100 * 1024 * 1024,
                 min_free_bytes: 64 * 1024 * 1024,
             },
+            spare_files: DEFAULT_SPARE_FILES,
         }
     }
 }
@@ -147,6 +168,17 @@ pub struct StoreStatus {
     pub exported: usize,
     pub bytes: u64,
     pub undelivered_batches: usize,
+    /// The day of the oldest submission not yet exported: how long a report has waited.
+    #[serde(default)]
+    pub oldest_waiting: Option<UtcDay>,
+}
+
+/// What the once-a-day pass did, for the operator's log.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct DailyReport {
+    pub spares_made: usize,
+    /// Times since the last pass that no spare was ready and a batch was made on the spot.
+    pub spare_shortages: u64,
 }
 
 /// The sealed submissions of one data directory.
@@ -154,19 +186,24 @@ pub struct SubmissionStore {
     root: PathBuf,
     sealed: PathBuf,
     incoming: PathBuf,
-    records: sled::Tree,
-    batches: sled::Tree,
-    commit: GroupCommit,
+    pool: Arc<SparePool>,
+    /// Replaced whole when the index is rewritten; every reader holds it only briefly.
+    index: RwLock<Index>,
     usage: Arc<Usage>,
     options: StoreOptions,
     /// Export and purge change many records; one at a time.
     admin: Mutex<()>,
-    /// Commits since the last [`SubmissionStore::restamp_times`].
-    commits_since_restamp: std::sync::atomic::AtomicU64,
-    _db: sled::Db,
+    /// Set by every change to the data directory; cleared by [`SubmissionStore::sweep_times`].
+    touched: Arc<AtomicBool>,
+    spare_shortages: AtomicU64,
 }
 
 impl SubmissionStore {
+    /// True if `root` holds a store.
+    pub fn exists(root: &Path) -> bool {
+        index::exists(root)
+    }
+
     /// Opens (creating if needed) the store in `root`, finishes interrupted work, and checks
     /// that every record has its ciphertext. Refuses a store that fails the check.
     pub fn open(root: &Path, options: StoreOptions) -> Result<(Self, Recovery), StoreError> {
@@ -181,36 +218,30 @@ impl SubmissionStore {
         ] {
             make_private_dir(&dir).map_err(|e| unavailable(format!("{}: {e}", dir.display())))?;
         }
-        let index_dir = root.join("index");
-        let db = sled::Config::new()
-            .path(&index_dir)
-            .cache_capacity(16 * 1024 * 1024)
-            .open()
-            .map_err(|e| match e {
-                sled::Error::Io(io) if io.to_string().contains("lock") => {
-                    StoreError::Locked(root.to_path_buf())
-                }
-                other => unavailable(format!("the index cannot be opened: {other}")),
-            })?;
-        let records = db.open_tree("submissions").map_err(StoreError::from_sled)?;
-        let batches = db.open_tree("batches").map_err(StoreError::from_sled)?;
-        check_format(&db, &records, &batches)?;
-        let commit = GroupCommit::new(db.clone(), &index_dir.join("db"))
-            .map_err(|e| unavailable(e.to_string()))?;
+        let (index, created) = Index::open_current(root)?;
+        let pool = SparePool::open(&root.join("pool"), options.spare_files)
+            .map_err(|e| unavailable(format!("pool: {e}")))?;
+        if created || pool.is_empty() {
+            // A new store (or one from before the pool): nothing has arrived that these could
+            // date.
+            pool.top_up(UtcDay::today())
+                .map_err(|e| unavailable(format!("pool: {e}")))?;
+        }
         let store = SubmissionStore {
             root: root.to_path_buf(),
             sealed: root.join("sealed"),
             incoming: root.join("incoming"),
-            records,
-            batches,
-            commit,
+            pool: Arc::new(pool),
+            index: RwLock::new(index),
             usage: Arc::new(Usage::new(options.quota_bytes, 0)),
             options,
             admin: Mutex::new(()),
-            commits_since_restamp: std::sync::atomic::AtomicU64::new(0),
-            _db: db,
+            touched: Arc::new(AtomicBool::new(true)),
+            spare_shortages: AtomicU64::new(0),
         };
         let recovery = store.recover()?;
+        // A fresh copy: forgets whatever was deleted before a crash, and the order of arrival.
+        store.rewrite_index()?;
         Ok((store, recovery))
     }
 
@@ -218,7 +249,7 @@ impl SubmissionStore {
         &self.root
     }
 
-    /// Where spool and scratch files live (cleared at every start).
+    /// Where spool and scratch files live (given back or removed at every start).
     pub fn incoming_dir(&self) -> &Path {
         &self.incoming
     }
@@ -229,6 +260,16 @@ impl SubmissionStore {
 
     pub fn options(&self) -> StoreOptions {
         self.options
+    }
+
+    fn index(&self) -> RwLockReadGuard<'_, Index> {
+        self.index
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn touch(&self) {
+        self.touched.store(true, Ordering::Relaxed);
     }
 
     /// Starts receiving a submission. `expected` is the announced size, if any, checked against
@@ -245,7 +286,35 @@ impl SubmissionStore {
                 return Err(StoreError::QuotaExceeded);
             }
         }
-        IncomingSubmission::create(&self.incoming, limits, self.usage.clone())
+        incoming::check_free_space(&self.incoming, limits.min_free_bytes)?;
+        self.touch();
+        // A random spool name, unrelated to the id the submission will get.
+        let path = self
+            .incoming
+            .join(format!("{}.part", SubmissionId::random()));
+        let (file, taken) = self
+            .pool
+            .take(UtcDay::today(), &path)
+            .map_err(StoreError::from_io)?;
+        if taken == Taken::MadeNow {
+            // Not logged now: a log line's time would date this very submission.
+            self.spare_shortages.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(IncomingSubmission::create(
+            file,
+            path,
+            &self.incoming,
+            limits,
+            self.usage.clone(),
+            self.spare_return(),
+        ))
+    }
+
+    fn spare_return(&self) -> SpareReturn {
+        SpareReturn {
+            pool: self.pool.clone(),
+            touched: self.touched.clone(),
+        }
     }
 
     /// Makes a fully received and checked submission durable and gives it an id. Blocking.
@@ -256,6 +325,7 @@ impl SubmissionStore {
     ) -> Result<SubmissionRecord, StoreError> {
         let spooled = incoming.finish()?;
         let day = UtcDay::today();
+        self.touch();
         // The day is the only time we keep; the file's own timestamps say no more.
         spooled
             .file
@@ -282,32 +352,37 @@ impl SubmissionStore {
             sealing,
             state: RecordState::Stored,
         };
-        let durable = sync_dir(&self.sealed)
-            .map_err(StoreError::from_io)
-            .and_then(|()| {
-                self.records
-                    .insert(id.as_bytes(), record.encode())
-                    .map_err(StoreError::from_sled)
-            })
-            .and_then(|_| self.commit.sync().map_err(StoreError::from_io));
+        let durable = {
+            let index = self.index();
+            sync_dir(&self.sealed)
+                .map_err(StoreError::from_io)
+                .and_then(|()| {
+                    index
+                        .records
+                        .insert(id.as_bytes(), record.encode())
+                        .map_err(StoreError::from_sled)
+                })
+                .and_then(|_| index.commit.sync().map_err(StoreError::from_io))
+                .inspect_err(|_| {
+                    // Not acknowledged: take it back so a retry does not leave a duplicate.
+                    let _ = index.records.remove(id.as_bytes());
+                })
+        };
         if let Err(e) = durable {
-            // Not acknowledged: take it back so a retry does not leave a duplicate.
-            let _ = self.records.remove(id.as_bytes());
             let _ = fs::remove_file(&path);
             return Err(e);
         }
         spooled.settle();
-        self.commits_since_restamp
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(record)
     }
 
     pub fn get(&self, id: &SubmissionId) -> Result<Option<SubmissionRecord>, StoreError> {
-        match self
+        let found = self
+            .index()
             .records
             .get(id.as_bytes())
-            .map_err(StoreError::from_sled)?
-        {
+            .map_err(StoreError::from_sled)?;
+        match found {
             None => Ok(None),
             Some(bytes) => SubmissionRecord::decode(&bytes)
                 .map(Some)
@@ -317,8 +392,9 @@ impl SubmissionStore {
 
     /// Every record, in id order.
     pub fn records(&self) -> Result<Vec<SubmissionRecord>, StoreError> {
+        let index = self.index();
         let mut out = Vec::new();
-        for item in self.records.iter() {
+        for item in index.records.iter() {
             let (key, value) = item.map_err(StoreError::from_sled)?;
             let record = SubmissionRecord::decode(&value).map_err(|e| {
                 StoreError::Integrity(vec![format!("record {}: {e}", hex::encode(&key))])
@@ -328,21 +404,40 @@ impl SubmissionStore {
         Ok(out)
     }
 
+    fn batch_records(&self) -> Result<Vec<BatchRecord>, StoreError> {
+        let index = self.index();
+        let mut out = Vec::new();
+        for item in index.batches.iter() {
+            let (key, value) = item.map_err(StoreError::from_sled)?;
+            let batch = BatchRecord::decode(&value).map_err(|e| {
+                StoreError::Integrity(vec![format!("batch {}: {e}", hex::encode(&key))])
+            })?;
+            out.push(batch);
+        }
+        Ok(out)
+    }
+
     pub fn status(&self) -> Result<StoreStatus, StoreError> {
         let mut status = StoreStatus::default();
         for record in self.records()? {
             status.bytes += record.size;
             match record.state {
-                RecordState::Stored => status.stored += 1,
+                RecordState::Stored => {
+                    status.stored += 1;
+                    status.oldest_waiting = Some(
+                        status
+                            .oldest_waiting
+                            .map_or(record.day, |d: UtcDay| d.min(record.day)),
+                    );
+                }
                 RecordState::Exported { .. } | RecordState::Purging => status.exported += 1,
             }
         }
-        for item in self.batches.iter() {
-            let (_, value) = item.map_err(StoreError::from_sled)?;
-            if !BatchRecord::decode(&value).is_ok_and(|b| b.delivered) {
-                status.undelivered_batches += 1;
-            }
-        }
+        status.undelivered_batches = self
+            .batch_records()?
+            .iter()
+            .filter(|b| !b.delivered)
+            .count();
         Ok(status)
     }
 
@@ -373,7 +468,7 @@ impl SubmissionStore {
     /// one, else every stored submission not yet exported. `None` if there is nothing to export.
     pub fn begin_export(&self) -> Result<Option<ExportBatch>, StoreError> {
         let _admin = self.lock_admin();
-        if let Some(batch) = self.undelivered_batch()? {
+        if let Some(batch) = self.batch_records()?.into_iter().find(|b| !b.delivered) {
             let manifest = self.manifest_for(&batch)?;
             return Ok(Some(ExportBatch {
                 manifest,
@@ -396,27 +491,31 @@ impl SubmissionStore {
             delivered: false,
         };
         let exported = RecordState::Exported { batch: batch.batch };
-        (&self.records, &self.batches)
-            .transaction(|(records, batches)| {
-                for id in &batch.ids {
-                    let Some(bytes) = records.get(id.as_bytes())? else {
-                        continue;
-                    };
-                    let mut record = SubmissionRecord::decode(&bytes)
-                        .map_err(sled::transaction::ConflictableTransactionError::Abort)?;
-                    record.state = exported.clone();
-                    records.insert(id.as_bytes(), record.encode())?;
-                }
-                batches.insert(batch.batch.as_bytes(), batch.encode())?;
-                Ok(())
-            })
-            .map_err(|e| match e {
-                sled::transaction::TransactionError::Abort(reason) => {
-                    StoreError::Integrity(vec![reason])
-                }
-                sled::transaction::TransactionError::Storage(e) => StoreError::from_sled(e),
-            })?;
-        self.commit.sync().map_err(StoreError::from_io)?;
+        self.touch();
+        {
+            let index = self.index();
+            (&index.records, &index.batches)
+                .transaction(|(records, batches)| {
+                    for id in &batch.ids {
+                        let Some(bytes) = records.get(id.as_bytes())? else {
+                            continue;
+                        };
+                        let mut record = SubmissionRecord::decode(&bytes)
+                            .map_err(sled::transaction::ConflictableTransactionError::Abort)?;
+                        record.state = exported.clone();
+                        records.insert(id.as_bytes(), record.encode())?;
+                    }
+                    batches.insert(batch.batch.as_bytes(), batch.encode())?;
+                    Ok(())
+                })
+                .map_err(|e| match e {
+                    sled::transaction::TransactionError::Abort(reason) => {
+                        StoreError::Integrity(vec![reason])
+                    }
+                    sled::transaction::TransactionError::Storage(e) => StoreError::from_sled(e),
+                })?;
+            index.commit.sync().map_err(StoreError::from_io)?;
+        }
         let manifest = self.manifest_for(&batch)?;
         Ok(Some(ExportBatch {
             manifest,
@@ -435,7 +534,9 @@ impl SubmissionStore {
     /// Records that the bundle of `batch` was written completely and synced by the receiver.
     pub fn complete_export(&self, batch: &SubmissionId) -> Result<(), StoreError> {
         let _admin = self.lock_admin();
-        let Some(bytes) = self
+        self.touch();
+        let index = self.index();
+        let Some(bytes) = index
             .batches
             .get(batch.as_bytes())
             .map_err(StoreError::from_sled)?
@@ -445,21 +546,32 @@ impl SubmissionStore {
         let mut record = BatchRecord::decode(&bytes)
             .map_err(|e| StoreError::Integrity(vec![format!("batch {batch}: {e}")]))?;
         record.delivered = true;
-        self.batches
+        index
+            .batches
             .insert(batch.as_bytes(), record.encode())
             .map_err(StoreError::from_sled)?;
-        self.commit.sync().map_err(StoreError::from_io)
+        index.commit.sync().map_err(StoreError::from_io)
     }
 
-    /// Deletes exactly the submissions of a delivered bundle whose ciphertext in the store is
-    /// byte-for-byte what the bundle holds (same size and SHA-256, same batch).
-    pub fn purge(&self, manifest: &BundleManifest) -> Result<PurgeReport, StoreError> {
+    /// Deletes exactly the submissions of a delivered bundle that the reviewers confirm they
+    /// opened (`opened`, from the receipt `resguardo-review open` writes) and whose ciphertext in
+    /// the store is byte-for-byte what the bundle holds (same size and SHA-256, same batch). The
+    /// index is then rewritten, so nothing of the purged records stays on disk.
+    pub fn purge(
+        &self,
+        manifest: &BundleManifest,
+        opened: &HashSet<SubmissionId>,
+    ) -> Result<PurgeReport, StoreError> {
         let _admin = self.lock_admin();
         let mut report = PurgeReport::default();
         let mut doomed = Vec::new();
         for entry in &manifest.submissions {
             match self.get(&entry.id)? {
                 None => report.already_gone.push(entry.id),
+                Some(_) if !opened.contains(&entry.id) => report.refused.push((
+                    entry.id,
+                    "the reviewers' receipt does not list it as opened".into(),
+                )),
                 Some(record) => match purge_refusal(&record, entry, &manifest.batch) {
                     Some(reason) => report.refused.push((entry.id, reason)),
                     None => doomed.push(record),
@@ -469,7 +581,8 @@ impl SubmissionStore {
         self.delete(&doomed)?;
         report.purged = doomed.iter().map(|r| r.id).collect();
         self.forget_empty_batch(&manifest.batch)?;
-        self.commit.sync().map_err(StoreError::from_io)?;
+        self.index().commit.sync().map_err(StoreError::from_io)?;
+        self.rewrite_index()?;
         Ok(report)
     }
 
@@ -500,74 +613,115 @@ impl SubmissionStore {
         }
         self.delete(&doomed)?;
         report.deleted = doomed.len();
+        if report.deleted > 0 {
+            self.rewrite_index()?;
+        }
         Ok(report)
     }
 
-    /// Sets every ciphertext file's times to its day again. Changing a file's times also sets its
-    /// inode change time (ctime), which cannot be set directly, to now: after a sweep all files
-    /// share one ctime, so the ctime no longer tells when each one arrived.
-    pub fn restamp_times(&self) -> Result<usize, StoreError> {
-        self.commits_since_restamp
-            .store(0, std::sync::atomic::Ordering::Relaxed);
+    /// The once-a-day pass: tops up the spare files and rewrites the index (which forgets the
+    /// order in which yesterday's submissions arrived). `seconds_into_day` says how late in the
+    /// day this runs: spares made late are only handed out from tomorrow on.
+    pub fn daily(&self, today: UtcDay, seconds_into_day: u64) -> Result<DailyReport, StoreError> {
+        let _admin = self.lock_admin();
+        let first_day = if seconds_into_day < 15 * 60 {
+            today
+        } else {
+            UtcDay::from_days_since_epoch(today.days_since_epoch() + 1)
+        };
+        self.touch();
+        let spares_made = self.pool.top_up(first_day).map_err(StoreError::from_io)?;
+        self.rewrite_index()?;
+        Ok(DailyReport {
+            spares_made,
+            spare_shortages: self.spare_shortages.swap(0, Ordering::Relaxed),
+        })
+    }
+
+    /// Replaces the index with a fresh copy of what is current (see [`index`]).
+    fn rewrite_index(&self) -> Result<(), StoreError> {
+        self.touch();
+        let mut guard = self
+            .index
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let fresh = guard.rewrite(&self.root)?;
+        let old = std::mem::replace(&mut *guard, fresh);
+        drop(guard);
+        old.remove(&self.root);
+        Ok(())
+    }
+
+    /// Sets every file's and directory's times in the data directory again: ciphertext files to
+    /// their day, everything else to the epoch. Changing a file's times also sets its inode
+    /// change time (ctime), which cannot be set directly, to now: after a sweep every file shares
+    /// one ctime, so no change time tells when a report arrived. (The TLS certificate, made at
+    /// first start and renewed by its age, keeps its own times.)
+    pub fn sweep_times(&self) -> Result<usize, StoreError> {
+        self.touched.store(false, Ordering::Relaxed);
+        let days: std::collections::HashMap<SubmissionId, UtcDay> =
+            self.records()?.into_iter().map(|r| (r.id, r.day)).collect();
+        let epoch = UtcDay::from_days_since_epoch(0);
+        let day_of = |path: &Path| -> UtcDay {
+            let in_sealed = path.parent() == Some(self.sealed.as_path());
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".pgp"))
+                .and_then(|n| n.parse::<SubmissionId>().ok())
+                .filter(|_| in_sealed)
+                .and_then(|id| days.get(&id).copied())
+                .unwrap_or(epoch)
+        };
         let mut count = 0;
-        for record in self.records()? {
-            let day = record.day.start();
-            let path = self.sealed_path(&record.id);
-            let file = match fs::OpenOptions::new().write(true).open(&path) {
-                Ok(f) => f,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(StoreError::from_io(e)),
-            };
-            file.set_times(FileTimes::new().set_accessed(day).set_modified(day))
-                .map_err(StoreError::from_io)?;
-            count += 1;
-        }
-        let epoch_day = UtcDay::from_days_since_epoch(0).start();
-        for dir in [&self.sealed, &self.incoming] {
-            let handle = File::open(dir).map_err(StoreError::from_io)?;
-            handle
-                .set_times(
-                    FileTimes::new()
-                        .set_accessed(epoch_day)
-                        .set_modified(epoch_day),
-                )
-                .map_err(StoreError::from_io)?;
-        }
+        restamp_tree(&self.root, &self.root.join("tls"), &day_of, &mut count)
+            .map_err(StoreError::from_io)?;
         Ok(count)
     }
 
-    /// True if submissions arrived since the last restamp.
-    pub fn needs_restamp(&self) -> bool {
-        self.commits_since_restamp
-            .load(std::sync::atomic::Ordering::Relaxed)
-            > 0
+    /// True if the data directory changed since the last sweep.
+    pub fn needs_sweep(&self) -> bool {
+        self.touched.load(Ordering::Relaxed)
     }
 
     /// Deletes submissions crash-safely: the intent is recorded (state *purging*) and made
     /// durable first, so an interruption is finished at the next open.
     fn delete(&self, records: &[SubmissionRecord]) -> Result<(), StoreError> {
-        for record in records {
-            let mut purging = record.clone();
-            purging.state = RecordState::Purging;
-            self.records
-                .insert(record.id.as_bytes(), purging.encode())
-                .map_err(StoreError::from_sled)?;
+        if records.is_empty() {
+            return Ok(());
         }
-        self.commit.sync().map_err(StoreError::from_io)?;
+        self.touch();
+        {
+            let index = self.index();
+            for record in records {
+                let mut purging = record.clone();
+                purging.state = RecordState::Purging;
+                index
+                    .records
+                    .insert(record.id.as_bytes(), purging.encode())
+                    .map_err(StoreError::from_sled)?;
+            }
+            index.commit.sync().map_err(StoreError::from_io)?;
+        }
         for record in records {
             self.finish_purge(record)?;
         }
         sync_dir(&self.sealed).map_err(StoreError::from_io)?;
-        self.commit.sync().map_err(StoreError::from_io)
+        self.index().commit.sync().map_err(StoreError::from_io)
     }
 
+    /// Empties the ciphertext file and gives it back to the pool (its inode never dated this
+    /// submission and may serve another), then drops the record.
     fn finish_purge(&self, record: &SubmissionRecord) -> Result<(), StoreError> {
-        match fs::remove_file(self.sealed_path(&record.id)) {
+        match self
+            .pool
+            .give_back(&self.sealed_path(&record.id), UtcDay::today())
+        {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(StoreError::from_io(e)),
         }
-        self.records
+        self.index()
+            .records
             .remove(record.id.as_bytes())
             .map_err(StoreError::from_sled)?;
         self.usage.remove(record.size);
@@ -576,7 +730,8 @@ impl SubmissionStore {
 
     /// Drops a batch record once none of its submissions is left.
     fn forget_empty_batch(&self, batch: &SubmissionId) -> Result<(), StoreError> {
-        let Some(bytes) = self
+        let index = self.index();
+        let Some(bytes) = index
             .batches
             .get(batch.as_bytes())
             .map_err(StoreError::from_sled)?
@@ -586,7 +741,7 @@ impl SubmissionStore {
         let record = BatchRecord::decode(&bytes)
             .map_err(|e| StoreError::Integrity(vec![format!("batch {batch}: {e}")]))?;
         for id in &record.ids {
-            if self
+            if index
                 .records
                 .contains_key(id.as_bytes())
                 .map_err(StoreError::from_sled)?
@@ -594,23 +749,11 @@ impl SubmissionStore {
                 return Ok(());
             }
         }
-        self.batches
+        index
+            .batches
             .remove(batch.as_bytes())
             .map_err(StoreError::from_sled)?;
         Ok(())
-    }
-
-    fn undelivered_batch(&self) -> Result<Option<BatchRecord>, StoreError> {
-        for item in self.batches.iter() {
-            let (key, value) = item.map_err(StoreError::from_sled)?;
-            let batch = BatchRecord::decode(&value).map_err(|e| {
-                StoreError::Integrity(vec![format!("batch {}: {e}", hex::encode(&key))])
-            })?;
-            if !batch.delivered {
-                return Ok(Some(batch));
-            }
-        }
-        Ok(None)
     }
 
     fn manifest_for(&self, batch: &BatchRecord) -> Result<BundleManifest, StoreError> {
@@ -649,16 +792,21 @@ impl SubmissionStore {
     /// Finishes or undoes what a crash interrupted, then checks every record against its file.
     fn recover(&self) -> Result<Recovery, StoreError> {
         let mut recovery = Recovery::default();
-        // Spool files belong to submissions that were never acknowledged.
+        // Spool files belong to submissions that were never acknowledged: back to the pool.
         for entry in fs::read_dir(&self.incoming).map_err(StoreError::from_io)? {
             let entry = entry.map_err(StoreError::from_io)?;
-            fs::remove_file(entry.path()).map_err(StoreError::from_io)?;
+            let path = entry.path();
+            let is_spool = path.extension().is_some_and(|e| e == "part");
+            if !is_spool || self.pool.give_back(&path, UtcDay::today()).is_err() {
+                fs::remove_file(&path).map_err(StoreError::from_io)?;
+            }
             recovery.spool_files_removed += 1;
         }
         let mut problems = Vec::new();
         let mut known = HashSet::new();
         let mut stored_bytes = 0u64;
-        for item in self.records.iter() {
+        let mut purging = Vec::new();
+        for item in self.index().records.iter() {
             let (key, value) = item.map_err(StoreError::from_sled)?;
             let record = match SubmissionRecord::decode(&value) {
                 Ok(r) if r.id.as_bytes()[..] == key[..] => r,
@@ -675,8 +823,7 @@ impl SubmissionStore {
                 }
             };
             if record.state == RecordState::Purging {
-                self.finish_purge(&record)?;
-                recovery.purges_finished += 1;
+                purging.push(record);
                 continue;
             }
             known.insert(record.id);
@@ -693,6 +840,10 @@ impl SubmissionStore {
                     record.id
                 )),
             }
+        }
+        for record in &purging {
+            self.finish_purge(record)?;
+            recovery.purges_finished += 1;
         }
         for entry in fs::read_dir(&self.sealed).map_err(StoreError::from_io)? {
             let entry = entry.map_err(StoreError::from_io)?;
@@ -721,7 +872,7 @@ impl SubmissionStore {
             return Err(StoreError::Integrity(problems));
         }
         self.usage.add_stored(stored_bytes);
-        self.commit.sync().map_err(StoreError::from_io)?;
+        self.index().commit.sync().map_err(StoreError::from_io)?;
         Ok(recovery)
     }
 
@@ -752,10 +903,66 @@ impl SubmissionStore {
             sealing: Sealing::BySender,
             state: RecordState::Stored,
         };
-        self.records
+        self.index()
+            .records
             .insert(id.as_bytes(), record.encode())
             .map_err(StoreError::from_sled)?;
         Ok(meta.len())
+    }
+}
+
+/// Sets the times of everything below `dir` (itself included), except below `skip`: regular files
+/// get `day_of(path)`'s start, everything else (directories, the admin socket) the epoch.
+fn restamp_tree(
+    dir: &Path,
+    skip: &Path,
+    day_of: &dyn Fn(&Path) -> UtcDay,
+    count: &mut usize,
+) -> io::Result<()> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        // An old index directory removed meanwhile.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let path = entry.path();
+        if path == skip {
+            continue;
+        }
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            restamp_tree(&path, skip, day_of, count)?;
+        } else if kind.is_file() {
+            set_times(&path, day_of(&path), count)?;
+        } else if !kind.is_symlink() {
+            set_times(&path, UtcDay::from_days_since_epoch(0), count)?;
+        }
+    }
+    set_times(dir, UtcDay::from_days_since_epoch(0), count)
+}
+
+/// Sets a path's access and modification times to a day's start, without opening it (so sockets
+/// work too) and without following links. A path deleted meanwhile has nothing left to hide.
+fn set_times(path: &Path, day: UtcDay, count: &mut usize) -> io::Result<()> {
+    use rustix::fs::{utimensat, AtFlags, Timespec, Timestamps, CWD};
+    let secs = i64::from(day.days_since_epoch()) * 86_400;
+    let at = Timespec {
+        tv_sec: secs,
+        tv_nsec: 0,
+    };
+    let times = Timestamps {
+        last_access: at,
+        last_modification: at,
+    };
+    match utimensat(CWD, path, &times, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(()) => {
+            *count += 1;
+            Ok(())
+        }
+        Err(rustix::io::Errno::NOENT) => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -778,29 +985,8 @@ fn purge_refusal(
     None
 }
 
-fn check_format(
-    db: &sled::Db,
-    records: &sled::Tree,
-    batches: &sled::Tree,
-) -> Result<(), StoreError> {
-    match db.get(FORMAT_KEY).map_err(StoreError::from_sled)? {
-        Some(found) if &found[..] == STORE_FORMAT.as_bytes() => Ok(()),
-        Some(found) => Err(StoreError::UnsupportedFormat {
-            found: String::from_utf8_lossy(&found).into_owned(),
-        }),
-        None if records.is_empty() && batches.is_empty() => {
-            db.insert(FORMAT_KEY, STORE_FORMAT.as_bytes())
-                .map_err(StoreError::from_sled)?;
-            Ok(())
-        }
-        None => Err(StoreError::Integrity(vec![
-            "the index holds records but no format marker".into(),
-        ])),
-    }
-}
-
 /// Creates a directory readable by the owner only, or tightens an existing one.
-fn make_private_dir(dir: &Path) -> io::Result<()> {
+pub(crate) fn make_private_dir(dir: &Path) -> io::Result<()> {
     match fs::DirBuilder::new().mode(0o700).create(dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {

@@ -1,3 +1,4 @@
+use std::collections::HashSet;
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 
@@ -10,6 +11,7 @@ fn options(quota: Option<u64>, max: u64) -> StoreOptions {
             max_bytes: max,
             min_free_bytes: 0,
         },
+        spare_files: 16,
     }
 }
 
@@ -48,6 +50,11 @@ fn export_all(store: &SubmissionStore) -> (BundleManifest, Vec<u8>) {
         .complete_export(&batch.manifest.batch)
         .expect("complete");
     (batch.manifest, bytes)
+}
+
+/// Every submission of a bundle, as a receipt that says all were opened would list them.
+fn opened(manifest: &BundleManifest) -> HashSet<SubmissionId> {
+    manifest.submissions.iter().map(|e| e.id).collect()
 }
 
 #[test]
@@ -185,7 +192,7 @@ fn export_then_purge_removes_exactly_the_bundle() {
     expected.sort();
     assert_eq!(seen, expected);
 
-    let report = store.purge(&manifest).expect("purge");
+    let report = store.purge(&manifest, &opened(&manifest)).expect("purge");
     assert_eq!(report.purged.len(), 2);
     assert!(report.refused.is_empty());
     assert!(store.get(&a.id).expect("get").is_none());
@@ -193,7 +200,7 @@ fn export_then_purge_removes_exactly_the_bundle() {
     assert!(store.get(&c.id).expect("get").is_some());
     assert_eq!(store.usage().stored(), 4);
     // Purging again is harmless.
-    let again = store.purge(&manifest).expect("purge");
+    let again = store.purge(&manifest, &opened(&manifest)).expect("purge");
     assert_eq!(again.already_gone.len(), 2);
 }
 
@@ -213,7 +220,7 @@ fn purge_refuses_what_the_bundle_does_not_match() {
         sha256: b.sha256.clone(),
         sealing: b.sealing,
     });
-    let report = store.purge(&forged).expect("purge");
+    let report = store.purge(&forged, &opened(&forged)).expect("purge");
     assert!(report.purged.is_empty());
     assert_eq!(report.refused.len(), 2);
     assert!(store.get(&a.id).expect("get").is_some());
@@ -256,10 +263,11 @@ fn an_interrupted_purge_is_finished_at_open() {
         let mut purging = record.clone();
         purging.state = RecordState::Purging;
         store
+            .index()
             .records
             .insert(record.id.as_bytes(), purging.encode())
             .expect("insert");
-        store.commit.sync().expect("sync");
+        store.index().commit.sync().expect("sync");
         record.id
     };
     let (store, recovery) = reopen(dir.path(), StoreOptions::default()).expect("open");
@@ -319,10 +327,14 @@ fn a_future_store_format_is_refused() {
     {
         let db = (0..100)
             .find_map(|_| {
-                sled::open(dir.path().join("index")).ok().or_else(|| {
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                    None
-                })
+                let current =
+                    fs::read_to_string(dir.path().join("index.current")).expect("pointer");
+                sled::open(dir.path().join(current.trim()))
+                    .ok()
+                    .or_else(|| {
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                        None
+                    })
             })
             .expect("sled");
         db.insert(FORMAT_KEY, &b"resguardo.store/9"[..])
@@ -363,6 +375,7 @@ fn age(store: &SubmissionStore, id: &SubmissionId, days: i32) {
     let mut record = store.get(id).expect("get").expect("record");
     record.day = UtcDay::from_days_since_epoch(UtcDay::today().days_since_epoch() - days);
     store
+        .index()
         .records
         .insert(id.as_bytes(), record.encode())
         .expect("insert");
@@ -402,7 +415,7 @@ fn retention_deletes_old_unexported_submissions_and_warns_first() {
 }
 
 #[test]
-fn restamping_keeps_day_times_and_unifies_change_times() {
+fn sweeping_keeps_day_times_and_unifies_change_times() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(dir.path());
     let a = put(&store, b"a").id;
@@ -416,7 +429,150 @@ fn restamping_keeps_day_times_and_unifies_change_times() {
         meta(&b).ctime(),
         "arrival times differ before"
     );
-    assert_eq!(store.restamp_times().expect("restamp"), 2);
+    assert!(store.sweep_times().expect("sweep") >= 2);
     assert_eq!(meta(&a).ctime(), meta(&b).ctime(), "one change time after");
     assert_eq!(meta(&a).mtime() % 86_400, 0);
+}
+
+#[test]
+fn purge_keeps_what_the_receipt_does_not_list_as_opened() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let a = put(&store, b"aaaa");
+    let b = put(&store, b"bbbb");
+    let (manifest, _) = export_all(&store);
+    let only_a: HashSet<SubmissionId> = [a.id].into_iter().collect();
+    let report = store.purge(&manifest, &only_a).expect("purge");
+    assert_eq!(report.purged, vec![a.id]);
+    assert_eq!(report.refused.len(), 1);
+    assert_eq!(report.refused[0].0, b.id);
+    assert!(
+        report.refused[0].1.contains("receipt"),
+        "{:?}",
+        report.refused
+    );
+    assert!(store.get(&b.id).expect("get").is_some());
+}
+
+/// Every byte of every regular file under `dir`.
+fn data_dir_bytes(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in fs::read_dir(&d).expect("ls") {
+            let path = entry.expect("entry").path();
+            let meta = fs::symlink_metadata(&path).expect("meta");
+            if meta.is_dir() {
+                stack.push(path);
+            } else if meta.is_file() {
+                out.push((path.clone(), fs::read(&path).expect("read")));
+            }
+        }
+    }
+    out
+}
+
+fn found_in(files: &[(PathBuf, Vec<u8>)], needle: &[u8]) -> Vec<PathBuf> {
+    files
+        .iter()
+        .filter(|(_, bytes)| bytes.windows(needle.len()).any(|w| w == needle))
+        .map(|(p, _)| p.clone())
+        .collect()
+}
+
+#[test]
+fn purge_and_retention_leave_no_trace_of_the_deleted_records() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let purged: Vec<SubmissionRecord> = (0..5u8)
+        .map(|i| put(&store, &vec![i; 1000 + usize::from(i) * 7]))
+        .collect();
+    let (manifest, _) = export_all(&store);
+    let expired = put(&store, b"never exported");
+    age(&store, &expired.id, 40);
+    let kept = put(&store, b"kept");
+    // Before: the index knows them all.
+    let before = data_dir_bytes(dir.path());
+    assert!(!found_in(&before, purged[0].sha256.as_bytes()).is_empty());
+    let report = store.purge(&manifest, &opened(&manifest)).expect("purge");
+    assert_eq!(report.purged.len(), 5);
+    assert_eq!(
+        store
+            .apply_retention(UtcDay::today(), 30, 0)
+            .expect("retention")
+            .deleted,
+        1
+    );
+    let after = data_dir_bytes(dir.path());
+    for record in purged.iter().chain([&expired]) {
+        for needle in [
+            record.id.to_string().into_bytes(),
+            record.id.as_bytes().to_vec(),
+            record.sha256.clone().into_bytes(),
+            format!("\"size\":{}", record.size).into_bytes(),
+        ] {
+            let hits = found_in(&after, &needle);
+            assert!(
+                hits.is_empty(),
+                "{} still readable in {hits:?}",
+                String::from_utf8_lossy(&needle)
+            );
+        }
+    }
+    // The expired one's day (40 days ago) is nobody else's: it must be gone too.
+    let day = store.get(&expired.id).expect("get").map(|r| r.day);
+    assert_eq!(day, None);
+    let aged = UtcDay::from_days_since_epoch(UtcDay::today().days_since_epoch() - 40);
+    let hits = found_in(&after, format!("\"day\":\"{aged}\"").as_bytes());
+    assert!(
+        hits.is_empty(),
+        "the expired day is still readable in {hits:?}"
+    );
+    // What is kept is still there, and survives a reopen.
+    assert!(!found_in(&after, kept.id.to_string().as_bytes()).is_empty());
+    drop(store);
+    let (store, _) = reopen(dir.path(), options(None, 1 << 20)).expect("reopen");
+    assert_eq!(store.records().expect("records").len(), 1);
+    assert_eq!(read_sealed(&store, &kept.id), b"kept");
+}
+
+#[test]
+fn uploads_are_written_into_spares_made_before_they_arrived() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let pool_inodes: HashSet<u64> = fs::read_dir(dir.path().join("pool"))
+        .expect("ls")
+        .map(|e| e.expect("entry").metadata().expect("meta").ino())
+        .collect();
+    assert!(pool_inodes.len() >= 16);
+    let made = std::time::SystemTime::now();
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let records: Vec<SubmissionRecord> = (0..6u8).map(|i| put(&store, &[i; 10])).collect();
+    // A refused upload gives its file back, emptied.
+    drop(store.begin(None).expect("begin"));
+    for record in &records {
+        let meta = fs::metadata(dir.path().join("sealed").join(format!("{}.pgp", record.id)))
+            .expect("meta");
+        assert!(pool_inodes.contains(&meta.ino()), "a new inode was made");
+        let born = meta.created().expect("btime");
+        assert!(born < made, "born after the store was opened");
+    }
+    let spares: HashSet<u64> = fs::read_dir(dir.path().join("pool"))
+        .expect("ls")
+        .map(|e| e.expect("entry").metadata().expect("meta").ino())
+        .collect();
+    assert_eq!(spares.len() + records.len(), pool_inodes.len());
+    assert_eq!(
+        fs::read_dir(dir.path().join("incoming"))
+            .expect("ls")
+            .count(),
+        0
+    );
+    // Purged files go back to the pool too.
+    let (manifest, _) = export_all(&store);
+    store.purge(&manifest, &opened(&manifest)).expect("purge");
+    assert_eq!(
+        fs::read_dir(dir.path().join("pool")).expect("ls").count(),
+        pool_inodes.len()
+    );
 }

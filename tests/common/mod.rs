@@ -338,6 +338,22 @@ pub fn export(data_dir: &Path, out: &Path) -> Vec<(String, Vec<u8>)> {
     read_bundle(out)
 }
 
+/// Writes the receipt `resguardo-review open` would write for `bundle` if every submission
+/// opened; for tests of the store, where opening is not what is tested. Returns its path.
+pub fn receipt_for(bundle: &Path) -> PathBuf {
+    let file = std::fs::File::open(bundle).expect("bundle");
+    let manifest = resguardo::bundle::read_manifest(BufReader::new(file)).expect("manifest");
+    let receipt = resguardo::bundle::receipt::OpenReceipt {
+        format: resguardo::bundle::receipt::FORMAT.into(),
+        batch: manifest.batch,
+        opened: manifest.submissions.iter().map(|e| e.id).collect(),
+        failed: Vec::new(),
+    };
+    let path = bundle.with_extension("receipt.json");
+    std::fs::write(&path, serde_json::to_vec(&receipt).expect("json")).expect("write receipt");
+    path
+}
+
 pub fn read_bundle(path: &Path) -> Vec<(String, Vec<u8>)> {
     let mut entries = Vec::new();
     let file = std::fs::File::open(path).expect("bundle");

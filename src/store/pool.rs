@@ -1,0 +1,262 @@
+//! Spare files: the inodes that submissions are written into, made ahead of time.
+//!
+//! A file's birth time (`statx` btime) is set when its inode is created and can never be changed,
+//! and inode numbers grow in creation order. A spool file created when an upload begins would
+//! therefore date that submission to the millisecond and order it against the others, whatever
+//! we later do to its other times. So no file is created when a submission arrives: the upload is
+//! written into a spare, empty file taken at random from `pool/`, made at a moment that says
+//! nothing about any one report, and a refused upload or a purged submission gives its file back
+//! (truncated) instead of deleting it.
+//!
+//! Spares are made when the store is created, and topped up at the first maintenance pass of
+//! each UTC day. A file made at any other moment (say, a restart at 10:00) is only handed out from
+//! the next day on: its name carries the first day it may be used. Only if every usable spare is
+//! taken does the pool make a batch on the spot, and then the submissions that use those files
+//! are dated to "after the refill"; the operator's log says so, and `store.spare_files` should be
+//! raised.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use ring::rand::{SecureRandom, SystemRandom};
+
+use crate::submission::{SubmissionId, UtcDay};
+
+/// Spares made at once when none is left.
+const EMERGENCY_BATCH: usize = 64;
+
+/// The spare files of one data directory.
+pub struct SparePool {
+    dir: PathBuf,
+    /// Spare names, with the first day each may be handed out.
+    spares: Mutex<Vec<(UtcDay, String)>>,
+    /// How many spares the daily top-up aims for.
+    target: usize,
+}
+
+/// What [`SparePool::take`] had to do, for the operator's log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Taken {
+    /// A spare that was ready today.
+    Ready,
+    /// No spare was ready: a fresh batch was made now, which dates this submission to after it.
+    MadeNow,
+}
+
+impl SparePool {
+    /// Opens `dir` (created if needed) and reads its spares; files that are not spares are an
+    /// error, so nothing foreign hides there.
+    pub fn open(dir: &Path, target: usize) -> io::Result<Self> {
+        super::make_private_dir(dir)?;
+        let mut spares = Vec::new();
+        for entry in fs::read_dir(dir)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            match parse_name(&name) {
+                Some(day) => spares.push((day, name)),
+                None => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("unexpected file in pool/: {name:?}"),
+                    ))
+                }
+            }
+        }
+        Ok(SparePool {
+            dir: dir.to_path_buf(),
+            spares: Mutex::new(spares),
+            target: target.max(1),
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Makes spares until there are `target`. Those made now are usable from `first_day`.
+    /// Returns how many were made.
+    pub fn top_up(&self, first_day: UtcDay) -> io::Result<usize> {
+        let missing = self.target.saturating_sub(self.len());
+        self.make(missing, first_day)?;
+        Ok(missing)
+    }
+
+    fn make(&self, count: usize, first_day: UtcDay) -> io::Result<()> {
+        let mut made = Vec::with_capacity(count);
+        for _ in 0..count {
+            let name = spare_name(first_day);
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(self.dir.join(&name))?;
+            made.push((first_day, name));
+        }
+        if count > 0 {
+            super::durable::sync_dir(&self.dir)?;
+        }
+        self.lock().extend(made);
+        Ok(())
+    }
+
+    /// Moves a random spare usable `today` to `to` (in the same file system) and opens it for
+    /// writing.
+    pub fn take(&self, today: UtcDay, to: &Path) -> io::Result<(File, Taken)> {
+        let mut taken = Taken::Ready;
+        let name = loop {
+            if let Some(name) = self.pick(today) {
+                break name;
+            }
+            taken = Taken::MadeNow;
+            self.make(EMERGENCY_BATCH, today)?;
+        };
+        let from = self.dir.join(&name);
+        if let Err(e) = fs::rename(&from, to) {
+            // Not taken after all: keep it in the pool's list.
+            if from.exists() {
+                self.lock().push((today, name));
+            }
+            return Err(e);
+        }
+        let file = OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(to)?;
+        Ok((file, taken))
+    }
+
+    fn pick(&self, today: UtcDay) -> Option<String> {
+        let mut spares = self.lock();
+        let ready: Vec<usize> = spares
+            .iter()
+            .enumerate()
+            .filter(|(_, (day, _))| *day <= today)
+            .map(|(i, _)| i)
+            .collect();
+        if ready.is_empty() {
+            return None;
+        }
+        let choice = ready[random_below(ready.len())];
+        Some(spares.swap_remove(choice).1)
+    }
+
+    /// Empties the file at `path` and puts it back among the spares (usable at once: its birth
+    /// time is already that of a spare).
+    pub fn give_back(&self, path: &Path, today: UtcDay) -> io::Result<()> {
+        let file = OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)?;
+        file.set_len(0)?;
+        file.sync_all()?;
+        drop(file);
+        let name = spare_name(today);
+        fs::rename(path, self.dir.join(&name))?;
+        self.lock().push((today, name));
+        Ok(())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(UtcDay, String)>> {
+        self.spares
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// `<first day>-<random>.spare`, e.g. `2026-11-30-3f…9a.spare`.
+fn spare_name(first_day: UtcDay) -> String {
+    format!("{first_day}-{}.spare", SubmissionId::random())
+}
+
+fn parse_name(name: &str) -> Option<UtcDay> {
+    let stem = name.strip_suffix(".spare")?;
+    let (day, random) = stem.split_at_checked(10)?;
+    let random = random.strip_prefix('-')?;
+    random.parse::<SubmissionId>().ok()?;
+    day.parse().ok()
+}
+
+/// A uniform random index below `n` (n > 0).
+fn random_below(n: usize) -> usize {
+    let mut bytes = [0u8; 8];
+    // SystemRandom only fails without an entropy source, which we cannot run without.
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .expect("the operating system's random number generator failed");
+    // 64 random bits modulo a small n: the bias is far below anything observable.
+    (u64::from_le_bytes(bytes) % n as u64) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::MetadataExt;
+
+    use super::*;
+
+    #[test]
+    fn spares_are_made_ahead_taken_at_random_and_given_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pool_dir = dir.path().join("pool");
+        let today = UtcDay::today();
+        let pool = SparePool::open(&pool_dir, 8).expect("open");
+        assert_eq!(pool.top_up(today).expect("top up"), 8);
+        let inodes: std::collections::HashSet<u64> = fs::read_dir(&pool_dir)
+            .expect("ls")
+            .map(|e| e.expect("entry").metadata().expect("meta").ino())
+            .collect();
+        let target = dir.path().join("taken.part");
+        let (_, taken) = pool.take(today, &target).expect("take");
+        assert_eq!(taken, Taken::Ready);
+        assert!(inodes.contains(&fs::metadata(&target).expect("meta").ino()));
+        assert_eq!(pool.len(), 7);
+        fs::write(&target, b"refused upload").expect("write");
+        pool.give_back(&target, today).expect("give back");
+        assert_eq!(pool.len(), 8);
+        assert!(!target.exists());
+        // Still the same inodes, all empty.
+        for entry in fs::read_dir(&pool_dir).expect("ls") {
+            let meta = entry.expect("entry").metadata().expect("meta");
+            assert!(inodes.contains(&meta.ino()));
+            assert_eq!(meta.len(), 0);
+        }
+        // Reopened, the pool knows its spares.
+        assert_eq!(SparePool::open(&pool_dir, 8).expect("reopen").len(), 8);
+    }
+
+    #[test]
+    fn spares_made_late_wait_for_the_next_day_and_an_empty_pool_refills() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let today = UtcDay::today();
+        let tomorrow = UtcDay::from_days_since_epoch(today.days_since_epoch() + 1);
+        let pool = SparePool::open(&dir.path().join("pool"), 2).expect("open");
+        pool.top_up(tomorrow).expect("top up");
+        // Nothing is usable today, so a batch is made now (and the caller is told).
+        let (_, taken) = pool.take(today, &dir.path().join("a")).expect("take");
+        assert_eq!(taken, Taken::MadeNow);
+        assert_eq!(pool.len(), 2 + EMERGENCY_BATCH - 1);
+        let (_, taken) = pool.take(tomorrow, &dir.path().join("b")).expect("take");
+        assert_eq!(taken, Taken::Ready);
+    }
+
+    #[test]
+    fn foreign_files_in_the_pool_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pool_dir = dir.path().join("pool");
+        fs::create_dir(&pool_dir).expect("mkdir");
+        fs::write(pool_dir.join("notes.txt"), b"?").expect("write");
+        let err = SparePool::open(&pool_dir, 4).err().expect("refused");
+        assert!(err.to_string().contains("notes.txt"), "{err}");
+        assert_eq!(
+            parse_name("2026-11-30-00112233445566778899aabbccddeeff.spare").map(|d| d.to_string()),
+            Some("2026-11-30".into())
+        );
+        assert!(parse_name("2026-11-30-0011.spare").is_none());
+    }
+}
