@@ -1,6 +1,10 @@
 //! Embeds the submission page (`static/`) in the binaries: the gateway serves it, and the review
 //! tool reads the form's language files from it. Every file under `static/` becomes an entry of a
 //! generated table, so adding a page asset or a language needs no code change.
+//!
+//! Text assets are also compressed here (gzip, best level), so a reporter on a slow connection
+//! downloads the big script once at a third of its size, and the build gets a version (a hash of
+//! every asset) that the page puts in the assets' URLs, so browsers may cache them for good.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -18,6 +22,23 @@ fn content_type(path: &Path) -> &'static str {
         "woff2" => "font/woff2",
         _ => "application/octet-stream",
     }
+}
+
+fn compressible(path: &Path) -> bool {
+    matches!(
+        path.extension().and_then(|e| e.to_str()).unwrap_or(""),
+        "html" | "css" | "js" | "mjs" | "json" | "svg" | "txt"
+    )
+}
+
+/// Writes `bytes` gzipped into OUT_DIR and returns the path.
+fn gzipped(bytes: &[u8], name: &str) -> PathBuf {
+    use std::io::Write as _;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(bytes).expect("gzip");
+    let out = PathBuf::from(std::env::var("OUT_DIR").expect("out dir")).join(format!("{name}.gz"));
+    std::fs::write(&out, encoder.finish().expect("gzip")).expect("write gzip");
+    out
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -50,17 +71,34 @@ fn main() {
     let mut files = Vec::new();
     walk(&static_dir, &mut files);
     let mut table = String::from("&[\n");
-    for file in &files {
-        println!("cargo:rerun-if-changed={}", file.display());
-        let relative = file.strip_prefix(&static_dir).expect("under static");
-        let url = format!("/{}", relative.to_string_lossy().replace('\\', "/"));
+    let mut version = std::collections::hash_map::DefaultHasher::new();
+    let mut entry = |table: &mut String, url: &str, file: &Path| {
+        use std::hash::Hasher as _;
+        let bytes = std::fs::read(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        version.write(url.as_bytes());
+        version.write(&bytes);
+        let gzip = if compressible(file) {
+            let name = url.trim_start_matches('/').replace('/', "_");
+            format!(
+                "Some(include_bytes!({:?}))",
+                gzipped(&bytes, &name).display().to_string()
+            )
+        } else {
+            "None".to_string()
+        };
         writeln!(
             table,
-            "    Asset {{ path: {url:?}, content_type: {:?}, bytes: include_bytes!({:?}) }},",
+            "    Asset {{ path: {url:?}, content_type: {:?}, bytes: include_bytes!({:?}), gzip: {gzip} }},",
             content_type(file),
             file.display().to_string()
         )
         .expect("write");
+    };
+    for file in &files {
+        println!("cargo:rerun-if-changed={}", file.display());
+        let relative = file.strip_prefix(&static_dir).expect("under static");
+        let url = format!("/{}", relative.to_string_lossy().replace('\\', "/"));
+        entry(&mut table, &url, file);
     }
     // openpgp.js from npm, pinned in static/package-lock.json (with its integrity hash), embedded
     // as /vendor/openpgp.min.mjs. `npm ci` installs exactly the locked version.
@@ -79,14 +117,14 @@ fn main() {
         }
     }
     println!("cargo:rerun-if-changed={}", vendor.display());
-    writeln!(
-        table,
-        "    Asset {{ path: \"/vendor/openpgp.min.mjs\", content_type: {:?}, bytes: include_bytes!({:?}) }},",
-        content_type(&vendor),
-        vendor.display().to_string()
-    )
-    .expect("write");
+    entry(&mut table, "/vendor/openpgp.min.mjs", &vendor);
     table.push(']');
-    let out = PathBuf::from(std::env::var("OUT_DIR").expect("out dir")).join("assets.rs");
-    std::fs::write(out, table).expect("write assets table");
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("out dir"));
+    std::fs::write(out_dir.join("assets.rs"), table).expect("write assets table");
+    use std::hash::Hasher as _;
+    std::fs::write(
+        out_dir.join("assets_version.rs"),
+        format!("{:?}", format!("{:016x}", version.finish())),
+    )
+    .expect("write assets version");
 }

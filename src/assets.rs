@@ -9,9 +9,20 @@ pub struct Asset {
     pub path: &'static str,
     pub content_type: &'static str,
     pub bytes: &'static [u8],
+    /// The same, gzipped at build time (text files only).
+    pub gzip: Option<&'static [u8]>,
 }
 
 pub static ASSETS: &[Asset] = include!(concat!(env!("OUT_DIR"), "/assets.rs"));
+
+/// A hash of every embedded file: the page serves its files under `/v/<VERSION>/…`, which
+/// browsers may cache for good, since a new build has a new version.
+pub const VERSION: &str = include!(concat!(env!("OUT_DIR"), "/assets_version.rs"));
+
+/// The URL prefix of versioned assets.
+pub fn versioned_prefix() -> String {
+    format!("/v/{VERSION}")
+}
 
 pub fn find(path: &str) -> Option<&'static Asset> {
     ASSETS.iter().find(|a| a.path == path)

@@ -49,6 +49,97 @@ pub struct GatewayConfig {
     pub retention: RetentionConfig,
     #[serde(default)]
     pub store: StoreConfig,
+    #[serde(default)]
+    pub organisation: OrganisationConfig,
+}
+
+/// A text in the page's languages: one string for all, or a table by language tag (a language
+/// missing from the table gets the page's default language, then any).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum LocalText {
+    One(String),
+    ByLanguage(std::collections::BTreeMap<String, String>),
+}
+
+impl LocalText {
+    pub fn get(&self, lang: &str, default_lang: &str) -> &str {
+        match self {
+            LocalText::One(text) => text,
+            LocalText::ByLanguage(map) => map
+                .get(lang)
+                .or_else(|| map.get(default_lang))
+                .or_else(|| map.values().next())
+                .map(String::as_str)
+                .unwrap_or(""),
+        }
+    }
+
+    fn texts(&self) -> Vec<&str> {
+        match self {
+            LocalText::One(text) => vec![text],
+            LocalText::ByLanguage(map) => map.values().map(String::as_str).collect(),
+        }
+    }
+}
+
+/// Who runs this gateway, shown on the page in every language: the organisation, who reads the
+/// reports, how soon urgent ones are read, and numbers to call in an emergency.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OrganisationConfig {
+    pub name: LocalText,
+    /// Who reads the reports, in plain words.
+    pub who_reads: LocalText,
+    /// Urgent reports are read at least every this many hours.
+    pub urgent_review_hours: u32,
+    pub hotlines: Vec<Hotline>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hotline {
+    pub label: LocalText,
+    pub number: String,
+}
+
+impl Default for OrganisationConfig {
+    fn default() -> Self {
+        let by = |es: &str, en: &str| {
+            LocalText::ByLanguage(
+                [
+                    ("es".to_string(), es.to_string()),
+                    ("en".to_string(), en.to_string()),
+                ]
+                .into_iter()
+                .collect(),
+            )
+        };
+        OrganisationConfig {
+            name: by(
+                "Resguardo (demostración: configura [organisation] en gateway.toml)",
+                "Resguardo (demonstration: set [organisation] in gateway.toml)",
+            ),
+            who_reads: by(
+                "Un pequeño equipo de revisión, en una computadora sin internet.",
+                "A small review team, on a computer without internet.",
+            ),
+            urgent_review_hours: 12,
+            hotlines: vec![
+                Hotline {
+                    label: by("Policía Nacional", "National Police"),
+                    number: "105".into(),
+                },
+                Hotline {
+                    label: by(
+                        "Línea 100 (violencia contra las mujeres y la familia)",
+                        "Línea 100 (violence against women and families)",
+                    ),
+                    number: "100".into(),
+                },
+            ],
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -111,12 +202,41 @@ pub struct FormConfig {
     /// Accept the form posted without JavaScript and seal it on arrival. The plaintext then
     /// passes through the gateway's memory; switch this off if that risk is not acceptable.
     pub server_sealing: bool,
+    /// Form posts accepted per minute, for the whole gateway. The gateway does the sealing work
+    /// for these, and they carry no proof of work, so they have a budget of their own.
+    pub posts_per_minute: u32,
+    pub post_burst: u32,
+    /// Largest form post (text and files together), in bytes. Default: 25 MiB, or
+    /// `limits.max_submission_bytes` if that is smaller.
+    pub max_post_bytes: Option<u64>,
+    /// Bytes of form posts accepted per hour, for the whole gateway.
+    pub bytes_per_hour: u64,
+    /// A post must come at least this long after its page was served (a person fills in a form
+    /// in more time than that; a script that fetches the page and posts at once waits).
+    pub token_min_age_secs: u64,
+    /// ... and at most this long after (the page then asks to press Send again).
+    pub token_ttl_secs: u64,
+}
+
+impl FormConfig {
+    /// The largest form post in force.
+    pub fn max_post_bytes(&self, limits: &Limits) -> u64 {
+        self.max_post_bytes
+            .unwrap_or(25 * 1024 * 1024)
+            .min(limits.max_submission_bytes)
+    }
 }
 
 impl Default for FormConfig {
     fn default() -> Self {
         FormConfig {
             server_sealing: true,
+            posts_per_minute: 6,
+            post_burst: 3,
+            max_post_bytes: None,
+            bytes_per_hour: 1024 * 1024 * 1024,
+            token_min_age_secs: 5,
+            token_ttl_secs: 86_400,
         }
     }
 }
@@ -188,9 +308,24 @@ pub struct RateLimits {
     /// When every upload slot is taken, the slowest upload averaging less than this gives its
     /// slot to a new one (so trickling uploads cannot lock reporters out).
     pub evict_uploads_slower_than_bytes_per_sec: u64,
-    /// Other requests (page, keys, health) per second, for the whole gateway.
+    /// The page and the files it loads, per second, for the whole gateway.
     pub requests_per_second: u32,
     pub request_burst: u32,
+    /// `GET /api/v1/keys` per second, for the whole gateway.
+    pub keys_per_second: u32,
+    pub keys_burst: u32,
+    /// `GET /api/v1/challenge` per second, for the whole gateway.
+    pub challenges_per_second: u32,
+    pub challenge_burst: u32,
+    /// Each connection's own share of the routes above (a page load makes about a dozen
+    /// requests), so one client cannot take a whole budget.
+    pub per_connection_per_second: u32,
+    pub per_connection_burst: u32,
+    /// A connection is closed after this many requests (the client opens a new one).
+    pub max_requests_per_connection: u32,
+    /// The rate asked of an upload to keep its slot when every slot is taken grows by
+    /// `evict_uploads_slower_than_bytes_per_sec` every this many seconds of its age.
+    pub evict_ramp_secs: u64,
 }
 
 impl Default for RateLimits {
@@ -202,6 +337,14 @@ impl Default for RateLimits {
             evict_uploads_slower_than_bytes_per_sec: 8192,
             requests_per_second: 200,
             request_burst: 400,
+            keys_per_second: 50,
+            keys_burst: 100,
+            challenges_per_second: 50,
+            challenge_burst: 100,
+            per_connection_per_second: 10,
+            per_connection_burst: 40,
+            max_requests_per_connection: 200,
+            evict_ramp_secs: 600,
         }
     }
 }
@@ -338,10 +481,84 @@ impl GatewayConfig {
             ),
             ("rate_limits.requests_per_second", r.requests_per_second),
             ("rate_limits.request_burst", r.request_burst),
+            ("rate_limits.keys_per_second", r.keys_per_second),
+            ("rate_limits.keys_burst", r.keys_burst),
+            ("rate_limits.challenges_per_second", r.challenges_per_second),
+            ("rate_limits.challenge_burst", r.challenge_burst),
+            (
+                "rate_limits.per_connection_per_second",
+                r.per_connection_per_second,
+            ),
+            ("rate_limits.per_connection_burst", r.per_connection_burst),
+            (
+                "rate_limits.max_requests_per_connection",
+                r.max_requests_per_connection,
+            ),
+            ("form.posts_per_minute", self.form.posts_per_minute),
+            ("form.post_burst", self.form.post_burst),
         ] {
             if value == 0 {
                 problems.push(format!("{name} must be at least 1"));
             }
+        }
+        if !(10..=86_400).contains(&r.evict_ramp_secs) {
+            problems.push("rate_limits.evict_ramp_secs must be between 10 and 86400".into());
+        }
+        let f = &self.form;
+        if f.max_post_bytes
+            .is_some_and(|m| m < 64 * 1024 || m > l.max_submission_bytes)
+        {
+            problems.push(
+                "form.max_post_bytes must be at least 65536 and at most limits.max_submission_bytes"
+                    .into(),
+            );
+        }
+        if f.bytes_per_hour < f.max_post_bytes(l) {
+            problems.push("form.bytes_per_hour must be at least form.max_post_bytes".into());
+        }
+        if f.token_min_age_secs > 600 || !(600..=7 * 86_400).contains(&f.token_ttl_secs) {
+            problems.push(
+                "form.token_min_age_secs must be at most 600, and form.token_ttl_secs between 600 \
+                 and 604800"
+                    .into(),
+            );
+        }
+        let o = &self.organisation;
+        let org_texts = o
+            .name
+            .texts()
+            .into_iter()
+            .chain(o.who_reads.texts())
+            .chain(o.hotlines.iter().flat_map(|h| h.label.texts()));
+        for text in org_texts {
+            if text.trim().is_empty()
+                || text.chars().count() > 500
+                || text.chars().any(char::is_control)
+            {
+                problems.push(
+                    "organisation: every text must be 1 to 500 characters without control characters"
+                        .into(),
+                );
+                break;
+            }
+        }
+        if o.hotlines.len() > 8
+            || o.hotlines.iter().any(|h| {
+                h.number.is_empty()
+                    || h.number.len() > 20
+                    || !h
+                        .number
+                        .chars()
+                        .all(|c| c.is_ascii_digit() || " +-".contains(c))
+            })
+        {
+            problems.push(
+                "organisation.hotlines: at most 8, each number 1 to 20 digits, spaces, + or -"
+                    .into(),
+            );
+        }
+        if !(1..=168).contains(&o.urgent_review_hours) {
+            problems.push("organisation.urgent_review_hours must be between 1 and 168".into());
         }
         if !(16..=100_000).contains(&self.store.spare_files) {
             problems.push("store.spare_files must be between 16 and 100000".into());

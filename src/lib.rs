@@ -21,6 +21,7 @@ pub mod logging;
 pub mod operator;
 pub mod payload;
 pub mod pow;
+pub mod process;
 pub mod review;
 pub mod seal;
 pub mod submit;

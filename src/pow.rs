@@ -7,8 +7,14 @@
 //!
 //! Challenges are stateless: version, expiry, difficulty and a random nonce, authenticated with an
 //! HMAC-SHA256 (ring) under a key made at start and never stored. Verifying costs one HMAC and one
-//! hash. The only state is a bounded memory of the nonces already spent, so a solution works once.
-//! Difficulty rises with the rate of submission attempts and falls back when it is calm.
+//! hash. The only state is a bounded memory of the nonces seen, so a solution works once.
+//!
+//! Difficulty rises with the rate of *verified* solutions (each counted once, when first seen)
+//! and falls back when it is calm: requests without a valid proof cost the attacker and raise
+//! nothing. A solution is judged against the difficulty in force when it is used, so work done
+//! cheaply while it was calm cannot be spent during a flood. Verifying and spending are two
+//! steps: the gateway spends a solution only once the submission is admitted, so a refusal that
+//! is not the solution's fault (no upload slot, the rate limit) leaves it usable.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -44,6 +50,8 @@ pub enum PowError {
     Insufficient,
     #[error("this solution was already used")]
     Replayed,
+    #[error("the gateway asks for more work now than this challenge did; get a new challenge")]
+    Outdated,
     #[error("too many solutions in flight; try again shortly")]
     ReplayMemoryFull,
 }
@@ -57,6 +65,7 @@ impl PowError {
             PowError::Expired => "pow_expired",
             PowError::Insufficient => "pow_insufficient",
             PowError::Replayed => "pow_replayed",
+            PowError::Outdated => "pow_outdated",
             PowError::ReplayMemoryFull => "pow_busy",
         }
     }
@@ -77,7 +86,20 @@ pub struct ProofOfWork {
     /// Submissions allowed per minute; the load is measured against it.
     rate_per_minute: u32,
     load: LoadMeter,
-    spent: Mutex<HashMap<[u8; NONCE_LEN], u64>>,
+    /// Nonces of verified solutions: expiry, and whether spent.
+    seen: Mutex<HashMap<[u8; NONCE_LEN], Seen>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    expiry: u64,
+    spent: bool,
+}
+
+/// A solution that passed every check and may be spent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verified {
+    nonce: [u8; NONCE_LEN],
 }
 
 impl ProofOfWork {
@@ -91,7 +113,7 @@ impl ProofOfWork {
             config,
             rate_per_minute: rate_per_minute.max(1),
             load: LoadMeter::default(),
-            spent: Mutex::new(HashMap::new()),
+            seen: Mutex::new(HashMap::new()),
         }
     }
 
@@ -100,9 +122,13 @@ impl ProofOfWork {
     }
 
     /// The difficulty new challenges get now: the base when calm, two more bits for every
-    /// doubling of the attempt rate beyond half the configured submission rate.
+    /// doubling of the rate of verified solutions beyond half the configured submission rate.
     pub fn current_difficulty(&self) -> u8 {
-        let rate = self.load.per_minute(now_secs()) as f64;
+        self.current_difficulty_at(now_secs())
+    }
+
+    fn current_difficulty_at(&self, now: u64) -> u8 {
+        let rate = self.load.per_minute(now) as f64;
         let ratio = rate / (f64::from(self.rate_per_minute) * 0.5);
         let extra = if ratio <= 1.0 {
             0
@@ -116,11 +142,6 @@ impl ProofOfWork {
     /// True when no more than the base difficulty is asked (the gateway is calm).
     pub fn is_calm(&self) -> bool {
         self.current_difficulty() <= self.config.base_difficulty
-    }
-
-    /// Counts a submission attempt towards the load.
-    pub fn note_attempt(&self) {
-        self.load.add(now_secs());
     }
 
     pub fn issue(&self) -> Challenge {
@@ -148,12 +169,13 @@ impl ProofOfWork {
         }
     }
 
-    /// Checks a `Resguardo-PoW` header value and spends its challenge.
-    pub fn verify(&self, header: Option<&str>) -> Result<(), PowError> {
+    /// Checks a `Resguardo-PoW` header value; a solution seen for the first time counts towards
+    /// the load. Does not spend it: see [`ProofOfWork::spend`].
+    pub fn verify(&self, header: Option<&str>) -> Result<Verified, PowError> {
         self.verify_at(header, now_secs())
     }
 
-    fn verify_at(&self, header: Option<&str>, now: u64) -> Result<(), PowError> {
+    fn verify_at(&self, header: Option<&str>, now: u64) -> Result<Verified, PowError> {
         let header = header.ok_or(PowError::Missing)?;
         let (token_hex, counter) = header.trim().split_once('.').ok_or(PowError::Malformed)?;
         if token_hex.len() != TOKEN_LEN * 2 || counter.is_empty() || counter.len() > 20 {
@@ -174,30 +196,65 @@ impl ProofOfWork {
             return Err(PowError::Expired);
         }
         let difficulty = signed[9];
-        if leading_zero_bits(&solution_hash(&token, counter)) < u32::from(difficulty) {
+        let work = leading_zero_bits(&solution_hash(&token, counter));
+        if work < u32::from(difficulty) {
             return Err(PowError::Insufficient);
         }
         let mut nonce = [0u8; NONCE_LEN];
         nonce.copy_from_slice(&signed[10..10 + NONCE_LEN]);
-        self.spend(nonce, expiry, now)
+        // Judged against the difficulty in force now (before this one is counted).
+        let in_force = self.current_difficulty_at(now);
+        self.remember(nonce, expiry, now)?;
+        if work < u32::from(in_force) {
+            return Err(PowError::Outdated);
+        }
+        Ok(Verified { nonce })
     }
 
-    fn spend(&self, nonce: [u8; NONCE_LEN], expiry: u64, now: u64) -> Result<(), PowError> {
-        let mut spent = self
-            .spent
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if spent.contains_key(&nonce) {
-            return Err(PowError::Replayed);
+    /// Notes a verified solution: counted towards the load the first time it is seen; refused
+    /// if already spent.
+    fn remember(&self, nonce: [u8; NONCE_LEN], expiry: u64, now: u64) -> Result<(), PowError> {
+        let mut seen = self.lock_seen();
+        match seen.get(&nonce) {
+            Some(s) if s.spent => return Err(PowError::Replayed),
+            Some(_) => return Ok(()),
+            None => {}
         }
-        if spent.len() >= self.config.replay_memory {
-            spent.retain(|_, exp| *exp >= now);
-            if spent.len() >= self.config.replay_memory {
+        if seen.len() >= self.config.replay_memory {
+            seen.retain(|_, s| s.expiry >= now);
+            if seen.len() >= self.config.replay_memory {
                 return Err(PowError::ReplayMemoryFull);
             }
         }
-        spent.insert(nonce, expiry);
+        seen.insert(
+            nonce,
+            Seen {
+                expiry,
+                spent: false,
+            },
+        );
+        self.load.add(now);
         Ok(())
+    }
+
+    /// Spends a verified solution: it will not work again.
+    pub fn spend(&self, verified: Verified) -> Result<(), PowError> {
+        let mut seen = self.lock_seen();
+        match seen.get_mut(&verified.nonce) {
+            Some(s) if s.spent => Err(PowError::Replayed),
+            Some(s) => {
+                s.spent = true;
+                Ok(())
+            }
+            // Forgotten meanwhile (the memory was pruned of expired entries): expired.
+            None => Err(PowError::Expired),
+        }
+    }
+
+    fn lock_seen(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; NONCE_LEN], Seen>> {
+        self.seen
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -285,16 +342,25 @@ mod tests {
     use super::*;
 
     fn pow(base: u8) -> ProofOfWork {
+        pow_with_memory(base, 4)
+    }
+
+    fn pow_with_memory(base: u8, replay_memory: usize) -> ProofOfWork {
         ProofOfWork::new(
             ProofOfWorkConfig {
                 enabled: true,
                 base_difficulty: base,
                 max_difficulty: base + 8,
                 challenge_ttl_secs: 300,
-                replay_memory: 4,
+                replay_memory,
             },
             60,
         )
+    }
+
+    /// Verifies and spends, as the gateway does for an admitted submission.
+    fn use_solution(p: &ProofOfWork, solved: &str) -> Result<(), PowError> {
+        p.spend(p.verify(Some(solved))?)
     }
 
     #[test]
@@ -302,8 +368,54 @@ mod tests {
         let p = pow(8);
         let c = p.issue();
         let solved = solve(&c.challenge, c.difficulty).expect("solvable");
-        assert_eq!(p.verify(Some(&solved)), Ok(()));
+        assert_eq!(use_solution(&p, &solved), Ok(()));
+        assert_eq!(use_solution(&p, &solved), Err(PowError::Replayed));
+    }
+
+    #[test]
+    fn a_solution_survives_a_refusal_that_was_not_its_fault() {
+        let p = pow(8);
+        let c = p.issue();
+        let solved = solve(&c.challenge, c.difficulty).expect("solvable");
+        // Verified, then refused for lack of an upload slot: not spent.
+        let _ = p.verify(Some(&solved)).expect("valid");
+        assert_eq!(use_solution(&p, &solved), Ok(()), "the retry is admitted");
         assert_eq!(p.verify(Some(&solved)), Err(PowError::Replayed));
+    }
+
+    #[test]
+    fn only_verified_work_raises_the_difficulty_once_per_solution() {
+        let p = pow_with_memory(8, 1000);
+        for _ in 0..400 {
+            assert_eq!(p.verify(None), Err(PowError::Missing));
+            assert_eq!(p.verify(Some("junk.1")), Err(PowError::Malformed));
+        }
+        assert_eq!(p.current_difficulty(), 8, "junk raised the difficulty");
+        // The same valid solution presented again and again counts once.
+        let c = p.issue();
+        let solved = solve(&c.challenge, c.difficulty).expect("solvable");
+        for _ in 0..100 {
+            let _ = p.verify(Some(&solved));
+        }
+        assert_eq!(p.load.per_minute(now_secs()), 1);
+    }
+
+    #[test]
+    fn work_done_while_calm_is_judged_at_the_difficulty_in_force() {
+        let p = pow_with_memory(8, 1000);
+        let calm = p.issue();
+        let token = hex::decode(&calm.challenge).expect("hex");
+        // A counter with exactly 8 to 9 bits of work: enough when calm, not under load.
+        let counter = (0..u64::MAX)
+            .find(|&n| (8..10).contains(&leading_zero_bits(&solution_hash(&token, n))))
+            .expect("exists");
+        let cheap = format!("{}.{counter}", calm.challenge);
+        for _ in 0..70 {
+            let c = p.issue();
+            use_solution(&p, &solve(&c.challenge, c.difficulty).expect("solve")).expect("ok");
+        }
+        assert!(p.current_difficulty() >= 12, "{}", p.current_difficulty());
+        assert_eq!(p.verify(Some(&cheap)), Err(PowError::Outdated));
     }
 
     #[test]
@@ -357,7 +469,7 @@ mod tests {
             Err(PowError::Insufficient)
         );
         // The genuine solution still works once after all that.
-        assert_eq!(p.verify(Some(&solved)), Ok(()));
+        assert_eq!(use_solution(&p, &solved), Ok(()));
     }
 
     #[test]
@@ -365,12 +477,11 @@ mod tests {
         let p = pow(4);
         for _ in 0..4 {
             let c = p.issue();
-            p.verify(Some(&solve(&c.challenge, c.difficulty).expect("solve")))
-                .expect("valid");
+            use_solution(&p, &solve(&c.challenge, c.difficulty).expect("solve")).expect("valid");
         }
         let c = p.issue();
         let solved = solve(&c.challenge, c.difficulty).expect("solve");
-        assert_eq!(p.verify(Some(&solved)), Err(PowError::ReplayMemoryFull));
+        assert_eq!(use_solution(&p, &solved), Err(PowError::ReplayMemoryFull));
     }
 
     #[test]
@@ -378,7 +489,7 @@ mod tests {
         let p = pow(10);
         assert_eq!(p.current_difficulty(), 10);
         for _ in 0..120 {
-            p.note_attempt();
+            p.load.add(now_secs());
         }
         // 120 attempts a minute against a rate of 60: four times half the rate.
         assert!(p.current_difficulty() >= 14, "{}", p.current_difficulty());

@@ -29,9 +29,19 @@ fn multipart(parts: &[(&str, Option<&str>, &[u8])]) -> Vec<u8> {
     body
 }
 
+/// Posts with the token of a freshly served page, as a browser would.
 fn post_form(gateway: &Gateway, body: &[u8], content_type: &str) -> (u16, String) {
+    post_form_with(gateway, &form_token(&gateway.url), body, content_type)
+}
+
+fn post_form_with(
+    gateway: &Gateway,
+    token: &str,
+    body: &[u8],
+    content_type: &str,
+) -> (u16, String) {
     let head = format!(
-        "POST /submit HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "POST /submit?t={token} HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
     raw_request(gateway.addr, &head, body)
@@ -55,7 +65,7 @@ fn form_posts_are_sealed_on_arrival_or_refused_with_the_reason() {
     let gateway = Gateway::start_with(
         dir.path(),
         "plain-http",
-        "[limits]\nmax_submission_bytes = 1048576\n",
+        "[limits]\nmax_submission_bytes = 1048576\n[form]\ntoken_min_age_secs = 0\nmax_post_bytes = 1048576\nposts_per_minute = 600\npost_burst = 100\n",
     );
     let canary = "CANARYformpost7c1e";
     let pdf = std::fs::read(repo().join("tests/fixtures/acta.pdf")).expect("fixture");
@@ -85,7 +95,7 @@ fn form_posts_are_sealed_on_arrival_or_refused_with_the_reason() {
             ]),
             multipart_type.clone(),
             422,
-            "Unexpected error",
+            "Some answers could not be read",
         ),
         (
             "option not in the form",
@@ -96,7 +106,7 @@ fn form_posts_are_sealed_on_arrival_or_refused_with_the_reason() {
             ]),
             multipart_type.clone(),
             422,
-            "Unexpected error",
+            "Some answers could not be read",
         ),
         (
             "required answer missing",
@@ -106,7 +116,7 @@ fn form_posts_are_sealed_on_arrival_or_refused_with_the_reason() {
             ]),
             multipart_type.clone(),
             422,
-            "Please answer: What happened?",
+            "<a href=\"#f-what_happened\">What happened?</a>",
         ),
         (
             "too large",
@@ -155,7 +165,8 @@ fn form_posts_are_sealed_on_arrival_or_refused_with_the_reason() {
     let mut cut = multipart(&ok_parts(canary, &pdf));
     cut.truncate(cut.len() - 40);
     let head = format!(
-        "POST /submit HTTP/1.1\r\nHost: x\r\nContent-Type: {multipart_type}\r\nContent-Length: {}\r\n\r\n",
+        "POST /submit?t={} HTTP/1.1\r\nHost: x\r\nContent-Type: {multipart_type}\r\nContent-Length: {}\r\n\r\n",
+        form_token(&gateway.url),
         cut.len() + 40
     );
     let (status, _) = raw_request_cut(gateway.addr, &head, &cut);
@@ -206,7 +217,11 @@ fn sealing_on_arrival_can_be_switched_off() {
     let gateway = Gateway::start_with(dir.path(), "plain-http", "[form]\nserver_sealing = false\n");
     let (status, page) = get(&gateway.url);
     assert_eq!(status, 200);
-    assert!(page.contains("no acepta reportes sin JavaScript"));
+    assert!(page.contains("<noscript>"), "{page}");
+    assert!(
+        page.contains("Sin JavaScript no podemos proteger tu reporte"),
+        "{page}"
+    );
     let pdf = b"%PDF".to_vec();
     let (status, html) = post_form(
         &gateway,
@@ -214,6 +229,11 @@ fn sealing_on_arrival_can_be_switched_off() {
         &format!("multipart/form-data; boundary={BOUNDARY}"),
     );
     assert_eq!(status, 403, "{html}");
+    assert!(
+        !html.contains("<form"),
+        "no form that cannot be sent: {html}"
+    );
+    assert!(html.contains("Tor Browser"), "{html}");
     assert_eq!(
         std::fs::read_dir(gateway.data_dir.join("sealed"))
             .expect("ls")

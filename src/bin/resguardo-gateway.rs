@@ -1,6 +1,10 @@
 //! `resguardo-gateway`: the server and the operator's commands on its data directory.
 #![forbid(unsafe_code)]
 
+// Freed memory is zeroed: plaintext does not outlive the buffers that held it.
+#[global_allocator]
+static ALLOCATOR: resguardo::process::ZeroingAllocator = resguardo::process::ZEROING_ALLOCATOR;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -211,6 +215,8 @@ fn serve(
         }
     })?;
     resguardo::logging::init();
+    resguardo::process::forbid_dumps()
+        .map_err(|e| Failure::environment(format!("cannot forbid core dumps: {e}")))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -1,6 +1,10 @@
 //! `resguardo-review`: the reviewers' tool.
 #![forbid(unsafe_code)]
 
+// Freed memory is zeroed: plaintext does not outlive the buffers that held it.
+#[global_allocator]
+static ALLOCATOR: resguardo::process::ZeroingAllocator = resguardo::process::ZEROING_ALLOCATOR;
+
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::IsTerminal;

@@ -1,6 +1,10 @@
 //! `resguardo-submit`: send a report from a terminal, encrypted before it leaves this computer.
 #![forbid(unsafe_code)]
 
+// Freed memory is zeroed: plaintext does not outlive the buffers that held it.
+#[global_allocator]
+static ALLOCATOR: resguardo::process::ZeroingAllocator = resguardo::process::ZEROING_ALLOCATOR;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

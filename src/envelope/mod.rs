@@ -8,8 +8,9 @@
 //! ```
 //!
 //! one or more public-key-encrypted session keys, each addressed to an encryption subkey of a
-//! current reviewer, followed by exactly one integrity-protected encrypted container (SEIPD v1 or
-//! v2). This rules out the ways a reporter could be hurt by a mistake in their client (plaintext,
+//! current reviewer with that subkey's algorithm, followed by exactly one integrity-protected
+//! encrypted container of the matching version (v3 session keys with SEIPD v1, v6 with SEIPD v2,
+//! as RFC 9580 requires). This rules out the ways a reporter could be hurt by a mistake in their client (plaintext,
 //! a compressed or signed-only message, a password that a seizing adversary could brute force, a
 //! message to the wrong key) and it keeps the store free of anything but ciphertext.
 //!
@@ -19,6 +20,7 @@
 //! stream, so memory stays bounded whatever the message size.
 //!
 //! ASCII armor is accepted and removed here: what the store keeps is always the binary message.
+//! After the armor's end line only whitespace may follow (not a second block, not text).
 
 mod recipients;
 
@@ -29,6 +31,7 @@ use std::sync::{Arc, Mutex};
 
 use sequoia_openpgp as openpgp;
 
+use buffered_reader::BufferedReader as _;
 use openpgp::armor;
 use openpgp::packet::{Packet, Tag, SEIP};
 use openpgp::parse::{Dearmor, PacketParserBuilder, PacketParserResult, Parse};
@@ -79,6 +82,12 @@ pub enum EnvelopeError {
     MultipleContainers,
     #[error("unexpected {0} packet; only encrypted session keys and one encrypted container are accepted")]
     UnexpectedPacket(String),
+    #[error("a session key is encrypted with {pkesk}, but the reviewer's key is {key}")]
+    AlgorithmMismatch { pkesk: String, key: String },
+    #[error("version {pkesk} session keys cannot open a version {container} encrypted container")]
+    VersionMismatch { pkesk: u8, container: u8 },
+    #[error("there is data after the armored message")]
+    DataAfterArmor,
     /// The body could not be read or spooled; not the sender's fault as far as we know.
     #[error(transparent)]
     Io(#[from] io::Error),
@@ -105,6 +114,9 @@ impl EnvelopeError {
             EnvelopeError::TooManyRecipients => "too_many_recipients",
             EnvelopeError::MultipleContainers => "multiple_containers",
             EnvelopeError::UnexpectedPacket(_) => "unexpected_packet",
+            EnvelopeError::AlgorithmMismatch { .. } => "pkesk_algorithm_mismatch",
+            EnvelopeError::VersionMismatch { .. } => "pkesk_version_mismatch",
+            EnvelopeError::DataAfterArmor => "data_after_armor",
             EnvelopeError::Io(_) => "io_error",
         }
     }
@@ -125,6 +137,8 @@ impl EnvelopeError {
                 | EnvelopeError::TooManyRecipients
                 | EnvelopeError::MultipleContainers
                 | EnvelopeError::UnexpectedPacket(_)
+                | EnvelopeError::AlgorithmMismatch { .. }
+                | EnvelopeError::VersionMismatch { .. }
         )
     }
 }
@@ -172,7 +186,7 @@ where
     }
     let input = BufReader::with_capacity(64 * 1024, io::Cursor::new(prefix).chain(input));
     let result = if binary {
-        walk_packets(Tee::new(input, sink, &faults), recipients)
+        walk_packets(&mut Tee::new(input, sink, &faults), recipients)
     } else {
         let dearmored = Recorded::armor(
             armor::Reader::from_reader(
@@ -181,7 +195,15 @@ where
             ),
             &faults,
         );
-        walk_packets(Tee::new(dearmored, sink, &faults), recipients)
+        let mut tee = Tee::new(dearmored, sink, &faults);
+        walk_packets(&mut tee, recipients).and_then(|envelope| {
+            // The armor reader stops at its end line; what the client sent after it is still
+            // in the reader below.
+            match tee.inner.inner.get_mut() {
+                Some(rest) => only_whitespace_left(rest).map(|()| envelope),
+                None => Ok(envelope),
+            }
+        })
     };
     // A failure below the parser surfaces there as a parse error; report the cause instead.
     match faults.take() {
@@ -211,15 +233,34 @@ fn looks_armored(prefix: &[u8]) -> bool {
     rest.len() < marker.len() && marker.starts_with(rest) || rest.starts_with(marker)
 }
 
+/// At most this much whitespace may follow an armored message.
+const MAX_TRAILING_WHITESPACE: u64 = 64 * 1024;
+
+/// Reads what follows an armored message: whitespace is fine, anything else is refused.
+fn only_whitespace_left(rest: &mut dyn Read) -> Result<(), EnvelopeError> {
+    let mut seen = 0u64;
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = rest.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        seen += n as u64;
+        if seen > MAX_TRAILING_WHITESPACE || !buf[..n].iter().all(u8::is_ascii_whitespace) {
+            return Err(EnvelopeError::DataAfterArmor);
+        }
+    }
+}
+
 fn walk_packets<R, W>(
-    mut input: Tee<R, W>,
+    input: &mut Tee<R, W>,
     recipients: &RecipientSet,
 ) -> Result<SealedEnvelope, EnvelopeError>
 where
     R: Read + Send + Sync,
     W: Write + Send + Sync,
 {
-    let mut ppr = PacketParserBuilder::from_reader(&mut input)
+    let mut ppr = PacketParserBuilder::from_reader(&mut *input)
         .map_err(parse_error)?
         .dearmor(Dearmor::Disabled)
         .max_packet_size(MAX_HEADER_PACKET)
@@ -232,6 +273,7 @@ where
         })?;
 
     let mut pkesks = 0usize;
+    let mut pkesk_version = None;
     let mut container = None;
     while let PacketParserResult::Some(pp) = ppr {
         if container.is_some() {
@@ -243,17 +285,34 @@ where
                 if pkesks > MAX_RECIPIENTS {
                     return Err(EnvelopeError::TooManyRecipients);
                 }
-                recipients.admit(pkesk.recipient())?;
+                recipients.admit(pkesk)?;
+                // All session keys of a message are of one version.
+                match pkesk_version {
+                    Some(v) if v != pkesk.version() => {
+                        return Err(EnvelopeError::VersionMismatch {
+                            pkesk: pkesk.version(),
+                            container: if v == 3 { 1 } else { 2 },
+                        })
+                    }
+                    _ => pkesk_version = Some(pkesk.version()),
+                }
             }
             Packet::SEIP(seip) => {
                 if pkesks == 0 {
                     return Err(EnvelopeError::NoRecipients);
                 }
-                container = Some(match seip {
-                    SEIP::V1(_) => Container::SeipdV1,
-                    SEIP::V2(_) => Container::SeipdV2,
+                let (kind, version, wanted_pkesk) = match seip {
+                    SEIP::V1(_) => (Container::SeipdV1, 1, 3),
+                    SEIP::V2(_) => (Container::SeipdV2, 2, 6),
                     _ => return Err(EnvelopeError::UnexpectedPacket("SEIPD".into())),
-                });
+                };
+                if let Some(v) = pkesk_version.filter(|v| *v != wanted_pkesk) {
+                    return Err(EnvelopeError::VersionMismatch {
+                        pkesk: v,
+                        container: version,
+                    });
+                }
+                container = Some(kind);
             }
             // Private, reserved or unassigned tags at the very start: not OpenPGP at all.
             Packet::Unknown(u)

@@ -285,3 +285,86 @@ fn a_sink_failure_is_reported_as_io() {
         other => panic!("expected io error, got {other:?}"),
     }
 }
+
+/// Regression: PKESKs that could never open the container (an RSA session key for an X25519
+/// subkey, a v6 session key before a SEIPD v1) were accepted, and anything after an armored
+/// message was silently dropped.
+#[test]
+fn session_keys_must_match_the_key_and_the_container_and_armor_must_end_the_body() {
+    use sequoia_openpgp::crypto::mpi::{Ciphertext, MPI};
+    use sequoia_openpgp::packet::pkesk::PKESK3;
+    use sequoia_openpgp::types::PublicKeyAlgorithm;
+    let k = keys();
+    let v1 = split(&seal(&[&k.alice], b"report"));
+    let v2 = split(&seal(&[&k.modern], b"report"));
+    let (pkesk_v3, seipd_v1) = (v1[0].clone(), v1[1].clone());
+    let (pkesk_v6, seipd_v2) = (v2[0].clone(), v2[1].clone());
+    let alice_subkey = match &pkesk_v3 {
+        Packet::PKESK(p) => match p.recipient() {
+            Some(sequoia_openpgp::KeyHandle::KeyID(id)) => id,
+            other => panic!("expected a key ID, got {other:?}"),
+        },
+        other => panic!("expected a PKESK, got {other:?}"),
+    };
+    let rsa = Packet::from(
+        PKESK3::new(
+            Some(alice_subkey),
+            PublicKeyAlgorithm::RSAEncryptSign,
+            Ciphertext::RSA {
+                c: MPI::new(&[0x5a; 256]),
+            },
+        )
+        .expect("pkesk"),
+    );
+    let armored = seal_armored(&[&k.alice], b"report");
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "RSA session key to an X25519 subkey",
+            packets(&[rsa, seipd_v1.clone()]),
+            "pkesk_algorithm_mismatch",
+        ),
+        (
+            "v6 session key before SEIPD v1",
+            packets(&[pkesk_v6.clone(), seipd_v1.clone()]),
+            "pkesk_version_mismatch",
+        ),
+        (
+            "v3 session key before SEIPD v2",
+            packets(&[pkesk_v3.clone(), seipd_v2.clone()]),
+            "pkesk_version_mismatch",
+        ),
+        (
+            "v3 and v6 session keys together",
+            packets(&[pkesk_v3.clone(), pkesk_v6.clone(), seipd_v2.clone()]),
+            "pkesk_version_mismatch",
+        ),
+        (
+            "a second armor block",
+            [armored.clone(), armored.clone()].concat(),
+            "data_after_armor",
+        ),
+        (
+            "text after the armor",
+            [armored.clone(), b"thanks!\n".to_vec()].concat(),
+            "data_after_armor",
+        ),
+        (
+            "whitespace after the armor",
+            [armored.clone(), b"\n\n   \r\n".to_vec()].concat(),
+            "accepted",
+        ),
+        (
+            "matching v3 and v1",
+            packets(&[pkesk_v3, seipd_v1]),
+            "accepted",
+        ),
+        (
+            "matching v6 and v2",
+            packets(&[pkesk_v6, seipd_v2]),
+            "accepted",
+        ),
+    ];
+    for (name, body, expected) in cases {
+        assert_eq!(code(&body), expected, "case {name:?}");
+    }
+}

@@ -5,14 +5,16 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures_util::StreamExt;
 use serde::Serialize;
 
+use super::connections::Connection;
 use super::error::ApiError;
+use super::limits::Route;
 use super::slots::Slot;
 use super::upload::receive_sealed;
 use super::AppState;
@@ -60,7 +62,9 @@ pub async fn submit(
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-/// Everything checked before the body is read: media type, proof of work, an upload slot.
+/// Everything checked before the body is read: media type, proof of work, an upload slot and the
+/// submission budget. A solution is spent only once the request is admitted, so a refusal that
+/// is not the solution's fault (no slot, the rate) leaves it usable for a retry.
 fn admit(app: &AppState, headers: &HeaderMap) -> Result<Slot, ApiError> {
     let media_type = headers
         .get(header::CONTENT_TYPE)
@@ -70,12 +74,14 @@ fn admit(app: &AppState, headers: &HeaderMap) -> Result<Slot, ApiError> {
     if !media_type.is_some_and(|m| SEALED_MEDIA_TYPES.contains(&m.as_str())) {
         return Err(ApiError::UnsupportedMediaType);
     }
-    if app.pow.enabled() {
-        app.pow.note_attempt();
-        let solution = headers.get(pow::HEADER).and_then(|v| v.to_str().ok());
-        app.pow.verify(solution)?;
+    if !app.pow.enabled() {
+        return app.admission.admit_upload();
     }
-    app.admission.admit_upload()
+    let solution = headers.get(pow::HEADER).and_then(|v| v.to_str().ok());
+    let verified = app.pow.verify(solution)?;
+    let slot = app.admission.admit_upload()?;
+    app.pow.spend(verified)?;
+    Ok(slot)
 }
 
 /// Bodies up to this size are read and discarded before an early refusal is sent.
@@ -129,39 +135,114 @@ pub async fn keys(State(app): State<Arc<AppState>>) -> Response {
 }
 
 /// `GET /healthz`: cheap and never rate-limited, so monitoring sees the truth during a flood.
-pub async fn healthz() -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        r#"{"status":"ok"}"#,
-    )
-        .into_response()
+/// `{"status":"ok"}`, or `{"status":"saturated","saturated":[…]}` naming the budgets that had
+/// to refuse requests in the last minute (never anything about a single reporter).
+pub async fn healthz(State(app): State<Arc<AppState>>) -> Response {
+    let saturated = app.admission.saturation().recent();
+    let body = if saturated.is_empty() {
+        serde_json::json!({ "status": "ok" })
+    } else {
+        serde_json::json!({ "status": "saturated", "saturated": saturated })
+    };
+    Json(body).into_response()
 }
 
-/// The embedded page and its files; everything else is a JSON 404.
+/// The embedded page's files; everything else is a JSON 404.
+///
+/// Under `/v/<version>/` (the URLs the page uses) a file may be cached for good: another build
+/// has another version. Text files go gzipped to clients that accept it.
 pub async fn asset(request: Request) -> Response {
     let path = request.uri().path();
+    let (path, immutable) = match path.strip_prefix(&assets::versioned_prefix()) {
+        Some(rest) => (rest, true),
+        None => (path, false),
+    };
     // Templates are rendered by the gateway, not served as they are.
     if path.starts_with("/templates/") {
         return ApiError::NotFound.into_response();
     }
-    match assets::find(path) {
-        Some(asset) => ([(header::CONTENT_TYPE, asset.content_type)], asset.bytes).into_response(),
-        None => ApiError::NotFound.into_response(),
-    }
+    let Some(asset) = assets::find(path) else {
+        return ApiError::NotFound.into_response();
+    };
+    let gzip_ok = request
+        .headers()
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(accepts_gzip);
+    let cache = if immutable {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    };
+    let mut response = match asset.gzip {
+        Some(gzip) if gzip_ok => (
+            [
+                (header::CONTENT_TYPE, asset.content_type),
+                (header::CONTENT_ENCODING, "gzip"),
+            ],
+            gzip,
+        )
+            .into_response(),
+        _ => ([(header::CONTENT_TYPE, asset.content_type)], asset.bytes).into_response(),
+    };
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    response
+}
+
+/// True if an Accept-Encoding value allows gzip (and does not refuse it with q=0).
+fn accepts_gzip(value: &str) -> bool {
+    value.split(',').any(|item| {
+        let mut parts = item.split(';');
+        let coding = parts.next().unwrap_or("").trim();
+        let refused = parts.any(|p| {
+            let p = p.trim().replace(' ', "");
+            p == "q=0" || p == "q=0.0" || p == "q=0.00" || p == "q=0.000"
+        });
+        (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
+    })
 }
 
 pub async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
 }
 
-/// Global rate limit for the cheap routes.
+/// The budgets of a cheap route: the connection's own share first (so a client over its share
+/// does not spend the route's), then the route's.
 pub async fn admit_request(
+    app: Arc<AppState>,
+    route: Route,
+    request: Request,
+    next: Next,
+) -> Response {
+    let connection = request.extensions().get::<Arc<Connection>>();
+    if connection.is_some_and(|c| !c.take_budget()) {
+        return ApiError::TooManyRequests { retry_after: 1 }.into_response();
+    }
+    match app.admission.admit_request(route) {
+        Ok(()) => next.run(request).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Every request: marks it in progress on its connection (no head deadline meanwhile), and
+/// closes the connection after its allowance of requests.
+pub async fn track_request(
     State(app): State<Arc<AppState>>,
     request: Request,
     next: Next,
 ) -> Response {
-    match app.admission.admit_request() {
-        Ok(()) => next.run(request).await,
-        Err(e) => e.into_response(),
+    let Some(connection) = request.extensions().get::<Arc<Connection>>().cloned() else {
+        return next.run(request).await;
+    };
+    let count = connection.request_started();
+    let mut response = next.run(request).await;
+    connection.request_finished();
+    if count >= app.max_requests_per_connection {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
+    response
 }

@@ -1,65 +1,309 @@
-//! A cap on open connections, counted from accept to close.
+//! Connections: a cap on how many are open, a deadline for each request head, and a fair share of
+//! the cheap routes for each.
 //!
-//! Slow clients (slowloris) hold connections open; timeouts end each one, but a cap keeps their
-//! number bounded meanwhile, so file descriptors and memory stay available. Over the cap a new
-//! connection is closed at once. The cap sits below TLS, so it also bounds handshakes in progress.
+//! Slow clients hold connections open. A connection must deliver a complete request head within
+//! the head timeout of being accepted, and again within it of its previous response: silence
+//! (plain TCP, or a TLS handshake followed by nothing) does not keep a connection alive, and
+//! neither does a head trickled byte by byte (hyper's own header timeout starts at the first
+//! byte; ours starts at accept and is not moved by reads). While a request is being served there
+//! is no head deadline; the upload code times bodies.
+//!
+//! The cap keeps descriptors and memory bounded. When it is reached, a new connection takes the
+//! place of the open connection that has been idle (no request in progress) the longest, so
+//! sockets that say nothing cannot lock honest clients out; only if every connection is serving a
+//! request is the new one closed at once. The cap sits below TLS, so it also bounds handshakes.
+//!
+//! Each connection carries a [`Connection`] record into the request's extensions (the client's
+//! address is never kept): the request-tracking middleware marks requests in progress, gives each
+//! connection its own small budget for the cheap routes, and closes a connection after a number
+//! of requests, so one pipelining client cannot take the whole budget of a route.
 
-use std::future::{ready, Ready};
+use std::future::{ready, Future, Ready};
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use axum_server::accept::Accept;
+use futures_util::task::AtomicWaker;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::time::Sleep;
+
+/// What the gateway knows of one connection: no address, only its state.
+pub struct Connection {
+    /// Requests being served now.
+    in_flight: AtomicUsize,
+    /// When the connection last became idle (accepted, a response handed over, bytes written),
+    /// in milliseconds since the acceptor's epoch.
+    idle_since_ms: AtomicU64,
+    requests: AtomicU64,
+    evicted: AtomicBool,
+    waker: AtomicWaker,
+    /// This connection's own budget for the cheap routes.
+    budget: Mutex<Bucket>,
+    epoch: Instant,
+}
+
+impl Connection {
+    fn new(epoch: Instant, budget: ConnectionBudget) -> Self {
+        let connection = Connection {
+            in_flight: AtomicUsize::new(0),
+            idle_since_ms: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+            evicted: AtomicBool::new(false),
+            waker: AtomicWaker::new(),
+            budget: Mutex::new(Bucket::new(budget)),
+            epoch,
+        };
+        connection.mark_idle();
+        connection
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    fn mark_idle(&self) {
+        self.idle_since_ms.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    fn idle_for(&self) -> Option<Duration> {
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        let since = self.idle_since_ms.load(Ordering::Relaxed);
+        Some(Duration::from_millis(self.now_ms().saturating_sub(since)))
+    }
+
+    /// A request head arrived: no head deadline until its response is handed over. Returns how
+    /// many requests this connection has made, this one included.
+    pub fn request_started(&self) -> u64 {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.requests.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// The response was handed over: the next head is due within the head timeout.
+    pub fn request_finished(&self) {
+        self.mark_idle();
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+        // The reader may be waiting with no deadline armed; let it arm one.
+        self.waker.wake();
+    }
+
+    /// Takes one token from this connection's budget for cheap routes.
+    pub fn take_budget(&self) -> bool {
+        self.budget
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take()
+    }
+
+    fn evict(&self) {
+        self.evicted.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+}
+
+/// Each connection's share of the cheap routes: a token bucket.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionBudget {
+    pub per_second: u32,
+    pub burst: u32,
+}
+
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+    budget: ConnectionBudget,
+}
+
+impl Bucket {
+    fn new(budget: ConnectionBudget) -> Self {
+        Bucket {
+            tokens: f64::from(budget.burst),
+            last: Instant::now(),
+            budget,
+        }
+    }
+
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        let refill =
+            now.duration_since(self.last).as_secs_f64() * f64::from(self.budget.per_second);
+        self.tokens = (self.tokens + refill).min(f64::from(self.budget.burst));
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Limits applied to every connection.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    pub cap: usize,
+    /// A request head must be complete within this long of accept or of the previous response.
+    pub head_timeout: Duration,
+    pub budget: ConnectionBudget,
+}
 
 #[derive(Clone)]
 pub struct CappedAcceptor {
-    open: Arc<AtomicUsize>,
-    cap: usize,
+    open: Arc<Mutex<Vec<Weak<Connection>>>>,
+    limits: ConnectionLimits,
+    epoch: Instant,
+    /// Set when the cap was met, for `/healthz`.
+    saturation: Arc<super::limits::Saturation>,
 }
 
 impl CappedAcceptor {
-    pub fn new(cap: usize) -> Self {
+    pub fn new(limits: ConnectionLimits, saturation: Arc<super::limits::Saturation>) -> Self {
         CappedAcceptor {
-            open: Arc::new(AtomicUsize::new(0)),
-            cap,
+            open: Arc::default(),
+            limits,
+            epoch: Instant::now(),
+            saturation,
+        }
+    }
+
+    /// Makes room for one more connection if the cap allows, evicting the longest-idle one if
+    /// needed. False if every open connection is serving a request.
+    fn make_room(&self) -> bool {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        open.retain(|w| w.strong_count() > 0);
+        if open.len() < self.limits.cap {
+            return true;
+        }
+        self.saturation.note(super::limits::Budget::Connections);
+        let idlest = open
+            .iter()
+            .enumerate()
+            .filter_map(|(i, w)| {
+                let c = w.upgrade()?;
+                if c.evicted.load(Ordering::Acquire) {
+                    return None;
+                }
+                c.idle_for().map(|idle| (i, idle))
+            })
+            .max_by_key(|(_, idle)| *idle);
+        match idlest {
+            Some((i, _)) => {
+                if let Some(c) = open.swap_remove(i).upgrade() {
+                    c.evict();
+                }
+                true
+            }
+            None => false,
         }
     }
 }
 
 impl<S> Accept<TcpStream, S> for CappedAcceptor {
     type Stream = Counted;
-    type Service = S;
-    type Future = Ready<io::Result<(Counted, S)>>;
+    type Service = WithConnection<S>;
+    type Future = Ready<io::Result<(Counted, WithConnection<S>)>>;
 
     fn accept(&self, stream: TcpStream, service: S) -> Self::Future {
-        let previous = self.open.fetch_add(1, Ordering::AcqRel);
-        let counted = Counted {
-            inner: stream,
-            open: self.open.clone(),
-        };
-        if previous >= self.cap {
-            // Dropping `counted` closes the socket and gives the slot back.
-            drop(counted);
+        if !self.make_room() {
+            // Dropping the stream closes the socket.
+            drop(stream);
             return ready(Err(io::Error::other("connection cap reached")));
         }
-        let _ = counted.inner.set_nodelay(true);
-        ready(Ok((counted, service)))
+        let connection = Arc::new(Connection::new(self.epoch, self.limits.budget));
+        self.open
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Arc::downgrade(&connection));
+        let _ = stream.set_nodelay(true);
+        let counted = Counted {
+            inner: stream,
+            connection: connection.clone(),
+            head_timeout: self.limits.head_timeout,
+            deadline: None,
+        };
+        ready(Ok((
+            counted,
+            WithConnection {
+                inner: service,
+                connection,
+            },
+        )))
     }
 }
 
-/// A connection that frees its slot when it closes.
-pub struct Counted {
-    inner: TcpStream,
-    open: Arc<AtomicUsize>,
+/// Adds the connection's [`Connection`] record to each request's extensions.
+#[derive(Clone)]
+pub struct WithConnection<S> {
+    inner: S,
+    connection: Arc<Connection>,
 }
 
-impl Drop for Counted {
-    fn drop(&mut self) {
-        self.open.fetch_sub(1, Ordering::AcqRel);
+impl<S, B> tower_service::Service<axum::http::Request<B>> for WithConnection<S>
+where
+    S: tower_service::Service<axum::http::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: axum::http::Request<B>) -> Self::Future {
+        request.extensions_mut().insert(self.connection.clone());
+        self.inner.call(request)
+    }
+}
+
+/// A connection's socket (its place is freed when the last handle to its [`Connection`] goes);
+/// fails once the connection has been idle past the head deadline or was evicted.
+pub struct Counted {
+    inner: TcpStream,
+    connection: Arc<Connection>,
+    head_timeout: Duration,
+    deadline: Option<Pin<Box<Sleep>>>,
+}
+
+impl Counted {
+    /// Ready with an error once the connection must close.
+    fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
+        self.connection.waker.register(cx.waker());
+        if self.connection.evicted.load(Ordering::Acquire) {
+            return Poll::Ready(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "connection evicted to make room",
+            ));
+        }
+        let Some(idle) = self.connection.idle_for() else {
+            // A request is being served: no head deadline now.
+            self.deadline = None;
+            return Poll::Pending;
+        };
+        let Some(left) = self.head_timeout.checked_sub(idle) else {
+            return Poll::Ready(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "no request head in time",
+            ));
+        };
+        let at = tokio::time::Instant::now() + left;
+        match &mut self.deadline {
+            Some(sleep) => sleep.as_mut().reset(at),
+            None => self.deadline = Some(Box::pin(tokio::time::sleep_until(at))),
+        }
+        match self.deadline.as_mut().map(|s| s.as_mut().poll(cx)) {
+            Some(Poll::Ready(())) => Poll::Ready(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "no request head in time",
+            )),
+            _ => Poll::Pending,
+        }
     }
 }
 
@@ -69,7 +313,11 @@ impl AsyncRead for Counted {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+        let this = self.get_mut();
+        if let Poll::Ready(e) = this.poll_expired(cx) {
+            return Poll::Ready(Err(e));
+        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
     }
 }
 
@@ -79,7 +327,13 @@ impl AsyncWrite for Counted {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+        let this = self.get_mut();
+        let written = Pin::new(&mut this.inner).poll_write(cx, buf);
+        if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
+            // Still answering: the head deadline runs from the end of the response.
+            this.connection.mark_idle();
+        }
+        written
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -95,10 +349,49 @@ impl AsyncWrite for Counted {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let written = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
+            this.connection.mark_idle();
+        }
+        written
     }
 
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connection_budget_refills_at_its_rate() {
+        let mut bucket = Bucket::new(ConnectionBudget {
+            per_second: 10,
+            burst: 3,
+        });
+        assert!(bucket.take() && bucket.take() && bucket.take());
+        assert!(!bucket.take(), "the burst is spent");
+        std::thread::sleep(Duration::from_millis(150));
+        assert!(bucket.take(), "a token came back after 100 ms");
+        assert!(!bucket.take());
+    }
+
+    #[test]
+    fn an_idle_connection_has_a_deadline_and_a_busy_one_has_none() {
+        let c = Connection::new(
+            Instant::now(),
+            ConnectionBudget {
+                per_second: 1,
+                burst: 1,
+            },
+        );
+        assert!(c.idle_for().is_some());
+        assert_eq!(c.request_started(), 1);
+        assert!(c.idle_for().is_none());
+        c.request_finished();
+        assert!(c.idle_for().is_some_and(|d| d < Duration::from_secs(1)));
     }
 }

@@ -183,3 +183,107 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::i18n::Catalog;
+
+    /// One error of every kind the API can answer with. (A new variant of `EnvelopeError`,
+    /// `PowError` or `ApiError` must be added here; `tests/vectors/error-codes.json` then fails
+    /// until it lists the new code, and the languages until each has a sentence for it.)
+    fn every_error() -> Vec<ApiError> {
+        use std::io::{Error, ErrorKind};
+        let envelope = [
+            EnvelopeError::Empty,
+            EnvelopeError::NotOpenPgp,
+            EnvelopeError::BadArmor(String::new()),
+            EnvelopeError::Truncated,
+            EnvelopeError::TrailingData,
+            EnvelopeError::Malformed(String::new()),
+            EnvelopeError::Plaintext,
+            EnvelopeError::Compressed,
+            EnvelopeError::SignedOnly,
+            EnvelopeError::PasswordEncrypted,
+            EnvelopeError::HiddenRecipient,
+            EnvelopeError::UnknownRecipient(String::new()),
+            EnvelopeError::NoIntegrityProtection,
+            EnvelopeError::NoRecipients,
+            EnvelopeError::TooManyRecipients,
+            EnvelopeError::MultipleContainers,
+            EnvelopeError::UnexpectedPacket(String::new()),
+            EnvelopeError::AlgorithmMismatch {
+                pkesk: String::new(),
+                key: String::new(),
+            },
+            EnvelopeError::VersionMismatch {
+                pkesk: 3,
+                container: 2,
+            },
+            EnvelopeError::DataAfterArmor,
+            EnvelopeError::Io(Error::new(ErrorKind::TimedOut, "x")),
+            EnvelopeError::Io(Error::new(ErrorKind::ConnectionReset, "x")),
+        ];
+        let pow = [
+            PowError::Missing,
+            PowError::Malformed,
+            PowError::Forged,
+            PowError::Expired,
+            PowError::Insufficient,
+            PowError::Replayed,
+            PowError::Outdated,
+            PowError::ReplayMemoryFull,
+        ];
+        let store = [
+            StoreError::TooLarge { limit: 1 },
+            StoreError::QuotaExceeded,
+            StoreError::DiskFull,
+            StoreError::Io(Error::other("x")),
+        ];
+        let mut all: Vec<ApiError> = envelope.into_iter().map(ApiError::Envelope).collect();
+        all.extend(pow.into_iter().map(ApiError::Pow));
+        all.extend(store.into_iter().map(ApiError::Store));
+        all.extend([
+            ApiError::UnsupportedMediaType,
+            ApiError::RateLimited { retry_after: 1 },
+            ApiError::TooManyUploads { retry_after: 1 },
+            ApiError::TooManyRequests { retry_after: 1 },
+            ApiError::NotFound,
+            ApiError::MethodNotAllowed,
+            ApiError::Unavailable,
+        ]);
+        all
+    }
+
+    #[test]
+    fn every_error_code_is_listed_and_has_a_sentence_in_every_language() {
+        let codes: std::collections::BTreeSet<&str> =
+            every_error().iter().map(|e| e.classify().1).collect();
+        let listed: Vec<String> =
+            serde_json::from_str(include_str!("../../tests/vectors/error-codes.json"))
+                .expect("error-codes.json");
+        let listed: std::collections::BTreeSet<&str> = listed.iter().map(String::as_str).collect();
+        assert_eq!(
+            codes, listed,
+            "tests/vectors/error-codes.json is out of date"
+        );
+        let catalog = Catalog::embedded();
+        for lang in catalog.languages() {
+            for code in &codes {
+                let key = format!("error.{code}");
+                assert!(
+                    catalog
+                        .exact(lang, &key)
+                        .is_some_and(|t| !t.trim().is_empty()),
+                    "{lang}: no sentence for {key}"
+                );
+            }
+            for key in super::super::form_post::FormError::all_message_keys() {
+                assert!(
+                    catalog.exact(lang, key).is_some(),
+                    "{lang}: no sentence for {key}"
+                );
+            }
+        }
+    }
+}

@@ -8,6 +8,12 @@
 //! any other, marked as sealed on arrival. Plaintext never touches the disk or the log.
 //!
 //! All of that runs on one blocking thread; the async side only forwards multipart events.
+//!
+//! Everything a post can make the gateway hold is bounded: the text of one answer, the text of
+//! all answers together, how many times a field may repeat, the number of parts, and the files'
+//! bytes. Every byte, text or file, counts towards the upload pace and the upload slot. When a
+//! post is refused before it is sealed, only its text answers are read (up to the first file),
+//! so the form can come back with what the reporter typed.
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -33,6 +39,11 @@ use crate::submission::Sealing;
 
 /// Bound on one text answer in bytes (the form's own bounds, in characters, are checked later).
 const MAX_TEXT_FIELD: usize = 1024 * 1024;
+/// Bound on all text answers of one post together, in bytes: the longest description (200,000
+/// characters, up to 4 bytes each) and every other field at its longest fit well below it.
+const MAX_TEXT_TOTAL: usize = 2 * 1024 * 1024;
+/// Bound on the parts of one post (text answers and files).
+const MAX_PARTS: usize = 512;
 
 /// Why a form post was not stored. Each maps to a status and a sentence in the page's language.
 #[derive(Debug, thiserror::Error)]
@@ -51,10 +62,14 @@ pub enum FormError {
     UnknownField(String),
     #[error("the answer to {0} is not one of the choices or is too long")]
     BadValue(String),
-    #[error("please answer {0}")]
-    Missing(String),
+    #[error("please answer {}", .0.join(", "))]
+    Missing(Vec<String>),
     #[error("the files are too large")]
     TooLarge,
+    #[error("the form has too many answers or too much text")]
+    TooMuchText,
+    #[error(transparent)]
+    Token(#[from] super::form_token::TokenError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("sealing failed: {0}")]
@@ -69,9 +84,12 @@ impl FormError {
             FormError::TooSlow => StatusCode::REQUEST_TIMEOUT,
             FormError::NotMultipart => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             FormError::Malformed(_) => StatusCode::BAD_REQUEST,
-            FormError::UnknownField(_) | FormError::BadValue(_) | FormError::Missing(_) => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            FormError::UnknownField(_)
+            | FormError::BadValue(_)
+            | FormError::Missing(_)
+            | FormError::TooMuchText => StatusCode::UNPROCESSABLE_ENTITY,
+            FormError::Token(super::form_token::TokenError::Busy) => StatusCode::TOO_MANY_REQUESTS,
+            FormError::Token(_) => StatusCode::CONFLICT,
             FormError::TooLarge | FormError::Store(StoreError::TooLarge { .. }) => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
@@ -82,22 +100,61 @@ impl FormError {
         }
     }
 
-    /// The language-file key of the sentence for the reporter, and a value for `{field}`.
-    pub fn message_key(&self) -> (&'static str, Option<&str>) {
+    /// The language-file key of the sentence for the reporter.
+    pub fn message_key(&self) -> &'static str {
+        use super::form_token::TokenError;
         match self {
-            FormError::Disabled => ("page.mode.server_disabled", None),
-            FormError::Busy => ("page.error.busy_nojs", None),
-            FormError::TooSlow => ("page.error.network", None),
-            FormError::Missing(field) => ("page.error.missing", Some(field)),
+            FormError::Disabled => "page.nojs.disabled",
+            FormError::Busy => "page.error.busy_nojs",
+            FormError::TooSlow => "page.error.network",
+            FormError::Missing(_) => "page.error.missing",
             FormError::TooLarge | FormError::Store(StoreError::TooLarge { .. }) => {
-                ("page.error.too_large", None)
+                "page.error.too_large_nojs"
             }
-            FormError::Store(StoreError::QuotaExceeded | StoreError::DiskFull) => {
-                ("page.error.full", None)
-            }
-            FormError::Store(_) | FormError::Seal(_) => ("page.error.busy", None),
-            _ => ("page.error.other", None),
+            FormError::Store(StoreError::QuotaExceeded | StoreError::DiskFull) => "page.error.full",
+            FormError::Store(_) | FormError::Seal(_) => "page.error.busy",
+            FormError::Token(TokenError::Expired) => "page.error.form_expired",
+            FormError::Token(TokenError::Spent) => "page.error.form_spent",
+            FormError::Token(TokenError::Busy) => "page.error.busy_nojs",
+            FormError::Token(TokenError::Missing | TokenError::Invalid) => "page.error.form_stale",
+            FormError::NotMultipart
+            | FormError::Malformed(_)
+            | FormError::UnknownField(_)
+            | FormError::BadValue(_)
+            | FormError::TooMuchText => "page.error.form_invalid",
         }
+    }
+
+    /// Every message key, for the test that each has a sentence in every language.
+    #[cfg(test)]
+    pub fn all_message_keys() -> Vec<&'static str> {
+        use super::form_token::TokenError;
+        let io = || io::Error::other("x");
+        [
+            FormError::Disabled,
+            FormError::Busy,
+            FormError::TooSlow,
+            FormError::NotMultipart,
+            FormError::Malformed(String::new()),
+            FormError::UnknownField(String::new()),
+            FormError::BadValue(String::new()),
+            FormError::Missing(Vec::new()),
+            FormError::TooLarge,
+            FormError::TooMuchText,
+            FormError::Token(TokenError::Missing),
+            FormError::Token(TokenError::Invalid),
+            FormError::Token(TokenError::Expired),
+            FormError::Token(TokenError::Spent),
+            FormError::Token(TokenError::Busy),
+            FormError::Store(StoreError::QuotaExceeded),
+            FormError::Store(StoreError::DiskFull),
+            FormError::Store(StoreError::TooLarge { limit: 1 }),
+            FormError::Store(StoreError::Io(io())),
+            FormError::Seal(io()),
+        ]
+        .iter()
+        .map(FormError::message_key)
+        .collect()
     }
 }
 
@@ -126,7 +183,8 @@ pub struct FormContext {
 pub struct Posted {
     pub language: Option<String>,
     pub values: FormValues,
-    pub result: Result<SubmissionRecord, FormError>,
+    /// The stored record, and whether the report said someone is at imminent risk.
+    pub result: Result<(SubmissionRecord, bool), FormError>,
 }
 
 /// Reads the post and seals it. `languages` are the tags the page offers.
@@ -225,27 +283,22 @@ async fn forward(
     tx: &mpsc::Sender<Event>,
     clock: &mut Paced<'_>,
 ) -> Result<(), FormError> {
-    let malformed =
-        |e: axum::extract::multipart::MultipartError| FormError::Malformed(e.body_text());
+    let mut text_total = 0usize;
+    let mut parts = 0usize;
     while let Some(mut field) = clock
         .wait(multipart.next_field())
         .await?
         .map_err(malformed)?
     {
+        parts += 1;
+        if parts > MAX_PARTS {
+            return Err(FormError::TooMuchText);
+        }
         let name = field.name().unwrap_or_default().to_string();
         let event = match field.file_name().map(str::to_string) {
             None => {
-                // Collected as bytes: a chunk may end in the middle of a character.
-                let mut bytes = Zeroizing::new(Vec::new());
-                while let Some(chunk) = clock.wait(field.chunk()).await?.map_err(malformed)? {
-                    if bytes.len() + chunk.len() > MAX_TEXT_FIELD {
-                        return Err(FormError::BadValue(name));
-                    }
-                    bytes.extend_from_slice(&chunk);
-                }
-                let text = std::str::from_utf8(&bytes)
-                    .map_err(|_| FormError::Malformed("text is not UTF-8".into()))?;
-                Event::Text(name, Zeroizing::new(text.to_string()))
+                let text = read_text(&mut field, clock, &mut text_total).await?;
+                Event::Text(name, text)
             }
             Some(file_name) => {
                 let media_type = field
@@ -274,6 +327,76 @@ async fn forward(
     }
     let _ = tx.send(Event::End).await;
     Ok(())
+}
+
+fn malformed(e: axum::extract::multipart::MultipartError) -> FormError {
+    FormError::Malformed(e.body_text())
+}
+
+/// Reads one text answer, within the bounds on one answer and on all of a post's text.
+async fn read_text(
+    field: &mut axum::extract::multipart::Field<'_>,
+    clock: &mut Paced<'_>,
+    text_total: &mut usize,
+) -> Result<Zeroizing<String>, FormError> {
+    // Collected as bytes: a chunk may end in the middle of a character.
+    let mut bytes = Zeroizing::new(Vec::new());
+    while let Some(chunk) = clock.wait(field.chunk()).await?.map_err(malformed)? {
+        clock.received(chunk.len());
+        *text_total += chunk.len();
+        if bytes.len() + chunk.len() > MAX_TEXT_FIELD || *text_total > MAX_TEXT_TOTAL {
+            return Err(FormError::TooMuchText);
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| FormError::Malformed("text is not UTF-8".into()))?;
+    Ok(Zeroizing::new(text.to_string()))
+}
+
+/// Reads only the text answers of a post being refused (up to its first file), so the form can
+/// come back with what was typed. Bounded like any post; whatever fails, returns what it has.
+pub async fn read_texts(
+    request: Request<Body>,
+    languages: &[String],
+    pace: UploadPace,
+    slot: Option<&Slot>,
+) -> (Option<String>, FormValues) {
+    let mut values = FormValues::new();
+    let mut language = None;
+    let Ok(mut multipart) = Multipart::from_request(request, &()).await else {
+        return (language, values);
+    };
+    let detached;
+    let slot = match slot {
+        Some(slot) => slot,
+        None => {
+            detached = Slot::detached();
+            &detached
+        }
+    };
+    let mut clock = Paced::new(pace, slot);
+    let mut text_total = 0usize;
+    for _ in 0..MAX_PARTS {
+        let Ok(Ok(Some(mut field))) = clock.wait(multipart.next_field()).await else {
+            break;
+        };
+        if field.file_name().is_some() {
+            break;
+        }
+        let name = field.name().unwrap_or_default().to_string();
+        let Ok(text) = read_text(&mut field, &mut clock, &mut text_total).await else {
+            break;
+        };
+        if name == "language" {
+            if languages.iter().any(|l| l == text.as_str()) {
+                language = Some(text.to_string());
+            }
+        } else {
+            values.entry(name).or_default().push(text.to_string());
+        }
+    }
+    (language, values)
 }
 
 /// An attachment waiting in its scratch file.
@@ -315,7 +438,16 @@ fn seal_events(mut rx: mpsc::Receiver<Event>, ctx: &FormContext, languages: &[St
                     if value.chars().count() > field.max_chars() {
                         return Err(FormError::BadValue(name));
                     }
-                    answers.entry(name).or_default().push(value);
+                    // A choice may come once per option, any other answer once.
+                    let repeats = match field.kind {
+                        FieldKind::Multi => field.options.len(),
+                        _ => 1,
+                    };
+                    let given = answers.entry(name).or_default();
+                    if given.len() >= repeats {
+                        return Err(FormError::TooMuchText);
+                    }
+                    given.push(value);
                     Ok(())
                 }
                 Event::FileStart { media_type, name } => {
@@ -382,20 +514,44 @@ fn seal_events(mut rx: mpsc::Receiver<Event>, ctx: &FormContext, languages: &[St
         }
     }
 
-    let values: FormValues = answers
-        .iter()
-        .map(|(k, vs)| (k.clone(), vs.iter().map(|v| v.to_string()).collect()))
-        .collect();
     let result = match failure {
         Some(e) => Err(e),
         None if !complete => Err(FormError::Malformed("the post ended early".into())),
-        None => build_report(&ctx.form, language.as_deref(), &answers, &files)
-            .and_then(|report| seal_and_store(ctx, &report, &files)),
+        None => {
+            build_report(&ctx.form, language.as_deref(), &answers, &files).and_then(|mut report| {
+                let sealed = seal_and_store(ctx, &report, &files);
+                wipe(&mut report);
+                sealed.map(|record| (record, report.urgent))
+            })
+        }
+    };
+    // The answers go back to the page only if the post was refused.
+    let values: FormValues = match &result {
+        Ok(_) => FormValues::new(),
+        Err(_) => answers
+            .iter()
+            .map(|(k, vs)| (k.clone(), vs.iter().map(|v| v.to_string()).collect()))
+            .collect(),
     };
     Posted {
         language,
         values,
         result,
+    }
+}
+
+/// Overwrites the plaintext a report holds before its memory is given back.
+fn wipe(report: &mut Report) {
+    use zeroize::Zeroize;
+    report.description.zeroize();
+    for value in report.fields.values_mut() {
+        match value {
+            FieldValue::Text(t) => t.zeroize(),
+            FieldValue::Choices(list) => list.iter_mut().for_each(Zeroize::zeroize),
+        }
+    }
+    for attachment in &mut report.attachments {
+        attachment.name.zeroize();
     }
 }
 
@@ -408,6 +564,7 @@ fn build_report(
     let mut fields = BTreeMap::new();
     let mut urgent = false;
     let mut description = String::new();
+    let mut missing = Vec::new();
     for f in &form.fields {
         let given: Vec<&str> = answers
             .get(&f.id)
@@ -459,11 +616,16 @@ fn build_report(
                 }
             }
             FieldKind::Urgent => {
-                urgent = match one()? {
+                // The answer itself is kept too, so "no" and "not answered" stay apart.
+                let answer = one()?;
+                urgent = match answer {
                     Some("yes") => true,
                     None | Some("no") => false,
                     Some(_) => return Err(FormError::BadValue(f.id.clone())),
                 };
+                if let Some(answer) = answer {
+                    fields.insert(f.id.clone(), FieldValue::Text(answer.to_string()));
+                }
             }
             FieldKind::Description => description = one()?.unwrap_or("").to_string(),
             FieldKind::Attachments => {}
@@ -471,12 +633,14 @@ fn build_report(
         let answered = match f.kind {
             FieldKind::Description => !description.is_empty(),
             FieldKind::Attachments => !files.is_empty(),
-            FieldKind::Urgent => true,
             _ => fields.contains_key(&f.id),
         };
         if f.required && !answered {
-            return Err(FormError::Missing(f.id.clone()));
+            missing.push(f.id.clone());
         }
+    }
+    if !missing.is_empty() {
+        return Err(FormError::Missing(missing));
     }
     let attachments = files
         .iter()

@@ -1,8 +1,10 @@
-//! Security headers on every response, and no-store caching for the API.
+//! Security headers on every response, and nothing stored by caches.
 //!
 //! The policy is strict because the page is the one piece of code a reporter's browser runs:
 //! scripts only from this origin and never inline, no framing, no referrer, no cookies (we never
-//! set one), nothing cached from the API.
+//! set one). Nothing is stored by a browser's or a proxy's cache (`no-store`): pages can hold what
+//! a reporter typed (a refused form comes back filled in), and the API is per request. The only
+//! exception is the page's own files under a versioned URL, which hold nothing personal.
 
 use axum::extract::Request;
 use axum::http::{header, HeaderName, HeaderValue};
@@ -19,7 +21,6 @@ const PERMISSIONS_POLICY: &str =
 
 /// Adds the headers; `tls` decides whether HSTS is sent (it means nothing over plain HTTP).
 pub async fn security_headers(tls: bool, request: Request, next: Next) -> Response {
-    let is_api = request.uri().path().starts_with("/api/");
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
     let has_cache_control = headers.contains_key(header::CACHE_CONTROL);
@@ -48,10 +49,8 @@ pub async fn security_headers(tls: bool, request: Request, next: Next) -> Respon
             "max-age=31536000; includeSubDomains",
         );
     }
-    if is_api {
+    if !has_cache_control {
         set(header::CACHE_CONTROL, "no-store");
-    } else if !has_cache_control {
-        set(header::CACHE_CONTROL, "no-cache");
     }
     // Defence in depth: nothing in Resguardo sets cookies, and nothing ever should.
     headers.remove(header::SET_COOKIE);

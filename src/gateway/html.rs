@@ -8,7 +8,9 @@ use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 
-use super::form_post::{receive_form, FormContext, FormError};
+use super::form_post::{read_texts, receive_form, FormContext, FormError};
+use super::page::{FormValues, PageView};
+use super::slots::Slot;
 use super::AppState;
 
 #[derive(Deserialize)]
@@ -19,79 +21,116 @@ pub struct PageQuery {
 /// `GET /` (and `/?lang=en`).
 pub async fn page(State(app): State<Arc<AppState>>, Query(query): Query<PageQuery>) -> Response {
     let lang = app.page.language(query.lang.as_deref());
-    Html(app.page.page(&lang, None, None)).into_response()
+    let view = PageView {
+        token: app.form_tokens.issue(),
+        ..PageView::default()
+    };
+    Html(app.page.page(&lang, &view)).into_response()
+}
+
+#[derive(Deserialize)]
+pub struct SubmitQuery {
+    /// The form token from the page's action URL.
+    t: Option<String>,
 }
 
 /// `POST /submit`: the form without JavaScript, sealed on arrival.
-pub async fn submit_form(State(app): State<Arc<AppState>>, request: Request<Body>) -> Response {
+pub async fn submit_form(
+    State(app): State<Arc<AppState>>,
+    Query(query): Query<SubmitQuery>,
+    request: Request<Body>,
+) -> Response {
     let default_lang = app.page.language(None);
-    let slot = match admit_form(&app) {
+    if !app.page.server_sealing() {
+        return refusal(&app, &default_lang, None, FormError::Disabled);
+    }
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let slot = match admit_form(&app, query.t.as_deref(), announced).await {
         Ok(slot) => slot,
         Err(e) => {
-            let announced = request
-                .headers()
-                .get(header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<u64>().ok());
-            super::api::drain(request.into_body(), announced).await;
-            return refusal(&app, &default_lang, None, e);
+            // Refused before sealing: read back what was typed, so nothing is lost.
+            let (language, values) =
+                read_texts(request, &app.languages, app.upload_pace, None).await;
+            let lang = language.unwrap_or(default_lang);
+            return refusal(&app, &lang, Some(&values), e);
         }
     };
     let ctx = FormContext {
         store: app.store.clone(),
         keyring: app.keyring.clone(),
         form: app.page.form().clone(),
-        max_bytes: app.store.options().limits.max_bytes,
+        max_bytes: app.form_max_bytes,
     };
     let posted = receive_form(ctx, request, app.languages.clone(), app.upload_pace, &slot).await;
     drop(slot);
     let lang = posted.language.unwrap_or(default_lang);
     match posted.result {
-        Ok(record) => Html(app.page.result(&lang, &record.id.to_string())).into_response(),
+        Ok((record, urgent)) => {
+            Html(app.page.result(&lang, &record.id.to_string(), urgent)).into_response()
+        }
         Err(e) => refusal(&app, &lang, Some(&posted.values), e),
     }
 }
 
-/// Whether a form post may start now: sealing on arrival switched on, the gateway calm (without
-/// JavaScript no proof of work can be solved, so under load these posts wait), and a free slot.
-fn admit_form(app: &AppState) -> Result<super::slots::Slot, FormError> {
-    if !app.page.server_sealing() {
-        return Err(FormError::Disabled);
+/// Whether a form post may start now: a valid form token (held until it is old enough), the
+/// form's own rate and byte budgets, and an upload slot. The token is spent last, so a post
+/// refused for the gateway's reasons can be sent again as it is.
+async fn admit_form(
+    app: &AppState,
+    token: Option<&str>,
+    announced: Option<u64>,
+) -> Result<Slot, FormError> {
+    let ticket = app.form_tokens.check(token)?;
+    let size = announced.unwrap_or(app.form_max_bytes);
+    if size > app.form_max_bytes {
+        return Err(FormError::TooLarge);
     }
-    if app.pow.enabled() {
-        app.pow.note_attempt();
-        if !app.pow.is_calm() {
-            return Err(FormError::Busy);
+    let slot = app
+        .admission
+        .admit_form_post(size)
+        .map_err(|_| FormError::Busy)?;
+    // A post that comes sooner after its page than a person could fill it in waits (holding a
+    // slot that faster uploads may take).
+    let wait = app.form_tokens.wait(&ticket);
+    if !wait.is_zero() {
+        tokio::select! {
+            biased;
+            () = slot.evicted() => return Err(FormError::Busy),
+            () = tokio::time::sleep(wait) => {}
         }
     }
-    app.admission.admit_upload().map_err(|_| FormError::Busy)
+    app.form_tokens.spend(ticket)?;
+    Ok(slot)
 }
 
-/// The form again, with what was typed and the reason, under the error's status.
-fn refusal(
-    app: &AppState,
-    lang: &str,
-    values: Option<&super::page::FormValues>,
-    error: FormError,
-) -> Response {
-    let (key, field) = error.message_key();
-    let mut message = app.page.text(lang, key).to_string();
-    if let Some(field) = field {
-        let label = app
-            .page
-            .text(lang, &format!("field.{field}.label"))
-            .to_string();
-        message = message.replace("{field}", &label);
-    }
-    message = message.replace("{message}", &error.to_string());
-    let kept = app.page.text(lang, "page.error.kept_files");
-    let text = format!("{message} {kept}");
+/// The form again, with what was typed, the reason and every missing answer, under the
+/// error's status, and a fresh token so "send again" works.
+fn refusal(app: &AppState, lang: &str, values: Option<&FormValues>, error: FormError) -> Response {
     if error.status().is_server_error() || error.status() == StatusCode::INSUFFICIENT_STORAGE {
         super::error::warn_operator("form_post", &error.to_string());
     }
-    (
-        error.status(),
-        Html(app.page.page(lang, values, Some(&text))),
-    )
-        .into_response()
+    if matches!(error, FormError::Disabled) {
+        return (error.status(), Html(app.page.disabled(lang))).into_response();
+    }
+    let limit = super::page::human_size(app.form_max_bytes);
+    let message = app
+        .page
+        .text(lang, error.message_key())
+        .replace("{limit}", &limit);
+    let missing = match &error {
+        FormError::Missing(fields) => fields.clone(),
+        _ => Vec::new(),
+    };
+    let view = PageView {
+        values,
+        message: Some(message),
+        missing,
+        token: app.form_tokens.issue(),
+        files_lost: values.is_some(),
+    };
+    (error.status(), Html(app.page.page(lang, &view))).into_response()
 }

@@ -1,69 +1,201 @@
-//! Admission control: global rate limits (governor) and a bounded set of uploads in progress
-//! ([`super::slots`]).
+//! Admission control: global budgets per kind of request (governor), a bounded set of uploads in
+//! progress ([`super::slots`]), and a record of which budgets ran out lately, for `/healthz`.
 //!
-//! Limits are global, never per client address: behind Tor every reporter arrives from the same
-//! address, and keying on addresses would also mean keeping them. A flood therefore slows
+//! Budgets are global, never per client address: behind Tor every reporter arrives from the same
+//! address, and keying on addresses would also mean keeping them. Each kind of request has its own
+//! budget, so a flood of one (challenges, say) does not starve the others (the page), and each
+//! connection has its own small share of the cheap routes ([`super::connections`]), so one
+//! pipelining client cannot take a whole budget. A flood with many connections still slows
 //! everyone, which is the honest trade-off; proof-of-work admission (see `SECURITY.md`) is what
-//! lets real reporters get ahead of a flood.
+//! lets real reporters get ahead of a flood of submissions.
 
+use std::collections::HashMap;
 use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 use super::error::ApiError;
-use super::slots::{Slot, UploadSlots};
-use crate::config::RateLimits;
+use super::slots::{Slot, SlotPolicy, UploadSlots};
+use crate::config::{FormConfig, RateLimits};
+
+/// The budgets, by name as `/healthz` reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Budget {
+    Page,
+    Keys,
+    Challenges,
+    Submissions,
+    Uploads,
+    Form,
+    Connections,
+}
+
+impl Budget {
+    pub fn name(self) -> &'static str {
+        match self {
+            Budget::Page => "page",
+            Budget::Keys => "keys",
+            Budget::Challenges => "challenges",
+            Budget::Submissions => "submissions",
+            Budget::Uploads => "uploads",
+            Budget::Form => "form",
+            Budget::Connections => "connections",
+        }
+    }
+}
+
+/// The cheap routes, each with its own budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// The page and the files it loads.
+    Page,
+    Keys,
+    Challenge,
+}
+
+/// When each budget last refused something.
+#[derive(Default)]
+pub struct Saturation {
+    last: Mutex<HashMap<Budget, Instant>>,
+}
+
+/// A budget that refused within this long counts as saturated.
+const SATURATION_WINDOW: Duration = Duration::from_secs(60);
+
+impl Saturation {
+    pub fn note(&self, budget: Budget) {
+        self.last
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(budget, Instant::now());
+    }
+
+    /// Budgets that refused something in the last minute, sorted.
+    pub fn recent(&self) -> Vec<&'static str> {
+        let last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let mut names: Vec<Budget> = last
+            .iter()
+            .filter(|(_, t)| t.elapsed() < SATURATION_WINDOW)
+            .map(|(b, _)| *b)
+            .collect();
+        names.sort();
+        names.into_iter().map(Budget::name).collect()
+    }
+}
 
 pub struct Admission {
     submissions: DefaultDirectRateLimiter,
-    requests: DefaultDirectRateLimiter,
+    page: DefaultDirectRateLimiter,
+    keys: DefaultDirectRateLimiter,
+    challenges: DefaultDirectRateLimiter,
+    form_posts: DefaultDirectRateLimiter,
+    /// Kilobytes of form posts (sealed on arrival: the gateway does the work).
+    form_kilobytes: DefaultDirectRateLimiter,
     uploads: UploadSlots,
     clock: DefaultClock,
+    saturation: std::sync::Arc<Saturation>,
 }
 
 fn nonzero(n: u32) -> NonZeroU32 {
     NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN)
 }
 
+fn per_second(rate: u32, burst: u32) -> DefaultDirectRateLimiter {
+    RateLimiter::direct(Quota::per_second(nonzero(rate)).allow_burst(nonzero(burst)))
+}
+
 impl Admission {
-    pub fn new(limits: &RateLimits) -> Self {
+    pub fn new(
+        limits: &RateLimits,
+        form: &FormConfig,
+        slots: SlotPolicy,
+        saturation: std::sync::Arc<Saturation>,
+    ) -> Self {
         let submissions = Quota::per_minute(nonzero(limits.submissions_per_minute))
             .allow_burst(nonzero(limits.submission_burst));
-        let requests = Quota::per_second(nonzero(limits.requests_per_second))
-            .allow_burst(nonzero(limits.request_burst));
+        let form_posts =
+            Quota::per_minute(nonzero(form.posts_per_minute)).allow_burst(nonzero(form.post_burst));
+        // A bucket of an hour's kilobytes that refills evenly.
+        let kib_per_hour = u32::try_from(form.bytes_per_hour / 1024).unwrap_or(u32::MAX);
+        let form_kilobytes = Quota::with_period(Duration::from_secs(3600) / kib_per_hour.max(1))
+            .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+            .allow_burst(nonzero(kib_per_hour));
         Admission {
             submissions: RateLimiter::direct(submissions),
-            requests: RateLimiter::direct(requests),
-            uploads: UploadSlots::new(
-                limits.max_concurrent_uploads as usize,
-                limits.evict_uploads_slower_than_bytes_per_sec,
-            ),
+            page: per_second(limits.requests_per_second, limits.request_burst),
+            keys: per_second(limits.keys_per_second, limits.keys_burst),
+            challenges: per_second(limits.challenges_per_second, limits.challenge_burst),
+            form_posts: RateLimiter::direct(form_posts),
+            form_kilobytes: RateLimiter::direct(form_kilobytes),
+            uploads: UploadSlots::new(slots),
             clock: DefaultClock::default(),
+            saturation,
         }
     }
 
-    /// Admits one more upload, or says how long to wait. The slot is held for the upload.
+    pub fn saturation(&self) -> &Saturation {
+        &self.saturation
+    }
+
+    /// Admits one more upload, or says how long to wait. The slot is held for the upload, and a
+    /// token of the submission budget is spent.
     pub fn admit_upload(&self) -> Result<Slot, ApiError> {
-        let slot = self
-            .uploads
-            .acquire()
-            .ok_or(ApiError::TooManyUploads { retry_after: 5 })?;
-        self.submissions
-            .check()
-            .map_err(|not_until| ApiError::RateLimited {
+        let slot = self.uploads.acquire().ok_or_else(|| {
+            self.saturation.note(Budget::Uploads);
+            ApiError::TooManyUploads { retry_after: 5 }
+        })?;
+        self.submissions.check().map_err(|not_until| {
+            self.saturation.note(Budget::Submissions);
+            ApiError::RateLimited {
                 retry_after: seconds(not_until.wait_time_from(self.clock.now())),
-            })?;
+            }
+        })?;
         Ok(slot)
     }
 
-    /// Admits one request to a cheap route.
-    pub fn admit_request(&self) -> Result<(), ApiError> {
-        self.requests
+    /// Admits a form post of about `bytes`: its own rate and byte budgets (the gateway seals
+    /// these itself), then an upload slot.
+    pub fn admit_form_post(&self, bytes: u64) -> Result<Slot, ApiError> {
+        let kib = u32::try_from(bytes.div_ceil(1024))
+            .unwrap_or(u32::MAX)
+            .max(1);
+        let refused = |retry_after| {
+            self.saturation.note(Budget::Form);
+            ApiError::RateLimited { retry_after }
+        };
+        match self.form_kilobytes.check_n(nonzero(kib)) {
+            Ok(Ok(())) => {}
+            Ok(Err(not_until)) => {
+                return Err(refused(seconds(not_until.wait_time_from(self.clock.now()))))
+            }
+            // Larger than the whole hourly budget: never admitted.
+            Err(_) => return Err(refused(3600)),
+        }
+        self.form_posts
             .check()
-            .map_err(|not_until| ApiError::TooManyRequests {
+            .map_err(|not_until| refused(seconds(not_until.wait_time_from(self.clock.now()))))?;
+        self.uploads.acquire().ok_or_else(|| {
+            self.saturation.note(Budget::Uploads);
+            ApiError::TooManyUploads { retry_after: 5 }
+        })
+    }
+
+    /// Admits one request to a cheap route.
+    pub fn admit_request(&self, route: Route) -> Result<(), ApiError> {
+        let (limiter, budget) = match route {
+            Route::Page => (&self.page, Budget::Page),
+            Route::Keys => (&self.keys, Budget::Keys),
+            Route::Challenge => (&self.challenges, Budget::Challenges),
+        };
+        limiter.check().map_err(|not_until| {
+            self.saturation.note(budget);
+            ApiError::TooManyRequests {
                 retry_after: seconds(not_until.wait_time_from(self.clock.now())),
-            })
+            }
+        })
     }
 }
 

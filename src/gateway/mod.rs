@@ -11,6 +11,7 @@ mod api;
 mod connections;
 mod error;
 mod form_post;
+mod form_token;
 mod headers;
 mod html;
 mod limits;
@@ -28,6 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
+use axum::handler::Handler;
 use axum::routing::{get, post};
 use axum::Router;
 use bytes::Bytes;
@@ -68,6 +70,11 @@ pub struct AppState {
     admission: limits::Admission,
     pow: crate::pow::ProofOfWork,
     upload_pace: upload::UploadPace,
+    saturation: Arc<limits::Saturation>,
+    max_requests_per_connection: u64,
+    form_tokens: form_token::FormTokens,
+    /// Largest form post (without JavaScript), smaller than a sealed submission may be.
+    form_max_bytes: u64,
 }
 
 /// What the binary prints once the gateway is listening.
@@ -114,17 +121,28 @@ fn keys_json(keyring: &ReviewerKeyring, max_submission_bytes: u64) -> Bytes {
 /// The router, without a listener (tests drive it directly).
 pub fn router(state: Arc<AppState>, tls: bool) -> Router {
     // The form carries the attachments plus multipart framing and the text answers.
-    let form_body_limit = usize::try_from(state.store.options().limits.max_bytes + 2 * 1024 * 1024)
-        .unwrap_or(usize::MAX);
+    let form_body_limit =
+        usize::try_from(state.form_max_bytes + 2 * 1024 * 1024).unwrap_or(usize::MAX);
+    let budget = |route| {
+        let state = state.clone();
+        axum::middleware::from_fn(move |req, next| {
+            api::admit_request(state.clone(), route, req, next)
+        })
+    };
     let cheap = Router::new()
-        .route("/", get(html::page))
-        .route("/api/v1/keys", get(api::keys))
-        .route("/api/v1/challenge", get(api::challenge))
-        .fallback(api::asset)
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            api::admit_request,
-        ));
+        .route(
+            "/",
+            get(html::page).route_layer(budget(limits::Route::Page)),
+        )
+        .route(
+            "/api/v1/keys",
+            get(api::keys).route_layer(budget(limits::Route::Keys)),
+        )
+        .route(
+            "/api/v1/challenge",
+            get(api::challenge).route_layer(budget(limits::Route::Challenge)),
+        )
+        .fallback(api::asset.layer(budget(limits::Route::Page)));
     Router::new()
         .route(
             "/api/v1/submissions",
@@ -140,6 +158,10 @@ pub fn router(state: Arc<AppState>, tls: bool) -> Router {
         .layer(axum::middleware::from_fn(move |req, next| {
             headers::security_headers(tls, req, next)
         }))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            api::track_request,
+        ))
         .with_state(state)
 }
 
@@ -171,12 +193,26 @@ pub fn prepare(validated: &ValidatedConfig) -> Result<(Arc<AppState>, Recovery),
         .iter()
         .map(|r| (r.fingerprint().to_hex(), r.name().to_string()))
         .collect();
-    let page = page::PageRenderer::new(
-        Arc::new(form),
-        reviewers,
-        config.limits.max_submission_bytes,
-        config.form.server_sealing,
-    );
+    let saturation = Arc::new(limits::Saturation::default());
+    let page = page::PageRenderer::new(page::PageSettings {
+        form: Arc::new(form),
+        keys: reviewers,
+        max_bytes: config.limits.max_submission_bytes,
+        form_max_bytes: config.form.max_post_bytes(&config.limits),
+        server_sealing: config.form.server_sealing,
+        organisation: config.organisation.clone(),
+    });
+    let form_tokens = form_token::FormTokens::open(
+        &config.data_dir,
+        config.form.token_min_age_secs,
+        config.form.token_ttl_secs,
+    )
+    .map_err(|e| {
+        GatewayError::Store(StoreError::Unavailable {
+            path: config.data_dir.clone(),
+            reason: format!("form token key: {e}"),
+        })
+    })?;
     let languages = crate::i18n::Catalog::embedded()
         .languages()
         .map(String::from)
@@ -188,7 +224,18 @@ pub fn prepare(validated: &ValidatedConfig) -> Result<(Arc<AppState>, Recovery),
         page,
         languages,
         keys_json: keys_json(&validated.keyring, config.limits.max_submission_bytes),
-        admission: limits::Admission::new(&config.rate_limits),
+        admission: limits::Admission::new(
+            &config.rate_limits,
+            &config.form,
+            slots::SlotPolicy {
+                cap: config.rate_limits.max_concurrent_uploads as usize,
+                evict_below_bytes_per_sec: config
+                    .rate_limits
+                    .evict_uploads_slower_than_bytes_per_sec,
+                ramp: Duration::from_secs(config.rate_limits.evict_ramp_secs),
+            },
+            saturation.clone(),
+        ),
         pow: crate::pow::ProofOfWork::new(
             config.proof_of_work.clone(),
             config.rate_limits.submissions_per_minute,
@@ -199,6 +246,10 @@ pub fn prepare(validated: &ValidatedConfig) -> Result<(Arc<AppState>, Recovery),
             min_bytes_per_sec: config.limits.min_upload_bytes_per_sec,
             total: Duration::from_secs(config.limits.max_upload_secs),
         },
+        saturation,
+        max_requests_per_connection: u64::from(config.rate_limits.max_requests_per_connection),
+        form_tokens,
+        form_max_bytes: config.form.max_post_bytes(&config.limits),
     };
     Ok((Arc::new(state), recovery))
 }
@@ -220,6 +271,15 @@ pub async fn serve(
         TlsConfig::Files { cert, key } => Some(tls::load(cert, key)?),
     };
     let admin = tokio::spawn(crate::operator::socket::serve(state.store.clone()));
+    let connection_limits = connections::ConnectionLimits {
+        cap: config.limits.max_connections,
+        head_timeout: Duration::from_secs(config.limits.header_timeout_secs),
+        budget: connections::ConnectionBudget {
+            per_second: config.rate_limits.per_connection_per_second,
+            burst: config.rate_limits.per_connection_burst,
+        },
+    };
+    let saturation = state.saturation.clone();
     let maintenance = tokio::spawn(maintenance::run(
         state.store.clone(),
         Duration::from_secs(config.store.sweep_secs),
@@ -237,7 +297,7 @@ pub async fn serve(
     let make_service = app.into_make_service();
     let tls_fingerprint = tls.as_ref().map(|t| t.fingerprint.clone());
     let limits = config.limits.clone();
-    let capped = connections::CappedAcceptor::new(limits.max_connections);
+    let capped = connections::CappedAcceptor::new(connection_limits, saturation);
     let server = {
         let handle = handle.clone();
         async move {

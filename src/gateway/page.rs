@@ -10,21 +10,40 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
+use crate::config::{LocalText, OrganisationConfig};
 use crate::form::{FieldDef, FieldKind, FormDefinition};
 use crate::i18n::Catalog;
 
 /// Values typed into the form, to show it again after a refused post (files are never kept).
 pub type FormValues = HashMap<String, Vec<String>>;
 
+/// What one rendering of the form page shows besides the form.
+#[derive(Default)]
+pub struct PageView<'a> {
+    /// What was typed, when the form comes back after a refused post.
+    pub values: Option<&'a FormValues>,
+    /// Why the post was refused, in the page's language.
+    pub message: Option<String>,
+    /// Required fields left unanswered: listed at the top with links, and marked.
+    pub missing: Vec<String>,
+    /// The single-use token the form posts with (see `form_token`).
+    pub token: String,
+    /// The post carried files that must be chosen again.
+    pub files_lost: bool,
+}
+
 pub struct PageRenderer {
     form: Arc<FormDefinition>,
     catalog: Catalog,
     page_template: String,
     result_template: String,
+    disabled_template: String,
     /// (fingerprint, name) of each reviewer key.
     keys: Vec<(String, String)>,
     max_bytes: u64,
+    form_max_bytes: u64,
     server_sealing: bool,
+    organisation: OrganisationConfig,
 }
 
 fn template(name: &str) -> String {
@@ -59,21 +78,31 @@ pub fn human_size(bytes: u64) -> String {
     }
 }
 
+/// What the renderer is built from, besides the embedded templates and language files.
+pub struct PageSettings {
+    pub form: Arc<FormDefinition>,
+    pub keys: Vec<(String, String)>,
+    /// Largest sealed submission (what the page may send when it encrypts).
+    pub max_bytes: u64,
+    /// Largest form post (without JavaScript).
+    pub form_max_bytes: u64,
+    pub server_sealing: bool,
+    pub organisation: OrganisationConfig,
+}
+
 impl PageRenderer {
-    pub fn new(
-        form: Arc<FormDefinition>,
-        keys: Vec<(String, String)>,
-        max_bytes: u64,
-        server_sealing: bool,
-    ) -> Self {
+    pub fn new(settings: PageSettings) -> Self {
         PageRenderer {
-            form,
+            form: settings.form,
             catalog: Catalog::embedded(),
             page_template: template("page.html"),
             result_template: template("result.html"),
-            keys,
-            max_bytes,
-            server_sealing,
+            disabled_template: template("disabled.html"),
+            keys: settings.keys,
+            max_bytes: settings.max_bytes,
+            form_max_bytes: settings.form_max_bytes,
+            server_sealing: settings.server_sealing,
+            organisation: settings.organisation,
         }
     }
 
@@ -94,50 +123,157 @@ impl PageRenderer {
         }
     }
 
+    /// A page string: in `lang`, else in the form's default language (never English by
+    /// accident on a Spanish page, never a key name).
     pub fn text<'a>(&'a self, lang: &str, key: &'a str) -> &'a str {
-        self.catalog.text(lang, key)
+        self.catalog
+            .exact(lang, key)
+            .or_else(|| self.catalog.exact(&self.form.default_language, key))
+            .unwrap_or_else(|| self.catalog.text(lang, key))
     }
 
-    /// The form page; `values` and `message` when showing it again after a refusal.
-    pub fn page(&self, lang: &str, values: Option<&FormValues>, message: Option<&str>) -> String {
-        let mut slots: HashMap<&str, String> = HashMap::new();
+    fn local<'a>(&self, text: &'a LocalText, lang: &str) -> &'a str {
+        text.get(lang, &self.form.default_language)
+    }
+
+    /// The slots every page shares: languages, organisation, hotlines, asset version.
+    fn common_slots(&self, lang: &str) -> HashMap<&'static str, String> {
+        let mut slots = HashMap::new();
+        slots.insert("v", escape(&crate::assets::versioned_prefix()));
         slots.insert("languages", self.languages_nav(lang));
+        slots.insert(
+            "organisation",
+            format!(
+                "<p><strong>{}</strong> {}</p><p>{}</p>",
+                escape(self.text(lang, "page.org.who")),
+                escape(self.local(&self.organisation.name, lang)),
+                escape(self.local(&self.organisation.who_reads, lang))
+            ),
+        );
+        slots.insert("hotlines", self.hotlines(lang));
+        slots.insert(
+            "urgent_review",
+            escape(&self.text(lang, "page.urgent.review_time").replace(
+                "{hours}",
+                &self.organisation.urgent_review_hours.to_string(),
+            )),
+        );
+        slots
+    }
+
+    fn hotlines(&self, lang: &str) -> String {
+        let mut out = String::from("<ul class=\"hotlines\">");
+        for h in &self.organisation.hotlines {
+            let number = escape(&h.number);
+            let tel: String = h
+                .number
+                .chars()
+                .filter(|c| c.is_ascii_digit() || *c == '+')
+                .collect();
+            let _ = write!(
+                out,
+                "<li><a href=\"tel:{tel}\">{number}</a> {}</li>",
+                escape(self.local(&h.label, lang))
+            );
+        }
+        out.push_str("</ul>");
+        out
+    }
+
+    /// The form page.
+    pub fn page(&self, lang: &str, view: &PageView<'_>) -> String {
+        let mut slots = self.common_slots(lang);
         slots.insert("keys", self.key_list());
         slots.insert("max_bytes", self.max_bytes.to_string());
+        slots.insert("form_max_bytes", self.form_max_bytes.to_string());
+        slots.insert("token", escape(&view.token));
         slots.insert(
-            "mode_server",
+            "form_hidden",
+            if self.server_sealing { "" } else { " hidden" }.into(),
+        );
+        slots.insert(
+            "nojs",
             if self.server_sealing {
                 format!(
-                    "<strong>{}</strong> {}",
+                    "<p class=\"mode-server\"><strong>{}</strong> {}</p>",
                     escape(self.text(lang, "page.mode.server.title")),
-                    escape(self.text(lang, "page.mode.server.body"))
+                    escape(self.text(lang, "page.mode.server.short"))
                 )
             } else {
-                escape(self.text(lang, "page.mode.server_disabled"))
+                self.disabled_notice(lang)
             },
         );
-        slots.insert(
-            "message",
-            message
-                .map(|m| format!("<div class=\"message\" role=\"alert\">{}</div>", escape(m)))
-                .unwrap_or_default(),
-        );
+        slots.insert("message", self.summary(lang, view));
         let empty = FormValues::new();
-        let values = values.unwrap_or(&empty);
+        let values = view.values.unwrap_or(&empty);
         let fields: String = self
             .form
             .fields
             .iter()
-            .map(|f| self.field(lang, f, values))
+            .map(|f| self.field(lang, f, values, view.missing.contains(&f.id)))
             .collect();
         slots.insert("fields", fields);
         self.fill(&self.page_template, lang, &slots)
     }
 
+    /// What a browser without JavaScript shows when sealing on arrival is switched off.
+    fn disabled_notice(&self, lang: &str) -> String {
+        format!(
+            "<div class=\"message\" role=\"alert\"><p><strong>{}</strong></p><p>{}</p><ol><li>{}</li><li>{}</li><li>{}</li></ol><p>{}</p></div>",
+            escape(self.text(lang, "page.nojs.disabled")),
+            escape(self.text(lang, "page.nojs.how")),
+            escape(self.text(lang, "page.nojs.step1")),
+            escape(self.text(lang, "page.nojs.step2")),
+            escape(self.text(lang, "page.nojs.step3")),
+            escape(self.text(lang, "page.nojs.other_ways")),
+        )
+    }
+
+    /// The answer to a form posted while sealing on arrival is off: the explanation, no form.
+    pub fn disabled(&self, lang: &str) -> String {
+        let mut slots = self.common_slots(lang);
+        slots.insert("notice", self.disabled_notice(lang));
+        self.fill(&self.disabled_template, lang, &slots)
+    }
+
+    /// The box at the top of a refused form: the reason, and every missing answer as a link.
+    fn summary(&self, lang: &str, view: &PageView<'_>) -> String {
+        let Some(message) = &view.message else {
+            return String::new();
+        };
+        let mut out = format!(
+            "<div id=\"error-summary\" class=\"message\" role=\"alert\" tabindex=\"-1\" autofocus><p><strong>{}</strong></p><p>{}</p>",
+            escape(self.text(lang, "page.error.title")),
+            escape(message)
+        );
+        if !view.missing.is_empty() {
+            out.push_str("<ul>");
+            for id in &view.missing {
+                let key = format!("field.{id}.label");
+                let label = self.text(lang, &key);
+                let _ = write!(
+                    out,
+                    "<li><a href=\"#f-{}\">{}</a></li>",
+                    escape(id),
+                    escape(label)
+                );
+            }
+            out.push_str("</ul>");
+        }
+        let kept = if view.files_lost {
+            "page.error.kept_files"
+        } else {
+            "page.error.kept"
+        };
+        let _ = write!(out, "<p>{}</p></div>", escape(self.text(lang, kept)));
+        out
+    }
+
     /// The page shown after a form post was sealed and stored.
-    pub fn result(&self, lang: &str, id: &str) -> String {
-        let mut slots = HashMap::new();
+    pub fn result(&self, lang: &str, id: &str, urgent: bool) -> String {
+        let mut slots = self.common_slots(lang);
         slots.insert("id", escape(id));
+        slots.insert("urgent_hidden", if urgent { "" } else { " hidden" }.into());
         self.fill(&self.result_template, lang, &slots)
     }
 
@@ -204,11 +340,15 @@ impl PageRenderer {
         out
     }
 
-    fn field(&self, lang: &str, f: &FieldDef, values: &FormValues) -> String {
+    fn field(&self, lang: &str, f: &FieldDef, values: &FormValues, invalid: bool) -> String {
         let id = escape(&f.id);
         let label = escape(self.text(lang, &format!("field.{}.label", f.id)));
         let hint_key = format!("field.{}.hint", f.id);
-        let hint = self.catalog.get(lang, &hint_key).map(escape);
+        let hint = self
+            .catalog
+            .exact(lang, &hint_key)
+            .or_else(|| self.catalog.exact(&self.form.default_language, &hint_key))
+            .map(escape);
         let required = if f.required {
             format!(
                 " <span class=\"required\">({})</span>",
@@ -222,10 +362,30 @@ impl PageRenderer {
         } else {
             ""
         };
-        let described = if hint.is_some() {
-            format!(" aria-describedby=\"h-{id}\"")
+        // A missing answer is marked on the field itself, and said next to it.
+        let (invalid_attr, invalid_class, invalid_note) = if invalid {
+            (
+                " aria-invalid=\"true\"",
+                " invalid",
+                format!(
+                    "<p class=\"field-error\" id=\"e-{id}\">{}</p>",
+                    escape(self.text(lang, "page.error.field_missing"))
+                ),
+            )
         } else {
+            ("", "", String::new())
+        };
+        let mut described: Vec<String> = Vec::new();
+        if invalid {
+            described.push(format!("e-{id}"));
+        }
+        if hint.is_some() {
+            described.push(format!("h-{id}"));
+        }
+        let described = if described.is_empty() {
             String::new()
+        } else {
+            format!(" aria-describedby=\"{}\"", described.join(" "))
         };
         let hint_html = hint
             .map(|h| format!("<p class=\"hint\" id=\"h-{id}\">{h}</p>"))
@@ -245,7 +405,7 @@ impl PageRenderer {
         match f.kind {
             FieldKind::Multi => {
                 let mut out = format!(
-                    "<fieldset id=\"f-{id}\"{described}{aria_required}><legend>{label}{required}</legend>{hint_html}"
+                    "<fieldset id=\"f-{id}\" class=\"field{invalid_class}\" tabindex=\"-1\"{described}{aria_required}{invalid_attr}><legend>{label}{required}</legend>{invalid_note}{hint_html}"
                 );
                 for o in &f.options {
                     let checked = if value(o) { " checked" } else { "" };
@@ -261,7 +421,7 @@ impl PageRenderer {
             }
             FieldKind::Select => {
                 let mut out = format!(
-                    "<div><label class=\"field\" for=\"f-{id}\">{label}{required}</label>{hint_html}<select id=\"f-{id}\" name=\"{id}\"{described}{aria_required}><option value=\"\">{}</option>",
+                    "<div class=\"field{invalid_class}\"><label class=\"field\" for=\"f-{id}\">{label}{required}</label>{invalid_note}{hint_html}<select id=\"f-{id}\" name=\"{id}\"{described}{aria_required}{invalid_attr}><option value=\"\">{}</option>",
                     escape(self.text(lang, "common.choose"))
                 );
                 for o in &f.options {
@@ -279,35 +439,46 @@ impl PageRenderer {
             FieldKind::Text | FieldKind::Date => {
                 let kind = if f.kind == FieldKind::Date { "date" } else { "text" };
                 format!(
-                    "<div><label class=\"field\" for=\"f-{id}\">{label}{required}</label>{hint_html}<input type=\"{kind}\" id=\"f-{id}\" name=\"{id}\" maxlength=\"{maxlength}\" value=\"{text_value}\" autocomplete=\"off\"{described}{aria_required}></div>"
+                    "<div class=\"field{invalid_class}\"><label class=\"field\" for=\"f-{id}\">{label}{required}</label>{invalid_note}{hint_html}<input type=\"{kind}\" id=\"f-{id}\" name=\"{id}\" maxlength=\"{maxlength}\" value=\"{text_value}\" autocomplete=\"off\"{described}{aria_required}{invalid_attr}></div>"
                 )
             }
             FieldKind::Textarea | FieldKind::Description => format!(
-                "<div><label class=\"field\" for=\"f-{id}\">{label}{required}</label>{hint_html}<textarea id=\"f-{id}\" name=\"{id}\" maxlength=\"{maxlength}\" rows=\"8\" autocomplete=\"off\"{described}{aria_required}>{text_value}</textarea></div>"
+                "<div class=\"field{invalid_class}\"><label class=\"field\" for=\"f-{id}\">{label}{required}</label>{invalid_note}{hint_html}<textarea id=\"f-{id}\" name=\"{id}\" maxlength=\"{maxlength}\" rows=\"8\" autocomplete=\"off\"{described}{aria_required}{invalid_attr}>{text_value}</textarea></div>"
             ),
             FieldKind::Checkbox => {
                 let checked = if value("yes") { " checked" } else { "" };
                 format!(
-                    "<div><label class=\"choice\"><input type=\"checkbox\" id=\"f-{id}\" name=\"{id}\" value=\"yes\"{checked}{described}> {label}</label>{hint_html}</div>"
+                    "<div class=\"field{invalid_class}\"><label class=\"choice\"><input type=\"checkbox\" id=\"f-{id}\" name=\"{id}\" value=\"yes\"{checked}{described}{invalid_attr}> {label}</label>{invalid_note}{hint_html}</div>"
                 )
             }
             FieldKind::Urgent => {
+                // Asked first, with large targets; "yes" shows at once where to get help now.
                 let yes = if value("yes") { " checked" } else { "" };
                 let no = if value("no") { " checked" } else { "" };
                 format!(
-                    "<fieldset class=\"urgent\" id=\"f-{id}\"><legend>{label}</legend>{hint_html}\
-                     <input type=\"radio\" id=\"{id}-yes\" name=\"{id}\" value=\"yes\"{yes}> <label for=\"{id}-yes\">{}</label>\
-                     <input type=\"radio\" id=\"{id}-no\" name=\"{id}\" value=\"no\"{no}> <label for=\"{id}-no\">{}</label>\
-                     <div class=\"urgent-help\" role=\"note\"><strong>{}</strong><p>{}</p></div></fieldset>",
-                    escape(self.text(lang, "common.yes")),
-                    escape(self.text(lang, "common.no")),
+                    "<fieldset class=\"urgent field{invalid_class}\" id=\"f-{id}\" tabindex=\"-1\"{described}{invalid_attr}><legend>{label}{required}</legend>{invalid_note}{hint_html}\
+                     <div class=\"big-choices\">\
+                     <input type=\"radio\" id=\"{id}-yes\" name=\"{id}\" value=\"yes\"{yes}><label for=\"{id}-yes\">{}</label>\
+                     <input type=\"radio\" id=\"{id}-no\" name=\"{id}\" value=\"no\"{no}><label for=\"{id}-no\">{}</label>\
+                     </div>\
+                     <div class=\"urgent-help\" role=\"note\"><strong>{}</strong><p>{}</p>{}<p>{}</p></div></fieldset>",
+                    escape(self.text(lang, "page.urgent.yes")),
+                    escape(self.text(lang, "page.urgent.no")),
                     escape(self.text(lang, "page.urgent.help.title")),
                     escape(self.text(lang, "page.urgent.help.body")),
+                    self.hotlines(lang),
+                    escape(&self.text(lang, "page.urgent.review_time").replace(
+                        "{hours}",
+                        &self.organisation.urgent_review_hours.to_string(),
+                    )),
                 )
             }
             FieldKind::Attachments => {
-                let limit = human_size(self.max_bytes);
-                let files_hint = self.text(lang, "page.files.hint").replace("{limit}", &limit);
+                // Without JavaScript the form's own (smaller) limit applies; the page's script
+                // puts the larger one back when it encrypts.
+                let files_hint = self
+                    .text(lang, "page.files.hint")
+                    .replace("{limit}", &human_size(self.form_max_bytes));
                 let server_note = if self.server_sealing {
                     format!(
                         "<p class=\"hint server-only\">{}</p>",
@@ -317,7 +488,7 @@ impl PageRenderer {
                     String::new()
                 };
                 format!(
-                    "<div><label class=\"field\" for=\"f-{id}\">{label}</label><p class=\"hint\" id=\"h-{id}\">{}</p>{server_note}<input type=\"file\" id=\"f-{id}\" name=\"{id}\" multiple aria-describedby=\"h-{id}\"><ul id=\"file-list\" class=\"file-list\" aria-live=\"polite\"></ul></div>",
+                    "<div class=\"field{invalid_class}\"><label class=\"field\" for=\"f-{id}\">{label}{required}</label>{invalid_note}<p class=\"hint\" id=\"h-{id}\">{}</p>{server_note}<input type=\"file\" id=\"f-{id}\" name=\"{id}\" multiple aria-describedby=\"h-{id}\"{invalid_attr}><ul id=\"file-list\" class=\"file-list\" aria-live=\"polite\"></ul></div>",
                     escape(&files_hint)
                 )
             }
@@ -330,58 +501,106 @@ mod tests {
     use super::*;
 
     fn renderer(server_sealing: bool) -> PageRenderer {
-        PageRenderer::new(
-            Arc::new(FormDefinition::embedded().expect("form")),
-            vec![(
+        PageRenderer::new(PageSettings {
+            form: Arc::new(FormDefinition::embedded().expect("form")),
+            keys: vec![(
                 "C95C29B449920DED0872A622F1F1AA6FAE2F54AD".into(),
                 "Demo <x>".into(),
             )],
-            100 * 1024 * 1024,
+            max_bytes: 100 * 1024 * 1024,
+            form_max_bytes: 25 * 1024 * 1024,
             server_sealing,
-        )
+            organisation: OrganisationConfig::default(),
+        })
+    }
+
+    fn view(token: &str) -> PageView<'static> {
+        PageView {
+            token: token.into(),
+            ..PageView::default()
+        }
     }
 
     #[test]
     fn the_page_is_complete_in_every_language() {
         let r = renderer(true);
-        for lang in ["es", "en"] {
-            let html = r.page(lang, None, None);
+        for lang in r.catalog.languages() {
+            let html = r.page(lang, &view("tok"));
             assert!(!html.contains("{{"), "{lang}: unfilled placeholder");
             assert!(html.contains(&format!("<html lang=\"{lang}\">")));
-            assert!(html.contains("action=\"/submit\""));
+            assert!(html.contains("action=\"/submit?t=tok\""));
             assert!(html.contains("C95C 29B4 4992"));
             assert!(html.contains("Demo &lt;x&gt;"), "names are escaped");
             assert!(html.contains("name=\"what_happened\" value=\"threat\""));
             assert!(html.contains("type=\"file\""));
+            assert!(html.contains("href=\"tel:105\""), "{lang}: hotlines");
             assert!(!html.contains("<script>"), "no inline script");
             // Every control has a label: inputs sit in labels or are named by one.
             for id in ["f-region", "f-description", "f-attachments", "urgent-yes"] {
                 assert!(html.contains(&format!("for=\"{id}\"")), "{lang}: {id}");
             }
+            // The urgency question comes before every other field.
+            let urgent = html.find("name=\"urgent\"").expect("urgent");
+            let first_other = html.find("name=\"what_happened\"").expect("what");
+            assert!(urgent < first_other, "{lang}: urgency is asked first");
         }
-        assert!(r.page("es", None, None).contains("¿Qué pasó?"));
-        assert!(r.page("en", None, None).contains("What happened?"));
+        assert!(r.page("es", &view("t")).contains("¿Qué pasó?"));
+        assert!(r.page("en", &view("t")).contains("What happened?"));
         assert_eq!(r.language(Some("xx")), "es");
         assert_eq!(r.language(Some("en")), "en");
     }
 
     #[test]
-    fn values_come_back_escaped_and_files_are_not_kept() {
+    fn values_come_back_escaped_with_every_missing_answer_marked() {
         let r = renderer(true);
         let mut values = FormValues::new();
         values.insert("description".into(), vec!["<b>x</b> & \"y\"".into()]);
         values.insert("what_happened".into(), vec!["threat".into()]);
         values.insert("region".into(), vec!["cusco".into()]);
-        let html = r.page("es", Some(&values), Some("fallo <script>"));
+        let view = PageView {
+            values: Some(&values),
+            message: Some("fallo <script>".into()),
+            missing: vec!["what_happened".into(), "description".into()],
+            token: "t".into(),
+            files_lost: true,
+        };
+        let html = r.page("es", &view);
         assert!(html.contains("&lt;b&gt;x&lt;/b&gt; &amp; &quot;y&quot;</textarea>"));
         assert!(html.contains("value=\"threat\" checked"));
         assert!(html.contains("value=\"cusco\" selected"));
         assert!(html.contains("fallo &lt;script&gt;"));
+        assert!(html.contains("<a href=\"#f-what_happened\">¿Qué pasó?</a>"));
+        assert!(html.contains("<a href=\"#f-description\">"));
+        assert_eq!(html.matches("aria-invalid=\"true\"").count(), 2);
+        assert!(
+            html.contains("vuelve a elegir los archivos"),
+            "files must be chosen again"
+        );
     }
 
     #[test]
-    fn a_disabled_server_sealing_says_so() {
-        let html = renderer(false).page("es", None, None);
-        assert!(html.contains("no acepta reportes sin JavaScript"));
+    fn a_disabled_server_sealing_hides_the_form_and_explains_what_to_do() {
+        let r = renderer(false);
+        let html = r.page("es", &view("t"));
+        assert!(
+            html.contains("novalidate hidden>"),
+            "no form to fill in vain"
+        );
+        assert!(html.contains("Tor Browser"));
+        let answer = r.disabled("es");
+        assert!(!answer.contains("<form"));
+        assert!(answer.contains("Tor Browser"));
+    }
+
+    #[test]
+    fn the_result_page_repeats_the_hotlines_only_for_urgent_reports() {
+        let r = renderer(true);
+        let urgent = r.result("es", "abc", true);
+        assert!(urgent.contains("href=\"tel:105\""));
+        assert!(urgent.contains("cada 12 horas"), "{urgent}");
+        assert!(!urgent.contains("class=\"urgent-after\" hidden"));
+        assert!(r
+            .result("es", "abc", false)
+            .contains("class=\"urgent-after\" hidden"));
     }
 }

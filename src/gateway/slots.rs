@@ -2,9 +2,16 @@
 //!
 //! A slow-body attack opens uploads and trickles bytes to hold every slot. Each upload is timed
 //! (see `upload::UploadPace`), but while it lasts it would lock real reporters out. So when all
-//! slots are taken, a new upload may take the slot of the slowest one in progress, provided that
-//! one has run a little while and averages less than the eviction rate; the evicted upload ends
-//! with 408 and stores nothing. An attacker must then keep every slot busier than that rate.
+//! slots are taken, a new upload may take the slot of the one in progress that falls furthest
+//! short of the rate asked of it, provided that one has run a little while; the evicted upload
+//! ends with 408 and stores nothing.
+//!
+//! The rate asked of an upload grows with its age: the eviction rate at first, twice that after
+//! one ramp period, three times after two, and so on. Holding a slot therefore costs more the
+//! longer it is held: the bytes an upload must have sent grow with the square of its age, so a
+//! trickle that stays just above the line is pushed out within minutes, and even a fast one
+//! reaches the size limit and ends. A reporter's real upload, which runs at whatever the
+//! connection gives, is only at risk when every slot is contended and it is both slow and old.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -23,43 +30,67 @@ struct Entry {
 }
 
 impl Entry {
-    fn rate(&self, now: Instant) -> f64 {
-        let secs = now.duration_since(self.started).as_secs_f64().max(0.001);
-        self.received.load(Ordering::Relaxed) as f64 / secs
+    /// Average bytes per second so far, as a share of what is asked of an upload this old.
+    fn share(&self, now: Instant, policy: &SlotPolicy) -> f64 {
+        let age = now.duration_since(self.started).as_secs_f64().max(0.001);
+        let rate = self.received.load(Ordering::Relaxed) as f64 / age;
+        rate / policy.asked_at(age)
+    }
+}
+
+/// How many uploads at once, and what rate an upload must keep to hold its slot when contended.
+#[derive(Debug, Clone, Copy)]
+pub struct SlotPolicy {
+    pub cap: usize,
+    /// Bytes per second asked of a young upload.
+    pub evict_below_bytes_per_sec: u64,
+    /// Every this long, the rate asked grows by the initial rate again.
+    pub ramp: Duration,
+}
+
+impl SlotPolicy {
+    /// The average rate asked of an upload `age_secs` old.
+    fn asked_at(&self, age_secs: f64) -> f64 {
+        let ramp = self.ramp.as_secs_f64().max(1.0);
+        self.evict_below_bytes_per_sec as f64 * (1.0 + age_secs / ramp)
     }
 }
 
 pub struct UploadSlots {
     entries: Arc<Mutex<Vec<Entry>>>,
-    cap: usize,
-    evict_below: f64,
+    policy: SlotPolicy,
     next_id: AtomicU64,
 }
 
 impl UploadSlots {
-    pub fn new(cap: usize, evict_below_bytes_per_sec: u64) -> Self {
+    pub fn new(policy: SlotPolicy) -> Self {
         UploadSlots {
             entries: Arc::default(),
-            cap: cap.max(1),
-            evict_below: evict_below_bytes_per_sec as f64,
+            policy: SlotPolicy {
+                cap: policy.cap.max(1),
+                ..policy
+            },
             next_id: AtomicU64::new(0),
         }
     }
 
-    /// A slot, possibly taken from the slowest upload; `None` if every upload is fast enough.
+    /// A slot, possibly taken from the upload furthest below the rate asked of it; `None` if
+    /// every upload keeps up.
     pub fn acquire(&self) -> Option<Slot> {
         let mut entries = self
             .entries
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if entries.len() >= self.cap {
+        if entries.len() >= self.policy.cap {
             let now = Instant::now();
+            let policy = &self.policy;
             let slowest = entries
                 .iter()
                 .enumerate()
                 .filter(|(_, e)| now.duration_since(e.started) >= MIN_AGE)
-                .filter(|(_, e)| e.rate(now) < self.evict_below)
-                .min_by(|(_, a), (_, b)| a.rate(now).total_cmp(&b.rate(now)))
+                .map(|(i, e)| (i, e.share(now, policy)))
+                .filter(|(_, share)| *share < 1.0)
+                .min_by(|(_, a), (_, b)| a.total_cmp(b))
                 .map(|(i, _)| i)?;
             let evicted = entries.swap_remove(slowest);
             evicted.evicted.0.store(true, Ordering::Release);
@@ -90,6 +121,16 @@ pub struct Slot {
 }
 
 impl Slot {
+    /// A slot that holds no place (for reading a refused post's answers back).
+    pub fn detached() -> Slot {
+        Slot {
+            id: u64::MAX,
+            entries: Arc::default(),
+            received: Arc::new(AtomicU64::new(0)),
+            evicted: Arc::new((AtomicBool::new(false), Notify::new())),
+        }
+    }
+
     pub fn progress(&self, bytes: usize) {
         self.received.fetch_add(bytes as u64, Ordering::Relaxed);
     }
@@ -117,9 +158,28 @@ impl Drop for Slot {
 mod tests {
     use super::*;
 
+    fn policy(cap: usize, rate: u64, ramp_secs: u64) -> SlotPolicy {
+        SlotPolicy {
+            cap,
+            evict_below_bytes_per_sec: rate,
+            ramp: Duration::from_secs(ramp_secs),
+        }
+    }
+
+    #[test]
+    fn the_rate_asked_grows_with_age() {
+        let p = policy(1, 8192, 600);
+        assert_eq!(p.asked_at(0.0), 8192.0);
+        assert_eq!(p.asked_at(600.0), 16384.0);
+        assert_eq!(p.asked_at(1800.0), 32768.0);
+        // The bytes a holder must have sent grow with the square of the time held: within 42
+        // minutes a slot costs more than a 100 MiB upload can carry.
+        assert!(p.asked_at(2500.0) * 2500.0 > 100.0 * 1024.0 * 1024.0);
+    }
+
     #[tokio::test]
     async fn the_slowest_old_upload_gives_way() {
-        let slots = UploadSlots::new(2, 1000);
+        let slots = UploadSlots::new(policy(2, 1000, 600));
         let a = slots.acquire().expect("a");
         let b = slots.acquire().expect("b");
         // Both are young: nobody is evicted.

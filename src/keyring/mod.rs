@@ -25,6 +25,7 @@ use openpgp::types::{KeyFlags, RevocationStatus};
 use openpgp::Fingerprint;
 
 use crate::envelope::RecipientSet;
+use sequoia_openpgp::types::PublicKeyAlgorithm;
 
 /// At most this many reviewers; a bound on config input and on the work per submission.
 pub const MAX_REVIEWERS: usize = 32;
@@ -79,7 +80,8 @@ pub enum KeyringError {
 pub struct Reviewer {
     cert: Cert,
     name: String,
-    encryption_keys: Vec<Fingerprint>,
+    /// Each encryption subkey, with its public-key algorithm.
+    encryption_keys: Vec<(Fingerprint, PublicKeyAlgorithm)>,
 }
 
 impl fmt::Debug for Reviewer {
@@ -192,8 +194,8 @@ impl ReviewerKeyring {
     pub fn recipient_set(&self) -> RecipientSet {
         let mut set = RecipientSet::default();
         for reviewer in &self.reviewers {
-            for fpr in &reviewer.encryption_keys {
-                set.insert(fpr.clone());
+            for (fpr, algo) in &reviewer.encryption_keys {
+                set.insert(fpr.clone(), *algo);
             }
         }
         set
@@ -273,9 +275,9 @@ fn validate(path: &Path, cert: Cert) -> Result<Reviewer, KeyringError> {
         .primary_userid()
         .map(|u| String::from_utf8_lossy(u.userid().value()).into_owned())
         .unwrap_or_else(|_| "(no user ID)".into());
-    let encryption_keys: Vec<Fingerprint> = encryption_subkeys(&cert)
+    let encryption_keys: Vec<(Fingerprint, PublicKeyAlgorithm)> = encryption_subkeys(&cert)
         .iter()
-        .map(|ka| ka.key().fingerprint())
+        .map(|ka| (ka.key().fingerprint(), ka.key().pk_algo()))
         .collect();
     if encryption_keys.is_empty() {
         return Err(KeyringError::NoEncryptionKey { path, fingerprint });

@@ -60,6 +60,12 @@ pub fn config_text(data_dir: &Path, tls: &str, extra: &str) -> String {
     } else {
         "[proof_of_work]\nenabled = false\n"
     };
+    // Form tokens may be used at once (a person is slower; tests are not people).
+    let form = if extra.contains("[form]") {
+        ""
+    } else {
+        "[form]\ntoken_min_age_secs = 0\nposts_per_minute = 600\npost_burst = 100\n"
+    };
     format!(
         r#"listen = "127.0.0.1:0"
 data_dir = "{}"
@@ -69,6 +75,7 @@ reviewer_certs = ["{}", "{}"]
 mode = "{tls}"
 
 {pow}
+{form}
 {extra}
 "#,
         data_dir.display(),
@@ -240,6 +247,17 @@ pub fn get(url: &str) -> (u16, String) {
     let status = response.status().as_u16();
     let text = response.body_mut().read_to_string().expect("body");
     (status, text)
+}
+
+/// The single-use form token of a freshly served page (from the form's action URL).
+pub fn form_token(url: &str) -> String {
+    let (status, page) = get(url);
+    assert_eq!(status, 200, "page: {page}");
+    page.split("action=\"/submit?t=")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the page's form has a token")
+        .to_string()
 }
 
 /// Runs a command and returns its output; panics with its stderr if it cannot start.
