@@ -2,41 +2,107 @@
 //
 // Progressive enhancement of the server-rendered form. Without JavaScript the form posts to
 // /submit and the gateway seals it on arrival; with JavaScript this module takes over: it builds
-// payload v1 (docs/payload-v1.md), removes image metadata, encrypts with openpgp.js to every
-// reviewer key the gateway publishes, and uploads only the ciphertext. Nothing is sent in the
-// clear, not even a field name; nothing is fetched from anywhere but this gateway.
+// payload v1 (docs/payload-v1.md), removes image metadata (and says so only when it checked),
+// encrypts with openpgp.js to every reviewer key the gateway publishes, and uploads only the
+// ciphertext. Nothing is sent in the clear, not even a field name; nothing is fetched from
+// anywhere but this gateway.
+//
+// What a reporter on a bad connection and a cheap phone needs, and this file does: every message
+// at the top of the page in the page's language; every missing answer listed at once; files over
+// the limit refused before they are read; the keys fetched again if they failed once; a clear
+// "NOT sent" when the upload stalls, with a way to cancel; and a quiet retry when the proof of
+// work is refused for reasons that are not the reporter's (a restart, an expired challenge).
 
-import * as openpgp from '/vendor/openpgp.min.mjs';
-import { buildPayload, attachmentPath, sha256Hex } from '/js/payload.js';
-import { prepareFile } from '/js/metadata.js';
+import * as openpgp from './vendor/openpgp.min.mjs';
+import { buildPayload, attachmentPath, sha256Hex, paddedLength } from './js/payload.js';
+import { cleanImage, imageKind } from './js/metadata.js';
 
 const main = document.getElementById('main');
 const form = document.getElementById('report');
 const lang = main.dataset.lang;
 const maxBytes = Number(main.dataset.maxBytes);
+// An upload that makes no progress for this long has failed (the gateway drops it too).
+const stallSeconds = Number(main.dataset.stallSeconds || 60);
 const submitButton = document.getElementById('submit');
+const cancelButton = document.getElementById('cancel');
+const sendingNote = document.getElementById('sending-note');
 const statusLine = document.getElementById('status');
 const progress = document.getElementById('progress');
 const fileInput = document.getElementById('f-attachments');
 const fileList = document.getElementById('file-list');
+const pageMessage = document.getElementById('page-message');
 const result = document.getElementById('result');
 
-let strings = {};
-let formDefinition = null;
+const strings = JSON.parse(document.getElementById('strings').textContent);
+const formDefinition = JSON.parse(document.getElementById('form-definition').textContent);
 let reviewerKeys = null;
-let chosen = []; // File objects, in the order they were picked
+// Chosen files: { file, kind, state: 'checking' | 'cleaned' | 'not_cleaned' | 'other', bytes,
+// sendAnyway }.
+let chosen = [];
+let sending = null; // { abort } while an upload runs
+let cancelRequested = false;
+let powWorker = null;
 
+const POW_RETRY_CODES = new Set(['pow_invalid', 'pow_expired', 'pow_outdated', 'pow_insufficient',
+  'pow_replayed', 'pow_malformed', 'pow_missing']);
+
+/** A page string; never a key name (the server embeds every page and error string). */
 const t = (key, vars = {}) =>
-  Object.entries(vars).reduce((s, [k, v]) => s.replaceAll(`{${k}}`, v), strings[key] || key);
+  Object.entries(vars).reduce((s, [k, v]) => s.replaceAll(`{${k}}`, v), strings[key] ?? strings['page.error.other']);
 
 function humanSize(bytes) {
-  return bytes >= 1048576 ? `${(bytes / 1048576).toFixed(1)} MB` : `${Math.ceil(bytes / 1024)} KB`;
+  return bytes >= 1048576 ? `${Math.round(bytes / 1048576)} MB` : `${Math.ceil(bytes / 1024)} KB`;
 }
 
-function setStatus(text, isError = false) {
+function setStatus(text) {
   statusLine.textContent = text;
-  statusLine.setAttribute('role', isError ? 'alert' : 'status');
-  statusLine.classList.toggle('message', isError);
+}
+
+/**
+ * Shows a message at the top of the page and moves focus there: a title, sentences, and links
+ * to fields ([{ id, label }]).
+ */
+function showMessage(sentences, links = [], kind = 'error') {
+  const box = document.createElement('div');
+  box.className = 'message';
+  box.dataset.kind = kind;
+  const title = t('page.error.title');
+  box.setAttribute('role', 'alert');
+  const heading = document.createElement('p');
+  const strong = document.createElement('strong');
+  strong.textContent = title;
+  heading.append(strong);
+  box.append(heading);
+  for (const sentence of sentences) {
+    const p = document.createElement('p');
+    p.textContent = sentence;
+    box.append(p);
+  }
+  if (links.length) {
+    const ul = document.createElement('ul');
+    for (const { id, label } of links) {
+      const li = document.createElement('li');
+      const a = document.createElement('a');
+      a.href = `#f-${id}`;
+      a.textContent = label;
+      a.addEventListener('click', (e) => {
+        e.preventDefault();
+        const target = document.getElementById(`f-${id}`);
+        target?.focus();
+        target?.scrollIntoView({ block: 'center' });
+      });
+      li.append(a);
+      ul.append(li);
+    }
+    box.append(ul);
+  }
+  pageMessage.replaceChildren(box);
+  pageMessage.focus();
+  pageMessage.scrollIntoView({ block: 'start' });
+}
+
+function clearMessage() {
+  pageMessage.replaceChildren();
 }
 
 async function loadKeys() {
@@ -48,16 +114,43 @@ async function loadKeys() {
   const shown = [...document.querySelectorAll('#key-list [data-fingerprint]')].map((li) => li.dataset.fingerprint);
   const fetched = keys.map((k) => k.getFingerprint().toUpperCase());
   if (shown.length !== fetched.length || fetched.some((f) => !shown.includes(f))) {
-    throw new Error(t('page.keys.mismatch'));
+    throw Object.assign(new Error('mismatch'), { mismatch: true });
   }
   return keys;
 }
 
+/** The keys, fetched again if an earlier try failed. */
+async function ensureKeys() {
+  if (reviewerKeys) return reviewerKeys;
+  setStatus(t('page.status.keys_retry'));
+  try {
+    reviewerKeys = await loadKeys();
+    return reviewerKeys;
+  } catch (error) {
+    throw new Error(error.mismatch ? t('page.keys.mismatch') : t('page.keys.failed'));
+  } finally {
+    setStatus('');
+  }
+}
+
+/** What the sealed message will weigh, roughly, for the chosen files (padding included). */
+function estimatedSealedSize() {
+  const block = (n) => Math.ceil(n / 512) * 512;
+  const files = chosen.reduce((n, c) => n + 512 + block(c.file.size), 0);
+  const description = document.getElementById('f-description')?.value.length || 0;
+  const text = 512 + block(4096 + 4 * description);
+  return paddedLength(text + files + 512 + 1024) + 4096;
+}
+
+function tooLarge() {
+  return estimatedSealedSize() > maxBytes;
+}
+
 function renderFileList() {
   fileList.replaceChildren();
-  chosen.forEach((file, index) => {
+  chosen.forEach((entry, index) => {
     const li = document.createElement('li');
-    li.append(`${file.name} (${humanSize(file.size)}) `);
+    li.append(`${entry.file.name} (${humanSize(entry.file.size)}) `);
     const remove = document.createElement('button');
     remove.type = 'button';
     remove.className = 'link';
@@ -69,18 +162,94 @@ function renderFileList() {
     li.append(remove);
     const note = document.createElement('span');
     note.className = 'note';
-    const image = /^image\/(jpeg|png)$/.test(file.type) || /\.(jpe?g|png)$/i.test(file.name);
-    note.textContent = image ? t('page.files.stripped') : t('page.files.warning');
+    const noteKey = {
+      checking: 'page.files.checking',
+      cleaned: 'page.files.stripped',
+      not_cleaned: 'page.files.not_stripped',
+      other: 'page.files.warning',
+    }[entry.state];
+    note.textContent = t(noteKey);
+    li.dataset.state = entry.state;
     li.append(note);
+    if (entry.state === 'not_cleaned') {
+      li.classList.add('warning');
+      const label = document.createElement('label');
+      label.className = 'choice';
+      const box = document.createElement('input');
+      box.type = 'checkbox';
+      box.checked = entry.sendAnyway;
+      box.addEventListener('change', () => { entry.sendAnyway = box.checked; });
+      label.append(box, ` ${t('page.files.send_anyway')}`);
+      li.append(label);
+    }
     fileList.append(li);
   });
-  const total = chosen.reduce((n, f) => n + f.size, 0);
-  if (total > maxBytes) setStatus(t('page.files.too_large', { limit: humanSize(maxBytes) }), true);
-  else setStatus('');
+  // Refused as soon as chosen, before anything is read or encrypted.
+  if (tooLarge()) {
+    submitButton.disabled = true;
+    showMessage([t('page.files.too_large', { limit: humanSize(maxBytes) })], [], 'too-large');
+  } else {
+    submitButton.disabled = sending !== null;
+    if (pageMessage.querySelector('[data-kind="too-large"]')) clearMessage();
+  }
 }
 
-/** Reads the form into a report (payload v1) plus the attachment bytes. */
-async function collectReport() {
+/** Images are read and cleaned as soon as they are chosen, so the page can say what it did. */
+async function checkImage(entry) {
+  try {
+    const bytes = new Uint8Array(await entry.file.arrayBuffer());
+    const { bytes: cleaned, cleaned: ok } = cleanImage(entry.kind, bytes);
+    entry.bytes = cleaned;
+    entry.state = ok ? 'cleaned' : 'not_cleaned';
+  } catch {
+    entry.state = 'not_cleaned';
+  }
+  if (chosen.includes(entry)) renderFileList();
+}
+
+function addFiles(files) {
+  for (const file of files) {
+    const kind = imageKind(file);
+    const entry = { file, kind, state: kind === 'other' ? 'other' : 'checking', bytes: null, sendAnyway: false };
+    chosen.push(entry);
+  }
+  renderFileList();
+  if (tooLarge()) return; // never read files that cannot be sent
+  for (const entry of chosen) {
+    if (entry.state === 'checking' && !entry.pending) {
+      entry.pending = checkImage(entry);
+    }
+  }
+}
+
+/** The label of a field, as the page shows it. */
+function labelOf(id) {
+  const label = document.querySelector(`label[for="f-${id}"]`) || document.querySelector(`#f-${id} legend`);
+  const text = label ? label.childNodes[0]?.textContent || label.textContent : id;
+  return text.trim();
+}
+
+function markMissing(ids) {
+  for (const el of form.querySelectorAll('.field.invalid')) el.classList.remove('invalid');
+  for (const el of form.querySelectorAll('[aria-invalid="true"]')) el.removeAttribute('aria-invalid');
+  for (const el of form.querySelectorAll('.field-error.js')) el.remove();
+  for (const id of ids) {
+    const control = document.getElementById(`f-${id}`);
+    if (!control) continue;
+    const container = control.closest('.field') || control;
+    container.classList.add('invalid');
+    control.setAttribute('aria-invalid', 'true');
+    const note = document.createElement('p');
+    note.className = 'field-error js';
+    note.id = `e-${id}`;
+    note.textContent = t('page.error.field_missing');
+    container.insertBefore(note, container.children[1] || null);
+    control.setAttribute('aria-describedby', [note.id, control.getAttribute('aria-describedby')].filter(Boolean).join(' '));
+  }
+}
+
+/** Reads the form into a report (payload v1); lists every missing answer at once. */
+function collectReport() {
   const data = new FormData(form);
   const report = {
     schema: 'resguardo.report/1',
@@ -91,7 +260,7 @@ async function collectReport() {
     description: '',
     attachments: [],
   };
-  const files = [];
+  const missing = [];
   for (const field of formDefinition.fields) {
     const id = field.id;
     const values = data.getAll(id).filter((v) => typeof v === 'string').map((v) => v.trim()).filter(Boolean);
@@ -103,7 +272,9 @@ async function collectReport() {
         if (values.includes('yes')) report.fields[id] = 'yes';
         break;
       case 'urgent':
+        // The answer is kept too, so "no" and "not answered" stay apart.
         report.urgent = values[0] === 'yes';
+        if (values[0] === 'yes' || values[0] === 'no') report.fields[id] = values[0];
         break;
       case 'description':
         report.description = values[0] || '';
@@ -116,39 +287,45 @@ async function collectReport() {
     const answered =
       field.type === 'description' ? report.description !== ''
         : field.type === 'attachments' ? chosen.length > 0
-          : field.type === 'urgent' ? true : id in report.fields;
-    if (field.required && !answered) {
-      const label = strings[`field.${id}.label`] || id;
-      throw Object.assign(new Error(t('page.error.missing', { field: label })), { field: id });
-    }
+          : id in report.fields;
+    if (field.required && !answered) missing.push(id);
   }
+  return { report, missing };
+}
+
+async function attachFiles(report) {
+  const files = [];
   setStatus(t('page.status.preparing'));
-  for (const [index, file] of chosen.entries()) {
-    const prepared = await prepareFile(file);
-    const path = attachmentPath(index, file.name);
+  for (const [index, entry] of chosen.entries()) {
+    if (entry.pending) await entry.pending;
+    const bytes = entry.bytes && entry.state === 'cleaned' ? entry.bytes
+      : new Uint8Array(await entry.file.arrayBuffer());
+    const path = attachmentPath(index, entry.file.name);
     report.attachments.push({
-      name: file.name.slice(0, 255),
-      size: prepared.bytes.length,
-      sha256: await sha256Hex(prepared.bytes),
-      media_type: (file.type || 'application/octet-stream').slice(0, 127),
+      name: entry.file.name.slice(0, 255),
+      size: bytes.length,
+      sha256: await sha256Hex(bytes),
+      media_type: (entry.file.type || 'application/octet-stream').slice(0, 127),
       path,
     });
-    files.push({ path, bytes: prepared.bytes });
+    files.push({ path, bytes });
   }
-  return { report, files };
+  return files;
 }
 
 /** Gets and solves a proof-of-work challenge if the gateway asks for one; returns the header. */
 async function proofOfWork() {
   const response = await fetch('/api/v1/challenge', { cache: 'no-store', credentials: 'omit' });
-  if (!response.ok) throw new Error(t('page.error.busy'));
+  if (!response.ok) throw new Error(t(response.status === 429 ? 'error.too_many_requests' : 'page.error.busy'));
   const challenge = await response.json();
   if (!challenge.required) return null;
   const started = performance.now();
-  const worker = new Worker('/js/pow-worker.js', { type: 'module' });
+  const worker = new Worker(new URL('./js/pow-worker.js', import.meta.url), { type: 'module' });
+  powWorker = worker;
   try {
     return await new Promise((resolve, reject) => {
-      worker.addEventListener('error', () => reject(new Error(t('page.error.other', { message: 'proof of work' }))));
+      worker.addEventListener('error', () => reject(new Error(t('page.error.other'))));
+      worker.cancel = () => reject(new Error(t('page.error.cancelled')));
       worker.addEventListener('message', (e) => {
         if (e.data.solution) resolve(e.data.solution);
         else setStatus(t('page.status.pow', { seconds: Math.round((performance.now() - started) / 1000) }));
@@ -158,40 +335,77 @@ async function proofOfWork() {
     });
   } finally {
     worker.terminate();
+    powWorker = null;
   }
 }
 
+/** Stops here if the reporter pressed Cancel. */
+function checkCancelled() {
+  if (cancelRequested) throw new Error(t('page.error.cancelled'));
+}
+
+/**
+ * Uploads the sealed message. Resolves { status, body }; rejects with a reason (network,
+ * stalled, cancelled). An upload that makes no progress for `stallSeconds` is aborted.
+ */
 function upload(bytes, solution) {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
+    let lastProgress = performance.now();
+    let reason = null;
+    const watchdog = setInterval(() => {
+      if (performance.now() - lastProgress > stallSeconds * 1000) {
+        reason = 'stalled';
+        xhr.abort();
+      }
+    }, 1000);
+    const done = () => { clearInterval(watchdog); sending = null; };
+    sending = { abort: () => { reason = 'cancelled'; xhr.abort(); } };
     xhr.open('POST', '/api/v1/submissions');
     xhr.setRequestHeader('Content-Type', 'application/pgp-encrypted');
     if (solution) xhr.setRequestHeader('Resguardo-PoW', solution);
     xhr.upload.addEventListener('progress', (e) => {
-      if (e.lengthComputable) progress.value = Math.round((100 * e.loaded) / e.total);
+      lastProgress = performance.now();
+      if (e.lengthComputable) {
+        const percent = Math.round((100 * e.loaded) / e.total);
+        progress.value = percent;
+        setStatus(t('page.status.uploading', { percent }));
+      }
     });
+    // Once every byte is sent the gateway is checking and storing: waiting is not stalling.
+    xhr.upload.addEventListener('load', () => { lastProgress = Infinity; });
     xhr.addEventListener('load', () => {
+      done();
       let body = {};
       try { body = JSON.parse(xhr.responseText); } catch { /* not JSON: handled by status */ }
       resolve({ status: xhr.status, body });
     });
-    xhr.addEventListener('error', () => reject(new Error(t('page.error.network'))));
+    xhr.addEventListener('error', () => { done(); reject(new Error(t('page.error.network'))); });
+    xhr.addEventListener('abort', () => {
+      done();
+      reject(new Error(reason === 'cancelled' ? t('page.error.cancelled')
+        : t('page.error.stalled', { seconds: stallSeconds })));
+    });
     xhr.send(bytes);
   });
 }
 
+/** The sentence for a refused upload, in the page's language. */
 function errorMessage(status, body) {
-  if (status === 413) return t('page.error.too_large');
+  const code = typeof body.error === 'string' ? body.error : '';
+  if (code && strings[`error.${code}`]) return t(`error.${code}`);
+  if (status === 413) return t('error.too_large');
   if (status === 429 || status === 503) return t('page.error.busy');
   if (status === 507) return t('page.error.full');
-  return t('page.error.other', { message: body.message || `HTTP ${status}` });
+  return t('page.error.other');
 }
 
-function showSuccess(id) {
+function showSuccess(id, urgent) {
   form.reset();
   chosen = [];
   renderFileList();
   form.hidden = true;
+  clearMessage();
   result.replaceChildren();
   const h = document.createElement('h2');
   h.textContent = t('page.success.title');
@@ -205,72 +419,108 @@ function showSuccess(id) {
   p2.textContent = t('page.success.advice');
   result.append(h, p1, p2);
   result.hidden = false;
+  document.getElementById('urgent-after').hidden = !urgent;
   result.focus();
+}
+
+function setSending(on) {
+  if (on) cancelRequested = false;
+  submitButton.disabled = on;
+  cancelButton.hidden = !on;
+  sendingNote.hidden = !on;
+  progress.hidden = !on;
+  if (!on) setStatus('');
 }
 
 async function onSubmit(event) {
   event.preventDefault();
-  if (!reviewerKeys) {
-    setStatus(t('page.error.network'), true);
+  if (sending) return;
+  clearMessage();
+  const { report, missing } = collectReport();
+  markMissing(missing);
+  if (missing.length) {
+    showMessage([t('page.error.missing')], missing.map((id) => ({ id, label: labelOf(id) })));
     return;
   }
-  submitButton.disabled = true;
+  if (tooLarge()) {
+    showMessage([t('page.files.too_large', { limit: humanSize(maxBytes) })]);
+    return;
+  }
+  if (chosen.some((c) => c.state === 'not_cleaned' && !c.sendAnyway)) {
+    showMessage([t('page.files.must_decide')]);
+    fileList.querySelector('[data-state="not_cleaned"] input')?.focus();
+    return;
+  }
+  setSending(true);
   try {
-    const { report, files } = await collectReport();
+    const keys = await ensureKeys();
+    checkCancelled();
+    const files = await attachFiles(report);
+    checkCancelled();
     const plain = buildPayload(report, files);
     setStatus(t('page.status.encrypting'));
     const message = await openpgp.createMessage({ binary: plain, format: 'binary', date: new Date(0) });
     const sealed = await openpgp.encrypt({
       message,
-      encryptionKeys: reviewerKeys,
+      encryptionKeys: keys,
       format: 'binary',
       config: { preferredCompressionAlgorithm: openpgp.enums.compression.uncompressed },
     });
     plain.fill(0);
-    if (sealed.length > maxBytes) throw new Error(t('page.error.too_large'));
-    const solution = await proofOfWork();
-    setStatus(t('page.status.uploading'));
-    progress.hidden = false;
-    progress.value = 0;
-    const { status, body } = await upload(sealed, solution);
-    progress.hidden = true;
-    if (status === 201 && body.id) {
-      setStatus('');
-      showSuccess(body.id);
-    } else {
-      setStatus(`${errorMessage(status, body)} ${t('page.error.kept')}`, true);
+    if (sealed.length > maxBytes) throw new Error(t('page.files.too_large', { limit: humanSize(maxBytes) }));
+    // A refused proof of work that is not the reporter's doing (a restart, an expired or
+    // outdated challenge) is fetched and solved again, quietly, a few times.
+    let answer;
+    for (let attempt = 0; attempt < 4; attempt += 1) {
+      checkCancelled();
+      const solution = await proofOfWork();
+      checkCancelled();
+      progress.value = 0;
+      setStatus(t('page.status.uploading', { percent: 0 }));
+      answer = await upload(sealed, solution);
+      if (!(answer.status >= 400 && POW_RETRY_CODES.has(answer.body.error))) break;
     }
+    if (answer.status === 201 && answer.body.id) {
+      setSending(false);
+      showSuccess(answer.body.id, report.urgent);
+      return;
+    }
+    if (answer.body.error === 'unknown_recipient') reviewerKeys = null;
+    showMessage([errorMessage(answer.status, answer.body), t('page.error.kept')]);
   } catch (error) {
-    progress.hidden = true;
-    setStatus(`${error.message} ${t('page.error.kept')}`, true);
-    if (error.field) document.getElementById(`f-${error.field}`)?.focus();
+    showMessage([error.message, t('page.error.kept')]);
   } finally {
-    submitButton.disabled = false;
+    setSending(false);
   }
 }
 
 async function start() {
   // From here on the browser encrypts: say so, and take over the form.
-  document.getElementById('mode-server').hidden = true;
+  document.getElementById('mode-loading').hidden = true;
   document.getElementById('mode-browser').hidden = false;
   for (const note of document.querySelectorAll('.server-only')) note.hidden = true;
+  const filesHint = document.getElementById('h-attachments');
+  if (filesHint) filesHint.textContent = t('page.files.hint', { limit: humanSize(maxBytes) });
   submitButton.textContent = submitButton.dataset.labelBrowser;
+  form.hidden = false;
   form.addEventListener('submit', onSubmit);
-  fileInput.addEventListener('change', () => {
-    chosen.push(...fileInput.files);
-    fileInput.value = '';
-    renderFileList();
+  cancelButton.addEventListener('click', () => {
+    cancelRequested = true;
+    powWorker?.cancel?.();
+    sending?.abort();
   });
-  const [stringsResponse, formResponse] = await Promise.all([
-    fetch(`/i18n/${encodeURIComponent(lang)}.json`, { credentials: 'omit' }),
-    fetch('/form.json', { credentials: 'omit' }),
-  ]);
-  strings = await stringsResponse.json();
-  formDefinition = await formResponse.json();
+  fileInput.addEventListener('change', () => {
+    addFiles([...fileInput.files]);
+    fileInput.value = '';
+  });
+  // Leaving while sending loses the report: the browser asks first.
+  window.addEventListener('beforeunload', (e) => {
+    if (sending) e.preventDefault();
+  });
   try {
     reviewerKeys = await loadKeys();
   } catch (error) {
-    setStatus(error.message, true);
+    showMessage([error.mismatch ? t('page.keys.mismatch') : t('page.keys.failed')]);
   }
 }
 

@@ -201,6 +201,7 @@ pub fn prepare(validated: &ValidatedConfig) -> Result<(Arc<AppState>, Recovery),
         form_max_bytes: config.form.max_post_bytes(&config.limits),
         server_sealing: config.form.server_sealing,
         organisation: config.organisation.clone(),
+        stall_seconds: config.limits.body_idle_timeout_secs,
     });
     let form_tokens = form_token::FormTokens::open(
         &config.data_dir,

@@ -44,6 +44,8 @@ pub struct PageRenderer {
     form_max_bytes: u64,
     server_sealing: bool,
     organisation: OrganisationConfig,
+    stall_seconds: u64,
+    form_json: String,
 }
 
 fn template(name: &str) -> String {
@@ -68,6 +70,15 @@ pub fn escape(text: &str) -> String {
     out
 }
 
+/// JSON made safe inside a `<script type="application/json">` element: no `<`, `>` or `&` that
+/// could end the element or start markup (JSON allows them escaped as \u00XX in strings, and they
+/// cannot occur outside strings).
+fn script_json(json: &str) -> String {
+    json.replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+}
+
 /// "100 MB", for humans (decimal-ish, rounded).
 pub fn human_size(bytes: u64) -> String {
     let mib = bytes as f64 / (1024.0 * 1024.0);
@@ -88,6 +99,9 @@ pub struct PageSettings {
     pub form_max_bytes: u64,
     pub server_sealing: bool,
     pub organisation: OrganisationConfig,
+    /// An upload without progress for this long is given up by the page (the gateway's own
+    /// idle limit for bodies).
+    pub stall_seconds: u64,
 }
 
 impl PageRenderer {
@@ -103,7 +117,23 @@ impl PageRenderer {
             form_max_bytes: settings.form_max_bytes,
             server_sealing: settings.server_sealing,
             organisation: settings.organisation,
+            stall_seconds: settings.stall_seconds,
+            form_json: crate::assets::find("/form.json")
+                .map(|a| script_json(&String::from_utf8_lossy(a.bytes)))
+                .unwrap_or_default(),
         }
+    }
+
+    /// The page's and errors' strings in `lang` (each missing one in the default language), as
+    /// JSON for the page's script, so it never needs to fetch them and never shows a key name.
+    fn strings_json(&self, lang: &str) -> String {
+        let mut strings = std::collections::BTreeMap::new();
+        for key in self.catalog.keys(&self.form.default_language) {
+            if key.starts_with("page.") || key.starts_with("error.") || key.starts_with("common.") {
+                strings.insert(key, self.text(lang, key));
+            }
+        }
+        script_json(&serde_json::to_string(&strings).unwrap_or_default())
     }
 
     /// The form definition, shared with the sealing of form posts.
@@ -186,6 +216,9 @@ impl PageRenderer {
         slots.insert("keys", self.key_list());
         slots.insert("max_bytes", self.max_bytes.to_string());
         slots.insert("form_max_bytes", self.form_max_bytes.to_string());
+        slots.insert("stall_seconds", self.stall_seconds.to_string());
+        slots.insert("strings_json", self.strings_json(lang));
+        slots.insert("form_json", self.form_json.clone());
         slots.insert("token", escape(&view.token));
         slots.insert(
             "form_hidden",
@@ -195,7 +228,7 @@ impl PageRenderer {
             "nojs",
             if self.server_sealing {
                 format!(
-                    "<p class=\"mode-server\"><strong>{}</strong> {}</p>",
+                    "<p id=\"mode-server\" class=\"mode-server\"><strong>{}</strong> {}</p>",
                     escape(self.text(lang, "page.mode.server.title")),
                     escape(self.text(lang, "page.mode.server.short"))
                 )
@@ -460,8 +493,7 @@ impl PageRenderer {
                      <div class=\"big-choices\">\
                      <input type=\"radio\" id=\"{id}-yes\" name=\"{id}\" value=\"yes\"{yes}><label for=\"{id}-yes\">{}</label>\
                      <input type=\"radio\" id=\"{id}-no\" name=\"{id}\" value=\"no\"{no}><label for=\"{id}-no\">{}</label>\
-                     </div>\
-                     <div class=\"urgent-help\" role=\"note\"><strong>{}</strong><p>{}</p>{}<p>{}</p></div></fieldset>",
+                     <div class=\"urgent-help\" role=\"note\"><strong>{}</strong><p>{}</p>{}<p>{}</p></div></div></fieldset>",
                     escape(self.text(lang, "page.urgent.yes")),
                     escape(self.text(lang, "page.urgent.no")),
                     escape(self.text(lang, "page.urgent.help.title")),
@@ -511,6 +543,7 @@ mod tests {
             form_max_bytes: 25 * 1024 * 1024,
             server_sealing,
             organisation: OrganisationConfig::default(),
+            stall_seconds: 60,
         })
     }
 
