@@ -353,9 +353,10 @@ function upload(bytes, solution) {
     const xhr = new XMLHttpRequest();
     let lastProgress = performance.now();
     let reason = null;
+    let uploaded = false;
     const watchdog = setInterval(() => {
       if (performance.now() - lastProgress > stallSeconds * 1000) {
-        reason = 'stalled';
+        reason = uploaded ? 'no_answer' : 'stalled';
         xhr.abort();
       }
     }, 1000);
@@ -372,8 +373,12 @@ function upload(bytes, solution) {
         setStatus(t('page.status.uploading', { percent }));
       }
     });
-    // Once every byte is sent the gateway is checking and storing: waiting is not stalling.
-    xhr.upload.addEventListener('load', () => { lastProgress = Infinity; });
+    // Once every byte is sent the gateway checks and stores it, which takes seconds; an answer
+    // that never comes is bounded too, and then the page cannot know whether it arrived.
+    xhr.upload.addEventListener('load', () => {
+      lastProgress = performance.now() + 30000;
+      uploaded = true;
+    });
     xhr.addEventListener('load', () => {
       done();
       let body = {};
@@ -383,8 +388,10 @@ function upload(bytes, solution) {
     xhr.addEventListener('error', () => { done(); reject(new Error(t('page.error.network'))); });
     xhr.addEventListener('abort', () => {
       done();
-      reject(new Error(reason === 'cancelled' ? t('page.error.cancelled')
-        : t('page.error.stalled', { seconds: stallSeconds })));
+      reject(new Error({
+        cancelled: t('page.error.cancelled'),
+        no_answer: t('page.error.no_answer'),
+      }[reason] || t('page.error.stalled', { seconds: stallSeconds })));
     });
     xhr.send(bytes);
   });

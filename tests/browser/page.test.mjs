@@ -5,81 +5,19 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync, readdirSync, statSync, mkdirSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { readFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { chromium } from 'playwright-core';
-
-const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const bin = (name) => join(process.env.CARGO_TARGET_DIR || join(repo, 'target'), 'debug', name);
-const fixtures = join(repo, 'tests', 'fixtures');
-const artifacts = join(repo, 'test-artifacts');
-const es = JSON.parse(readFileSync(join(repo, 'static/i18n/es.json'), 'utf8'));
-const en = JSON.parse(readFileSync(join(repo, 'static/i18n/en.json'), 'utf8'));
+import {
+  fixtures, artifacts, es, en, startGateway, launchBrowser, exportAndOpen, allFiles,
+} from './harness.mjs';
 
 let gateway;
 let url;
 let origin;
 let dataDir;
-let workDir;
-let logs = '';
 let browser;
-
-function startGateway() {
-  workDir = mkdtempSync(join(tmpdir(), 'resguardo-browser-'));
-  dataDir = join(workDir, 'data');
-  const config = join(workDir, 'gateway.toml');
-  writeFileSync(config, `listen = "127.0.0.1:0"
-data_dir = "${dataDir}"
-reviewer_certs = ["${join(repo, 'keys-example/demo-reviewer-1.pub.asc')}", "${join(repo, 'keys-example/demo-reviewer-2.pub.asc')}"]
-[tls]
-mode = "plain-http"
-[proof_of_work]
-enabled = true
-base_difficulty = 14
-`);
-  gateway = spawn(bin('resguardo-gateway'), ['serve', '--config', config], {
-    env: { ...process.env, RESGUARDO_LOG: 'trace' },
-  });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`gateway did not start:\n${logs}`)), 30000);
-    const onData = (chunk) => {
-      logs += chunk.toString();
-      const match = logs.match(/Listening on (http:\/\/[^\s]+)/);
-      if (match && !url) {
-        url = match[1];
-        origin = new URL(url).origin;
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-    gateway.stdout.on('data', onData);
-    gateway.stderr.on('data', onData);
-  });
-}
-
-/** Exports everything new and opens it with demo reviewer 1; returns the output directory. */
-function exportAndOpen(label) {
-  const bundle = join(workDir, `${label}.tar`);
-  execFileSync(bin('resguardo-gateway'), ['export', '--data-dir', dataDir, '--out', bundle]);
-  const out = join(workDir, `opened-${label}`);
-  execFileSync(bin('resguardo-review'), [
-    'open', bundle, '--key', join(repo, 'keys-example/demo-reviewer-1.sec.asc'),
-    '--passphrase-file', join(repo, 'keys-example/demo-reviewer-1.passphrase'), '--out', out,
-  ]);
-  return { out, manifest: JSON.parse(execFileSync('tar', ['-xOf', bundle, 'bundle.json']).toString()) };
-}
-
-function allFiles(dir) {
-  return readdirSync(dir).flatMap((name) => {
-    const path = join(dir, name);
-    const info = statSync(path);
-    return info.isDirectory() ? allFiles(path) : info.isFile() ? [path] : [];
-  });
-}
+const logs = () => gateway.logs();
 
 async function fillForm(page, canary, { files }) {
   await page.check('input[name="what_happened"][value="threat"]');
@@ -91,7 +29,7 @@ async function fillForm(page, canary, { files }) {
   await page.selectOption('#f-affected', 'community');
   await page.selectOption('#f-defender_field', 'land_environment');
   await page.check('input[name="responsible"][value="company"]');
-  await page.check('#urgent-yes');
+  await page.click('label[for="urgent-yes"]');
   await page.fill('#f-description', `Nos siguieron después de la asamblea. ${canary}`);
   await page.fill('#f-contact', 'Signal, por la tarde');
   await page.setInputFiles('#f-attachments', files);
@@ -104,18 +42,14 @@ const attachments = [
 ];
 
 before(async () => {
-  mkdirSync(artifacts, { recursive: true });
-  await startGateway();
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  gateway = await startGateway();
+  ({ url, origin, dataDir } = gateway);
+  browser = await launchBrowser();
 });
 
 after(async () => {
   await browser?.close();
-  gateway?.kill('SIGTERM');
+  gateway?.stop();
 });
 
 test('the language files have the same keys, and English leaves no Spanish behind', async () => {
@@ -146,7 +80,8 @@ test('JavaScript on: the report is encrypted in the browser, and only ciphertext
   });
   await page.goto(url);
   await page.waitForSelector('#mode-browser:not([hidden])');
-  assert.ok(await page.isHidden('#mode-server'));
+  assert.ok(await page.isHidden('#mode-loading'), 'the loading notice is gone');
+  assert.equal(await page.locator('#mode-server').count(), 0, 'no "without JavaScript" text with it on');
 
   // Every control is labelled, and the keyboard reaches the submit button.
   const unlabelled = await page.evaluate(() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
@@ -183,7 +118,7 @@ test('JavaScript on: the report is encrypted in the browser, and only ciphertext
   assert.ok(bytes < 1_000_000, `page weight ${bytes} bytes`);
   await context.close();
 
-  const { out, manifest } = exportAndOpen('js');
+  const { out, manifest } = exportAndOpen(gateway, 'js');
   assert.equal(manifest.submissions.find((s) => s.id === id).sealing, 'by_sender');
   const dir = join(out, id);
   const report = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8'));
@@ -223,14 +158,16 @@ test('JavaScript off: the same form is sealed on arrival and no plaintext is kep
   const page = await context.newPage();
   await page.goto(url);
   assert.ok(await page.isVisible('#mode-server'));
-  assert.match(await page.textContent('#mode-server'), /sellado al llegar/i);
+  assert.match(await page.textContent('#mode-server'), /no usa JavaScript/i);
+  assert.ok(await page.isHidden('#mode-loading'), 'no "loading" notice when there is no script to load');
   const canary = `CANARY${randomBytes(8).toString('hex')}`;
   await fillForm(page, canary, { files: [join(fixtures, 'acta.pdf')] });
   await page.screenshot({ path: join(artifacts, 'page-nojs-1280.png'), fullPage: true });
   await Promise.all([page.waitForNavigation(), page.click('#submit')]);
   const id = (await page.textContent('#submission-id')).trim();
   assert.match(id, /^[0-9a-f]{32}$/);
-  assert.match(await page.textContent('main'), /cifró tu reporte al recibirlo/);
+  assert.match(await page.textContent('main'), /protegió tu reporte apenas llegó/);
+  assert.ok(await page.isVisible('#urgent-after'), 'an urgent report repeats the hotlines');
   await context.close();
 
   // Nothing of the plaintext is in the data directory or in anything the gateway printed.
@@ -238,10 +175,10 @@ test('JavaScript off: the same form is sealed on arrival and no plaintext is kep
     assert.ok(!readFileSync(file).includes(Buffer.from(canary)), `canary in ${file}`);
     assert.ok(!readFileSync(file).includes(Buffer.from('Espinar')), `plaintext in ${file}`);
   }
-  assert.ok(!logs.includes(canary), 'canary in the logs');
-  assert.ok(!logs.includes('Espinar'), 'plaintext in the logs');
+  assert.ok(!logs().includes(canary), 'canary in the logs');
+  assert.ok(!logs().includes('Espinar'), 'plaintext in the logs');
 
-  const { out, manifest } = exportAndOpen('nojs');
+  const { out, manifest } = exportAndOpen(gateway, 'nojs');
   assert.equal(manifest.submissions.find((s) => s.id === id).sealing, 'on_arrival');
   const dir = join(out, id);
   const report = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8'));
@@ -254,14 +191,21 @@ test('JavaScript off: the same form is sealed on arrival and no plaintext is kep
   assert.ok(readFileSync(join(dir, 'report.txt'), 'utf8').includes('el servidor al recibirlo'));
 });
 
-test('JavaScript off: a missing answer comes back with what was typed and the reason', async () => {
-  const context = await browser.newContext({ javaScriptEnabled: false });
+test('JavaScript off: every missing answer is listed at the top, linked and marked, with what was typed', async () => {
+  const context = await browser.newContext({ javaScriptEnabled: false, viewport: { width: 360, height: 780 } });
   const page = await context.newPage();
   await page.goto(url);
-  await page.fill('#f-description', 'texto <b>sin</b> tipo de hecho');
+  await page.fill('#f-place', 'texto <b>sin</b> respuestas');
   await Promise.all([page.waitForNavigation(), page.click('#submit')]);
-  assert.match(await page.textContent('.message'), /Falta responder: ¿Qué pasó\?/);
-  assert.equal(await page.inputValue('#f-description'), 'texto <b>sin</b> tipo de hecho');
+  const summary = page.locator('#error-summary');
+  assert.match(await summary.textContent(), /NO se envió/);
+  assert.deepEqual(await summary.locator('a').evaluateAll((as) => as.map((a) => a.getAttribute('href'))),
+    ['#f-what_happened', '#f-description']);
+  assert.equal(await page.getAttribute('#f-what_happened', 'aria-invalid'), 'true');
+  assert.equal(await page.getAttribute('#f-description', 'aria-invalid'), 'true');
+  assert.equal(await page.inputValue('#f-place'), 'texto <b>sin</b> respuestas');
+  assert.equal(await page.evaluate(() => document.activeElement?.id), 'error-summary', 'focus moves to the list');
+  await page.screenshot({ path: join(artifacts, 'page-nojs-360-missing.png'), fullPage: true });
   await context.close();
 });
 

@@ -47,3 +47,28 @@ test('JPEG and PNG metadata is removed, image data kept', () => {
   assert.equal(stripPng(jpeg), null);
   assert.equal(stripJpeg(jpeg.subarray(0, 200)), null, 'a truncated JPEG is not "stripped"');
 });
+
+test('regression: a stray byte or a missing end marker no longer leaves EXIF in a "cleaned" JPEG', async () => {
+  const { cleanImage, jpegIsClean, pngIsClean } = await import(join(repo, 'static/js/metadata.js'));
+  const jpeg = new Uint8Array(readFileSync(join(repo, 'tests/fixtures/photo-with-gps.jpg')));
+  assert.equal(jpegIsClean(jpeg), false, 'the fixture carries EXIF');
+  const stray = new Uint8Array([...jpeg.subarray(0, 2), 0x00, ...jpeg.subarray(2)]);
+  const noEnd = jpeg.subarray(0, jpeg.length - 2);
+  for (const [name, input] of [['stray byte', stray], ['no end marker', noEnd]]) {
+    const { bytes, cleaned } = cleanImage('jpeg', input);
+    assert.ok(cleaned, name);
+    assert.ok(jpegIsClean(bytes), name);
+    assert.ok(!Buffer.from(bytes).toString('latin1').includes('Exif'), `${name}: Exif left`);
+  }
+  // A segment longer than the file: cannot be cleaned safely, so it is not called cleaned.
+  const broken = new Uint8Array(jpeg);
+  broken[4] = 0xff; broken[5] = 0xff;
+  assert.deepEqual(cleanImage('jpeg', broken), { bytes: broken, cleaned: false });
+  // Not a JPEG at all under a .jpg name.
+  assert.equal(cleanImage('jpeg', new Uint8Array([1, 2, 3])).cleaned, false);
+  const png = new Uint8Array(readFileSync(join(repo, 'tests/fixtures/screenshot-with-text.png')));
+  assert.equal(pngIsClean(png), false, 'the fixture carries text chunks');
+  assert.ok(cleanImage('png', png).cleaned);
+  // Trailing garbage after IEND: not a well-formed PNG, so not "cleaned".
+  assert.equal(cleanImage('png', new Uint8Array([...png, 1, 2, 3])).cleaned, false);
+});
