@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use resguardo::keyring::ReviewerKeyring;
 
+pub mod tor;
+
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
