@@ -17,6 +17,17 @@ pub type ZeroingAllocator = zalloc::ZeroizingAlloc<std::alloc::System>;
 /// The allocator value for `#[global_allocator]`.
 pub const ZEROING_ALLOCATOR: ZeroingAllocator = zalloc::ZeroizingAlloc(std::alloc::System);
 
+/// Overwrites the stack below the caller with zeros (best effort). Buffers that functions keep on
+/// the stack (`io::copy`'s, a cipher's) are not freed memory, so the zeroing allocator never sees
+/// them; a thread that handled plaintext calls this when it is done, and the area it clears
+/// covers the frames that the work below it used.
+#[inline(never)]
+pub fn scrub_stack() {
+    let mut area = [0u8; 256 * 1024];
+    zeroize::Zeroize::zeroize(&mut area[..]);
+    std::hint::black_box(&area);
+}
+
 /// Forbids core dumps and makes the process non-dumpable.
 pub fn forbid_dumps() -> io::Result<()> {
     use rustix::process::{

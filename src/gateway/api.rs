@@ -220,7 +220,7 @@ pub async fn admit_request(
     if connection.is_some_and(|c| !c.take_budget()) {
         return ApiError::TooManyRequests { retry_after: 1 }.into_response();
     }
-    match app.admission.admit_request(route) {
+    match app.admission.admit_request(route).await {
         Ok(()) => next.run(request).await,
         Err(e) => e.into_response(),
     }

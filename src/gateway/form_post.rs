@@ -206,7 +206,12 @@ pub async fn receive_form(
         }
     };
     let (tx, rx) = mpsc::channel::<Event>(4);
-    let sealing = tokio::task::spawn_blocking(move || seal_events(rx, &ctx, &languages));
+    let sealing = tokio::task::spawn_blocking(move || {
+        let posted = seal_events(rx, &ctx, &languages);
+        // seal_events and everything below it held plaintext on this thread's stack.
+        crate::process::scrub_stack();
+        posted
+    });
     let mut clock = Paced::new(pace, slot);
     let stream_error = forward(&mut multipart, &tx, &mut clock).await.err();
     drop(tx);

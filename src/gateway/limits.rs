@@ -3,11 +3,17 @@
 //!
 //! Budgets are global, never per client address: behind Tor every reporter arrives from the same
 //! address, and keying on addresses would also mean keeping them. Each kind of request has its own
-//! budget, so a flood of one (challenges, say) does not starve the others (the page), and each
-//! connection has its own small share of the cheap routes ([`super::connections`]), so one
-//! pipelining client cannot take a whole budget. A flood with many connections still slows
-//! everyone, which is the honest trade-off; proof-of-work admission (see `SECURITY.md`) is what
-//! lets real reporters get ahead of a flood of submissions.
+//! budget, so a flood of one (challenges, say) does not starve the others (the page).
+//!
+//! The cheap routes do not refuse as soon as their budget is spent: a request waits its turn in a
+//! first-come queue ([`FairQueue`]), up to a few seconds. Since HTTP/1.1 serves one request at a
+//! time per connection, a client pipelining hundreds of requests holds one place in the queue,
+//! and an honest request that arrives meanwhile is served next: a single connection, however
+//! fast, gets its turn and no more. Each connection also has a small budget of its own
+//! ([`super::connections`]) and is closed after a number of requests. A flood with many
+//! connections still slows everyone (each connection is one more turn), which is the honest
+//! trade-off; the connection cap bounds it, and proof-of-work admission (see `SECURITY.md`) is
+//! what lets real reporters get ahead of a flood of submissions.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -86,11 +92,60 @@ impl Saturation {
     }
 }
 
+/// A rate with a burst, served first come, first served: each request reserves the next free
+/// moment (GCRA with reservations) and waits for it; one whose moment is further away than
+/// `max_wait` is refused without reserving anything.
+pub struct FairQueue {
+    /// The theoretical arrival time of the next request.
+    next: Mutex<tokio::time::Instant>,
+    interval: Duration,
+    /// How far ahead of its moment a request may go (the burst).
+    tolerance: Duration,
+    max_wait: Duration,
+}
+
+/// What [`FairQueue::reserve`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Turn {
+    /// Go at this moment (now or later).
+    At(tokio::time::Instant),
+    /// The queue is too long: try again after this many seconds.
+    Refused(u64),
+}
+
+impl FairQueue {
+    pub fn new(per_second: u32, burst: u32, max_wait: Duration) -> Self {
+        let interval = Duration::from_secs(1) / per_second.max(1);
+        FairQueue {
+            next: Mutex::new(tokio::time::Instant::now()),
+            interval,
+            tolerance: interval * burst.max(1).saturating_sub(1),
+            max_wait,
+        }
+    }
+
+    /// Reserves the next turn, at `now`.
+    pub fn reserve(&self, now: tokio::time::Instant) -> Turn {
+        let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
+        let arrival = (*next).max(now);
+        let at = arrival.checked_sub(self.tolerance).unwrap_or(now).max(now);
+        if at > now + self.max_wait {
+            return Turn::Refused(seconds(at - now));
+        }
+        *next = arrival + self.interval;
+        Turn::At(at)
+    }
+}
+
+/// A request that had to wait for its turn at all counts as saturation for `/healthz`: the
+/// budget (and its burst) was spent.
+const SLOW_TURN: Duration = Duration::ZERO;
+
 pub struct Admission {
     submissions: DefaultDirectRateLimiter,
-    page: DefaultDirectRateLimiter,
-    keys: DefaultDirectRateLimiter,
-    challenges: DefaultDirectRateLimiter,
+    page: FairQueue,
+    keys: FairQueue,
+    challenges: FairQueue,
     form_posts: DefaultDirectRateLimiter,
     /// Kilobytes of form posts (sealed on arrival: the gateway does the work).
     form_kilobytes: DefaultDirectRateLimiter,
@@ -103,9 +158,8 @@ fn nonzero(n: u32) -> NonZeroU32 {
     NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN)
 }
 
-fn per_second(rate: u32, burst: u32) -> DefaultDirectRateLimiter {
-    RateLimiter::direct(Quota::per_second(nonzero(rate)).allow_burst(nonzero(burst)))
-}
+/// The longest a cheap request waits for its turn before it is refused.
+const MAX_WAIT: Duration = Duration::from_secs(3);
 
 impl Admission {
     pub fn new(
@@ -125,9 +179,13 @@ impl Admission {
             .allow_burst(nonzero(kib_per_hour));
         Admission {
             submissions: RateLimiter::direct(submissions),
-            page: per_second(limits.requests_per_second, limits.request_burst),
-            keys: per_second(limits.keys_per_second, limits.keys_burst),
-            challenges: per_second(limits.challenges_per_second, limits.challenge_burst),
+            page: FairQueue::new(limits.requests_per_second, limits.request_burst, MAX_WAIT),
+            keys: FairQueue::new(limits.keys_per_second, limits.keys_burst, MAX_WAIT),
+            challenges: FairQueue::new(
+                limits.challenges_per_second,
+                limits.challenge_burst,
+                MAX_WAIT,
+            ),
             form_posts: RateLimiter::direct(form_posts),
             form_kilobytes: RateLimiter::direct(form_kilobytes),
             uploads: UploadSlots::new(slots),
@@ -183,23 +241,61 @@ impl Admission {
         })
     }
 
-    /// Admits one request to a cheap route.
-    pub fn admit_request(&self, route: Route) -> Result<(), ApiError> {
-        let (limiter, budget) = match route {
+    /// Admits one request to a cheap route, when its turn comes.
+    pub async fn admit_request(&self, route: Route) -> Result<(), ApiError> {
+        let (queue, budget) = match route {
             Route::Page => (&self.page, Budget::Page),
             Route::Keys => (&self.keys, Budget::Keys),
             Route::Challenge => (&self.challenges, Budget::Challenges),
         };
-        limiter.check().map_err(|not_until| {
-            self.saturation.note(budget);
-            ApiError::TooManyRequests {
-                retry_after: seconds(not_until.wait_time_from(self.clock.now())),
+        let now = tokio::time::Instant::now();
+        match queue.reserve(now) {
+            Turn::At(at) => {
+                if at > now + SLOW_TURN {
+                    self.saturation.note(budget);
+                }
+                tokio::time::sleep_until(at).await;
+                Ok(())
             }
-        })
+            Turn::Refused(retry_after) => {
+                self.saturation.note(budget);
+                Err(ApiError::TooManyRequests { retry_after })
+            }
+        }
     }
 }
 
 /// Whole seconds to wait, at least one.
 fn seconds(d: std::time::Duration) -> u64 {
     (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn turns_are_given_in_order_with_a_burst_and_a_bound() {
+        let queue = FairQueue::new(10, 3, Duration::from_secs(1));
+        let now = tokio::time::Instant::now();
+        let at = |turn| match turn {
+            Turn::At(at) => at - now,
+            Turn::Refused(_) => Duration::MAX,
+        };
+        // The burst goes at once; then one every 100 ms, in the order asked.
+        for _ in 0..3 {
+            assert_eq!(at(queue.reserve(now)), Duration::ZERO);
+        }
+        assert_eq!(at(queue.reserve(now)), Duration::from_millis(100));
+        assert_eq!(at(queue.reserve(now)), Duration::from_millis(200));
+        for _ in 0..8 {
+            queue.reserve(now);
+        }
+        // More than a second away: refused, and nothing reserved for it.
+        assert!(matches!(queue.reserve(now), Turn::Refused(_)));
+        assert!(matches!(queue.reserve(now), Turn::Refused(_)));
+        // Later, it is calm again.
+        let later = now + Duration::from_secs(5);
+        assert_eq!(queue.reserve(later), Turn::At(later));
+    }
 }
