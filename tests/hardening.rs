@@ -566,21 +566,28 @@ fn holding_upload_slots_costs_more_as_time_passes() {
     );
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let started = Instant::now();
+    // A real message, so a trickle never fails by itself: only eviction ends it.
+    let real = std::sync::Arc::new(sealed(&vec![1u8; 4 * 1024 * 1024]));
     let trickles: Vec<_> = (0..4)
         .map(|_| {
-            let (addr, stop) = (gateway.addr, stop.clone());
+            let (addr, stop, real) = (gateway.addr, stop.clone(), real.clone());
             std::thread::spawn(move || {
                 let mut s = TcpStream::connect(addr).expect("connect");
-                let head = "POST /api/v1/submissions HTTP/1.1\r\nHost: x\r\nContent-Type: application/pgp-encrypted\r\nContent-Length: 100000000\r\n\r\n";
+                let head = format!(
+                    "POST /api/v1/submissions HTTP/1.1\r\nHost: x\r\nContent-Type: application/pgp-encrypted\r\nContent-Length: {}\r\n\r\n",
+                    real.len()
+                );
                 s.write_all(head.as_bytes()).expect("head");
-                // A real message's first bytes, then 12 KB/s of its body.
-                let start = sealed(&vec![1u8; 200_000]);
-                let _ = s.write_all(&start[..2048]);
-                let chunk = vec![0x55u8; 1200];
+                // 12 KB/s of it.
+                let begun = Instant::now();
+                let mut sent = 0usize;
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    if s.write_all(&chunk).is_err() {
+                    let due = (begun.elapsed().as_secs_f64() * 12.0 * 1024.0) as usize + 1200;
+                    let due = due.min(real.len());
+                    if s.write_all(&real[sent..due]).is_err() {
                         return;
                     }
+                    sent = sent.max(due);
                     std::thread::sleep(Duration::from_millis(100));
                 }
             })
