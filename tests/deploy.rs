@@ -191,3 +191,176 @@ fn testssl_finds_nothing_medium_or_worse() {
     }
     gateway.stop();
 }
+
+/// The operator's guide (deploy/README.md), followed step by step where a test can: each command
+/// below is checked to appear in the guide word for word, then run with the guide's paths moved
+/// into a temporary directory (and passphrases from a file instead of the terminal).
+#[test]
+fn the_operator_guide_runs_step_by_step() {
+    let guide = std::fs::read_to_string(repo().join("deploy/README.md")).expect("guide");
+    let in_guide = |command: &str| {
+        assert!(
+            guide.contains(command),
+            "deploy/README.md no longer says: {command}"
+        );
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let (offline, etc, data, home) = (
+        root.join("offline"),
+        root.join("etc/resguardo"),
+        root.join("var/lib/resguardo"),
+        root.join("root"),
+    );
+    for d in [&offline, &etc.join("reviewers"), &home] {
+        std::fs::create_dir_all(d).expect("mkdir");
+    }
+    let passphrase = root.join("passphrase");
+    std::fs::write(&passphrase, "a long passphrase for the guide\n").expect("write");
+
+    // §1, offline: keys. The file names are the ones gateway.toml lists.
+    in_guide(r#"resguardo-review keygen --name "Reviewer 1 – Lima" --out keys/"#);
+    for name in ["Reviewer 1 – Lima", "Reviewer 2 – Cusco"] {
+        let o = run(Command::new(review_bin())
+            .current_dir(&offline)
+            .args([
+                "keygen",
+                "--name",
+                name,
+                "--out",
+                "keys/",
+                "--validity-days",
+                "30",
+            ])
+            .arg("--passphrase-file")
+            .arg(&passphrase));
+        assert!(o.status.success(), "keygen: {}", stderr(&o));
+    }
+    let toml = std::fs::read_to_string(repo().join("deploy/gateway.toml")).expect("toml");
+    for file in ["reviewer-1-lima.pub.asc", "reviewer-2-cusco.pub.asc"] {
+        assert!(
+            offline.join("keys").join(file).is_file(),
+            "keygen did not write {file}"
+        );
+        assert!(
+            toml.contains(&format!("/etc/resguardo/reviewers/{file}")),
+            "gateway.toml: {file}"
+        );
+        std::fs::copy(
+            offline.join("keys").join(file),
+            etc.join("reviewers").join(file),
+        )
+        .expect("install");
+    }
+
+    // §2, the server: configuration, checked.
+    let config = etc.join("gateway.toml");
+    let moved = toml
+        .replace("/etc/resguardo", &etc.display().to_string())
+        .replace("/var/lib/resguardo", &data.display().to_string())
+        .replace("127.0.0.1:8080", "127.0.0.1:0");
+    std::fs::write(&config, moved).expect("config");
+    in_guide("resguardo-gateway check-config --config /etc/resguardo/gateway.toml");
+    let o = run(Command::new(gateway_bin())
+        .args(["check-config", "--config"])
+        .arg(&config));
+    assert!(o.status.success(), "check-config: {}", stderr(&o));
+    let gateway = Gateway::start_config(&config, &data);
+    let page = get(&gateway.url).1;
+    assert!(
+        page.contains("Nombre de tu organización"),
+        "the organisation block is on the page"
+    );
+    assert!(page.contains("href=\"tel:105\""));
+
+    // A reporter sends one (with the proof of work the shipped config asks for).
+    let message = root.join("report.txt");
+    std::fs::write(&message, "Nos amenazaron.").expect("write");
+    let o = run(Command::new(submit_bin())
+        .args(["--server", &gateway.url, "--message"])
+        .arg(&message)
+        .arg("--urgent"));
+    assert!(o.status.success(), "submit: {}", stderr(&o));
+
+    // §4: status, export, open offline, purge with the receipt.
+    in_guide("resguardo-gateway status --data-dir /var/lib/resguardo");
+    let o = run(Command::new(gateway_bin())
+        .args(["status", "--data-dir"])
+        .arg(&data));
+    assert!(
+        stdout(&o).contains("waiting for export: 1"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(
+        stdout(&o).contains("oldest waiting since"),
+        "{}",
+        stdout(&o)
+    );
+    in_guide("resguardo-gateway export --data-dir /var/lib/resguardo --out /root/bundle.tar");
+    let bundle = home.join("bundle.tar");
+    let o = run(Command::new(gateway_bin())
+        .args(["export", "--data-dir"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&bundle));
+    assert!(o.status.success(), "export: {}", stderr(&o));
+    std::fs::copy(&bundle, offline.join("bundle.tar")).expect("carry the bundle");
+    in_guide(
+        "resguardo-review open bundle.tar --key keys/reviewer-1-lima.sec.asc --out reports/ --require-sandbox",
+    );
+    let o = run(Command::new(review_bin())
+        .current_dir(&offline)
+        .args([
+            "open",
+            "bundle.tar",
+            "--key",
+            "keys/reviewer-1-lima.sec.asc",
+            "--out",
+            "reports/",
+            "--require-sandbox",
+            "--passphrase-file",
+        ])
+        .arg(&passphrase));
+    assert!(o.status.success(), "open: {}{}", stdout(&o), stderr(&o));
+    let receipt = std::fs::read_dir(offline.join("reports"))
+        .expect("reports")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("open-receipt-"))
+        })
+        .expect("open wrote a receipt");
+    let carried = home.join(receipt.file_name().expect("name"));
+    std::fs::copy(&receipt, &carried).expect("carry the receipt back");
+    // Without the receipt, purge refuses and deletes nothing.
+    let o = run(Command::new(gateway_bin())
+        .args(["purge", "--data-dir"])
+        .arg(&data)
+        .arg("--bundle")
+        .arg(&bundle));
+    assert!(!o.status.success());
+    assert_eq!(
+        std::fs::read_dir(data.join("sealed")).expect("ls").count(),
+        1
+    );
+    in_guide("resguardo-gateway purge --data-dir /var/lib/resguardo --bundle /root/bundle.tar --receipt /root/open-receipt-<batch>.json");
+    let o = run(Command::new(gateway_bin())
+        .args(["purge", "--data-dir"])
+        .arg(&data)
+        .arg("--bundle")
+        .arg(&bundle)
+        .arg("--receipt")
+        .arg(&carried));
+    assert!(o.status.success(), "purge: {}", stderr(&o));
+    assert!(
+        stdout(&o).contains("Purged 1 submissions"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(
+        std::fs::read_dir(data.join("sealed")).expect("ls").count(),
+        0
+    );
+    gateway.stop();
+}
