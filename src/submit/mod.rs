@@ -190,20 +190,37 @@ impl GatewayClient {
     }
 
     /// Uploads a sealed message (binary or armored), solving the gateway's proof of work first,
-    /// and returns the id the gateway gave it.
+    /// and returns the id the gateway gave it. A proof of work refused for reasons that are not
+    /// the sender's (the gateway restarted, the challenge expired or asks for more work now) is
+    /// fetched and solved again, a few times.
     pub fn submit_sealed(&self, mut sealed: File) -> Result<String, SubmitError> {
-        sealed.seek(SeekFrom::Start(0)).map_err(SubmitError::Seal)?;
-        let pow = self.proof_of_work()?;
-        let url = format!("{}api/v1/submissions", self.base);
-        let mut request = self
-            .agent
-            .post(&url)
-            .header("Content-Type", "application/pgp-encrypted");
-        if let Some(solution) = pow {
-            request = request.header(crate::pow::HEADER, solution);
+        const RETRY: &[&str] = &[
+            "pow_invalid",
+            "pow_expired",
+            "pow_outdated",
+            "pow_insufficient",
+            "pow_replayed",
+        ];
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            sealed.seek(SeekFrom::Start(0)).map_err(SubmitError::Seal)?;
+            let pow = self.proof_of_work()?;
+            let url = format!("{}api/v1/submissions", self.base);
+            let mut request = self
+                .agent
+                .post(&url)
+                .header("Content-Type", "application/pgp-encrypted");
+            if let Some(solution) = pow {
+                request = request.header(crate::pow::HEADER, solution);
+            }
+            match expect_json::<AcceptedBody>(request.send(&sealed), 201, 64 * 1024) {
+                Ok(body) => return Ok(body.id),
+                Err(SubmitError::Refused { code, .. })
+                    if attempt < 4 && RETRY.contains(&code.as_str()) => {}
+                Err(e) => return Err(e),
+            }
         }
-        let body: AcceptedBody = expect_json(request.send(sealed), 201, 64 * 1024)?;
-        Ok(body.id)
     }
 }
 

@@ -82,6 +82,10 @@ pub fn build_report(input: &ReportInput) -> Result<(Report, Vec<PathBuf>), Submi
             sha256,
         });
     }
+    // The urgency answer is kept as an answer too ("yes"; no flag means not answered).
+    if input.urgent && !fields.contains_key("urgent") {
+        fields.insert("urgent".into(), FieldValue::Text("yes".into()));
+    }
     let report = Report {
         schema: SCHEMA.into(),
         language: input.language.clone(),
