@@ -2,8 +2,9 @@
 //!
 //! Labels come from the form's language files (`static/i18n/*.json`, embedded at build time), so a
 //! report filled in Quechua reads in Quechua once that file exists. Urgent reports say so on the
-//! first line. Every piece of reporter text is cleaned of control and bidirectional-override
-//! characters, so opening the file in a terminal or editor cannot be turned against the reviewer.
+//! first line. Every piece of reporter text goes through [`crate::terminal::clean_text`] (control,
+//! bidirectional, zero-width and tag characters), so opening the file in a terminal or editor
+//! cannot be turned against the reviewer.
 
 use std::fmt::Write as _;
 
@@ -40,18 +41,9 @@ impl Labels {
     }
 }
 
-/// Removes characters that can hide or reorder text, or drive a terminal.
+/// Removes characters that can hide or reorder text, or drive a terminal (keeps line breaks).
 pub fn clean(text: &str) -> String {
-    text.chars()
-        .map(|c| match c {
-            '\n' | '\t' => c,
-            c if c.is_control() => '\u{FFFD}',
-            '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' => {
-                '\u{FFFD}'
-            }
-            c => c,
-        })
-        .collect()
+    crate::terminal::clean_text(text)
 }
 
 /// The files an opened report has, as written (name on disk, size, media type, sha256).
