@@ -14,8 +14,11 @@
 //! with nothing extra, and each submission's bytes are checked against the manifest's SHA-256
 //! before anything derived from them is kept. Error messages quote manifest text only cleaned
 //! ([`crate::terminal::clean_line`]): a manifest is attacker-influenced.
+//!
+//! [`receipt`] is the file that travels back: which submissions of a bundle were opened.
 
 mod read;
+pub mod receipt;
 mod write;
 
 pub use read::{read_bundle, read_manifest, BundleEntryReader};
