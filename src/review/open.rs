@@ -174,19 +174,16 @@ fn open_one(
                 urgent: report.urgent,
             }
         }
-        Ok(Plaintext::Raw(bytes)) => {
+        Ok(Plaintext::Raw { size }) => {
+            // message.bin was streamed by the sink, never held in memory.
             let text = format!(
                 "Submission {} ({})\n\nThis submission is not a Resguardo form (payload v1): someone encrypted a file\n\
-                 directly, for example with gpg. Its decrypted content is in message.bin ({} bytes).\n\
+                 directly, for example with gpg. Its decrypted content is in message.bin ({size} bytes).\n\
                  Treat it as untrusted; open it only on this offline machine.\n",
                 entry.id,
                 entry.day,
-                bytes.len()
             );
-            if let Err(e) = staging
-                .write("message.bin", &bytes)
-                .and_then(|()| staging.write("report.txt", text.as_bytes()))
-            {
+            if let Err(e) = staging.write("report.txt", text.as_bytes()) {
                 return failed("write error", e);
             }
             Outcome::Opened { urgent: false }
@@ -255,6 +252,11 @@ impl AttachmentSink for FilesSink<'_> {
             media_type: attachment.media_type.clone(),
             sha256: attachment.sha256.clone(),
         });
+        Ok(Box::new(io::BufWriter::with_capacity(256 * 1024, file)))
+    }
+
+    fn raw(&mut self) -> io::Result<Box<dyn Write + '_>> {
+        let file = self.staging.create("message.bin")?;
         Ok(Box::new(io::BufWriter::with_capacity(256 * 1024, file)))
     }
 }
