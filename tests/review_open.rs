@@ -120,6 +120,12 @@ fn reports_open_completely_for_every_reviewer_and_reopening_is_idempotent() {
             serde_json::from_slice(&std::fs::read(first.join("report.json")).expect("json"))
                 .expect("json");
         assert_eq!(json["description"], "Nos amenazaron en la asamblea.");
+        // report.json points at the file as saved (issue 17, item 10), the archive name kept.
+        assert_eq!(
+            json["attachments"][0]["path"],
+            "files/001-acta_de_la_asamblea.pdf"
+        );
+        assert_eq!(json["attachments"][0]["archive_path"], "files/001.pdf");
         let raw_dir = out.join(ids[2].to_string());
         assert_eq!(
             std::fs::read(raw_dir.join("message.bin")).expect("raw"),

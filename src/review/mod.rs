@@ -8,6 +8,7 @@
 
 pub mod keygen;
 pub mod open;
+pub mod opened;
 pub mod output;
 pub mod passphrase;
 pub mod render;

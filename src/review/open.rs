@@ -19,6 +19,7 @@ use openpgp::parse::stream::DecryptorBuilder;
 use openpgp::parse::Parse;
 use ring::digest;
 
+use super::opened::OpenedReport;
 use super::output::{attachment_file_name, OutputDir, Staging};
 use super::render::{self, Labels, WrittenFile};
 use super::secret_key::UnlockedKey;
@@ -163,7 +164,13 @@ fn open_one(
         Err(e) => return failed(e.reason(), e),
         Ok(Plaintext::Report(report)) => {
             let text = render::render(&report, entry, &written, labels);
-            let json = serde_json::to_vec_pretty(&report).unwrap_or_default();
+            // report.json points at the attachments as saved, not at the archive's names.
+            let saved: Vec<String> = written
+                .iter()
+                .map(|f| format!("files/{}", f.file_name))
+                .collect();
+            let json =
+                serde_json::to_vec_pretty(&OpenedReport::new(&report, &saved)).unwrap_or_default();
             if let Err(e) = staging
                 .write("report.json", &json)
                 .and_then(|()| staging.write("report.txt", text.as_bytes()))
@@ -171,18 +178,12 @@ fn open_one(
                 return failed("write error", e);
             }
             Outcome::Opened {
-                urgent: report.urgent,
+                urgent: report.urgency() == crate::payload::Urgency::Yes,
             }
         }
         Ok(Plaintext::Raw { size }) => {
             // message.bin was streamed by the sink, never held in memory.
-            let text = format!(
-                "Submission {} ({})\n\nThis submission is not a Resguardo form (payload v1): someone encrypted a file\n\
-                 directly, for example with gpg. Its decrypted content is in message.bin ({size} bytes).\n\
-                 Treat it as untrusted; open it only on this offline machine.\n",
-                entry.id,
-                entry.day,
-            );
+            let text = render::render_raw(entry, size);
             if let Err(e) = staging.write("report.txt", text.as_bytes()) {
                 return failed("write error", e);
             }
