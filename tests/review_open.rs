@@ -143,8 +143,12 @@ fn reports_open_completely_for_every_reviewer_and_reopening_is_idempotent() {
             .mode();
         assert_eq!(mode & 0o777, 0o700);
 
-        // Again: nothing changes, everything is "already there", exit 0.
-        let before = tree(&out);
+        // Again: no report changes, everything is "already there", exit 0; the urgent one is
+        // still counted and named (it said "urgent 0" before, issue 17 item 10).
+        let reports = |out: &Path| -> Vec<String> {
+            tree(out).into_iter().filter(|p| p.contains('/')).collect()
+        };
+        let before = reports(&out);
         let o = open_demo(&bundle_path, reviewer, &out);
         assert!(o.status.success(), "{}", stderr(&o));
         assert!(
@@ -152,7 +156,17 @@ fn reports_open_completely_for_every_reviewer_and_reopening_is_idempotent() {
             "{}",
             stdout(&o)
         );
-        assert_eq!(tree(&out), before);
+        assert!(
+            stdout(&o).contains("urgent             1"),
+            "{}",
+            stdout(&o)
+        );
+        assert!(
+            stdout(&o).contains(&format!("{}  read first: ", ids[0])),
+            "{}",
+            stdout(&o)
+        );
+        assert_eq!(reports(&out), before);
     }
 
     // list and unpack.
@@ -673,4 +687,81 @@ fn bad_bundles_keys_and_passphrases_get_one_clear_line() {
         stderr(&o)
     );
     assert!(stderr(&o).contains("network"), "{}", stderr(&o));
+}
+
+/// Issue 17, item 12: after every run over a bundle, a receipt lists what is opened in --out
+/// (by this run or an earlier one) and what failed, with the reason.
+#[test]
+fn open_writes_the_receipt_purge_will_require() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let stranger =
+        resguardo::testing::reviewer_key("stranger", resguardo::keyring::KeyProfile::Compatible);
+    let messages = vec![
+        sealed_report("uno", b"1", false),
+        resguardo::testing::seal(&[&stranger], b"not for us"),
+        sealed_report("tres", b"3", true),
+    ];
+    let bundle_path = d.join("bundle.tar");
+    let ids = make_bundle(&bundle_path, &messages);
+    let manifest = resguardo::bundle::read_manifest(std::io::BufReader::new(
+        std::fs::File::open(&bundle_path).expect("open"),
+    ))
+    .expect("manifest");
+    let out = d.join("out");
+    let receipt_path = out.join(format!("open-receipt-{}.json", manifest.batch));
+
+    let o = open_demo(&bundle_path, 1, &out);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains(&format!(
+            "Receipt for the operator: {}",
+            receipt_path.display()
+        )),
+        "{}",
+        stdout(&o)
+    );
+    assert!(stdout(&o).contains("purge needs it"), "{}", stdout(&o));
+    let receipt = resguardo::bundle::receipt::read(&receipt_path).expect("receipt");
+    assert_eq!(receipt.format, "resguardo.open-receipt/1");
+    assert_eq!(receipt.batch, manifest.batch);
+    assert_eq!(receipt.opened, vec![ids[0], ids[2]]);
+    assert_eq!(receipt.failed.len(), 1);
+    assert_eq!(receipt.failed[0].id, ids[1]);
+    assert_eq!(receipt.failed[0].reason, "not encrypted to this key");
+
+    // Reviewer 2 opens the same bundle twice: opened now or by the earlier run, everything of the
+    // bundle that is in --out counts.
+    let out2 = d.join("out2");
+    std::fs::create_dir(&out2).expect("mkdir");
+    let o = open_demo(&bundle_path, 2, &out2);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let again = open_demo(&bundle_path, 2, &out2);
+    assert_eq!(again.status.code(), Some(1), "{}", stderr(&again));
+    assert!(
+        stdout(&again).contains("already there      2"),
+        "{}",
+        stdout(&again)
+    );
+    let receipt = resguardo::bundle::receipt::read(
+        &out2.join(format!("open-receipt-{}.json", manifest.batch)),
+    )
+    .expect("receipt");
+    assert_eq!(receipt.opened, vec![ids[0], ids[2]]);
+    assert_eq!(receipt.failed.len(), 1);
+
+    // A truncated copy: the receipt still lists what is open, and only what the run reached
+    // among the failures.
+    let bytes = std::fs::read(&bundle_path).expect("read");
+    let truncated = d.join("truncated.tar");
+    std::fs::write(&truncated, &bytes[..bytes.len() - 1024 - 512 - 10_000]).expect("write");
+    let o = open_demo(&truncated, 1, &out);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let receipt = resguardo::bundle::receipt::read(&receipt_path).expect("receipt");
+    assert_eq!(
+        receipt.opened,
+        vec![ids[0], ids[2]],
+        "opened earlier still counts"
+    );
+    assert_eq!(receipt.failed.len(), 1);
 }
