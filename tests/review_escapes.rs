@@ -1,14 +1,17 @@
-//! Terminal escapes (issue 9, item 9): bundle manifests whose text carries escape sequences,
-//! bells, C1 controls, bidirectional overrides and fake lines must not reach the reviewer's or the
-//! operator's terminal through `resguardo-review list`, `open`, `unpack`, or
-//! `resguardo-gateway purge --bundle`.
+//! Terminal escapes (issue 9, item 9): bundle manifests and reports whose text carries escape
+//! sequences, bells, C1 controls, bidirectional overrides and fake lines must not reach the
+//! reviewer's or the operator's terminal through `resguardo-review list`, `open`, `list DIR`, or
+//! `resguardo-gateway purge --bundle`; nor `report.txt` or the index.
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output};
 
 use common::*;
+use resguardo::payload::{self, FieldValue, Report};
+use resguardo::submission::SubmissionId;
 use resguardo::testing::raw_tar;
 
 /// Escape sequences that retitle the window and clear the screen, a C1 CSI, a right-to-left
@@ -189,5 +192,97 @@ fn hostile_manifests_reach_no_terminal_through_list_open_or_purge() {
             stderr(&o)
         );
         assert_output_safe(&format!("purge, {name}"), &o);
+    }
+}
+
+fn sha(data: &[u8]) -> String {
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, data))
+}
+
+#[test]
+fn hostile_report_text_reaches_no_terminal_and_no_file_for_people() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    // 1. A report whose answers and account are hostile: it opens, and every file for people
+    //    and every listing is clean.
+    let mut fields = BTreeMap::new();
+    fields.insert("region".to_string(), FieldValue::Text(HOSTILE.into()));
+    fields.insert(
+        "what_happened".to_string(),
+        FieldValue::Choices(vec![format!("=HYPERLINK(\"http://x\"){HOSTILE}")]),
+    );
+    fields.insert("contact".to_string(), FieldValue::Text(HOSTILE.into()));
+    let report = Report {
+        schema: payload::SCHEMA.into(),
+        language: "es".into(),
+        urgent: true,
+        sealed_by: None,
+        fields,
+        description: HOSTILE.into(),
+        attachments: vec![payload::Attachment {
+            name: HOSTILE.into(),
+            size: 2,
+            sha256: sha(b"ok"),
+            media_type: "text/plain".into(),
+            path: "files/001.txt".into(),
+        }],
+    };
+    let (plain, _) =
+        payload::write_payload(Vec::new(), &report, vec![Box::new(&b"ok"[..])]).expect("payload");
+    // 2. A report.json with an unknown key full of escapes: refused, and the reason is clean.
+    let unknown_key = format!(
+        "{{\"schema\":\"resguardo.report/1\",\"language\":\"es\",\"urgent\":false,\"fields\":{{}},\
+         \"description\":\"x\",\"attachments\":[],{}:1}}",
+        serde_json::to_string(HOSTILE).expect("json")
+    );
+    let refused = sealed(&raw_tar(&[(b"report.json", b'0', unknown_key.as_bytes())]));
+    let bundle = d.join("bundle.tar");
+    let file = std::fs::File::create(&bundle).expect("create");
+    let (_, ids): (_, Vec<SubmissionId>) =
+        resguardo::testing::write_bundle_of(file, &[sealed(&plain), refused]);
+    let out = d.join("out");
+    let o = run(Command::new(review_bin())
+        .arg("open")
+        .arg(&bundle)
+        .arg("--key")
+        .arg(demo_sec(1))
+        .arg("--passphrase-file")
+        .arg(demo_passphrase(1))
+        .arg("--out")
+        .arg(&out));
+    assert_eq!(o.status.code(), Some(1), "{}\n{}", stdout(&o), stderr(&o));
+    let err = stderr(&o);
+    let line = err
+        .lines()
+        .find(|l| l.starts_with(&format!("{}: report.json invalid: ", ids[1])))
+        .unwrap_or_else(|| panic!("no line for the refused report in {err}"));
+    assert!(line.contains("unknown field"), "{line}");
+    assert_output_safe("open", &o);
+
+    let folder = out.join(ids[0].to_string());
+    let txt = std::fs::read(folder.join("report.txt")).expect("report.txt");
+    assert_terminal_safe("report.txt", &txt);
+    for name in ["index.txt", "index.csv"] {
+        let bytes = std::fs::read(out.join(name)).expect(name);
+        // The CSV's line ends are CRLF by RFC 4180; nothing else may be a control.
+        let bytes: Vec<u8> = bytes.into_iter().filter(|&b| b != b'\r').collect();
+        assert_terminal_safe(name, &bytes);
+    }
+    let csv = std::fs::read_to_string(out.join("index.csv")).expect("csv");
+    assert!(
+        csv.contains(",\"'=HYPERLINK(\"\"http://x\"\")"),
+        "formula neutralised and quoted: {csv}"
+    );
+    // report.json keeps the reporter's raw text (it is documented as untrusted).
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(folder.join("report.json")).expect("json"))
+            .expect("json");
+    assert_eq!(json["description"], HOSTILE);
+
+    for args in [vec!["list"], vec!["list", "--urgent"]] {
+        let o = run(Command::new(review_bin()).args(&args).arg(&out));
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(stdout(&o).contains(&ids[0].to_string()), "{}", stdout(&o));
+        assert_output_safe(&format!("{args:?}"), &o);
     }
 }

@@ -1,5 +1,5 @@
-//! `resguardo-review`: the reviewers' tool. Its messages are in Spanish or English
-//! (`RESGUARDO_LANG`, else the locale); see `resguardo::review::lang`.
+//! `resguardo-review`: the reviewers' tool. It speaks Spanish or English (`RESGUARDO_LANG`, else
+//! the locale); see `resguardo::review::lang`.
 #![forbid(unsafe_code)]
 
 use std::fs::File;
@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Arg, ArgAction, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use resguardo::bundle;
 use resguardo::cli::{finish, Failure};
@@ -18,7 +18,7 @@ use resguardo::review::messages::{self, Localized, Verb};
 use resguardo::review::open::{self, Limits, ParserProgram, DEFAULT_MAX_PLAINTEXT, DISK_RESERVE};
 use resguardo::review::output::OutputDir;
 use resguardo::review::secret_key::LockedKey;
-use resguardo::review::{keygen, passphrase, sandbox, worker};
+use resguardo::review::{index, keygen, passphrase, sandbox, worker};
 use resguardo::terminal::clean_line;
 
 const PROGRAM: &str = "resguardo-review";
@@ -44,7 +44,8 @@ enum Command {
     /// Make a reviewer key pair (Curve25519, separate encryption subkey, passphrase-protected).
     ///
     /// Run it on the offline machine. Writes NAME.pub.asc (for the gateway), NAME.sec.asc (keep
-    /// offline) and NAME.rev.asc (revocation; keep apart) into --out, and prints the fingerprint.
+    /// offline) and NAME.rev.asc (revocation; keep apart) into --out, and prints the fingerprint
+    /// in groups of four.
     Keygen {
         /// The reviewer's name or role, as it will appear in the key (e.g. "Reviewer 1 – Lima").
         #[arg(long)]
@@ -62,6 +63,9 @@ enum Command {
         /// Days until the key expires; 0 for never. Expiry forces a planned key rotation.
         #[arg(long, value_name = "DAYS", default_value_t = 730)]
         validity_days: u64,
+        /// Print only the fingerprint as bare hex on stdout (for scripts).
+        #[arg(long)]
+        fingerprint_only: bool,
     },
     /// Decrypt and check every submission of a bundle into DIR/<id>/ (run it offline).
     ///
@@ -71,8 +75,8 @@ enum Command {
     /// the others still open. Running it again skips what is already open. Before the first
     /// ciphertext is read the process locks itself in (Landlock, seccomp, a new network
     /// namespace); each submission is parsed by a separate, stricter process that never sees the
-    /// key. Afterwards DIR holds open-receipt-<batch>.json, which the operator needs to purge the
-    /// bundle from the server.
+    /// key. Afterwards DIR holds index.csv and index.txt (every opened report) and
+    /// open-receipt-<batch>.json, which the operator needs to purge the bundle from the server.
     Open {
         /// The bundle made by `resguardo-gateway export`.
         bundle: PathBuf,
@@ -105,8 +109,15 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
-    /// Show the submissions in a bundle (id, day, size) without decrypting anything.
-    List { bundle: PathBuf },
+    /// Show a bundle's submissions (id, day, size) without decrypting anything, or the reports
+    /// already opened in a folder (urgent first).
+    List {
+        /// A bundle, or the --out folder of `open`.
+        path: PathBuf,
+        /// Only urgent reports (with a folder of opened reports).
+        #[arg(long)]
+        urgent: bool,
+    },
     /// Internal: parse one decrypted submission (started by `open`).
     #[command(name = worker::SUBCOMMAND, hide = true)]
     OpenWorker {
@@ -126,7 +137,11 @@ const MIN_PASSPHRASE: usize = 8;
 
 fn main() -> ExitCode {
     let lang = Lang::from_env();
-    let cli = Cli::parse();
+    let matches = localized_command(lang).get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     if let Command::OpenWorker {
         dir,
         entry,
@@ -147,6 +162,7 @@ fn run(command: Command, lang: Lang) -> Result<(), Failure> {
             profile,
             passphrase_file,
             validity_days,
+            fingerprint_only,
         } => {
             let usage = |e: passphrase::PassphraseError| Failure::usage(e.message(lang));
             let passphrase = match passphrase_file {
@@ -181,19 +197,19 @@ fn run(command: Command, lang: Lang) -> Result<(), Failure> {
                 keygen::KeygenError::Write { .. } => Failure::environment(e.message(lang)),
                 other => Failure::usage(other.message(lang)),
             })?;
-            println!("{}", outcome.fingerprint.to_hex());
-            eprintln!(
-                "public key (give to the gateway operator): {}",
-                outcome.public.display()
+            if fingerprint_only {
+                println!("{}", outcome.fingerprint.to_hex());
+                return Ok(());
+            }
+            let (stdout, stderr) = messages::keygen_lines(
+                lang,
+                &outcome.fingerprint,
+                &outcome.public,
+                &outcome.secret,
+                &outcome.revocation,
             );
-            eprintln!(
-                "secret key (keep on the offline machine):   {}",
-                outcome.secret.display()
-            );
-            eprintln!(
-                "revocation (keep apart, publish if the key is lost): {}",
-                outcome.revocation.display()
-            );
+            print!("{stdout}");
+            eprint!("{stderr}");
             Ok(())
         }
         Command::Open {
@@ -220,8 +236,13 @@ fn run(command: Command, lang: Lang) -> Result<(), Failure> {
             let summary = open::unpack_bundle(file, &out_dir);
             print_summary(&summary, Verb::Unpacked, &out, lang)
         }
-        Command::List { bundle } => {
-            let manifest = bundle::read_manifest(std::io::BufReader::new(open_file(&bundle)?))
+        Command::List { path, urgent } if path.is_dir() => list_reports(&path, urgent, lang),
+        Command::List { urgent: true, .. } => Err(Failure::usage(lang.pick(
+            "--urgent lists opened reports: give the --out folder of open, not a bundle",
+            "--urgent lista reportes abiertos: indica la carpeta --out de open, no un paquete",
+        ))),
+        Command::List { path, .. } => {
+            let manifest = bundle::read_manifest(std::io::BufReader::new(open_file(&path)?))
                 .map_err(|e| bundle_failure(e, lang))?;
             println!(
                 "{} {}  {} {}  {} {}",
@@ -411,4 +432,160 @@ fn print_summary(
     let _ = std::io::stdout().flush();
     eprint!("{}", printed.stderr);
     messages::outcome(summary, lang)
+}
+
+/// `list DIR`: the opened reports in a folder, urgent first.
+fn list_reports(dir: &Path, urgent_only: bool, lang: Lang) -> Result<(), Failure> {
+    let rows =
+        index::scan(dir).map_err(|e| Failure::environment(format!("{}: {e}", dir.display())))?;
+    let rows: Vec<_> = rows
+        .into_iter()
+        .filter(|r| !urgent_only || r.urgency == resguardo::payload::Urgency::Yes)
+        .collect();
+    if rows.is_empty() {
+        let none = match (urgent_only, lang) {
+            (false, Lang::En) => "No opened reports in",
+            (false, Lang::Es) => "No hay reportes abiertos en",
+            (true, Lang::En) => "No urgent reports in",
+            (true, Lang::Es) => "No hay reportes urgentes en",
+        };
+        println!("{none} {}", clean_line(&dir.display().to_string()));
+        return Ok(());
+    }
+    print!("{}", index::table(&rows, lang));
+    Ok(())
+}
+
+/// The command line, with help in the reviewer's language.
+fn localized_command(lang: Lang) -> clap::Command {
+    let cmd = Cli::command();
+    if lang == Lang::En {
+        return cmd;
+    }
+    let spanish = |cmd: clap::Command, about: &'static str, long: Option<&'static str>| {
+        let cmd = cmd
+            .about(about)
+            .long_about(long)
+            .help_template(
+                "{before-help}{about-with-newline}\nUso: {usage}\n\n{all-args}{after-help}",
+            )
+            .disable_help_flag(true)
+            .arg(
+                Arg::new("help")
+                    .short('h')
+                    .long("help")
+                    .action(ArgAction::Help)
+                    .help("Mostrar esta ayuda"),
+            );
+        cmd.mut_args(|a| {
+            let heading = if a.is_positional() {
+                "Argumentos"
+            } else {
+                "Opciones"
+            };
+            a.help_heading(heading)
+        })
+    };
+    let arg_help = |cmd: clap::Command, helps: &[(&str, &'static str)]| {
+        helps.iter().fold(cmd, |cmd, (id, help)| {
+            cmd.mut_arg(*id, |a| a.help(*help).long_help(None::<&'static str>))
+        })
+    };
+    let root = spanish(
+        cmd.disable_help_subcommand(true)
+            .disable_version_flag(true)
+            .arg(
+                Arg::new("version")
+                    .short('V')
+                    .long("version")
+                    .action(ArgAction::Version)
+                    .help("Mostrar la versión"),
+            )
+            .subcommand_help_heading("Comandos"),
+        "Herramienta de revisión de Resguardo: crear claves y abrir paquetes sellados en una \
+         máquina sin red.",
+        None,
+    );
+    root.mut_subcommand("keygen", |c| {
+        arg_help(
+            spanish(
+                c,
+                "Crear un par de claves de revisor (Curve25519, subclave de cifrado aparte, \
+                 protegida con frase de contraseña).",
+                Some(
+                    "Crear un par de claves de revisor (Curve25519, subclave de cifrado aparte, \
+                     protegida con frase de contraseña).\n\nEjecútalo en la máquina sin red. \
+                     Escribe NOMBRE.pub.asc (para el servidor), NOMBRE.sec.asc (se queda sin \
+                     red) y NOMBRE.rev.asc (revocación; guárdala aparte) en --out, e imprime la \
+                     huella digital en grupos de cuatro.",
+                ),
+            ),
+            &[
+                ("name", "El nombre o rol del revisor, tal como aparecerá en la clave (p. ej. \"Revisor 1 – Lima\")."),
+                ("out", "Carpeta donde escribir los archivos de la clave."),
+                ("profile", "compatible: clave v4 solo con SEIPD v1 (también se abre con GnuPG 2.2); rfc9580: clave v6 que permite SEIPD v2 (AEAD), solo para herramientas basadas en sequoia."),
+                ("passphrase_file", "Leer la frase de contraseña de la primera línea de este archivo en vez de la terminal."),
+                ("validity_days", "Días hasta que la clave caduque; 0 para nunca. La caducidad obliga a planificar el cambio de claves."),
+                ("fingerprint_only", "Imprimir solo la huella digital en hexadecimal, sin espacios (para scripts)."),
+            ],
+        )
+    })
+    .mut_subcommand("open", |c| {
+        arg_help(
+            spanish(
+                c,
+                "Descifrar y comprobar cada envío de un paquete en DIR/<id>/ (ejecútalo sin red).",
+                Some(
+                    "Descifrar y comprobar cada envío de un paquete en DIR/<id>/ (ejecútalo sin \
+                     red).\n\nCada reporte recibe report.json, un report.txt legible (los \
+                     urgentes lo dicen en la primera línea) y sus adjuntos en files/. Un envío \
+                     que falla (dañado, no cifrado para esta clave, contenido inválido, por \
+                     encima de un límite) se informa con el motivo y no se escribe nada de él; \
+                     los demás se abren igual. Si se vuelve a ejecutar, omite lo ya abierto. \
+                     Antes de leer el primer texto cifrado el proceso se aísla (Landlock, \
+                     seccomp, un espacio de red nuevo); cada envío lo lee un proceso aparte, más \
+                     restringido, que nunca ve la clave. Después, DIR contiene index.csv e \
+                     index.txt (todos los reportes abiertos) y open-receipt-<lote>.json, que \
+                     quien opera el servidor necesita para borrar el paquete del servidor.",
+                ),
+            ),
+            &[
+                ("bundle", "El paquete creado por `resguardo-gateway export`."),
+                ("key", "Tu clave secreta (de `keygen`, o exportada de gpg o sq)."),
+                ("out", "Dónde escribir los reportes."),
+                ("passphrase_file", "Leer la frase de contraseña de la clave de la primera línea de este archivo en vez de la terminal."),
+                ("require_sandbox", "No abrir nada si el aislamiento no restringe archivos, red y llamadas al sistema (Landlock y seccomp), en este proceso y en cada proceso lector."),
+                ("max_plaintext", "Máximo de contenido descifrado por envío, en bytes (contra bombas de expansión)."),
+                ("max_bundle_plaintext", "Máximo de contenido descifrado que una ejecución guarda de todo el paquete, en bytes [por defecto: 1 GiB u 8 veces el tamaño del paquete, lo que sea mayor]."),
+            ],
+        )
+    })
+    .mut_subcommand("unpack", |c| {
+        arg_help(
+            spanish(
+                c,
+                "Escribir cada envío sellado de un paquete como DIR/<id>.pgp, para abrirlo con \
+                 gpg o sq.",
+                None,
+            ),
+            &[
+                ("bundle", "El paquete."),
+                ("out", "Dónde escribir los envíos sellados."),
+            ],
+        )
+    })
+    .mut_subcommand("list", |c| {
+        arg_help(
+            spanish(
+                c,
+                "Mostrar los envíos de un paquete (id, día, tamaño) sin descifrar nada, o los \
+                 reportes ya abiertos en una carpeta (urgentes primero).",
+                None,
+            ),
+            &[
+                ("path", "Un paquete, o la carpeta --out de `open`."),
+                ("urgent", "Solo los reportes urgentes (con una carpeta de reportes abiertos)."),
+            ],
+        )
+    })
 }

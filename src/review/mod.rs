@@ -13,10 +13,11 @@
 //! - [`keygen`], [`passphrase`], [`secret_key`]: reviewer keys, made and unlocked;
 //! - [`open`]: the opener (verify, decrypt, stream, commit); [`worker`]: the parser;
 //! - [`output`]: `--out` and staging; [`render`]: `report.txt`; [`opened`]: a report folder read
-//!   back;
+//!   back; [`index`]: `index.csv`, `index.txt` and `list DIR`;
 //! - [`sandbox`]: containment; [`lang`] and [`messages`]: what the tool says, in Spanish or
 //!   English.
 
+pub mod index;
 pub mod keygen;
 pub mod lang;
 pub mod messages;

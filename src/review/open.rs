@@ -27,8 +27,8 @@
 //! stays bounded whatever the input: nothing is held whole.
 //!
 //! After the last submission the opener wipes the key and only then reads report folders (which
-//! parsers wrote): the urgency of reports opened by earlier runs; and it writes the receipt
-//! ([`crate::bundle::receipt`]) the operator needs to purge.
+//! parsers wrote): the urgency of reports opened by earlier runs, the index ([`super::index`]),
+//! and writes the receipt ([`crate::bundle::receipt`]) the operator needs to purge.
 
 use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
@@ -45,6 +45,7 @@ use openpgp::parse::stream::DecryptorBuilder;
 use openpgp::parse::Parse;
 use ring::digest;
 
+use super::index;
 use super::opened;
 use super::output::{check_report_tree, OutputDir, Staging, TreeKind};
 use super::secret_key::UnlockedKey;
@@ -230,7 +231,7 @@ impl DiskGuard {
 
 /// Opens every submission of `bundle` with `key` into `out`; `progress` is called after each.
 /// The key is wiped before anything a parser wrote is read; then the urgency of earlier runs'
-/// reports is read and the receipt written.
+/// reports is read, the index rebuilt and the receipt written.
 pub fn open_bundle(
     bundle: File,
     key: UnlockedKey,
@@ -285,7 +286,7 @@ pub fn open_bundle(
     summary
 }
 
-/// Urgency of earlier runs' reports, the receipt.
+/// Urgency of earlier runs' reports, the receipt, the index.
 fn after_the_key(summary: &mut OpenSummary, out: &OutputDir) {
     for (id, outcome) in &mut summary.outcomes {
         if let Outcome::AlreadyOpen { urgency } = outcome {
@@ -314,6 +315,7 @@ fn after_the_key(summary: &mut OpenSummary, out: &OutputDir) {
         let receipt = OpenReceipt::new(manifest.batch, opened, failed);
         summary.receipt = Some(receipt::write(&path, &receipt).map(|()| path));
     }
+    summary.index = Some(index::rebuild(out.root()).map_err(|e| e.to_string()));
 }
 
 /// One run's state.
