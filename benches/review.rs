@@ -1,7 +1,8 @@
 //! Review benchmark: `cargo bench --bench review`.
 //!
-//! Opens 100 submissions of 1 MiB each with `resguardo-review open` (one process: decrypt, check,
-//! parse payload v1, write the files, sync) and the same 100 sealed messages with `gpg --decrypt`
+//! Opens 100 submissions of 1 MiB each with `resguardo-review open` (one opener that decrypts and
+//! checks, and a sandboxed parser process per submission that parses payload v1 and writes the
+//! files; then sync) and the same 100 sealed messages with `gpg --decrypt`
 //! (one process per message, as a reviewer using GnuPG would), with the same key on the same
 //! machine in the same run. Prints both throughputs and the ratio.
 
@@ -134,11 +135,11 @@ fn main() {
     let mib = total as f64 / 1048576.0;
     println!("Opening {COUNT} submissions of ~1 MiB ({mib:.1} MiB of ciphertext, SEIPD v1), same key, same run:");
     println!(
-        "  resguardo-review open (1 process):  {ours_secs:6.2} s  {:7.1} MiB/s",
+        "  resguardo-review open (1 + {COUNT} processes): {ours_secs:6.2} s  {:7.1} MiB/s",
         mib / ours_secs
     );
     println!(
-        "  gpg --decrypt ({COUNT} processes):       {gpg_secs:6.2} s  {:7.1} MiB/s",
+        "  gpg --decrypt ({COUNT} processes):         {gpg_secs:6.2} s  {:7.1} MiB/s",
         mib / gpg_secs
     );
     println!("  ratio resguardo/gpg: {:.2}", gpg_secs / ours_secs);

@@ -13,6 +13,7 @@ use crate::config::ConfigError;
 use crate::gateway::GatewayError;
 use crate::operator::OperatorError;
 use crate::store::StoreError;
+use crate::terminal::clean_line;
 
 pub const EXIT_PARTIAL: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
@@ -98,17 +99,46 @@ impl From<OperatorError> for Failure {
 }
 
 /// Prints the failure as `program: error: message` (indented continuation lines) and returns the
-/// exit code.
+/// exit code. Every line goes through [`crate::terminal::clean_line`]: messages quote files,
+/// manifests and reports that an attacker may have written.
 pub fn finish(program: &str, result: Result<(), Failure>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            let mut lines = failure.message.lines();
-            eprintln!("{program}: error: {}", lines.next().unwrap_or(""));
-            for line in lines {
-                eprintln!("  {}", line.trim_start());
-            }
+            eprint!("{}", render_failure(program, &failure.message));
             ExitCode::from(failure.code)
         }
+    }
+}
+
+/// The text [`finish`] prints for a failure message.
+pub fn render_failure(program: &str, message: &str) -> String {
+    let mut lines = message.lines();
+    let mut out = format!(
+        "{program}: error: {}\n",
+        clean_line(lines.next().unwrap_or(""))
+    );
+    for line in lines {
+        out.push_str(&format!("  {}\n", clean_line(line.trim_start())));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_never_carry_terminal_controls() {
+        let text = render_failure(
+            "resguardo-review",
+            "bundle: unknown field `\u{1b}]0;owned\u{7}\u{1b}[2J\u{9b}1m\u{202e}x`",
+        );
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{text:?}"
+        );
+        assert!(!text.contains('\u{202e}'));
+        assert!(text.starts_with("resguardo-review: error: bundle: unknown field `"));
     }
 }

@@ -10,6 +10,7 @@
 //! - [`payload`], [`bundle`]: the two file formats, each with a writer and a strict reader.
 //! - [`review`]: the reviewers' offline tool.
 //! - [`submit`]: the terminal client.
+//! - [`terminal`]: the one place that makes outside text safe to print.
 #![forbid(unsafe_code)]
 
 pub mod envelope;
@@ -33,6 +34,7 @@ pub mod config;
 pub mod store;
 pub mod submission;
 mod tarfmt;
+pub mod terminal;
 #[cfg(any(test, feature = "test-support"))]
 #[doc(hidden)]
 pub mod testing;

@@ -210,7 +210,8 @@ pub fn raw_tar(entries: &[(&[u8], u8, &[u8])]) -> Vec<u8> {
     out
 }
 
-/// An attachment sink that only counts the bytes of each attachment (for fuzzing and replay).
+/// An attachment sink that only counts the bytes of each attachment, or of a raw plaintext (for
+/// fuzzing and replay).
 #[derive(Default)]
 pub struct CountingSink(pub Vec<u64>);
 
@@ -233,6 +234,12 @@ impl crate::payload::read::AttachmentSink for CountingSink {
         _: usize,
         _: &crate::payload::Attachment,
     ) -> std::io::Result<Box<dyn Write + '_>> {
+        self.0.push(0);
+        let last = self.0.last_mut().expect("just pushed");
+        Ok(Box::new(Counter(last)))
+    }
+
+    fn raw(&mut self) -> std::io::Result<Box<dyn Write + '_>> {
         self.0.push(0);
         let last = self.0.last_mut().expect("just pushed");
         Ok(Box::new(Counter(last)))

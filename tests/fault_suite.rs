@@ -251,36 +251,6 @@ fn sealed_head(len: usize) -> String {
     )
 }
 
-/// A tmpfs mounted for the test, unmounted when dropped.
-struct Tmpfs(std::path::PathBuf);
-
-impl Tmpfs {
-    fn mount(path: &std::path::Path, size: &str) -> Tmpfs {
-        std::fs::create_dir_all(path).expect("mkdir");
-        let o = run(Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size},mode=0700"),
-                "tmpfs",
-            ])
-            .arg(path));
-        assert!(
-            o.status.success(),
-            "this test mounts a small tmpfs and needs root (CI runs as root): {}",
-            stderr(&o)
-        );
-        Tmpfs(path.to_path_buf())
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
 #[test]
 fn a_full_disk_fails_cleanly_corrupts_nothing_and_recovers_by_itself() {
     let dir = tempfile::tempdir().expect("tempdir");

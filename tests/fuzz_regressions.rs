@@ -80,7 +80,10 @@ fn payload_inputs() {
                 let sizes: Vec<u64> = report.attachments.iter().map(|a| a.size).collect();
                 assert_eq!(sink.0, sizes, "{name}");
             }
-            Ok(Plaintext::Raw(bytes)) => assert!(bytes.len() <= 1 << 20, "{name}"),
+            Ok(Plaintext::Raw { size }) => {
+                assert!(size <= 1 << 20, "{name}");
+                assert_eq!(sink.0, vec![size], "{name}");
+            }
             Err(_) => {}
         }
     }

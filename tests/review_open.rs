@@ -120,6 +120,12 @@ fn reports_open_completely_for_every_reviewer_and_reopening_is_idempotent() {
             serde_json::from_slice(&std::fs::read(first.join("report.json")).expect("json"))
                 .expect("json");
         assert_eq!(json["description"], "Nos amenazaron en la asamblea.");
+        // report.json points at the file as saved (issue 17, item 10), the archive name kept.
+        assert_eq!(
+            json["attachments"][0]["path"],
+            "files/001-acta_de_la_asamblea.pdf"
+        );
+        assert_eq!(json["attachments"][0]["archive_path"], "files/001.pdf");
         let raw_dir = out.join(ids[2].to_string());
         assert_eq!(
             std::fs::read(raw_dir.join("message.bin")).expect("raw"),
@@ -137,8 +143,12 @@ fn reports_open_completely_for_every_reviewer_and_reopening_is_idempotent() {
             .mode();
         assert_eq!(mode & 0o777, 0o700);
 
-        // Again: nothing changes, everything is "already there", exit 0.
-        let before = tree(&out);
+        // Again: no report changes, everything is "already there", exit 0; the urgent one is
+        // still counted and named (it said "urgent 0" before, issue 17 item 10).
+        let reports = |out: &Path| -> Vec<String> {
+            tree(out).into_iter().filter(|p| p.contains('/')).collect()
+        };
+        let before = reports(&out);
         let o = open_demo(&bundle_path, reviewer, &out);
         assert!(o.status.success(), "{}", stderr(&o));
         assert!(
@@ -146,7 +156,17 @@ fn reports_open_completely_for_every_reviewer_and_reopening_is_idempotent() {
             "{}",
             stdout(&o)
         );
-        assert_eq!(tree(&out), before);
+        assert!(
+            stdout(&o).contains("urgent             1"),
+            "{}",
+            stdout(&o)
+        );
+        assert!(
+            stdout(&o).contains(&format!("{}  read first: ", ids[0])),
+            "{}",
+            stdout(&o)
+        );
+        assert_eq!(reports(&out), before);
     }
 
     // list and unpack.
@@ -667,4 +687,384 @@ fn bad_bundles_keys_and_passphrases_get_one_clear_line() {
         stderr(&o)
     );
     assert!(stderr(&o).contains("network"), "{}", stderr(&o));
+}
+
+/// A payload v1 sealed to both demo reviewers, with the urgency answer as the writers now give
+/// it (`fields.urgent`), or without it.
+fn sealed_answer(
+    description: &str,
+    urgent: bool,
+    answer: Option<&str>,
+    region: &str,
+    contact: Option<&str>,
+) -> Vec<u8> {
+    let mut fields = BTreeMap::new();
+    fields.insert(
+        "what_happened".to_string(),
+        FieldValue::Choices(vec!["threat".into(), "surveillance".into()]),
+    );
+    fields.insert("region".to_string(), FieldValue::Text(region.into()));
+    if let Some(answer) = answer {
+        fields.insert("urgent".to_string(), FieldValue::Text(answer.into()));
+    }
+    if let Some(contact) = contact {
+        fields.insert("contact".to_string(), FieldValue::Text(contact.into()));
+    }
+    let report = Report {
+        schema: payload::SCHEMA.into(),
+        language: "es".into(),
+        urgent,
+        sealed_by: Some("browser".into()),
+        fields,
+        description: description.into(),
+        attachments: vec![],
+    };
+    let (plain, _) = payload::write_payload(Vec::new(), &report, vec![]).expect("payload");
+    sealed(&plain)
+}
+
+fn urgency_line(out: &Path, id: &SubmissionId) -> String {
+    let txt = std::fs::read_to_string(out.join(id.to_string()).join("report.txt")).expect("txt");
+    txt.lines()
+        .find(|l| l.starts_with("¿Hay alguien en riesgo inminente"))
+        .unwrap_or_else(|| panic!("no urgency line in {txt}"))
+        .to_string()
+}
+
+/// Issue 17, items 10 and 11: urgency with three answers, the index of opened reports (rebuilt
+/// after every run), and `list DIR`.
+#[test]
+fn urgency_answers_the_index_and_listing_opened_reports() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let first = d.join("first.tar");
+    let first_ids = make_bundle(
+        &first,
+        &[
+            sealed_answer("dijo que sí", true, Some("yes"), "cusco", Some("Signal")),
+            sealed_answer("dijo que no", false, Some("no"), "puno", None),
+            sealed_answer("no respondió", false, None, "=1+2", Some("  ")),
+            sealed_answer("cliente antiguo", true, None, "lima", None),
+        ],
+    );
+    let out = d.join("out");
+    let o = open_demo(&first, 1, &out);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("urgent             2"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(urgency_line(&out, &first_ids[0]).ends_with("?: Sí"));
+    assert!(urgency_line(&out, &first_ids[1]).ends_with("?: No"));
+    assert!(urgency_line(&out, &first_ids[2]).ends_with("?: sin respuesta"));
+    assert!(
+        urgency_line(&out, &first_ids[3]).ends_with("?: Sí"),
+        "older clients"
+    );
+
+    // A second bundle into the same folder: the index lists both, urgent first.
+    let second = d.join("second.tar");
+    let second_ids = make_bundle(
+        &second,
+        &[
+            sealed_answer("otro urgente", false, Some("yes"), "loreto", None),
+            sealed(b"a plain note"),
+        ],
+    );
+    let o = open_demo(&second, 1, &out);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("(6 reports, also as index.csv)"),
+        "{}",
+        stdout(&o)
+    );
+    let csv = std::fs::read_to_string(out.join("index.csv")).expect("index.csv");
+    let lines: Vec<&str> = csv.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert_eq!(
+        lines[0],
+        "id,day,urgent,region,types,contact_given,sealed_by,attachments,folder"
+    );
+    assert_eq!(lines.len(), 7, "{csv}");
+    let row = |id: &SubmissionId| -> Vec<String> {
+        let line = lines
+            .iter()
+            .find(|l| l.starts_with(&id.to_string()))
+            .unwrap_or_else(|| panic!("{id} not in {csv}"));
+        line.split(',').map(str::to_string).collect()
+    };
+    let yes = row(&first_ids[0]);
+    assert_eq!(yes[2], "yes");
+    assert_eq!(yes[3], "cusco");
+    assert_eq!(yes[4], "threat; surveillance");
+    assert_eq!(yes[5], "yes", "contact given");
+    assert_eq!(yes[6], "browser");
+    assert_eq!(yes[7], "0");
+    assert_eq!(yes[8], format!("{}/", first_ids[0]));
+    assert_eq!(row(&first_ids[1])[2], "no");
+    let unanswered = row(&first_ids[2]);
+    assert_eq!(unanswered[2], "unanswered");
+    assert_eq!(unanswered[3], "'=1+2", "a formula becomes text");
+    assert_eq!(unanswered[5], "no", "blank contact is no contact");
+    assert_eq!(row(&first_ids[3])[2], "yes");
+    assert_eq!(row(&second_ids[0])[2], "yes");
+    assert_eq!(row(&second_ids[1])[2], "unanswered");
+    // Urgent first.
+    let urgent_rows = lines[1..]
+        .iter()
+        .take_while(|l| l.split(',').nth(2) == Some("yes"))
+        .count();
+    assert_eq!(urgent_rows, 3, "{csv}");
+    let txt = std::fs::read_to_string(out.join("index.txt")).expect("index.txt");
+    assert_eq!(txt.lines().count(), 7, "{txt}");
+    assert!(txt.starts_with("id "), "{txt}");
+
+    // list DIR: every report, urgent first; --urgent: only those.
+    let o = run(Command::new(review_bin()).arg("list").arg(&out));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let listed = stdout(&o);
+    assert_eq!(listed.lines().count(), 7, "{listed}");
+    assert!(
+        listed.lines().nth(1).is_some_and(|l| l.contains("YES")),
+        "{listed}"
+    );
+    let o = run(Command::new(review_bin())
+        .args(["list", "--urgent"])
+        .arg(&out));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let urgent = stdout(&o);
+    assert_eq!(urgent.lines().count(), 4, "{urgent}");
+    for id in [&first_ids[0], &first_ids[3], &second_ids[0]] {
+        assert!(urgent.contains(&id.to_string()), "{urgent}");
+    }
+    assert!(!urgent.contains(&first_ids[1].to_string()), "{urgent}");
+    // --urgent with a bundle is a usage error; an empty folder says so.
+    let o = run(Command::new(review_bin())
+        .args(["list", "--urgent"])
+        .arg(&first));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let empty = d.join("empty");
+    std::fs::create_dir(&empty).expect("mkdir");
+    let o = run(Command::new(review_bin()).arg("list").arg(&empty));
+    assert!(o.status.success());
+    assert!(
+        stdout(&o).starts_with("No opened reports in"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+/// Issue 17, item 12: after every run over a bundle, a receipt lists what is opened in --out
+/// (by this run or an earlier one) and what failed, with the reason.
+#[test]
+fn open_writes_the_receipt_purge_will_require() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let stranger =
+        resguardo::testing::reviewer_key("stranger", resguardo::keyring::KeyProfile::Compatible);
+    let messages = vec![
+        sealed_report("uno", b"1", false),
+        resguardo::testing::seal(&[&stranger], b"not for us"),
+        sealed_report("tres", b"3", true),
+    ];
+    let bundle_path = d.join("bundle.tar");
+    let ids = make_bundle(&bundle_path, &messages);
+    let manifest = resguardo::bundle::read_manifest(std::io::BufReader::new(
+        std::fs::File::open(&bundle_path).expect("open"),
+    ))
+    .expect("manifest");
+    let out = d.join("out");
+    let receipt_path = out.join(format!("open-receipt-{}.json", manifest.batch));
+
+    let o = open_demo(&bundle_path, 1, &out);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains(&format!(
+            "Receipt for the operator: {}",
+            receipt_path.display()
+        )),
+        "{}",
+        stdout(&o)
+    );
+    assert!(stdout(&o).contains("purge needs it"), "{}", stdout(&o));
+    let receipt = resguardo::bundle::receipt::read(&receipt_path).expect("receipt");
+    assert_eq!(receipt.format, "resguardo.open-receipt/1");
+    assert_eq!(receipt.batch, manifest.batch);
+    assert_eq!(receipt.opened, vec![ids[0], ids[2]]);
+    assert_eq!(receipt.failed.len(), 1);
+    assert_eq!(receipt.failed[0].id, ids[1]);
+    assert_eq!(receipt.failed[0].reason, "not encrypted to this key");
+
+    // Reviewer 2 opens the same bundle twice: opened now or by the earlier run, everything of the
+    // bundle that is in --out counts.
+    let out2 = d.join("out2");
+    std::fs::create_dir(&out2).expect("mkdir");
+    let o = open_demo(&bundle_path, 2, &out2);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let again = open_demo(&bundle_path, 2, &out2);
+    assert_eq!(again.status.code(), Some(1), "{}", stderr(&again));
+    assert!(
+        stdout(&again).contains("already there      2"),
+        "{}",
+        stdout(&again)
+    );
+    let receipt = resguardo::bundle::receipt::read(
+        &out2.join(format!("open-receipt-{}.json", manifest.batch)),
+    )
+    .expect("receipt");
+    assert_eq!(receipt.opened, vec![ids[0], ids[2]]);
+    assert_eq!(receipt.failed.len(), 1);
+
+    // A truncated copy: the receipt still lists what is open, and only what the run reached
+    // among the failures.
+    let bytes = std::fs::read(&bundle_path).expect("read");
+    let truncated = d.join("truncated.tar");
+    std::fs::write(&truncated, &bytes[..bytes.len() - 1024 - 512 - 10_000]).expect("write");
+    let o = open_demo(&truncated, 1, &out);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let receipt = resguardo::bundle::receipt::read(&receipt_path).expect("receipt");
+    assert_eq!(
+        receipt.opened,
+        vec![ids[0], ids[2]],
+        "opened earlier still counts"
+    );
+    assert_eq!(receipt.failed.len(), 1);
+}
+
+#[test]
+fn keygen_prints_a_grouped_labelled_fingerprint_and_bare_hex_on_request() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let passphrase = dir.path().join("passphrase");
+    std::fs::write(&passphrase, "una frase larga de prueba\n").expect("write");
+    let keygen = |name: &str, extra: &[&str], lang: &str| {
+        Command::new(review_bin())
+            .env("RESGUARDO_LANG", lang)
+            .args(["keygen", "--name", name, "--out"])
+            .arg(dir.path().join(name))
+            .arg("--passphrase-file")
+            .arg(&passphrase)
+            .args(extra)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("keygen")
+    };
+    let o = keygen("uno", &[], "en");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let line = stdout(&o);
+    let grouped = line
+        .trim_end()
+        .strip_prefix("Fingerprint: ")
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_string();
+    let groups: Vec<&str> = grouped.split_whitespace().collect();
+    assert_eq!(groups.len(), 10, "{grouped}");
+    assert!(groups
+        .iter()
+        .all(|g| g.len() == 4 && g.chars().all(|c| c.is_ascii_hexdigit())));
+    assert!(
+        grouped.contains("  "),
+        "a double space at the middle: {grouped}"
+    );
+    let cert = resguardo::keyring::ReviewerKeyring::load(&[dir.path().join("uno/uno.pub.asc")])
+        .expect("the public key loads");
+    assert_eq!(
+        groups.concat(),
+        cert.reviewers()[0].fingerprint().to_hex(),
+        "the printed fingerprint is the key's"
+    );
+    assert!(stderr(&o).contains("uno.sec.asc"), "{}", stderr(&o));
+
+    let o = keygen("dos", &["--fingerprint-only"], "es");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let hex = stdout(&o);
+    assert_eq!(hex.trim().len(), 40, "{hex}");
+    assert!(hex.trim().chars().all(|c| c.is_ascii_hexdigit()));
+
+    let o = keygen("tres", &[], "es");
+    assert!(stdout(&o).starts_with("Huella digital: "), "{}", stdout(&o));
+    assert!(stderr(&o).contains("clave secreta"), "{}", stderr(&o));
+}
+
+/// Reviewers read Spanish: the locale (or RESGUARDO_LANG) chooses the language of help, the
+/// summary, the sandbox line and errors; report.txt stays in the report's language.
+#[test]
+fn spanish_from_the_locale_for_help_summary_sandbox_line_and_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let bundle_path = d.join("bundle.tar");
+    let ids = make_bundle(&bundle_path, &[sealed_report("hola", b"1", true)]);
+    let spanish = |cmd: &mut Command| {
+        cmd.env_remove("RESGUARDO_LANG")
+            .env_remove("LC_ALL")
+            .env_remove("LC_MESSAGES")
+            .env("LANG", "es_PE.UTF-8")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run")
+    };
+    let out = d.join("out");
+    let o = spanish(
+        Command::new(review_bin())
+            .arg("open")
+            .arg(&bundle_path)
+            .arg("--key")
+            .arg(demo_sec(1))
+            .arg("--passphrase-file")
+            .arg(demo_passphrase(1))
+            .arg("--out")
+            .arg(&out),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let summary = stdout(&o);
+    assert!(summary.starts_with("Paquete "), "{summary}");
+    assert!(summary.contains("  abiertos           1"), "{summary}");
+    assert!(summary.contains("  urgentes           1"), "{summary}");
+    assert!(
+        summary.contains("Recibo para quien opera el servidor"),
+        "{summary}"
+    );
+    assert!(
+        stderr(&o).contains("Aislamiento: activo (Landlock"),
+        "{}",
+        stderr(&o)
+    );
+    let txt =
+        std::fs::read_to_string(out.join(ids[0].to_string()).join("report.txt")).expect("txt");
+    assert!(txt.starts_with("!!! URGENTE"), "{txt}");
+
+    let wrong = d.join("wrong");
+    std::fs::write(&wrong, "no es la frase\n").expect("write");
+    let o = spanish(
+        Command::new(review_bin())
+            .arg("open")
+            .arg(&bundle_path)
+            .arg("--key")
+            .arg(demo_sec(1))
+            .arg("--passphrase-file")
+            .arg(&wrong)
+            .arg("--out")
+            .arg(d.join("out-wrong")),
+    );
+    assert_eq!(o.status.code(), Some(3));
+    assert!(
+        stderr(&o).starts_with("resguardo-review: error: frase de contraseña incorrecta"),
+        "{}",
+        stderr(&o)
+    );
+    let o = spanish(Command::new(review_bin()).args(["open", "--help"]));
+    assert!(o.status.success());
+    assert!(
+        stdout(&o).contains("Descifrar y comprobar"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(stdout(&o).contains("Uso: "), "{}", stdout(&o));
+    // RESGUARDO_LANG wins over the locale.
+    let o = Command::new(review_bin())
+        .env("RESGUARDO_LANG", "en")
+        .env("LANG", "es_PE.UTF-8")
+        .args(["open", "--help"])
+        .output()
+        .expect("run");
+    assert!(stdout(&o).contains("Decrypt and check"), "{}", stdout(&o));
 }

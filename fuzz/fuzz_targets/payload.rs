@@ -17,7 +17,10 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(*written, a.size);
             }
         }
-        Ok(Plaintext::Raw(bytes)) => assert!(bytes.len() as u64 <= BOUND),
+        Ok(Plaintext::Raw { size }) => {
+            assert!(size <= BOUND);
+            assert_eq!(sink.0, vec![size], "a raw plaintext is streamed to the sink whole");
+        }
         Err(_) => {}
     }
 });

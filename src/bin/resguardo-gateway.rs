@@ -158,7 +158,7 @@ fn run(command: Command) -> Result<(), Failure> {
                 report.refused.len()
             );
             for (id, reason) in &report.refused {
-                println!("  kept {id}: {reason}");
+                println!("  kept {id}: {}", resguardo::terminal::clean_line(reason));
             }
             if report.refused.is_empty() {
                 Ok(())

@@ -1,26 +1,29 @@
-//! `resguardo-review`: the reviewers' tool.
+//! `resguardo-review`: the reviewers' tool. It speaks Spanish or English (`RESGUARDO_LANG`, else
+//! the locale); see `resguardo::review::lang`.
 #![forbid(unsafe_code)]
 
 // Freed memory is zeroed: plaintext does not outlive the buffers that held it.
 #[global_allocator]
 static ALLOCATOR: resguardo::process::ZeroingAllocator = resguardo::process::ZEROING_ALLOCATOR;
 
-use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Arg, ArgAction, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
-use resguardo::bundle::{self, BundleError};
-use resguardo::cli::{finish, Failure, EXIT_PARTIAL};
+use resguardo::bundle;
+use resguardo::cli::{finish, Failure};
 use resguardo::keyring::{KeyProfile, ReviewerKeyOptions};
-use resguardo::review::open::{self, OpenSummary, Outcome, DEFAULT_MAX_PLAINTEXT};
+use resguardo::review::lang::Lang;
+use resguardo::review::messages::{self, Localized, Verb};
+use resguardo::review::open::{self, Limits, ParserProgram, DEFAULT_MAX_PLAINTEXT, DISK_RESERVE};
 use resguardo::review::output::OutputDir;
 use resguardo::review::secret_key::LockedKey;
-use resguardo::review::{keygen, passphrase, sandbox};
+use resguardo::review::{index, keygen, passphrase, sandbox, worker};
+use resguardo::terminal::clean_line;
 
 const PROGRAM: &str = "resguardo-review";
 
@@ -45,7 +48,8 @@ enum Command {
     /// Make a reviewer key pair (Curve25519, separate encryption subkey, passphrase-protected).
     ///
     /// Run it on the offline machine. Writes NAME.pub.asc (for the gateway), NAME.sec.asc (keep
-    /// offline) and NAME.rev.asc (revocation; keep apart) into --out, and prints the fingerprint.
+    /// offline) and NAME.rev.asc (revocation; keep apart) into --out, and prints the fingerprint
+    /// in groups of four.
     Keygen {
         /// The reviewer's name or role, as it will appear in the key (e.g. "Reviewer 1 – Lima").
         #[arg(long)]
@@ -53,6 +57,8 @@ enum Command {
         /// Directory to write the key files into.
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
+        /// compatible: v4 key, SEIPD v1 only (opens in GnuPG 2.2 too); rfc9580: v6 key allowing
+        /// SEIPD v2 (AEAD), for sequoia-based tools only.
         #[arg(long, value_enum, default_value_t = Profile::Compatible)]
         profile: Profile,
         /// Read the passphrase from the first line of this file instead of the terminal.
@@ -61,14 +67,20 @@ enum Command {
         /// Days until the key expires; 0 for never. Expiry forces a planned key rotation.
         #[arg(long, value_name = "DAYS", default_value_t = 730)]
         validity_days: u64,
+        /// Print only the fingerprint as bare hex on stdout (for scripts).
+        #[arg(long)]
+        fingerprint_only: bool,
     },
     /// Decrypt and check every submission of a bundle into DIR/<id>/ (run it offline).
     ///
     /// Each report gets report.json, a readable report.txt (urgent ones say so on the first
     /// line) and its attachments under files/. A submission that fails (damaged, not for this
-    /// key, bad content) is reported with the reason and nothing of it is written; the others
-    /// still open. Running it again skips what is already open. Before the first ciphertext is
-    /// read the process locks itself in a Landlock sandbox: no network, writes only under --out.
+    /// key, bad content, over a bound) is reported with the reason and nothing of it is written;
+    /// the others still open. Running it again skips what is already open. Before the first
+    /// ciphertext is read the process locks itself in (Landlock, seccomp, a new network
+    /// namespace); each submission is parsed by a separate, stricter process that never sees the
+    /// key. Afterwards DIR holds index.csv and index.txt (every opened report) and
+    /// open-receipt-<batch>.json, which the operator needs to purge the bundle from the server.
     Open {
         /// The bundle made by `resguardo-gateway export`.
         bundle: PathBuf,
@@ -81,32 +93,72 @@ enum Command {
         /// Read the key's passphrase from the first line of this file instead of the terminal.
         #[arg(long, value_name = "FILE")]
         passphrase_file: Option<PathBuf>,
-        /// Refuse to run unless the sandbox restricts both files and network.
+        /// Refuse to run unless the sandbox restricts files, network and system calls (Landlock
+        /// and seccomp), in this process and in every parser.
         #[arg(long)]
         require_sandbox: bool,
         /// Largest plaintext accepted per submission, in bytes (guards against expansion bombs).
         #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_PLAINTEXT)]
         max_plaintext: u64,
+        /// Most plaintext one run keeps from the whole bundle, in bytes [default: 1 GiB or 8 times
+        /// the bundle's size, whichever is larger].
+        #[arg(long, value_name = "BYTES")]
+        max_bundle_plaintext: Option<u64>,
     },
     /// Write each sealed submission of a bundle as DIR/<id>.pgp, to open with gpg or sq.
     Unpack {
+        /// The bundle.
         bundle: PathBuf,
+        /// Where to write the sealed submissions.
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
-    /// Show the submissions in a bundle (id, day, size) without decrypting anything.
-    List { bundle: PathBuf },
+    /// Show a bundle's submissions (id, day, size) without decrypting anything, or the reports
+    /// already opened in a folder (urgent first).
+    List {
+        /// A bundle, or the --out folder of `open`.
+        path: PathBuf,
+        /// Only urgent reports (with a folder of opened reports).
+        #[arg(long)]
+        urgent: bool,
+    },
+    /// Internal: parse one decrypted submission (started by `open`).
+    #[command(name = worker::SUBCOMMAND, hide = true)]
+    OpenWorker {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        entry: String,
+        #[arg(long)]
+        max_plaintext: u64,
+        #[arg(long)]
+        require_sandbox: bool,
+    },
 }
 
 /// New passphrases must have at least this many characters.
 const MIN_PASSPHRASE: usize = 8;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    finish(PROGRAM, run(cli.command))
+    let lang = Lang::from_env();
+    let matches = localized_command(lang).get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    if let Command::OpenWorker {
+        dir,
+        entry,
+        max_plaintext,
+        require_sandbox,
+    } = cli.command
+    {
+        return run_worker(dir, &entry, max_plaintext, require_sandbox);
+    }
+    finish(PROGRAM, run(cli.command, lang))
 }
 
-fn run(command: Command) -> Result<(), Failure> {
+fn run(command: Command, lang: Lang) -> Result<(), Failure> {
     match command {
         Command::Keygen {
             name,
@@ -114,14 +166,26 @@ fn run(command: Command) -> Result<(), Failure> {
             profile,
             passphrase_file,
             validity_days,
+            fingerprint_only,
         } => {
+            let usage = |e: passphrase::PassphraseError| Failure::usage(e.message(lang));
             let passphrase = match passphrase_file {
                 Some(path) => {
-                    let p = passphrase::from_file(&path).map_err(Failure::usage)?;
-                    passphrase::check_length(&p, MIN_PASSPHRASE).map_err(Failure::usage)?;
+                    let p = passphrase::from_file(&path).map_err(usage)?;
+                    passphrase::check_length(&p, MIN_PASSPHRASE).map_err(usage)?;
                     p
                 }
-                None => passphrase::ask_new(MIN_PASSPHRASE).map_err(Failure::usage)?,
+                None => passphrase::ask_new(
+                    MIN_PASSPHRASE,
+                    (
+                        lang.pick(
+                            "New passphrase for the reviewer key: ",
+                            "Nueva frase de contraseña para la clave de revisor: ",
+                        ),
+                        lang.pick("Repeat the passphrase: ", "Repite la frase de contraseña: "),
+                    ),
+                )
+                .map_err(usage)?,
             };
             let options = ReviewerKeyOptions {
                 name,
@@ -134,22 +198,22 @@ fn run(command: Command) -> Result<(), Failure> {
                     .then(|| Duration::from_secs(validity_days.saturating_mul(86_400))),
             };
             let outcome = keygen::keygen(options, &out).map_err(|e| match e {
-                keygen::KeygenError::Write { .. } => Failure::environment(e),
-                other => Failure::usage(other),
+                keygen::KeygenError::Write { .. } => Failure::environment(e.message(lang)),
+                other => Failure::usage(other.message(lang)),
             })?;
-            println!("{}", outcome.fingerprint.to_hex());
-            eprintln!(
-                "public key (give to the gateway operator): {}",
-                outcome.public.display()
+            if fingerprint_only {
+                println!("{}", outcome.fingerprint.to_hex());
+                return Ok(());
+            }
+            let (stdout, stderr) = messages::keygen_lines(
+                lang,
+                &outcome.fingerprint,
+                &outcome.public,
+                &outcome.secret,
+                &outcome.revocation,
             );
-            eprintln!(
-                "secret key (keep on the offline machine):   {}",
-                outcome.secret.display()
-            );
-            eprintln!(
-                "revocation (keep apart, publish if the key is lost): {}",
-                outcome.revocation.display()
-            );
+            print!("{stdout}");
+            eprint!("{stderr}");
             Ok(())
         }
         Command::Open {
@@ -159,28 +223,39 @@ fn run(command: Command) -> Result<(), Failure> {
             passphrase_file,
             require_sandbox,
             max_plaintext,
+            max_bundle_plaintext,
         } => open_command(
+            lang,
             &bundle,
             &key,
             &out,
             passphrase_file.as_deref(),
             require_sandbox,
             max_plaintext,
+            max_bundle_plaintext,
         ),
         Command::Unpack { bundle, out } => {
             let file = open_file(&bundle)?;
-            let out_dir = OutputDir::prepare(&out)
-                .map_err(|e| Failure::environment(format!("{}: {e}", out.display())))?;
+            let out_dir = prepare_out(&out)?;
             let summary = open::unpack_bundle(file, &out_dir);
-            report_summary(&summary, "unpacked", &out)
+            print_summary(&summary, Verb::Unpacked, &out, lang)
         }
-        Command::List { bundle } => {
-            let manifest = bundle::read_manifest(std::io::BufReader::new(open_file(&bundle)?))?;
+        Command::List { path, urgent } if path.is_dir() => list_reports(&path, urgent, lang),
+        Command::List { urgent: true, .. } => Err(Failure::usage(lang.pick(
+            "--urgent lists opened reports: give the --out folder of open, not a bundle",
+            "--urgent lista reportes abiertos: indica la carpeta --out de open, no un paquete",
+        ))),
+        Command::List { path, .. } => {
+            let manifest = bundle::read_manifest(std::io::BufReader::new(open_file(&path)?))
+                .map_err(|e| bundle_failure(e, lang))?;
             println!(
-                "bundle {}  created {}  {} submissions",
+                "{} {}  {} {}  {} {}",
+                lang.pick("bundle", "paquete"),
                 manifest.batch,
+                lang.pick("created", "creado el"),
                 manifest.created,
-                manifest.submissions.len()
+                manifest.submissions.len(),
+                lang.pick("submissions", "envíos")
             );
             for entry in &manifest.submissions {
                 println!(
@@ -193,64 +268,150 @@ fn run(command: Command) -> Result<(), Failure> {
             }
             Ok(())
         }
+        Command::OpenWorker { .. } => Err(Failure::usage("internal command")),
+    }
+}
+
+/// The parser process: answers on stdout whatever happens.
+fn run_worker(dir: PathBuf, entry: &str, max_plaintext: u64, require_sandbox: bool) -> ExitCode {
+    let answer = if worker::is_acceptable_dir(&dir) {
+        match worker::Job::from_args(dir, entry, max_plaintext, require_sandbox) {
+            Ok(job) => worker::run(&job, std::io::stdin().lock()),
+            Err(e) => worker::Answer::Failed {
+                reason: "parser failed".into(),
+                detail: clean_line(&e),
+            },
+        }
+    } else {
+        worker::Answer::Failed {
+            reason: "parser failed".into(),
+            detail: "not an absolute staging directory".into(),
+        }
+    };
+    match worker::send(&answer, std::io::stdout().lock()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::from(resguardo::cli::EXIT_ENVIRONMENT),
     }
 }
 
 fn open_file(path: &Path) -> Result<File, Failure> {
-    File::open(path).map_err(|e| Failure::bad_input(format!("{}: {e}", path.display())))
+    File::open(path).map_err(|e| {
+        Failure::bad_input(format!("{}: {e}", clean_line(&path.display().to_string())))
+    })
 }
 
+fn prepare_out(out: &Path) -> Result<OutputDir, Failure> {
+    OutputDir::prepare(out).map_err(|e| Failure::environment(format!("{}: {e}", out.display())))
+}
+
+fn bundle_failure(e: bundle::BundleError, lang: Lang) -> Failure {
+    let message = e.message(lang);
+    match e {
+        bundle::BundleError::Io(_) => Failure::environment(message),
+        _ => Failure::bad_input(message),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn open_command(
+    lang: Lang,
     bundle_path: &Path,
     key_path: &Path,
     out: &Path,
     passphrase_file: Option<&Path>,
     require_sandbox: bool,
     max_plaintext: u64,
+    max_bundle_plaintext: Option<u64>,
 ) -> Result<(), Failure> {
     let bundle = open_file(bundle_path)?;
-    let locked = LockedKey::load(key_path).map_err(Failure::bad_input)?;
+    let bundle_size = bundle.metadata().map(|m| m.len()).unwrap_or(0);
+    let locked = LockedKey::load(key_path).map_err(|e| Failure::bad_input(e.message(lang)))?;
+    let usage = |e: passphrase::PassphraseError| Failure::usage(e.message(lang));
     let passphrase = if locked.needs_passphrase() {
         Some(match passphrase_file {
-            Some(path) => passphrase::from_file(path).map_err(Failure::usage)?,
-            None => passphrase::ask(&format!("Passphrase for key {}: ", locked.fingerprint()))
-                .map_err(Failure::usage)?,
+            Some(path) => passphrase::from_file(path).map_err(usage)?,
+            None => passphrase::ask(&format!(
+                "{} {}: ",
+                lang.pick("Passphrase for key", "Frase de contraseña de la clave"),
+                locked.fingerprint()
+            ))
+            .map_err(usage)?,
         })
     } else {
         None
     };
-    let mut key = locked
+    let key = locked
         .unlock(passphrase.as_ref())
-        .map_err(Failure::bad_input)?;
+        .map_err(|e| Failure::bad_input(e.message(lang)))?;
+    drop(passphrase);
     if key.unprotected {
         eprintln!(
-            "warning: this secret key has no passphrase; anyone who copies it can read every report"
+            "{}",
+            lang.pick(
+                "warning: this secret key has no passphrase; anyone who copies it can read every report",
+                "aviso: esta clave secreta no tiene frase de contraseña; quien la copie puede leer todos los reportes"
+            )
         );
     }
-    let out_dir = OutputDir::prepare(out)
-        .map_err(|e| Failure::environment(format!("{}: {e}", out.display())))?;
-    let status =
-        sandbox::enter(&[bundle_path, key_path], out_dir.root()).map_err(Failure::environment)?;
-    eprintln!("Sandbox: {}", status.summary);
+    // Nothing more is read from the terminal: input on stdin can no longer reach this process.
+    sandbox::detach_stdin().map_err(|e| Failure::environment(format!("/dev/null: {e}")))?;
+    let out_dir = prepare_out(out)?;
+    let executable =
+        sandbox::Executable::current().map_err(|e| Failure::environment(e.message(lang)))?;
+    let network_namespace = sandbox::new_network_namespace();
+    let status = sandbox::enter_opener(
+        &sandbox::OpenerPolicy {
+            readable: &[bundle_path],
+            writable: out_dir.root(),
+            executable: &executable,
+        },
+        network_namespace,
+    )
+    .map_err(|e| Failure::environment(e.message(lang)))?;
+    eprintln!(
+        "{}: {}",
+        lang.pick("Sandbox", "Aislamiento"),
+        clean_line(&status.summary(lang))
+    );
     if require_sandbox && !status.is_sufficient() {
-        return Err(Failure::environment(format!(
-            "--require-sandbox: the sandbox is not fully active ({}); refusing to open the bundle",
-            status.summary
-        )));
+        return Err(Failure::environment(match lang {
+            Lang::En => format!(
+                "--require-sandbox: the sandbox is not fully active ({}); refusing to open the bundle",
+                status.summary(lang)
+            ),
+            Lang::Es => format!(
+                "--require-sandbox: el aislamiento no está del todo activo ({}); no se abre el paquete",
+                status.summary(lang)
+            ),
+        }));
     }
     let bar = std::io::stdout().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new(0);
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} submissions")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(&format!(
+                "{{bar:40}} {{pos}}/{{len}} {}",
+                lang.pick("submissions", "envíos")
+            ))
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         bar
     });
+    let limits = Limits {
+        max_plaintext,
+        max_bundle_plaintext: max_bundle_plaintext
+            .unwrap_or_else(|| open::default_max_bundle_plaintext(bundle_size)),
+        disk_reserve: DISK_RESERVE,
+    };
+    let parser = ParserProgram {
+        program: executable.program.clone(),
+        require_sandbox,
+    };
     let summary = open::open_bundle(
         bundle,
-        &mut key,
+        key,
         &out_dir,
-        max_plaintext,
+        &limits,
+        &parser,
         &mut |manifest, done| {
             if let Some(bar) = &bar {
                 bar.set_length(manifest.submissions.len() as u64);
@@ -261,75 +422,174 @@ fn open_command(
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    report_summary(&summary, "opened", out)
+    print_summary(&summary, Verb::Opened, out, lang)
 }
 
-/// Prints the summary table and decides the exit status.
-fn report_summary(summary: &OpenSummary, verb: &str, out: &Path) -> Result<(), Failure> {
-    if let Some(manifest) = &summary.manifest {
-        println!(
-            "Bundle {} (created {}): {} submissions",
-            manifest.batch,
-            manifest.created,
-            manifest.submissions.len()
-        );
-        let mut done = 0;
-        let mut already = 0;
-        let mut urgent = Vec::new();
-        let mut failures: BTreeMap<&str, usize> = BTreeMap::new();
-        for (id, outcome) in &summary.outcomes {
-            match outcome {
-                Outcome::Opened { urgent: u } => {
-                    done += 1;
-                    if *u {
-                        urgent.push(id);
-                    }
-                }
-                Outcome::AlreadyOpen => already += 1,
-                Outcome::Failed { reason, .. } => *failures.entry(reason).or_default() += 1,
-            }
-        }
-        println!("  {verb:<14}{done:>6}");
-        println!("  {:<14}{already:>6}", "already there");
-        println!("  {:<14}{:>6}", "failed", summary.failed());
-        for (reason, count) in &failures {
-            println!("    {count:>4}  {reason}");
-        }
-        if summary.unreached() > 0 {
-            println!("  {:<14}{:>6}", "not reached", summary.unreached());
-        }
-        if verb == "opened" {
-            println!("  {:<14}{:>6}", "urgent", urgent.len());
-            for id in &urgent {
-                println!(
-                    "    {id}  read first: {}",
-                    out.join(id.to_string()).join("report.txt").display()
-                );
-            }
-        }
+fn print_summary(
+    summary: &open::OpenSummary,
+    verb: Verb,
+    out: &Path,
+    lang: Lang,
+) -> Result<(), Failure> {
+    let printed = messages::summary(summary, verb, out, lang);
+    print!("{}", printed.stdout);
+    let _ = std::io::stdout().flush();
+    eprint!("{}", printed.stderr);
+    messages::outcome(summary, lang)
+}
+
+/// `list DIR`: the opened reports in a folder, urgent first.
+fn list_reports(dir: &Path, urgent_only: bool, lang: Lang) -> Result<(), Failure> {
+    let rows =
+        index::scan(dir).map_err(|e| Failure::environment(format!("{}: {e}", dir.display())))?;
+    let rows: Vec<_> = rows
+        .into_iter()
+        .filter(|r| !urgent_only || r.urgency == resguardo::payload::Urgency::Yes)
+        .collect();
+    if rows.is_empty() {
+        let none = match (urgent_only, lang) {
+            (false, Lang::En) => "No opened reports in",
+            (false, Lang::Es) => "No hay reportes abiertos en",
+            (true, Lang::En) => "No urgent reports in",
+            (true, Lang::Es) => "No hay reportes urgentes en",
+        };
+        println!("{none} {}", clean_line(&dir.display().to_string()));
+        return Ok(());
     }
-    for (id, outcome) in &summary.outcomes {
-        if let Outcome::Failed { reason, detail } = outcome {
-            eprintln!("{id}: {reason}: {detail}");
-        }
-    }
-    if let Some(e) = &summary.bundle_error {
-        let message = format!("bundle: {e}");
-        return Err(match e {
-            BundleError::Truncated(_) => Failure::new(EXIT_PARTIAL, message),
-            BundleError::Io(_) => Failure::environment(message),
-            _ => Failure::bad_input(message),
-        });
-    }
-    if summary.failed() > 0 {
-        return Err(Failure::new(
-            EXIT_PARTIAL,
-            format!(
-                "{} of {} submissions failed",
-                summary.failed(),
-                summary.outcomes.len()
-            ),
-        ));
-    }
+    print!("{}", index::table(&rows, lang));
     Ok(())
+}
+
+/// The command line, with help in the reviewer's language.
+fn localized_command(lang: Lang) -> clap::Command {
+    let cmd = Cli::command();
+    if lang == Lang::En {
+        return cmd;
+    }
+    let spanish = |cmd: clap::Command, about: &'static str, long: Option<&'static str>| {
+        let cmd = cmd
+            .about(about)
+            .long_about(long)
+            .help_template(
+                "{before-help}{about-with-newline}\nUso: {usage}\n\n{all-args}{after-help}",
+            )
+            .disable_help_flag(true)
+            .arg(
+                Arg::new("help")
+                    .short('h')
+                    .long("help")
+                    .action(ArgAction::Help)
+                    .help("Mostrar esta ayuda"),
+            );
+        cmd.mut_args(|a| {
+            let heading = if a.is_positional() {
+                "Argumentos"
+            } else {
+                "Opciones"
+            };
+            a.help_heading(heading)
+        })
+    };
+    let arg_help = |cmd: clap::Command, helps: &[(&str, &'static str)]| {
+        helps.iter().fold(cmd, |cmd, (id, help)| {
+            cmd.mut_arg(*id, |a| a.help(*help).long_help(None::<&'static str>))
+        })
+    };
+    let root = spanish(
+        cmd.disable_help_subcommand(true)
+            .disable_version_flag(true)
+            .arg(
+                Arg::new("version")
+                    .short('V')
+                    .long("version")
+                    .action(ArgAction::Version)
+                    .help("Mostrar la versión"),
+            )
+            .subcommand_help_heading("Comandos"),
+        "Herramienta de revisión de Resguardo: crear claves y abrir paquetes sellados en una \
+         máquina sin red.",
+        None,
+    );
+    root.mut_subcommand("keygen", |c| {
+        arg_help(
+            spanish(
+                c,
+                "Crear un par de claves de revisor (Curve25519, subclave de cifrado aparte, \
+                 protegida con frase de contraseña).",
+                Some(
+                    "Crear un par de claves de revisor (Curve25519, subclave de cifrado aparte, \
+                     protegida con frase de contraseña).\n\nEjecútalo en la máquina sin red. \
+                     Escribe NOMBRE.pub.asc (para el servidor), NOMBRE.sec.asc (se queda sin \
+                     red) y NOMBRE.rev.asc (revocación; guárdala aparte) en --out, e imprime la \
+                     huella digital en grupos de cuatro.",
+                ),
+            ),
+            &[
+                ("name", "El nombre o rol del revisor, tal como aparecerá en la clave (p. ej. \"Revisor 1 – Lima\")."),
+                ("out", "Carpeta donde escribir los archivos de la clave."),
+                ("profile", "compatible: clave v4 solo con SEIPD v1 (también se abre con GnuPG 2.2); rfc9580: clave v6 que permite SEIPD v2 (AEAD), solo para herramientas basadas en sequoia."),
+                ("passphrase_file", "Leer la frase de contraseña de la primera línea de este archivo en vez de la terminal."),
+                ("validity_days", "Días hasta que la clave caduque; 0 para nunca. La caducidad obliga a planificar el cambio de claves."),
+                ("fingerprint_only", "Imprimir solo la huella digital en hexadecimal, sin espacios (para scripts)."),
+            ],
+        )
+    })
+    .mut_subcommand("open", |c| {
+        arg_help(
+            spanish(
+                c,
+                "Descifrar y comprobar cada envío de un paquete en DIR/<id>/ (ejecútalo sin red).",
+                Some(
+                    "Descifrar y comprobar cada envío de un paquete en DIR/<id>/ (ejecútalo sin \
+                     red).\n\nCada reporte recibe report.json, un report.txt legible (los \
+                     urgentes lo dicen en la primera línea) y sus adjuntos en files/. Un envío \
+                     que falla (dañado, no cifrado para esta clave, contenido inválido, por \
+                     encima de un límite) se informa con el motivo y no se escribe nada de él; \
+                     los demás se abren igual. Si se vuelve a ejecutar, omite lo ya abierto. \
+                     Antes de leer el primer texto cifrado el proceso se aísla (Landlock, \
+                     seccomp, un espacio de red nuevo); cada envío lo lee un proceso aparte, más \
+                     restringido, que nunca ve la clave. Después, DIR contiene index.csv e \
+                     index.txt (todos los reportes abiertos) y open-receipt-<lote>.json, que \
+                     quien opera el servidor necesita para borrar el paquete del servidor.",
+                ),
+            ),
+            &[
+                ("bundle", "El paquete creado por `resguardo-gateway export`."),
+                ("key", "Tu clave secreta (de `keygen`, o exportada de gpg o sq)."),
+                ("out", "Dónde escribir los reportes."),
+                ("passphrase_file", "Leer la frase de contraseña de la clave de la primera línea de este archivo en vez de la terminal."),
+                ("require_sandbox", "No abrir nada si el aislamiento no restringe archivos, red y llamadas al sistema (Landlock y seccomp), en este proceso y en cada proceso lector."),
+                ("max_plaintext", "Máximo de contenido descifrado por envío, en bytes (contra bombas de expansión)."),
+                ("max_bundle_plaintext", "Máximo de contenido descifrado que una ejecución guarda de todo el paquete, en bytes [por defecto: 1 GiB u 8 veces el tamaño del paquete, lo que sea mayor]."),
+            ],
+        )
+    })
+    .mut_subcommand("unpack", |c| {
+        arg_help(
+            spanish(
+                c,
+                "Escribir cada envío sellado de un paquete como DIR/<id>.pgp, para abrirlo con \
+                 gpg o sq.",
+                None,
+            ),
+            &[
+                ("bundle", "El paquete."),
+                ("out", "Dónde escribir los envíos sellados."),
+            ],
+        )
+    })
+    .mut_subcommand("list", |c| {
+        arg_help(
+            spanish(
+                c,
+                "Mostrar los envíos de un paquete (id, día, tamaño) sin descifrar nada, o los \
+                 reportes ya abiertos en una carpeta (urgentes primero).",
+                None,
+            ),
+            &[
+                ("path", "Un paquete, o la carpeta --out de `open`."),
+                ("urgent", "Solo los reportes urgentes (con una carpeta de reportes abiertos)."),
+            ],
+        )
+    })
 }

@@ -12,7 +12,10 @@
 //! crate parses it; we add a strict layer on top, because on the offline machine a bundle is
 //! attacker-influenced input: every entry must be exactly what the manifest announces, in order,
 //! with nothing extra, and each submission's bytes are checked against the manifest's SHA-256
-//! before anything derived from them is kept.
+//! before anything derived from them is kept. Error messages quote manifest text only cleaned
+//! ([`crate::terminal::clean_line`]): a manifest is attacker-influenced.
+//!
+//! [`receipt`] is the file that travels back: which submissions of a bundle were opened.
 
 mod read;
 pub mod receipt;

@@ -8,12 +8,17 @@ use ring::digest;
 use super::*;
 use crate::tarfmt;
 
+/// An error message that may quote the bundle, made safe to print.
+fn clean(e: &dyn std::fmt::Display) -> String {
+    crate::terminal::clean_line(&e.to_string())
+}
+
 /// Reads only the manifest (for `list`), after checking it as strictly as [`read_bundle`] does.
 pub fn read_manifest<R: Read>(input: R) -> Result<BundleManifest, BundleError> {
     let mut archive = tar::Archive::new(input);
     let mut entries = archive
         .entries()
-        .map_err(|e| BundleError::NotABundle(e.to_string()))?
+        .map_err(|e| BundleError::NotABundle(clean(&e)))?
         .raw(true);
     read_manifest_entry(&mut entries)
 }
@@ -33,7 +38,7 @@ where
     let mut archive = tar::Archive::new(input);
     let mut entries = archive
         .entries()
-        .map_err(|e| BundleError::NotABundle(e.to_string()))?
+        .map_err(|e| BundleError::NotABundle(clean(&e)))?
         .raw(true);
     let manifest = read_manifest_entry(&mut entries)?;
     for (index, expected) in manifest.submissions.iter().enumerate() {
@@ -46,7 +51,7 @@ where
         let mut entry = match entries.next() {
             None => return Err(truncated()),
             Some(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => return Err(truncated()),
-            Some(Err(e)) => return Err(BundleError::NotABundle(e.to_string())),
+            Some(Err(e)) => return Err(BundleError::NotABundle(clean(&e))),
             Some(Ok(entry)) => entry,
         };
         let name = tarfmt::raw_name(&entry);
@@ -81,7 +86,8 @@ where
             &tarfmt::raw_name(&extra),
         ))),
         Some(Err(e)) => Err(BundleError::NotABundle(format!(
-            "after the last submission: {e}"
+            "after the last submission: {}",
+            clean(&e)
         ))),
     }
 }
@@ -91,7 +97,7 @@ fn read_manifest_entry<'a, R: Read + 'a>(
 ) -> Result<BundleManifest, BundleError> {
     let mut entry = match entries.next() {
         None => return Err(BundleError::Empty),
-        Some(Err(e)) => return Err(BundleError::NotABundle(e.to_string())),
+        Some(Err(e)) => return Err(BundleError::NotABundle(clean(&e))),
         Some(Ok(entry)) => entry,
     };
     let name = tarfmt::raw_name(&entry);
@@ -130,7 +136,7 @@ pub(crate) fn parse_manifest(bytes: &[u8]) -> Result<BundleManifest, BundleError
         format: String,
     }
     let version: Version =
-        serde_json::from_slice(bytes).map_err(|e| BundleError::BadManifest(e.to_string()))?;
+        serde_json::from_slice(bytes).map_err(|e| BundleError::BadManifest(clean(&e)))?;
     if version.format != FORMAT {
         return Err(match version.format.strip_prefix("resguardo.bundle/") {
             Some(v) if v.parse::<u32>().is_ok_and(|v| v > 1) => {
@@ -140,7 +146,7 @@ pub(crate) fn parse_manifest(bytes: &[u8]) -> Result<BundleManifest, BundleError
         });
     }
     let manifest: BundleManifest =
-        serde_json::from_slice(bytes).map_err(|e| BundleError::BadManifest(e.to_string()))?;
+        serde_json::from_slice(bytes).map_err(|e| BundleError::BadManifest(clean(&e)))?;
     if manifest.submissions.len() > MAX_SUBMISSIONS {
         return Err(BundleError::BadManifest(format!(
             "more than {MAX_SUBMISSIONS} submissions"
@@ -224,7 +230,7 @@ impl<'a> BundleEntryReader<'a> {
 
     fn judge(&mut self) -> Verdict {
         if let Err(e) = io::copy(self, &mut io::sink()) {
-            return Verdict::Truncated(e.to_string());
+            return Verdict::Truncated(clean(&e));
         }
         if self.read < self.expected_size {
             return Verdict::Truncated(format!(

@@ -1,27 +1,45 @@
-//! The open receipt: what `resguardo-review open` writes so that `purge` knows what was opened.
+//! The open receipt: which submissions of a bundle the reviewers have opened, specified in
+//! `docs/open-receipt-v1.md`.
 //!
-//! Specified in `docs/open-receipt-v1.md`. (Provisional copy in main; the review branch owns it.)
+//! `resguardo-review open` writes `open-receipt-<batch>.json` into `--out` after every run over a
+//! bundle (rewritten whole each time); the operator carries it back to the server, and purge
+//! deletes only the submissions it lists as opened. So a bundle that was never opened, or a bad
+//! copy of one, cannot cost reports. The reader is strict: the file crosses from the offline
+//! machine to the server on a USB stick.
 
 use std::collections::HashSet;
-use std::io::Read;
-use std::path::Path;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::submission::SubmissionId;
 
+/// The format this code writes and reads.
 pub const FORMAT: &str = "resguardo.open-receipt/1";
-const MAX_BYTES: u64 = 16 * 1024 * 1024;
 
+/// Bound on a receipt file (a receipt for the largest bundle is far smaller).
+pub const MAX_RECEIPT_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Bound on one failure reason, in characters.
+pub const MAX_REASON_CHARS: usize = 200;
+
+/// What a run of `open` over one bundle achieved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OpenReceipt {
     pub format: String,
+    /// The bundle's batch id.
     pub batch: SubmissionId,
+    /// Every submission of the bundle that is opened in `--out` (by this run or an earlier one).
     pub opened: Vec<SubmissionId>,
+    /// The other submissions the run reached, each with a short reason.
     pub failed: Vec<FailedOpen>,
 }
 
+/// A submission that was reached but could not be opened.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FailedOpen {
@@ -29,44 +47,321 @@ pub struct FailedOpen {
     pub reason: String,
 }
 
+/// Why a receipt cannot be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum ReceiptError {
-    #[error("cannot read the receipt: {0}")]
-    Io(#[from] std::io::Error),
-    #[error("the receipt is larger than {MAX_BYTES} bytes")]
-    TooLarge,
-    #[error("not an open receipt: {0}")]
-    Malformed(String),
-    #[error("unknown receipt format {0:?}")]
-    UnknownFormat(String),
-    #[error("submission {0} is listed twice")]
-    Duplicate(SubmissionId),
+    #[error("{path}: cannot read the receipt: {source}")]
+    Read { path: PathBuf, source: io::Error },
+    #[error("{path}: the receipt is larger than {} MiB", MAX_RECEIPT_BYTES >> 20)]
+    TooLarge { path: PathBuf },
+    #[error("{path}: not an open receipt: {reason}")]
+    Malformed { path: PathBuf, reason: String },
+    #[error("{path}: unknown receipt format {format:?} (this tool reads {FORMAT})")]
+    UnknownFormat { path: PathBuf, format: String },
+    #[error("{path}: submission {id} is listed more than once")]
+    DuplicateId { path: PathBuf, id: SubmissionId },
+    #[error("{path}: the reason for submission {id} is empty, longer than {MAX_REASON_CHARS} characters, or holds control characters")]
+    BadReason { path: PathBuf, id: SubmissionId },
+    #[error("{path}: more than {} submissions", crate::bundle::MAX_SUBMISSIONS)]
+    TooManyEntries { path: PathBuf },
+    #[error("{path}: cannot write the receipt: {source}")]
+    Write { path: PathBuf, source: io::Error },
 }
 
-pub fn read(path: &Path) -> Result<OpenReceipt, ReceiptError> {
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)?
-        .take(MAX_BYTES + 1)
-        .read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > MAX_BYTES {
-        return Err(ReceiptError::TooLarge);
-    }
-    let receipt: OpenReceipt =
-        serde_json::from_slice(&bytes).map_err(|e| ReceiptError::Malformed(e.to_string()))?;
-    if receipt.format != FORMAT {
-        return Err(ReceiptError::UnknownFormat(
-            receipt.format.chars().take(40).collect(),
-        ));
-    }
-    let mut seen = HashSet::new();
-    for id in receipt
-        .opened
-        .iter()
-        .chain(receipt.failed.iter().map(|f| &f.id))
-    {
-        if !seen.insert(*id) {
-            return Err(ReceiptError::Duplicate(*id));
+impl OpenReceipt {
+    pub fn new(batch: SubmissionId, opened: Vec<SubmissionId>, failed: Vec<FailedOpen>) -> Self {
+        OpenReceipt {
+            format: FORMAT.into(),
+            batch,
+            opened,
+            failed,
         }
     }
+
+    /// The file name `open` gives the receipt of this batch.
+    pub fn file_name(batch: &SubmissionId) -> String {
+        format!("open-receipt-{batch}.json")
+    }
+
+    /// Checks everything [`read`] checks, on a receipt in memory.
+    fn check(&self, path: &Path) -> Result<(), ReceiptError> {
+        if self.format != FORMAT {
+            return Err(ReceiptError::UnknownFormat {
+                path: path.to_path_buf(),
+                format: crate::terminal::clean_line(
+                    &self.format.chars().take(60).collect::<String>(),
+                ),
+            });
+        }
+        if self.opened.len() + self.failed.len() > crate::bundle::MAX_SUBMISSIONS {
+            return Err(ReceiptError::TooManyEntries {
+                path: path.to_path_buf(),
+            });
+        }
+        let mut seen = HashSet::new();
+        let ids = self.opened.iter().chain(self.failed.iter().map(|f| &f.id));
+        for id in ids {
+            if !seen.insert(*id) {
+                return Err(ReceiptError::DuplicateId {
+                    path: path.to_path_buf(),
+                    id: *id,
+                });
+            }
+        }
+        for f in &self.failed {
+            let ok = !f.reason.trim().is_empty()
+                && f.reason.chars().count() <= MAX_REASON_CHARS
+                && crate::terminal::is_clean_line(&f.reason);
+            if !ok {
+                return Err(ReceiptError::BadReason {
+                    path: path.to_path_buf(),
+                    id: f.id,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads and checks a receipt: at most 16 MiB, format [`FORMAT`], no unknown keys, every id
+/// listed once (in `opened` and `failed` together), reasons of 1 to 200 characters with no
+/// control, bidirectional or invisible characters.
+pub fn read(path: &Path) -> Result<OpenReceipt, ReceiptError> {
+    let read_error = |source| ReceiptError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = File::open(path).map_err(read_error)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_RECEIPT_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    if bytes.len() as u64 > MAX_RECEIPT_BYTES {
+        return Err(ReceiptError::TooLarge {
+            path: path.to_path_buf(),
+        });
+    }
+    let malformed = |e: serde_json::Error| ReceiptError::Malformed {
+        path: path.to_path_buf(),
+        reason: crate::terminal::clean_line(&e.to_string()),
+    };
+    // The format first, so that a newer receipt gets a precise message.
+    #[derive(Deserialize)]
+    struct Version {
+        format: String,
+    }
+    let version: Version = serde_json::from_slice(&bytes).map_err(malformed)?;
+    if version.format != FORMAT {
+        return Err(ReceiptError::UnknownFormat {
+            path: path.to_path_buf(),
+            format: crate::terminal::clean_line(
+                &version.format.chars().take(60).collect::<String>(),
+            ),
+        });
+    }
+    let receipt: OpenReceipt = serde_json::from_slice(&bytes).map_err(malformed)?;
+    receipt.check(path)?;
     Ok(receipt)
+}
+
+/// Writes `receipt` to `path` atomically (a temporary file in the same folder, synced, renamed
+/// over the old one, the folder synced): a reader sees the old receipt or the new, never half.
+pub fn write(path: &Path, receipt: &OpenReceipt) -> Result<(), ReceiptError> {
+    receipt.check(path)?;
+    let mut bytes = serde_json::to_vec_pretty(receipt).map_err(|e| ReceiptError::Write {
+        path: path.to_path_buf(),
+        source: io::Error::other(e),
+    })?;
+    bytes.push(b'\n');
+    write_atomically(path, &bytes).map_err(|source| ReceiptError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Replaces `path` with `bytes` atomically and durably (mode 0600).
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
+    let temp = dir.join(format!(
+        "{TEMP_PREFIX}{}-{}",
+        SubmissionId::random(),
+        name.to_string_lossy()
+    ));
+    let written = (|| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&temp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&temp, path)?;
+        File::open(&dir)?.sync_all()
+    })();
+    if written.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    written
+}
+
+/// Prefix of the temporary files [`write_atomically`] makes (a run that was killed may leave one;
+/// `open` removes them at the next run).
+pub const TEMP_PREFIX: &str = ".resguardo-tmp-";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u8) -> SubmissionId {
+        SubmissionId::from_bytes([n; 16])
+    }
+
+    #[test]
+    fn a_receipt_round_trips_and_is_rewritten_whole() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let batch = id(9);
+        let path = dir.path().join(OpenReceipt::file_name(&batch));
+        assert_eq!(
+            path.file_name().and_then(|n| n.to_str()),
+            Some("open-receipt-09090909090909090909090909090909.json")
+        );
+        let first = OpenReceipt::new(
+            batch,
+            vec![id(1)],
+            vec![FailedOpen {
+                id: id(2),
+                reason: "payload over its bound".into(),
+            }],
+        );
+        write(&path, &first).expect("write");
+        assert_eq!(read(&path).expect("read"), first);
+        let text = fs::read_to_string(&path).expect("text");
+        assert!(
+            text.contains("\"format\": \"resguardo.open-receipt/1\""),
+            "{text}"
+        );
+
+        let second = OpenReceipt::new(batch, vec![id(1), id(2)], vec![]);
+        write(&path, &second).expect("rewrite");
+        assert_eq!(read(&path).expect("read"), second);
+        // Nothing but the receipt is left in the folder.
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .expect("ls")
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(&path).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn the_writer_refuses_what_the_reader_would_refuse() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("r.json");
+        let twice = OpenReceipt::new(
+            id(9),
+            vec![id(1)],
+            vec![FailedOpen {
+                id: id(1),
+                reason: "x".into(),
+            }],
+        );
+        assert!(matches!(
+            write(&path, &twice),
+            Err(ReceiptError::DuplicateId { .. })
+        ));
+        assert!(!path.exists());
+    }
+
+    /// Every `tests/fixtures/open-receipt/fail_*.json` is refused with the error its name gives,
+    /// and every `ok_*.json` is read.
+    #[test]
+    fn bad_receipts_in_testdata_are_refused_precisely() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/open-receipt");
+        let expected = [
+            ("fail_empty.json", "Malformed"),
+            ("fail_not_json.json", "Malformed"),
+            ("fail_unknown_key.json", "Malformed"),
+            ("fail_missing_failed.json", "Malformed"),
+            ("fail_bad_batch.json", "Malformed"),
+            ("fail_bad_id.json", "Malformed"),
+            ("fail_uppercase_id.json", "Malformed"),
+            ("fail_future_format.json", "UnknownFormat"),
+            ("fail_bundle_format.json", "UnknownFormat"),
+            ("fail_duplicate_opened.json", "DuplicateId"),
+            ("fail_opened_and_failed.json", "DuplicateId"),
+            ("fail_long_reason.json", "BadReason"),
+            ("fail_empty_reason.json", "BadReason"),
+            ("fail_escape_in_reason.json", "BadReason"),
+            ("fail_newline_in_reason.json", "BadReason"),
+            ("fail_failed_without_reason.json", "Malformed"),
+            ("fail_trailing_data.json", "Malformed"),
+        ];
+        let mut seen = 0;
+        let mut ok = 0;
+        for entry in fs::read_dir(&dir).expect("testdata") {
+            let path = entry.expect("entry").path();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .expect("name")
+                .to_string();
+            if name.starts_with("ok_") {
+                read(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+                ok += 1;
+                continue;
+            }
+            let want = expected
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| *v)
+                .unwrap_or_else(|| panic!("{name}: add it to the table of expected errors"));
+            let err = read(&path).expect_err(&name);
+            let got = format!("{err:?}");
+            assert!(got.starts_with(want), "{name}: {got}");
+            assert!(
+                crate::terminal::is_clean_line(&err.to_string()),
+                "{name}: the message is safe to print: {err}"
+            );
+            seen += 1;
+        }
+        assert_eq!(seen, expected.len(), "every listed file exists");
+        assert!(ok >= 2, "the good examples are read too");
+
+        // Over the size bound (made here rather than stored).
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let big = tmp.path().join("big.json");
+        fs::write(&big, vec![b' '; MAX_RECEIPT_BYTES as usize + 1]).expect("write");
+        assert!(matches!(read(&big), Err(ReceiptError::TooLarge { .. })));
+        let many = tmp.path().join("many.json");
+        let ids: Vec<String> = (0..=crate::bundle::MAX_SUBMISSIONS as u32)
+            .map(|i| format!("\"{i:032x}\""))
+            .collect();
+        fs::write(
+            &many,
+            format!(
+                "{{\"format\":\"{FORMAT}\",\"batch\":\"{}\",\"opened\":[{}],\"failed\":[]}}",
+                id(1),
+                ids.join(",")
+            ),
+        )
+        .expect("write");
+        assert!(matches!(
+            read(&many),
+            Err(ReceiptError::TooManyEntries { .. })
+        ));
+        assert!(matches!(
+            read(&tmp.path().join("missing.json")),
+            Err(ReceiptError::Read { .. })
+        ));
+    }
 }

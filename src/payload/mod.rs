@@ -61,6 +61,49 @@ pub struct Report {
     pub attachments: Vec<Attachment>,
 }
 
+/// The field that holds the answer to the urgency question: `"yes"` or `"no"`, absent when the
+/// reporter did not answer (the top-level `urgent` stays the writers' summary of it).
+pub const URGENT_FIELD: &str = "urgent";
+
+/// The answer to "is someone at imminent risk?", as a reviewer must read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Urgency {
+    Yes,
+    No,
+    Unanswered,
+}
+
+impl Report {
+    /// The urgency answer (see [`urgency_of`]).
+    pub fn urgency(&self) -> Urgency {
+        urgency_of(self.urgent, &self.fields)
+    }
+}
+
+/// The urgency answer: `fields.urgent` when present; without it (clients older than the field) a
+/// top-level `urgent: true` still means yes. A "no" that contradicts a top-level `urgent: true`
+/// counts as yes: when in doubt, read it first.
+pub fn urgency_of(urgent: bool, fields: &BTreeMap<String, FieldValue>) -> Urgency {
+    match fields.get(URGENT_FIELD) {
+        Some(FieldValue::Text(t)) if t == "yes" => Urgency::Yes,
+        _ if urgent => Urgency::Yes,
+        Some(FieldValue::Text(t)) if t == "no" => Urgency::No,
+        _ => Urgency::Unanswered,
+    }
+}
+
+impl Urgency {
+    /// As the index writes it: `yes`, `no` or `unanswered`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Urgency::Yes => "yes",
+            Urgency::No => "no",
+            Urgency::Unanswered => "unanswered",
+        }
+    }
+}
+
 /// A form answer: one text, or the chosen options of a multiple choice.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]

@@ -53,10 +53,13 @@ impl PayloadError {
     }
 }
 
-/// Where the reader delivers attachment contents.
+/// Where the reader delivers attachment contents, and a plaintext that is not an archive.
 pub trait AttachmentSink {
     /// A writer for attachment `index` (0-based) as the (already validated) report describes it.
     fn open(&mut self, index: usize, attachment: &Attachment) -> io::Result<Box<dyn Write + '_>>;
+    /// A writer for a plaintext that is not an archive at all, streamed through whole (never
+    /// held in memory: a compressed message can expand to gigabytes).
+    fn raw(&mut self) -> io::Result<Box<dyn Write + '_>>;
 }
 
 /// What a plaintext turned out to be.
@@ -64,8 +67,9 @@ pub trait AttachmentSink {
 pub enum Plaintext {
     /// A payload v1 whose attachments were all delivered to the sink and verified.
     Report(Report),
-    /// Not a tar archive at all (e.g. a text someone encrypted with gpg): its bytes, bounded.
-    Raw(Vec<u8>),
+    /// Not a tar archive at all (e.g. a text someone encrypted with gpg): delivered to
+    /// [`AttachmentSink::raw`], `size` bytes, within the bound.
+    Raw { size: u64 },
 }
 
 /// Reads a decrypted plaintext. `max_total` bounds every byte read, padding included.
@@ -96,9 +100,20 @@ fn read_bounded<R: Read>(
     let mut head = Vec::with_capacity(512);
     input.take(512).read_to_end(&mut head).map_err(tar_error)?;
     if !is_tar_header(&head) {
-        let mut raw = head;
-        input.read_to_end(&mut raw).map_err(tar_error)?;
-        return Ok(Plaintext::Raw(raw));
+        let mut out = sink.raw().map_err(PayloadError::Io)?;
+        out.write_all(&head).map_err(PayloadError::Io)?;
+        let mut size = head.len() as u64;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = input.read(&mut buf).map_err(tar_error)?;
+            if n == 0 {
+                break;
+            }
+            out.write_all(&buf[..n]).map_err(PayloadError::Io)?;
+            size += n as u64;
+        }
+        out.flush().map_err(PayloadError::Io)?;
+        return Ok(Plaintext::Raw { size });
     }
     let chained = io::Cursor::new(head).chain(input);
     let report = read_archive(chained, max_total, sink)?;
@@ -240,6 +255,11 @@ pub fn validate(report: &Report, max_total: u64) -> Result<(), PayloadError> {
     if let Some(by) = &report.sealed_by {
         if !matches!(by.as_str(), "browser" | "gateway" | "terminal") {
             return bad(format!("unknown sealed_by {:?}", clip(by)));
+        }
+    }
+    if let Some(answer) = report.fields.get(URGENT_FIELD) {
+        if !matches!(answer, FieldValue::Text(t) if t == "yes" || t == "no") {
+            return bad(format!("field {URGENT_FIELD} must be \"yes\" or \"no\""));
         }
     }
     if report.fields.len() > MAX_FIELDS {

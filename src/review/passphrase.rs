@@ -67,10 +67,10 @@ pub fn ask(prompt: &str) -> Result<Password, PassphraseError> {
     Ok(Password::from(answer.as_str()))
 }
 
-/// Asks twice for a new passphrase and checks its length.
-pub fn ask_new(min_len: usize) -> Result<Password, PassphraseError> {
-    let first = ask("New passphrase for the reviewer key: ")?;
-    let second = ask("Repeat the passphrase: ")?;
+/// Asks twice for a new passphrase (with these two prompts) and checks its length.
+pub fn ask_new(min_len: usize, prompts: (&str, &str)) -> Result<Password, PassphraseError> {
+    let first = ask(prompts.0)?;
+    let second = ask(prompts.1)?;
     let same = first.map(|a| second.map(|b| a == b));
     if !same {
         return Err(PassphraseError::Mismatch);

@@ -2,15 +2,17 @@
 //!
 //! Labels come from the form's language files (`static/i18n/*.json`, embedded at build time), so a
 //! report filled in Quechua reads in Quechua once that file exists. Urgent reports say so on the
-//! first line. Every piece of reporter text is cleaned of control and bidirectional-override
-//! characters, so opening the file in a terminal or editor cannot be turned against the reviewer.
+//! first line, and every report has an urgency line with one of three answers (yes, no, not
+//! answered). Every piece of reporter text goes through [`crate::terminal::clean_text`] (control,
+//! bidirectional, zero-width and tag characters), so opening the file in a terminal or editor
+//! cannot be turned against the reviewer.
 
 use std::fmt::Write as _;
 
 use crate::bundle::BundleEntry;
 use crate::form::FormDefinition;
 use crate::i18n::Catalog;
-use crate::payload::{FieldValue, Report};
+use crate::payload::{FieldValue, Report, Urgency, URGENT_FIELD};
 use crate::submission::Sealing;
 
 /// What `report.txt` needs of the form: its strings, and the order of its fields.
@@ -40,18 +42,20 @@ impl Labels {
     }
 }
 
-/// Removes characters that can hide or reorder text, or drive a terminal.
+/// Removes characters that can hide or reorder text, or drive a terminal (keeps line breaks).
 pub fn clean(text: &str) -> String {
-    text.chars()
-        .map(|c| match c {
-            '\n' | '\t' => c,
-            c if c.is_control() => '\u{FFFD}',
-            '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' => {
-                '\u{FFFD}'
-            }
-            c => c,
-        })
-        .collect()
+    crate::terminal::clean_text(text)
+}
+
+/// Reporter text that belongs on one line (a label, a name, a short answer).
+fn one_line(text: &str) -> String {
+    crate::terminal::clean_line(text)
+}
+
+/// Reporter text that may span lines, with every line after the first indented, so that it
+/// cannot pass for a line of the report's own structure.
+fn indented(text: &str, indent: &str) -> String {
+    clean(text.trim_end()).replace('\n', &format!("\n{indent}"))
 }
 
 /// The files an opened report has, as written (name on disk, size, media type, sha256).
@@ -73,12 +77,13 @@ pub fn render(
     let lang = report.language.as_str();
     let l = |key: &str, fallback: &'static str| labels.label(lang, key, fallback).to_string();
     let mut out = String::new();
-    if report.urgent {
+    let urgency = report.urgency();
+    if urgency == Urgency::Yes {
         let banner = l(
             "review.urgent_banner",
             "URGENT: someone is at imminent risk",
         );
-        let _ = writeln!(out, "!!! {} !!!\n", clean(&banner));
+        let _ = writeln!(out, "!!! {} !!!\n", one_line(&banner));
     }
     let _ = writeln!(out, "{} {}", l("review.report", "Report"), entry.id);
     let _ = writeln!(
@@ -101,15 +106,29 @@ pub fn render(
     let _ = writeln!(out, "{}: {}", l("review.sealed_by", "Sealed by"), sealed_by);
     let _ = writeln!(
         out,
-        "{}: {}\n",
+        "{}: {}",
         l("review.language", "Language"),
-        clean(lang)
+        one_line(lang)
+    );
+    let answer = match urgency {
+        Urgency::Yes => l("common.yes", "Yes"),
+        Urgency::No => l("common.no", "No"),
+        Urgency::Unanswered => l("review.unanswered", "not answered"),
+    };
+    let _ = writeln!(
+        out,
+        "{}: {}\n",
+        one_line(&l(
+            "field.urgent.label",
+            "Is someone at imminent risk to life or physical integrity?"
+        )),
+        one_line(&answer)
     );
 
     let known: Vec<&String> = labels
         .field_order
         .iter()
-        .filter(|id| report.fields.contains_key(*id))
+        .filter(|id| report.fields.contains_key(*id) && *id != URGENT_FIELD)
         .collect();
     for id in &known {
         let value = &report.fields[*id];
@@ -120,14 +139,14 @@ pub fn render(
         let _ = writeln!(
             out,
             "{}: {}",
-            clean(&label),
+            one_line(&label),
             render_value(labels, lang, id, value)
         );
     }
     let others: Vec<(&String, &FieldValue)> = report
         .fields
         .iter()
-        .filter(|(id, _)| !labels.field_order.contains(id))
+        .filter(|(id, _)| !labels.field_order.contains(id) && *id != URGENT_FIELD)
         .collect();
     if !others.is_empty() {
         let _ = writeln!(out, "\n{}:", l("review.other_fields", "Other fields"));
@@ -135,14 +154,15 @@ pub fn render(
             let _ = writeln!(
                 out,
                 "  {}: {}",
-                clean(id),
+                one_line(id),
                 render_value(labels, lang, id, value)
             );
         }
     }
 
     let _ = writeln!(out, "\n{}:\n", l("review.description", "Account"));
-    let _ = writeln!(out, "{}\n", clean(&report.description));
+    // The account, indented: whatever it says, it cannot pass for the report's own lines.
+    let _ = writeln!(out, "  {}\n", indented(&report.description, "  "));
 
     let _ = writeln!(out, "{}:", l("review.attachments", "Attachments"));
     if files.is_empty() {
@@ -154,11 +174,11 @@ pub fn render(
                 "  files/{}  ({} bytes, {}, SHA-256 {})",
                 f.file_name,
                 f.size,
-                clean(&f.media_type),
+                one_line(&f.media_type),
                 f.sha256
             );
             if f.original_name != f.file_name {
-                let _ = writeln!(out, "      \u{2190} {}", clean(&f.original_name));
+                let _ = writeln!(out, "      \u{2190} {}", one_line(&f.original_name));
             }
         }
         let _ = writeln!(
@@ -173,6 +193,16 @@ pub fn render(
     out
 }
 
+/// `report.txt` for a plaintext that is not a payload v1 (kept whole as `message.bin`).
+pub fn render_raw(entry: &BundleEntry, size: u64) -> String {
+    format!(
+        "Submission {} ({})\n\nThis submission is not a Resguardo form (payload v1): someone encrypted a file\n\
+         directly, for example with gpg. Its decrypted content is in message.bin ({size} bytes).\n\
+         Treat it as untrusted; open it only on this offline machine.\n",
+        entry.id, entry.day,
+    )
+}
+
 fn render_value(labels: &Labels, lang: &str, id: &str, value: &FieldValue) -> String {
     let one = |v: &str| {
         let option = labels.get(lang, &format!("field.{id}.option.{v}"));
@@ -181,7 +211,7 @@ fn render_value(labels: &Labels, lang: &str, id: &str, value: &FieldValue) -> St
             "no" | "false" => labels.get(lang, "common.no"),
             _ => None,
         };
-        clean(option.or(yes_no).unwrap_or(v))
+        indented(option.or(yes_no).unwrap_or(v), "    ")
     };
     match value {
         FieldValue::Text(t) => one(t),
@@ -258,5 +288,97 @@ mod tests {
         // A language without a file falls back to English labels.
         let text = render(&report("qu-PE", false), &entry(), &[], &Labels::embedded());
         assert!(text.contains("What happened?"), "{text}");
+    }
+
+    /// "No" and an unanswered question used to look the same (issue 17, item 10).
+    #[test]
+    fn the_urgency_line_tells_yes_no_and_unanswered_apart() {
+        let labels = Labels::embedded();
+        let line = |r: &Report| {
+            let text = render(r, &entry(), &[], &labels);
+            text.lines()
+                .find(|l| l.starts_with("¿Hay alguien en riesgo inminente"))
+                .unwrap_or_else(|| panic!("no urgency line in {text}"))
+                .to_string()
+        };
+        let mut r = report("es", false);
+        assert!(line(&r).ends_with("?: sin respuesta"), "{}", line(&r));
+        r.fields
+            .insert(URGENT_FIELD.into(), FieldValue::Text("no".into()));
+        assert!(line(&r).ends_with("?: No"), "{}", line(&r));
+        r.fields
+            .insert(URGENT_FIELD.into(), FieldValue::Text("yes".into()));
+        assert!(line(&r).ends_with("?: Sí"), "{}", line(&r));
+        assert!(render(&r, &entry(), &[], &labels).starts_with("!!! URGENTE"));
+        // Older clients: no field, top-level urgent.
+        let old = report("es", true);
+        assert!(line(&old).ends_with("?: Sí"), "{}", line(&old));
+        // The answer is not repeated among the other fields.
+        let text = render(&r, &entry(), &[], &labels);
+        assert_eq!(
+            text.matches("riesgo inminente para su vida").count(),
+            2,
+            "{text}"
+        );
+        let en = render(&report("en", false), &entry(), &[], &labels);
+        assert!(
+            en.contains("Is someone at imminent risk to life or physical integrity?: not answered"),
+            "{en}"
+        );
+    }
+
+    #[test]
+    fn invisible_and_line_breaking_characters_do_not_reach_report_txt() {
+        let mut r = report("es", false);
+        r.description = "a\u{200B}b\u{2060}c\u{FEFF}d\u{E0041}e\u{061C}f\u{2028}g\u{9B}h\rX".into();
+        let text = render(&r, &entry(), &[], &Labels::embedded());
+        assert!(
+            text.contains("  abcde\u{FFFD}f\n  g\u{FFFD}h\n  X"),
+            "{text}"
+        );
+        for c in [
+            '\u{200B}',
+            '\u{2060}',
+            '\u{FEFF}',
+            '\u{E0041}',
+            '\u{061C}',
+            '\u{2028}',
+            '\u{9B}',
+            '\r',
+        ] {
+            assert!(!text.contains(c), "{c:?}");
+        }
+    }
+
+    /// A line break in an answer or a file name cannot forge a line of the report.
+    #[test]
+    fn reporter_text_cannot_forge_lines_of_the_report() {
+        let mut r = report("es", true);
+        let forged =
+            "cusco\n¿Hay alguien en riesgo inminente para su vida o integridad física?: No";
+        r.fields
+            .insert("region".into(), FieldValue::Text(forged.into()));
+        r.fields
+            .insert("custom_question".into(), FieldValue::Text(forged.into()));
+        r.description = "ok\nRecibido (día UTC): 1999-01-01".into();
+        let files = [WrittenFile {
+            file_name: "001-a.txt".into(),
+            original_name: "a\nRecibido (día UTC): 1999-01-01".into(),
+            size: 1,
+            media_type: "text/plain\nx".into(),
+            sha256: "0".repeat(64),
+        }];
+        let text = render(&r, &entry(), &files, &Labels::embedded());
+        let urgency_lines = text
+            .lines()
+            .filter(|l| l.starts_with("¿Hay alguien en riesgo inminente"))
+            .count();
+        assert_eq!(urgency_lines, 1, "{text}");
+        assert!(
+            !text
+                .lines()
+                .any(|l| l.starts_with("Recibido (día UTC): 1999")),
+            "{text}"
+        );
     }
 }

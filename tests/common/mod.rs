@@ -262,9 +262,13 @@ pub fn form_token(url: &str) -> String {
         .to_string()
 }
 
-/// Runs a command and returns its output; panics with its stderr if it cannot start.
+/// Runs a command and returns its output; panics with its stderr if it cannot start. The
+/// reviewer tool speaks English here (its messages follow the locale otherwise).
 pub fn run(cmd: &mut Command) -> Output {
-    cmd.stdin(Stdio::null()).output().expect("run command")
+    cmd.env("RESGUARDO_LANG", "en")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run command")
 }
 
 pub fn stdout(o: &Output) -> String {
@@ -450,4 +454,34 @@ fn raw_exchange(addr: SocketAddr, head: &str, body: &[u8], cut: bool) -> (u16, S
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
     (status, body)
+}
+
+/// A tmpfs mounted for the test, unmounted when dropped.
+pub struct Tmpfs(pub std::path::PathBuf);
+
+impl Tmpfs {
+    pub fn mount(path: &std::path::Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(path).expect("mkdir");
+        let o = run(Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(path));
+        assert!(
+            o.status.success(),
+            "this test mounts a small tmpfs and needs root (CI runs as root): {}",
+            stderr(&o)
+        );
+        Tmpfs(path.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
 }

@@ -4,12 +4,18 @@ use super::*;
 use crate::payload::{padded_length, write_payload};
 use crate::testing::raw_tar;
 
-/// Collects attachments in memory.
+/// Collects attachments (and a raw plaintext) in memory.
 #[derive(Default)]
 struct Collect(Vec<Vec<u8>>);
 
 impl AttachmentSink for Collect {
     fn open(&mut self, _: usize, _: &Attachment) -> io::Result<Box<dyn Write + '_>> {
+        self.0.push(Vec::new());
+        let last = self.0.last_mut().expect("just pushed");
+        Ok(Box::new(last))
+    }
+
+    fn raw(&mut self) -> io::Result<Box<dyn Write + '_>> {
         self.0.push(Vec::new());
         let last = self.0.last_mut().expect("just pushed");
         Ok(Box::new(last))
@@ -77,7 +83,7 @@ fn round_trip_with_padding_to_the_bucket() {
     let (result, files) = read(&bytes);
     match result.expect("reads") {
         Plaintext::Report(read) => assert_eq!(read, r),
-        Plaintext::Raw(_) => panic!("read as raw"),
+        Plaintext::Raw { .. } => panic!("read as raw"),
     }
     assert_eq!(files, vec![a, b]);
 }
@@ -94,11 +100,20 @@ fn small_reports_all_have_the_same_size() {
 
 #[test]
 fn text_that_is_not_an_archive_is_kept_raw() {
-    let (result, _) = read(b"a message someone encrypted with gpg");
+    let (result, collected) = read(b"a message someone encrypted with gpg");
     match result.expect("reads") {
-        Plaintext::Raw(bytes) => assert_eq!(bytes, b"a message someone encrypted with gpg"),
+        Plaintext::Raw { size } => assert_eq!(size, 36),
         Plaintext::Report(_) => panic!("not a report"),
     }
+    assert_eq!(
+        collected,
+        vec![b"a message someone encrypted with gpg".to_vec()]
+    );
+    // Longer than one read: streamed through whole, not held.
+    let long: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8 + 1).collect();
+    let (result, collected) = read(&long);
+    assert!(matches!(result, Ok(Plaintext::Raw { size: 300_000 })));
+    assert_eq!(collected, vec![long]);
 }
 
 #[test]
@@ -288,4 +303,41 @@ fn an_expanding_payload_stops_at_the_bound() {
         result.expect_err("bounded").reason(),
         "payload over its bound"
     );
+}
+
+#[test]
+fn the_urgency_answer_has_three_values_and_nothing_else() {
+    let mut r = report(&[]);
+    r.urgent = false;
+    assert_eq!(r.urgency(), Urgency::Unanswered);
+    r.urgent = true;
+    assert_eq!(
+        r.urgency(),
+        Urgency::Yes,
+        "older clients: top-level flag only"
+    );
+    r.fields
+        .insert(URGENT_FIELD.into(), FieldValue::Text("no".into()));
+    assert_eq!(r.urgency(), Urgency::Yes, "a contradiction reads as urgent");
+    r.urgent = false;
+    assert_eq!(r.urgency(), Urgency::No);
+    r.fields
+        .insert(URGENT_FIELD.into(), FieldValue::Text("yes".into()));
+    assert_eq!(r.urgency(), Urgency::Yes);
+    let (result, _) = read(&payload(&r, &[]));
+    assert!(matches!(result, Ok(Plaintext::Report(_))));
+
+    for bad in [
+        FieldValue::Text("maybe".into()),
+        FieldValue::Text("".into()),
+        FieldValue::Choices(vec!["yes".into()]),
+    ] {
+        r.fields.insert(URGENT_FIELD.into(), bad.clone());
+        let (result, _) = read(&payload(&r, &[]));
+        assert_eq!(
+            result.expect_err("refused").reason(),
+            "report.json invalid",
+            "{bad:?}"
+        );
+    }
 }
