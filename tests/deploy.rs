@@ -213,7 +213,12 @@ fn the_operator_guide_runs_step_by_step() {
         root.join("root"),
     );
     // systemd makes the state directory (StateDirectory=); here its parent is enough.
-    for d in [&offline, &etc.join("reviewers"), &home, &root.join("var/lib")] {
+    for d in [
+        &offline,
+        &etc.join("reviewers"),
+        &home,
+        &root.join("var/lib"),
+    ] {
         std::fs::create_dir_all(d).expect("mkdir");
     }
     let passphrase = root.join("passphrase");

@@ -180,11 +180,14 @@ fn hostile_manifests_reach_no_terminal_through_list_open_or_purge() {
             .arg(d.join("unpacked")));
         assert_output_safe(&format!("unpack, {name}"), &o);
 
+        // The bundle is read (and refused) before the receipt.
         let o = run(Command::new(gateway_bin())
             .args(["purge", "--data-dir"])
             .arg(d.join("no-data"))
             .arg("--bundle")
-            .arg(&bundle));
+            .arg(&bundle)
+            .arg("--receipt")
+            .arg(d.join("open-receipt.json")));
         assert_eq!(o.status.code(), Some(3), "{name}: {}", stderr(&o));
         assert!(
             stderr(&o).starts_with("resguardo-gateway: error: bundle "),

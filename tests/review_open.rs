@@ -725,8 +725,16 @@ fn sealed_answer(
 
 fn urgency_line(out: &Path, id: &SubmissionId) -> String {
     let txt = std::fs::read_to_string(out.join(id.to_string()).join("report.txt")).expect("txt");
+    let es: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(repo().join("static/i18n/es.json")).expect("es.json"),
+    )
+    .expect("json");
+    let label = es["field.urgent.label"]
+        .as_str()
+        .expect("label")
+        .to_string();
     txt.lines()
-        .find(|l| l.starts_with("¿Hay alguien en riesgo inminente"))
+        .find(|l| l.starts_with(&label))
         .unwrap_or_else(|| panic!("no urgency line in {txt}"))
         .to_string()
 }
@@ -1067,4 +1075,27 @@ fn spanish_from_the_locale_for_help_summary_sandbox_line_and_errors() {
         .output()
         .expect("run");
     assert!(stdout(&o).contains("Decrypt and check"), "{}", stdout(&o));
+}
+
+/// Regression: `--out reports/`, a relative folder as the operator's guide writes it, made every
+/// parser fail ("not an absolute staging directory").
+#[test]
+fn a_relative_out_folder_works() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bundle = dir.path().join("b.tar");
+    let ids = make_bundle(&bundle, &[sealed_report("relativa", b"x", false)]);
+    let o = run(Command::new(review_bin())
+        .current_dir(dir.path())
+        .args(["open", "b.tar", "--key"])
+        .arg(demo_sec(1))
+        .arg("--passphrase-file")
+        .arg(demo_passphrase(1))
+        .args(["--out", "reports/"]));
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert!(dir
+        .path()
+        .join("reports")
+        .join(ids[0].to_string())
+        .join("report.txt")
+        .is_file());
 }

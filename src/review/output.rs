@@ -45,6 +45,9 @@ impl OutputDir {
                 format!("{} exists and is not a directory", root.display()),
             ));
         }
+        // Absolute from here on: the parser processes get staging paths below it, and
+        // `--out reports/` (as the guide writes it) must work like any other path.
+        let root = &fs::canonicalize(root)?;
         for entry in fs::read_dir(root)? {
             let entry = entry?;
             let name = entry.file_name();

@@ -223,9 +223,11 @@ impl SubmissionStore {
             .map_err(|e| unavailable(format!("pool: {e}")))?;
         if created || pool.is_empty() {
             // A new store (or one from before the pool): nothing has arrived that these could
-            // date.
-            pool.top_up(UtcDay::today())
-                .map_err(|e| unavailable(format!("pool: {e}")))?;
+            // date. On a full disk this fails; the gateway still starts (and takes spares as
+            // space allows, see `pool`), so reports already stored can be exported.
+            if let Err(e) = pool.top_up(UtcDay::today()) {
+                tracing::warn!("could not make spare files: {e}");
+            }
         }
         let store = SubmissionStore {
             root: root.to_path_buf(),
@@ -241,7 +243,7 @@ impl SubmissionStore {
         };
         let recovery = store.recover()?;
         // A fresh copy: forgets whatever was deleted before a crash, and the order of arrival.
-        store.rewrite_index()?;
+        store.rewrite_index_or_warn();
         Ok((store, recovery))
     }
 
@@ -582,7 +584,7 @@ impl SubmissionStore {
         report.purged = doomed.iter().map(|r| r.id).collect();
         self.forget_empty_batch(&manifest.batch)?;
         self.index().commit.sync().map_err(StoreError::from_io)?;
-        self.rewrite_index()?;
+        self.rewrite_index_or_warn();
         Ok(report)
     }
 
@@ -614,7 +616,7 @@ impl SubmissionStore {
         self.delete(&doomed)?;
         report.deleted = doomed.len();
         if report.deleted > 0 {
-            self.rewrite_index()?;
+            self.rewrite_index_or_warn();
         }
         Ok(report)
     }
@@ -631,11 +633,23 @@ impl SubmissionStore {
         };
         self.touch();
         let spares_made = self.pool.top_up(first_day).map_err(StoreError::from_io)?;
-        self.rewrite_index()?;
+        self.rewrite_index_or_warn();
         Ok(DailyReport {
             spares_made,
             spare_shortages: self.spare_shortages.swap(0, Ordering::Relaxed),
         })
+    }
+
+    /// Rewrites the index; if that fails (a full disk, say), the current index stays in use and
+    /// intact, the work that asked for the rewrite stands, and the next start or daily pass tries
+    /// again. The operator is told, since forgotten records linger on disk meanwhile.
+    fn rewrite_index_or_warn(&self) {
+        if let Err(e) = self.rewrite_index() {
+            tracing::warn!(
+                "the index could not be rewritten ({e}); deleted records stay readable on disk \
+                 until the next start or daily pass"
+            );
+        }
     }
 
     /// Replaces the index with a fresh copy of what is current (see [`index`]).
@@ -716,7 +730,7 @@ impl SubmissionStore {
             .pool
             .give_back(&self.sealed_path(&record.id), UtcDay::today())
         {
-            Ok(()) => {}
+            Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(StoreError::from_io(e)),
         }

@@ -148,19 +148,27 @@ impl SparePool {
     }
 
     /// Empties the file at `path` and puts it back among the spares (usable at once: its birth
-    /// time is already that of a spare).
-    pub fn give_back(&self, path: &Path, today: UtcDay) -> io::Result<()> {
+    /// time is already that of a spare). A file that has another name too (a spool name left by a
+    /// crash just after its submission was linked into `sealed/`) is the stored submission itself:
+    /// only this name goes, the content is never touched. Returns whether it was given back.
+    pub fn give_back(&self, path: &Path, today: UtcDay) -> io::Result<bool> {
+        use std::os::unix::fs::MetadataExt;
         let file = OpenOptions::new()
             .write(true)
             .custom_flags(libc::O_NOFOLLOW)
             .open(path)?;
+        if file.metadata()?.nlink() > 1 {
+            drop(file);
+            fs::remove_file(path)?;
+            return Ok(false);
+        }
         file.set_len(0)?;
         file.sync_all()?;
         drop(file);
         let name = spare_name(today);
         fs::rename(path, self.dir.join(&name))?;
         self.lock().push((today, name));
-        Ok(())
+        Ok(true)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(UtcDay, String)>> {
@@ -217,7 +225,7 @@ mod tests {
         assert!(inodes.contains(&fs::metadata(&target).expect("meta").ino()));
         assert_eq!(pool.len(), 7);
         fs::write(&target, b"refused upload").expect("write");
-        pool.give_back(&target, today).expect("give back");
+        assert!(pool.give_back(&target, today).expect("give back"));
         assert_eq!(pool.len(), 8);
         assert!(!target.exists());
         // Still the same inodes, all empty.
@@ -243,6 +251,23 @@ mod tests {
         assert_eq!(pool.len(), 2 + EMERGENCY_BATCH - 1);
         let (_, taken) = pool.take(tomorrow, &dir.path().join("b")).expect("take");
         assert_eq!(taken, Taken::Ready);
+    }
+
+    /// Regression (found by the kill -9 test): a crash between linking a submission into
+    /// `sealed/` and removing its spool name left both names; giving the spool name back
+    /// truncated the stored submission.
+    #[test]
+    fn a_file_with_a_second_name_is_never_emptied() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pool = SparePool::open(&dir.path().join("pool"), 2).expect("open");
+        let spool = dir.path().join("x.part");
+        let sealed = dir.path().join("sealed.pgp");
+        fs::write(&spool, b"acknowledged ciphertext").expect("write");
+        fs::hard_link(&spool, &sealed).expect("link");
+        assert!(!pool.give_back(&spool, UtcDay::today()).expect("give back"));
+        assert!(!spool.exists());
+        assert_eq!(fs::read(&sealed).expect("read"), b"acknowledged ciphertext");
+        assert_eq!(pool.len(), 0);
     }
 
     #[test]
