@@ -12,9 +12,12 @@
 //! Difficulty rises with the rate of *verified* solutions (each counted once, when first seen)
 //! and falls back when it is calm: requests without a valid proof cost the attacker and raise
 //! nothing. A solution is judged against the difficulty in force when it is used, so work done
-//! cheaply while it was calm cannot be spent during a flood. Verifying and spending are two
-//! steps: the gateway spends a solution only once the submission is admitted, so a refusal that
-//! is not the solution's fault (no upload slot, the rate limit) leaves it usable.
+//! cheaply while it was calm cannot be spent during a flood (and is not counted either).
+//!
+//! Verifying, spending and releasing are separate steps. A verified solution is *held* while its
+//! submission waits for its turn (one solution cannot wait in two places), then spent once the
+//! submission is admitted, or released if it was refused for a reason that is not its fault (no
+//! upload slot), so the reporter retries with it.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -93,7 +96,16 @@ pub struct ProofOfWork {
 #[derive(Debug, Clone, Copy)]
 struct Seen {
     expiry: u64,
-    spent: bool,
+    state: SeenState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SeenState {
+    /// Verified before, free to be used.
+    Free,
+    /// Carried by a submission waiting for its turn or being received.
+    Held,
+    Spent,
 }
 
 /// A solution that passed every check and may be spent.
@@ -200,24 +212,26 @@ impl ProofOfWork {
         if work < u32::from(difficulty) {
             return Err(PowError::Insufficient);
         }
-        let mut nonce = [0u8; NONCE_LEN];
-        nonce.copy_from_slice(&signed[10..10 + NONCE_LEN]);
-        // Judged against the difficulty in force now (before this one is counted).
-        let in_force = self.current_difficulty_at(now);
-        self.remember(nonce, expiry, now)?;
-        if work < u32::from(in_force) {
+        // Judged against the difficulty in force now; outdated work is not counted either.
+        if work < u32::from(self.current_difficulty_at(now)) {
             return Err(PowError::Outdated);
         }
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce.copy_from_slice(&signed[10..10 + NONCE_LEN]);
+        self.hold(nonce, expiry, now)?;
         Ok(Verified { nonce })
     }
 
-    /// Notes a verified solution: counted towards the load the first time it is seen; refused
-    /// if already spent.
-    fn remember(&self, nonce: [u8; NONCE_LEN], expiry: u64, now: u64) -> Result<(), PowError> {
+    /// Holds a verified solution for one submission: counted towards the load the first time it
+    /// is seen; refused if spent, or held by another submission right now.
+    fn hold(&self, nonce: [u8; NONCE_LEN], expiry: u64, now: u64) -> Result<(), PowError> {
         let mut seen = self.lock_seen();
-        match seen.get(&nonce) {
-            Some(s) if s.spent => return Err(PowError::Replayed),
-            Some(_) => return Ok(()),
+        match seen.get_mut(&nonce) {
+            Some(s) if s.state == SeenState::Free => {
+                s.state = SeenState::Held;
+                return Ok(());
+            }
+            Some(_) => return Err(PowError::Replayed),
             None => {}
         }
         if seen.len() >= self.config.replay_memory {
@@ -230,24 +244,34 @@ impl ProofOfWork {
             nonce,
             Seen {
                 expiry,
-                spent: false,
+                state: SeenState::Held,
             },
         );
         self.load.add(now);
         Ok(())
     }
 
-    /// Spends a verified solution: it will not work again.
+    /// Spends a held solution: it will not work again.
     pub fn spend(&self, verified: Verified) -> Result<(), PowError> {
         let mut seen = self.lock_seen();
         match seen.get_mut(&verified.nonce) {
-            Some(s) if s.spent => Err(PowError::Replayed),
+            Some(s) if s.state == SeenState::Spent => Err(PowError::Replayed),
             Some(s) => {
-                s.spent = true;
+                s.state = SeenState::Spent;
                 Ok(())
             }
             // Forgotten meanwhile (the memory was pruned of expired entries): expired.
             None => Err(PowError::Expired),
+        }
+    }
+
+    /// Gives a held solution back: its submission was refused for a reason that was not its
+    /// fault, and it may be used again.
+    pub fn release(&self, verified: Verified) {
+        if let Some(s) = self.lock_seen().get_mut(&verified.nonce) {
+            if s.state == SeenState::Held {
+                s.state = SeenState::Free;
+            }
         }
     }
 
@@ -377,8 +401,11 @@ mod tests {
         let p = pow(8);
         let c = p.issue();
         let solved = solve(&c.challenge, c.difficulty).expect("solvable");
-        // Verified, then refused for lack of an upload slot: not spent.
-        let _ = p.verify(Some(&solved)).expect("valid");
+        // Verified, then refused for lack of an upload slot: released, not spent.
+        let held = p.verify(Some(&solved)).expect("valid");
+        // While held, the same solution cannot wait in a second place.
+        assert_eq!(p.verify(Some(&solved)), Err(PowError::Replayed));
+        p.release(held);
         assert_eq!(use_solution(&p, &solved), Ok(()), "the retry is admitted");
         assert_eq!(p.verify(Some(&solved)), Err(PowError::Replayed));
     }
@@ -395,7 +422,9 @@ mod tests {
         let c = p.issue();
         let solved = solve(&c.challenge, c.difficulty).expect("solvable");
         for _ in 0..100 {
-            let _ = p.verify(Some(&solved));
+            if let Ok(held) = p.verify(Some(&solved)) {
+                p.release(held);
+            }
         }
         assert_eq!(p.load.per_minute(now_secs()), 1);
     }

@@ -191,6 +191,14 @@ function renderFileList() {
   } else {
     submitButton.disabled = sending !== null;
     if (pageMessage.querySelector('[data-kind="too-large"]')) clearMessage();
+    startChecks();
+  }
+}
+
+/** Starts the check of every image not checked yet (never while the files are over the limit). */
+function startChecks() {
+  for (const entry of chosen) {
+    if (entry.state === 'checking' && !entry.pending) entry.pending = checkImage(entry);
   }
 }
 
@@ -210,16 +218,9 @@ async function checkImage(entry) {
 function addFiles(files) {
   for (const file of files) {
     const kind = imageKind(file);
-    const entry = { file, kind, state: kind === 'other' ? 'other' : 'checking', bytes: null, sendAnyway: false };
-    chosen.push(entry);
+    chosen.push({ file, kind, state: kind === 'other' ? 'other' : 'checking', bytes: null, sendAnyway: false });
   }
-  renderFileList();
-  if (tooLarge()) return; // never read files that cannot be sent
-  for (const entry of chosen) {
-    if (entry.state === 'checking' && !entry.pending) {
-      entry.pending = checkImage(entry);
-    }
-  }
+  renderFileList(); // starts the image checks, unless the files are over the limit
 }
 
 /** The label of a field, as the page shows it. */
@@ -297,12 +298,14 @@ async function attachFiles(report) {
   const files = [];
   setStatus(t('page.status.preparing'));
   for (const [index, entry] of chosen.entries()) {
-    if (entry.pending) await entry.pending;
-    const bytes = entry.bytes && entry.state === 'cleaned' ? entry.bytes
-      : new Uint8Array(await entry.file.arrayBuffer());
-    const path = attachmentPath(index, entry.file.name);
+    const cleaned = entry.state === 'cleaned' && entry.bytes;
+    const bytes = cleaned ? entry.bytes : new Uint8Array(await entry.file.arrayBuffer());
+    // A phone names a photo by the moment it was taken ("IMG_20240512_143022.jpg"): a cleaned
+    // image goes under a neutral name, so its name does not say what its data no longer does.
+    const name = cleaned ? `imagen-${index + 1}.${entry.kind === 'png' ? 'png' : 'jpg'}` : entry.file.name;
+    const path = attachmentPath(index, name);
     report.attachments.push({
-      name: entry.file.name.slice(0, 255),
+      name: name.slice(0, 255),
       size: bytes.length,
       sha256: await sha256Hex(bytes),
       media_type: (entry.file.type || 'application/octet-stream').slice(0, 127),
@@ -453,7 +456,10 @@ async function onSubmit(event) {
     showMessage([t('page.files.too_large', { limit: humanSize(maxBytes) })]);
     return;
   }
-  if (chosen.some((c) => c.state === 'not_cleaned' && !c.sendAnyway)) {
+  // Every image is checked before anything is decided about it.
+  startChecks();
+  await Promise.all(chosen.map((c) => c.pending));
+  if (chosen.some((c) => c.state === 'checking' || (c.state === 'not_cleaned' && !c.sendAnyway))) {
     showMessage([t('page.files.must_decide')]);
     fileList.querySelector('[data-state="not_cleaned"] input')?.focus();
     return;

@@ -39,7 +39,9 @@ pub async fn submit(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let admitted = admit(&app, &headers).and_then(|slot| Ok((app.store.begin(announced)?, slot)));
+    let admitted = admit(&app, &headers)
+        .await
+        .and_then(|slot| Ok((app.store.begin(announced)?, slot)));
     let (incoming, slot) = match admitted {
         Ok(admitted) => admitted,
         Err(e) => {
@@ -62,10 +64,11 @@ pub async fn submit(
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-/// Everything checked before the body is read: media type, proof of work, an upload slot and the
-/// submission budget. A solution is spent only once the request is admitted, so a refusal that
-/// is not the solution's fault (no slot, the rate) leaves it usable for a retry.
-fn admit(app: &AppState, headers: &HeaderMap) -> Result<Slot, ApiError> {
+/// Everything checked before the body is read: media type, proof of work, a turn in the
+/// submission queue and an upload slot. The solution is held while the submission waits (it
+/// cannot wait in two places) and spent once it is admitted; if it is refused for a reason that
+/// is not the solution's fault, the solution is released for a retry.
+async fn admit(app: &AppState, headers: &HeaderMap) -> Result<Slot, ApiError> {
     let media_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -75,13 +78,40 @@ fn admit(app: &AppState, headers: &HeaderMap) -> Result<Slot, ApiError> {
         return Err(ApiError::UnsupportedMediaType);
     }
     if !app.pow.enabled() {
-        return app.admission.admit_upload();
+        return app.admission.admit_upload().await;
     }
     let solution = headers.get(pow::HEADER).and_then(|v| v.to_str().ok());
-    let verified = app.pow.verify(solution)?;
-    let slot = app.admission.admit_upload()?;
-    app.pow.spend(verified)?;
+    let held = HeldSolution {
+        pow: &app.pow,
+        verified: Some(app.pow.verify(solution)?),
+    };
+    let slot = app.admission.admit_upload().await?;
+    held.spend()?;
     Ok(slot)
+}
+
+/// A verified solution held by one request: released when dropped (the request was refused, or
+/// the client went away while waiting), unless spent.
+struct HeldSolution<'a> {
+    pow: &'a pow::ProofOfWork,
+    verified: Option<pow::Verified>,
+}
+
+impl HeldSolution<'_> {
+    fn spend(mut self) -> Result<(), pow::PowError> {
+        match self.verified.take() {
+            Some(v) => self.pow.spend(v),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for HeldSolution<'_> {
+    fn drop(&mut self) {
+        if let Some(v) = self.verified.take() {
+            self.pow.release(v);
+        }
+    }
 }
 
 /// Bodies up to this size are read and discarded before an early refusal is sent.

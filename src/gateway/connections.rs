@@ -9,9 +9,13 @@
 //! is no head deadline; the upload code times bodies.
 //!
 //! The cap keeps descriptors and memory bounded. When it is reached, a new connection takes the
-//! place of the open connection that has been idle (no request in progress) the longest, so
-//! sockets that say nothing cannot lock honest clients out; only if every connection is serving a
-//! request is the new one closed at once. The cap sits below TLS, so it also bounds handshakes.
+//! place of another, so sockets that say nothing cannot lock honest clients out: first of a
+//! connection that has been served and sits idle between requests (the one idle longest), else
+//! of one that has said nothing for a couple of seconds since it was accepted (the oldest). A
+//! connection younger than that is never pushed out, so a flood of new connections cannot push
+//! out an honest client in the middle of its handshake or its first request head; if every
+//! connection is busy or that young, the new one is closed at once. The cap sits below TLS, so it
+//! also bounds handshakes.
 //!
 //! Each connection carries a [`Connection`] record into the request's extensions (the client's
 //! address is never kept): the request-tracking middleware marks requests in progress, gives each
@@ -34,6 +38,8 @@ use tokio::time::Sleep;
 
 /// What the gateway knows of one connection: no address, only its state.
 pub struct Connection {
+    /// When it was accepted, in milliseconds since the acceptor's epoch.
+    accepted_ms: u64,
     /// Requests being served now.
     in_flight: AtomicUsize,
     /// When the connection last became idle (accepted, a response handed over, bytes written),
@@ -50,6 +56,7 @@ pub struct Connection {
 impl Connection {
     fn new(epoch: Instant, budget: ConnectionBudget) -> Self {
         let connection = Connection {
+            accepted_ms: epoch.elapsed().as_millis() as u64,
             in_flight: AtomicUsize::new(0),
             idle_since_ms: AtomicU64::new(0),
             requests: AtomicU64::new(0),
@@ -144,6 +151,9 @@ impl Bucket {
     }
 }
 
+/// A connection this young is never pushed out to make room.
+const FRESH: Duration = Duration::from_secs(2);
+
 /// Limits applied to every connection.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionLimits {
@@ -181,7 +191,10 @@ impl CappedAcceptor {
             return true;
         }
         self.saturation.note(super::limits::Budget::Connections);
-        let idlest = open
+        let now = self.epoch.elapsed().as_millis() as u64;
+        // (preference, how long idle or silent, index): served-and-idle first, then silent ones
+        // past their protection, longest first.
+        let candidate = open
             .iter()
             .enumerate()
             .filter_map(|(i, w)| {
@@ -189,10 +202,17 @@ impl CappedAcceptor {
                 if c.evicted.load(Ordering::Acquire) {
                     return None;
                 }
-                c.idle_for().map(|idle| (i, idle))
+                let idle = c.idle_for()?;
+                if c.requests.load(Ordering::Relaxed) > 0 {
+                    Some((1u8, idle, i))
+                } else {
+                    let age = Duration::from_millis(now.saturating_sub(c.accepted_ms));
+                    (age >= FRESH).then_some((0u8, age, i))
+                }
             })
-            .max_by_key(|(_, idle)| *idle);
-        match idlest {
+            .max()
+            .map(|(_, _, i)| (i, ()));
+        match candidate {
             Some((i, _)) => {
                 if let Some(c) = open.swap_remove(i).upgrade() {
                     c.evict();

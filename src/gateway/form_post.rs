@@ -360,27 +360,21 @@ async fn read_text(
 }
 
 /// Reads only the text answers of a post being refused (up to its first file), so the form can
-/// come back with what was typed. Bounded like any post; whatever fails, returns what it has.
+/// come back with what was typed. Only the form's own fields are kept, each as often and as long
+/// as the form allows it; whatever fails, returns what it has.
 pub async fn read_texts(
     request: Request<Body>,
+    form: &FormDefinition,
     languages: &[String],
     pace: UploadPace,
-    slot: Option<&Slot>,
 ) -> (Option<String>, FormValues) {
     let mut values = FormValues::new();
     let mut language = None;
     let Ok(mut multipart) = Multipart::from_request(request, &()).await else {
         return (language, values);
     };
-    let detached;
-    let slot = match slot {
-        Some(slot) => slot,
-        None => {
-            detached = Slot::detached();
-            &detached
-        }
-    };
-    let mut clock = Paced::new(pace, slot);
+    let slot = Slot::detached();
+    let mut clock = Paced::new(pace, &slot);
     let mut text_total = 0usize;
     for _ in 0..MAX_PARTS {
         let Ok(Ok(Some(mut field))) = clock.wait(multipart.next_field()).await else {
@@ -397,8 +391,21 @@ pub async fn read_texts(
             if languages.iter().any(|l| l == text.as_str()) {
                 language = Some(text.to_string());
             }
-        } else {
-            values.entry(name).or_default().push(text.to_string());
+            continue;
+        }
+        let Some(def) = form
+            .field(&name)
+            .filter(|f| f.kind != FieldKind::Attachments)
+        else {
+            continue;
+        };
+        let repeats = match def.kind {
+            FieldKind::Multi => def.options.len(),
+            _ => 1,
+        };
+        let given = values.entry(name).or_default();
+        if given.len() < repeats {
+            given.push(text.chars().take(def.max_chars()).collect());
         }
     }
     (language, values)

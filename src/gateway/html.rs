@@ -9,6 +9,7 @@ use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 
 use super::form_post::{read_texts, receive_form, FormContext, FormError};
+use super::form_token::TokenError;
 use super::page::{FormValues, PageView};
 use super::slots::Slot;
 use super::AppState;
@@ -52,11 +53,25 @@ pub async fn submit_form(
     let slot = match admit_form(&app, query.t.as_deref(), announced).await {
         Ok(slot) => slot,
         Err(e) => {
-            // Refused before sealing: read back what was typed, so nothing is lost.
-            let (language, values) =
-                read_texts(request, &app.languages, app.upload_pace, None).await;
+            // Refused before sealing: read back what was typed, so nothing is lost, unless the
+            // post has no genuine token (nothing a page of ours sent) or too many are being
+            // read back at once; then the reporter is told to go back instead.
+            let genuine = !matches!(
+                e,
+                FormError::Token(TokenError::Missing | TokenError::Invalid)
+            );
+            let permit = genuine
+                .then(|| app.echoes.clone().try_acquire_owned().ok())
+                .flatten();
+            let (language, values) = match permit {
+                Some(_permit) => {
+                    read_texts(request, app.page.form(), &app.languages, app.upload_pace).await
+                }
+                None => (None, FormValues::new()),
+            };
+            let echoed = !values.is_empty();
             let lang = language.unwrap_or(default_lang);
-            return refusal(&app, &lang, Some(&values), e);
+            return refusal(&app, &lang, echoed.then_some(&values), e);
         }
     };
     let ctx = FormContext {
@@ -76,35 +91,26 @@ pub async fn submit_form(
     }
 }
 
-/// Whether a form post may start now: a valid form token (held until it is old enough), the
-/// form's own rate and byte budgets, and an upload slot. The token is spent last, so a post
-/// refused for the gateway's reasons can be sent again as it is.
+/// Whether a form post may start now. Its token is checked and spent at once (one token, one
+/// try: a refused post comes back with a fresh one); a post that comes sooner after its page than
+/// a person could fill it in is held until the token is old enough; then it waits for its turn in
+/// the form's own queue, its bytes come from the form's hourly budget, and it gets an upload slot.
 async fn admit_form(
     app: &AppState,
     token: Option<&str>,
     announced: Option<u64>,
 ) -> Result<Slot, FormError> {
     let ticket = app.form_tokens.check(token)?;
+    app.form_tokens.spend(ticket)?;
     let size = announced.unwrap_or(app.form_max_bytes);
     if size > app.form_max_bytes {
         return Err(FormError::TooLarge);
     }
-    let slot = app
-        .admission
+    tokio::time::sleep(app.form_tokens.wait(&ticket)).await;
+    app.admission
         .admit_form_post(size)
-        .map_err(|_| FormError::Busy)?;
-    // A post that comes sooner after its page than a person could fill it in waits (holding a
-    // slot that faster uploads may take).
-    let wait = app.form_tokens.wait(&ticket);
-    if !wait.is_zero() {
-        tokio::select! {
-            biased;
-            () = slot.evicted() => return Err(FormError::Busy),
-            () = tokio::time::sleep(wait) => {}
-        }
-    }
-    app.form_tokens.spend(ticket)?;
-    Ok(slot)
+        .await
+        .map_err(|_| FormError::Busy)
 }
 
 /// The form again, with what was typed, the reason and every missing answer, under the
@@ -124,6 +130,12 @@ fn refusal(app: &AppState, lang: &str, values: Option<&FormValues>, error: FormE
     let missing = match &error {
         FormError::Missing(fields) => fields.clone(),
         _ => Vec::new(),
+    };
+    // Without what was typed, say how to get it back rather than that it is still there.
+    let message = if values.is_none() {
+        format!("{message} {}", app.page.text(lang, "page.error.go_back"))
+    } else {
+        message
     };
     let view = PageView {
         values,

@@ -5,8 +5,9 @@
 //! address, and keying on addresses would also mean keeping them. Each kind of request has its own
 //! budget, so a flood of one (challenges, say) does not starve the others (the page).
 //!
-//! The cheap routes do not refuse as soon as their budget is spent: a request waits its turn in a
-//! first-come queue ([`FairQueue`]), up to a few seconds. Since HTTP/1.1 serves one request at a
+//! No budget refuses as soon as it is spent: a request waits its turn in a first-come queue
+//! ([`FairQueue`]), up to a few seconds for the cheap routes and half a minute for uploads, so
+//! asking again and again gains an attacker nothing over a reporter who asks once. Since HTTP/1.1 serves one request at a
 //! time per connection, a client pipelining hundreds of requests holds one place in the queue,
 //! and an honest request that arrives meanwhile is served next: a single connection, however
 //! fast, gets its turn and no more. Each connection also has a small budget of its own
@@ -79,12 +80,14 @@ impl Saturation {
             .insert(budget, Instant::now());
     }
 
-    /// Budgets that refused something in the last minute, sorted.
+    /// Budgets that made requests wait or refused them in the last minute, sorted. The form's
+    /// budget is small enough that a few honest posts fill it: saying so publicly would show
+    /// when reports without JavaScript are sent, so it is left out.
     pub fn recent(&self) -> Vec<&'static str> {
         let last = self.last.lock().unwrap_or_else(|p| p.into_inner());
         let mut names: Vec<Budget> = last
             .iter()
-            .filter(|(_, t)| t.elapsed() < SATURATION_WINDOW)
+            .filter(|(b, t)| t.elapsed() < SATURATION_WINDOW && **b != Budget::Form)
             .map(|(b, _)| *b)
             .collect();
         names.sort();
@@ -115,7 +118,14 @@ pub enum Turn {
 
 impl FairQueue {
     pub fn new(per_second: u32, burst: u32, max_wait: Duration) -> Self {
-        let interval = Duration::from_secs(1) / per_second.max(1);
+        Self::with_interval(Duration::from_secs(1) / per_second.max(1), burst, max_wait)
+    }
+
+    pub fn per_minute(per_minute: u32, burst: u32, max_wait: Duration) -> Self {
+        Self::with_interval(Duration::from_secs(60) / per_minute.max(1), burst, max_wait)
+    }
+
+    fn with_interval(interval: Duration, burst: u32, max_wait: Duration) -> Self {
         FairQueue {
             next: Mutex::new(tokio::time::Instant::now()),
             interval,
@@ -142,11 +152,11 @@ impl FairQueue {
 const SLOW_TURN: Duration = Duration::ZERO;
 
 pub struct Admission {
-    submissions: DefaultDirectRateLimiter,
+    submissions: FairQueue,
     page: FairQueue,
     keys: FairQueue,
     challenges: FairQueue,
-    form_posts: DefaultDirectRateLimiter,
+    form_posts: FairQueue,
     /// Kilobytes of form posts (sealed on arrival: the gateway does the work).
     form_kilobytes: DefaultDirectRateLimiter,
     uploads: UploadSlots,
@@ -160,6 +170,9 @@ fn nonzero(n: u32) -> NonZeroU32 {
 
 /// The longest a cheap request waits for its turn before it is refused.
 const MAX_WAIT: Duration = Duration::from_secs(3);
+/// The longest a submission (or a form post) waits for its turn: it holds a connection with its
+/// body unread meanwhile, which a reporter on Tor tolerates for this long.
+const MAX_UPLOAD_WAIT: Duration = Duration::from_secs(30);
 
 impl Admission {
     pub fn new(
@@ -168,17 +181,17 @@ impl Admission {
         slots: SlotPolicy,
         saturation: std::sync::Arc<Saturation>,
     ) -> Self {
-        let submissions = Quota::per_minute(nonzero(limits.submissions_per_minute))
-            .allow_burst(nonzero(limits.submission_burst));
-        let form_posts =
-            Quota::per_minute(nonzero(form.posts_per_minute)).allow_burst(nonzero(form.post_burst));
         // A bucket of an hour's kilobytes that refills evenly.
         let kib_per_hour = u32::try_from(form.bytes_per_hour / 1024).unwrap_or(u32::MAX);
         let form_kilobytes = Quota::with_period(Duration::from_secs(3600) / kib_per_hour.max(1))
             .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
             .allow_burst(nonzero(kib_per_hour));
         Admission {
-            submissions: RateLimiter::direct(submissions),
+            submissions: FairQueue::per_minute(
+                limits.submissions_per_minute,
+                limits.submission_burst,
+                MAX_UPLOAD_WAIT,
+            ),
             page: FairQueue::new(limits.requests_per_second, limits.request_burst, MAX_WAIT),
             keys: FairQueue::new(limits.keys_per_second, limits.keys_burst, MAX_WAIT),
             challenges: FairQueue::new(
@@ -186,7 +199,11 @@ impl Admission {
                 limits.challenge_burst,
                 MAX_WAIT,
             ),
-            form_posts: RateLimiter::direct(form_posts),
+            form_posts: FairQueue::per_minute(
+                form.posts_per_minute,
+                form.post_burst,
+                MAX_UPLOAD_WAIT,
+            ),
             form_kilobytes: RateLimiter::direct(form_kilobytes),
             uploads: UploadSlots::new(slots),
             clock: DefaultClock::default(),
@@ -198,56 +215,8 @@ impl Admission {
         &self.saturation
     }
 
-    /// Admits one more upload, or says how long to wait. The slot is held for the upload, and a
-    /// token of the submission budget is spent.
-    pub fn admit_upload(&self) -> Result<Slot, ApiError> {
-        let slot = self.uploads.acquire().ok_or_else(|| {
-            self.saturation.note(Budget::Uploads);
-            ApiError::TooManyUploads { retry_after: 5 }
-        })?;
-        self.submissions.check().map_err(|not_until| {
-            self.saturation.note(Budget::Submissions);
-            ApiError::RateLimited {
-                retry_after: seconds(not_until.wait_time_from(self.clock.now())),
-            }
-        })?;
-        Ok(slot)
-    }
-
-    /// Admits a form post of about `bytes`: its own rate and byte budgets (the gateway seals
-    /// these itself), then an upload slot.
-    pub fn admit_form_post(&self, bytes: u64) -> Result<Slot, ApiError> {
-        let kib = u32::try_from(bytes.div_ceil(1024))
-            .unwrap_or(u32::MAX)
-            .max(1);
-        let refused = |retry_after| {
-            self.saturation.note(Budget::Form);
-            ApiError::RateLimited { retry_after }
-        };
-        match self.form_kilobytes.check_n(nonzero(kib)) {
-            Ok(Ok(())) => {}
-            Ok(Err(not_until)) => {
-                return Err(refused(seconds(not_until.wait_time_from(self.clock.now()))))
-            }
-            // Larger than the whole hourly budget: never admitted.
-            Err(_) => return Err(refused(3600)),
-        }
-        self.form_posts
-            .check()
-            .map_err(|not_until| refused(seconds(not_until.wait_time_from(self.clock.now()))))?;
-        self.uploads.acquire().ok_or_else(|| {
-            self.saturation.note(Budget::Uploads);
-            ApiError::TooManyUploads { retry_after: 5 }
-        })
-    }
-
-    /// Admits one request to a cheap route, when its turn comes.
-    pub async fn admit_request(&self, route: Route) -> Result<(), ApiError> {
-        let (queue, budget) = match route {
-            Route::Page => (&self.page, Budget::Page),
-            Route::Keys => (&self.keys, Budget::Keys),
-            Route::Challenge => (&self.challenges, Budget::Challenges),
-        };
+    /// Waits for a turn in `queue`; refused if the queue is longer than it may wait.
+    async fn turn(&self, queue: &FairQueue, budget: Budget) -> Result<(), u64> {
         let now = tokio::time::Instant::now();
         match queue.reserve(now) {
             Turn::At(at) => {
@@ -259,9 +228,59 @@ impl Admission {
             }
             Turn::Refused(retry_after) => {
                 self.saturation.note(budget);
-                Err(ApiError::TooManyRequests { retry_after })
+                Err(retry_after)
             }
         }
+    }
+
+    fn slot(&self) -> Result<Slot, ApiError> {
+        self.uploads.acquire().ok_or_else(|| {
+            self.saturation.note(Budget::Uploads);
+            ApiError::TooManyUploads { retry_after: 5 }
+        })
+    }
+
+    /// Admits one more upload when its turn comes (first come, first served: asking again and
+    /// again gains nothing), then gives it an upload slot, held for the upload.
+    pub async fn admit_upload(&self) -> Result<Slot, ApiError> {
+        self.turn(&self.submissions, Budget::Submissions)
+            .await
+            .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
+        self.slot()
+    }
+
+    /// Admits a form post of about `bytes`: its turn in the form's own queue, its bytes from the
+    /// form's hourly budget (the gateway seals these posts itself), then an upload slot.
+    pub async fn admit_form_post(&self, bytes: u64) -> Result<Slot, ApiError> {
+        let refused = |retry_after| ApiError::RateLimited { retry_after };
+        self.turn(&self.form_posts, Budget::Form)
+            .await
+            .map_err(refused)?;
+        let kib = u32::try_from(bytes.div_ceil(1024))
+            .unwrap_or(u32::MAX)
+            .max(1);
+        match self.form_kilobytes.check_n(nonzero(kib)) {
+            Ok(Ok(())) => {}
+            Ok(Err(not_until)) => {
+                self.saturation.note(Budget::Form);
+                return Err(refused(seconds(not_until.wait_time_from(self.clock.now()))));
+            }
+            // Larger than the whole hourly budget: never admitted.
+            Err(_) => return Err(refused(3600)),
+        }
+        self.slot()
+    }
+
+    /// Admits one request to a cheap route, when its turn comes.
+    pub async fn admit_request(&self, route: Route) -> Result<(), ApiError> {
+        let (queue, budget) = match route {
+            Route::Page => (&self.page, Budget::Page),
+            Route::Keys => (&self.keys, Budget::Keys),
+            Route::Challenge => (&self.challenges, Budget::Challenges),
+        };
+        self.turn(queue, budget)
+            .await
+            .map_err(|retry_after| ApiError::TooManyRequests { retry_after })
     }
 }
 

@@ -36,9 +36,11 @@ pub async fn run(store: Arc<SubmissionStore>, sweep_every: Duration, unexported_
             last_retention = Some(Instant::now());
             retention(&store, today, unexported_days, &mut warned_on).await;
         }
-        // Last, so the sweep covers what the passes above changed.
+        // Spares made here, at a pass, never at an arrival; then the sweep, last, so it covers
+        // what the passes above changed.
         let s = store.clone();
         let swept = tokio::task::spawn_blocking(move || {
+            s.refill_spares()?;
             if s.needs_sweep() {
                 s.sweep_times().map(|_| ())
             } else {
@@ -47,7 +49,7 @@ pub async fn run(store: Arc<SubmissionStore>, sweep_every: Duration, unexported_
         })
         .await;
         if let Ok(Err(e)) = swept {
-            tracing::warn!("could not reset file times: {e}");
+            tracing::warn!("could not make spare files or reset file times: {e}");
         }
     }
 }

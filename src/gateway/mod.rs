@@ -75,7 +75,12 @@ pub struct AppState {
     form_tokens: form_token::FormTokens,
     /// Largest form post (without JavaScript), smaller than a sealed submission may be.
     form_max_bytes: u64,
+    /// Refused form posts whose answers are being read back, at most this many at once.
+    echoes: Arc<tokio::sync::Semaphore>,
 }
+
+/// Refused form posts read back at once (each holds up to a few MiB while its page is made).
+const ECHOES_AT_ONCE: usize = 4;
 
 /// What the binary prints once the gateway is listening.
 pub struct StartupInfo {
@@ -251,6 +256,7 @@ pub fn prepare(validated: &ValidatedConfig) -> Result<(Arc<AppState>, Recovery),
         max_requests_per_connection: u64::from(config.rate_limits.max_requests_per_connection),
         form_tokens,
         form_max_bytes: config.form.max_post_bytes(&config.limits),
+        echoes: Arc::new(tokio::sync::Semaphore::new(ECHOES_AT_ONCE)),
     };
     Ok((Arc::new(state), recovery))
 }

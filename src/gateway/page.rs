@@ -293,12 +293,15 @@ impl PageRenderer {
             }
             out.push_str("</ul>");
         }
-        let kept = if view.files_lost {
-            "page.error.kept_files"
-        } else {
-            "page.error.kept"
+        let kept = match (view.values.is_some(), view.files_lost) {
+            (false, _) => None,
+            (true, true) => Some("page.error.kept_files"),
+            (true, false) => Some("page.error.kept"),
         };
-        let _ = write!(out, "<p>{}</p></div>", escape(self.text(lang, kept)));
+        if let Some(kept) = kept {
+            let _ = write!(out, "<p>{}</p>", escape(self.text(lang, kept)));
+        }
+        out.push_str("</div>");
         out
     }
 

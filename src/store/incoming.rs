@@ -273,11 +273,12 @@ pub(super) struct SpareReturn {
 
 impl SpareReturn {
     fn give_back(&self, path: &Path) {
-        self.touched.store(true, Ordering::Relaxed);
         if self.pool.give_back(path, UtcDay::today()).is_err() {
             // Whatever went wrong, the file must not stay where a submission would be.
             let _ = std::fs::remove_file(path);
         }
+        // After the change, so a sweep that ran meanwhile is not the last one.
+        self.touched.store(true, Ordering::Relaxed);
     }
 }
 

@@ -337,11 +337,10 @@ impl SubmissionStore {
                     .set_modified(day.start()),
             )
             .map_err(StoreError::from_io)?;
-        let (id, path) = loop {
+        let id = loop {
             let id = SubmissionId::random();
-            let path = self.sealed_path(&id);
-            match fs::hard_link(&spooled.path, &path) {
-                Ok(()) => break (id, path),
+            match fs::hard_link(&spooled.path, self.sealed_path(&id)) {
+                Ok(()) => break id,
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(StoreError::from_io(e)),
             }
@@ -370,11 +369,14 @@ impl SubmissionStore {
                     let _ = index.records.remove(id.as_bytes());
                 })
         };
-        if let Err(e) = durable {
-            let _ = fs::remove_file(&path);
-            return Err(e);
-        }
+        // On failure the ciphertext stays where it is: a flush running at the same time may
+        // have made the record durable after all, and a record without its file would stop the
+        // next start. At worst the next start adopts it, a duplicate of something the sender was
+        // told failed and sent again; never a loss.
+        durable?;
         spooled.settle();
+        // Again, after the last change: a sweep that ran meanwhile must not be the last one.
+        self.touch();
         Ok(record)
     }
 
@@ -518,6 +520,7 @@ impl SubmissionStore {
                 })?;
             index.commit.sync().map_err(StoreError::from_io)?;
         }
+        self.touch();
         let manifest = self.manifest_for(&batch)?;
         Ok(Some(ExportBatch {
             manifest,
@@ -552,7 +555,9 @@ impl SubmissionStore {
             .batches
             .insert(batch.as_bytes(), record.encode())
             .map_err(StoreError::from_sled)?;
-        index.commit.sync().map_err(StoreError::from_io)
+        index.commit.sync().map_err(StoreError::from_io)?;
+        self.touch();
+        Ok(())
     }
 
     /// Deletes exactly the submissions of a delivered bundle that the reviewers confirm they
@@ -663,6 +668,7 @@ impl SubmissionStore {
         let old = std::mem::replace(&mut *guard, fresh);
         drop(guard);
         old.remove(&self.root);
+        self.touch();
         Ok(())
     }
 
@@ -677,19 +683,41 @@ impl SubmissionStore {
             self.records()?.into_iter().map(|r| (r.id, r.day)).collect();
         let epoch = UtcDay::from_days_since_epoch(0);
         let day_of = |path: &Path| -> UtcDay {
-            let in_sealed = path.parent() == Some(self.sealed.as_path());
+            if path.parent() != Some(self.sealed.as_path()) {
+                return epoch;
+            }
+            // A ciphertext keeps its day; one linked after `records()` above (its record is not
+            // in the map yet) keeps the day its commit gave it.
             path.file_name()
                 .and_then(|n| n.to_str())
                 .and_then(|n| n.strip_suffix(".pgp"))
                 .and_then(|n| n.parse::<SubmissionId>().ok())
-                .filter(|_| in_sealed)
                 .and_then(|id| days.get(&id).copied())
+                .or_else(|| {
+                    fs::metadata(path)
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .map(UtcDay::of)
+                })
                 .unwrap_or(epoch)
         };
         let mut count = 0;
         restamp_tree(&self.root, &self.root.join("tls"), &day_of, &mut count)
             .map_err(StoreError::from_io)?;
         Ok(count)
+    }
+
+    /// Makes spare files if fewer than half remain usable (see [`pool`]); for the maintenance
+    /// pass that runs every sweep interval, never for an arrival. Returns how many were made.
+    pub fn refill_spares(&self) -> Result<usize, StoreError> {
+        let made = self
+            .pool
+            .refill_if_low(UtcDay::today())
+            .map_err(StoreError::from_io)?;
+        if made > 0 {
+            self.touch();
+        }
+        Ok(made)
     }
 
     /// True if the data directory changed since the last sweep.
@@ -720,7 +748,9 @@ impl SubmissionStore {
             self.finish_purge(record)?;
         }
         sync_dir(&self.sealed).map_err(StoreError::from_io)?;
-        self.index().commit.sync().map_err(StoreError::from_io)
+        self.index().commit.sync().map_err(StoreError::from_io)?;
+        self.touch();
+        Ok(())
     }
 
     /// Empties the ciphertext file and gives it back to the pool (its inode never dated this

@@ -9,11 +9,15 @@
 //! (truncated) instead of deleting it.
 //!
 //! Spares are made when the store is created, and topped up at the first maintenance pass of
-//! each UTC day. A file made at any other moment (say, a restart at 10:00) is only handed out from
-//! the next day on: its name carries the first day it may be used. Only if every usable spare is
-//! taken does the pool make a batch on the spot, and then the submissions that use those files
-//! are dated to "after the refill"; the operator's log says so, and `store.spare_files` should be
-//! raised.
+//! each UTC day; a file made by that pass later in the day (say, after a restart at 10:00) is only
+//! handed out from the next day on: its name carries the first day it may be used. Spares are
+//! never made because a submission arrived: when fewer than half remain usable, the next
+//! maintenance pass (within the sweep interval) makes more, usable at once. Someone who submits a
+//! great many reports to drain the pool therefore learns, at most, that a report written into one
+//! of those files arrived after that pass, never when. Only if every spare is taken before a pass
+//! comes (more submissions within a minute than half the pool, which the default rate limits do
+//! not allow) does a take make one file on the spot, which does date that submission; the
+//! operator's log says so at the next daily pass.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -24,9 +28,6 @@ use std::sync::Mutex;
 use ring::rand::{SecureRandom, SystemRandom};
 
 use crate::submission::{SubmissionId, UtcDay};
-
-/// Spares made at once when none is left.
-const EMERGENCY_BATCH: usize = 64;
 
 /// The spare files of one data directory.
 pub struct SparePool {
@@ -40,9 +41,9 @@ pub struct SparePool {
 /// What [`SparePool::take`] had to do, for the operator's log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Taken {
-    /// A spare that was ready today.
+    /// A spare made before (at the latest, at the last maintenance pass).
     Ready,
-    /// No spare was ready: a fresh batch was made now, which dates this submission to after it.
+    /// No spare was left: one was made now, which dates this submission.
     MadeNow,
 }
 
@@ -88,6 +89,18 @@ impl SparePool {
         Ok(missing)
     }
 
+    /// When fewer than half the target are usable `today`, makes spares usable at once until
+    /// `target` are. Returns how many were made.
+    pub fn refill_if_low(&self, today: UtcDay) -> io::Result<usize> {
+        let usable = self.lock().iter().filter(|(day, _)| *day <= today).count();
+        if usable * 2 >= self.target {
+            return Ok(0);
+        }
+        let missing = self.target.saturating_sub(usable);
+        self.make(missing, today)?;
+        Ok(missing)
+    }
+
     fn make(&self, count: usize, first_day: UtcDay) -> io::Result<()> {
         let mut made = Vec::with_capacity(count);
         for _ in 0..count {
@@ -107,15 +120,19 @@ impl SparePool {
     }
 
     /// Moves a random spare usable `today` to `to` (in the same file system) and opens it for
-    /// writing.
+    /// writing. If none is usable today, one meant for tomorrow will do; if there is none at all,
+    /// one is made now (and the caller is told).
     pub fn take(&self, today: UtcDay, to: &Path) -> io::Result<(File, Taken)> {
         let mut taken = Taken::Ready;
         let name = loop {
-            if let Some(name) = self.pick(today) {
+            if let Some(name) = self
+                .pick(today)
+                .or_else(|| self.pick(UtcDay::from_days_since_epoch(i32::MAX)))
+            {
                 break name;
             }
             taken = Taken::MadeNow;
-            self.make(EMERGENCY_BATCH, today)?;
+            self.make(1, today)?;
         };
         let from = self.dir.join(&name);
         if let Err(e) = fs::rename(&from, to) {
@@ -239,18 +256,31 @@ mod tests {
     }
 
     #[test]
-    fn spares_made_late_wait_for_the_next_day_and_an_empty_pool_refills() {
+    fn spares_are_refilled_by_maintenance_not_by_arrivals() {
         let dir = tempfile::tempdir().expect("tempdir");
         let today = UtcDay::today();
         let tomorrow = UtcDay::from_days_since_epoch(today.days_since_epoch() + 1);
-        let pool = SparePool::open(&dir.path().join("pool"), 2).expect("open");
+        let pool = SparePool::open(&dir.path().join("pool"), 4).expect("open");
         pool.top_up(tomorrow).expect("top up");
-        // Nothing is usable today, so a batch is made now (and the caller is told).
-        let (_, taken) = pool.take(today, &dir.path().join("a")).expect("take");
+        // Only tomorrow's are left: the maintenance pass makes usable ones.
+        assert_eq!(pool.refill_if_low(today).expect("refill"), 4);
+        assert_eq!(
+            pool.refill_if_low(today).expect("refill"),
+            0,
+            "not low any more"
+        );
+        for name in ["a", "b", "c", "d", "e", "f", "g", "h"] {
+            let (_, taken) = pool.take(today, &dir.path().join(name)).expect("take");
+            assert_eq!(
+                taken,
+                Taken::Ready,
+                "{name}: spares meant for tomorrow do too"
+            );
+        }
+        // Only when every spare is gone is one made at the moment of a take.
+        let (_, taken) = pool.take(today, &dir.path().join("i")).expect("take");
         assert_eq!(taken, Taken::MadeNow);
-        assert_eq!(pool.len(), 2 + EMERGENCY_BATCH - 1);
-        let (_, taken) = pool.take(tomorrow, &dir.path().join("b")).expect("take");
-        assert_eq!(taken, Taken::Ready);
+        assert_eq!(pool.len(), 0);
     }
 
     /// Regression (found by the kill -9 test): a crash between linking a submission into

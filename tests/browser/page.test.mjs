@@ -135,16 +135,17 @@ test('JavaScript on: the report is encrypted in the browser, and only ciphertext
   assert.deepEqual(report.fields.responsible, ['company']);
   assert.equal(report.fields.contact, 'Signal, por la tarde');
   assert.ok(report.description.includes(canary));
-  assert.deepEqual(report.attachments.map((a) => a.name), ['photo-with-gps.jpg', 'screenshot-with-text.png', 'acta.pdf']);
+  // Cleaned images travel under neutral names: a camera's file name says when the photo was taken.
+  assert.deepEqual(report.attachments.map((a) => a.name), ['imagen-1.jpg', 'imagen-2.png', 'acta.pdf']);
   const pdf = readFileSync(join(dir, 'files', '003-acta.pdf'));
   assert.deepEqual(pdf, readFileSync(join(fixtures, 'acta.pdf')), 'the PDF arrives byte for byte');
-  const jpeg = readFileSync(join(dir, 'files', '001-photo-with-gps.jpg'));
+  const jpeg = readFileSync(join(dir, 'files', '001-imagen-1.jpg'));
   assert.equal(jpeg[0], 0xff); assert.equal(jpeg[1], 0xd8);
   assert.equal(jpeg[jpeg.length - 2], 0xff); assert.equal(jpeg[jpeg.length - 1], 0xd9);
   for (const marker of ['Exif', 'GPS-Model-X1', 'CanaryCam', '2026:11:20']) {
     assert.ok(!jpeg.includes(Buffer.from(marker)), `${marker} left in the JPEG`);
   }
-  const png = readFileSync(join(dir, 'files', '002-screenshot-with-text.png'));
+  const png = readFileSync(join(dir, 'files', '002-imagen-2.png'));
   for (const marker of ['CanaryAuthor', 'tEXt', '-13.5179']) {
     assert.ok(!png.includes(Buffer.from(marker)), `${marker} left in the PNG`);
   }

@@ -245,10 +245,15 @@ pub fn post(url: &str, body: &[u8], content_type: Option<&str>) -> (u16, serde_j
 }
 
 pub fn get(url: &str) -> (u16, String) {
-    let mut response = agent().get(url).call().expect("request");
+    try_get(url).expect("request")
+}
+
+/// Like [`get`], but `None` if the connection fails (refused, closed, reset).
+pub fn try_get(url: &str) -> Option<(u16, String)> {
+    let mut response = agent().get(url).call().ok()?;
     let status = response.status().as_u16();
-    let text = response.body_mut().read_to_string().expect("body");
-    (status, text)
+    let text = response.body_mut().read_to_string().ok()?;
+    Some((status, text))
 }
 
 /// The single-use form token of a freshly served page (from the form's action URL).
