@@ -222,8 +222,10 @@ impl Admission {
             Turn::At(at) => {
                 if at > now + SLOW_TURN {
                     self.saturation.note(budget);
+                    // Only when there is a wait: the timer's granularity would add a millisecond
+                    // to every request otherwise.
+                    tokio::time::sleep_until(at).await;
                 }
-                tokio::time::sleep_until(at).await;
                 Ok(())
             }
             Turn::Refused(retry_after) => {
