@@ -118,13 +118,7 @@ fn submissions_from_resguardo_submit_and_gpg_arrive_and_decrypt_exactly() {
     assert!(entries[2].1.iter().all(|&b| b == 0));
 
     // 4. Purge with the bundle and the reviewers' receipt: the gateway forgets them.
-    let o = run(Command::new(gateway_bin())
-        .args(["purge", "--data-dir"])
-        .arg(&gateway.data_dir)
-        .arg("--bundle")
-        .arg(&bundle)
-        .arg("--receipt")
-        .arg(receipt_for(&bundle)));
+    let o = purge(&gateway.data_dir, &bundle, &receipt_for(&bundle));
     assert!(o.status.success(), "purge: {}", stderr(&o));
     assert!(
         stdout(&o).contains("Purged 2 submissions"),

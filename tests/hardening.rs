@@ -176,15 +176,6 @@ fn check_no_arrival_is_dated(times: &[Times], first: f64, last: f64) {
     );
 }
 
-fn vm_hwm_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
 /// A TLS client that completes the handshake and then says nothing, for any certificate.
 mod silent_tls {
     use std::net::{SocketAddr, TcpStream};
@@ -1106,13 +1097,7 @@ fn purge_through_the_running_gateway_leaves_no_trace_of_what_it_deleted() {
         .iter()
         .map(|(_, bytes)| hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes)))
         .collect();
-    let o = run(std::process::Command::new(gateway_bin())
-        .args(["purge", "--data-dir"])
-        .arg(&gateway.data_dir)
-        .arg("--bundle")
-        .arg(&bundle)
-        .arg("--receipt")
-        .arg(receipt_for(&bundle)));
+    let o = purge(&gateway.data_dir, &bundle, &receipt_for(&bundle));
     assert!(o.status.success(), "{}", stderr(&o));
     let files = all_files(&gateway.data_dir);
     for needle in ids.iter().chain(shas.iter()) {

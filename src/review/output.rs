@@ -15,6 +15,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use crate::store::sync_tree;
 use crate::submission::SubmissionId;
 
 /// Prefix of staging directories inside `--out`.
@@ -194,20 +195,6 @@ impl Drop for Staging {
             let _ = fs::remove_dir_all(self.dir.path());
         }
     }
-}
-
-/// fsync every file and directory below `dir` (files first, then their directory).
-fn sync_tree(dir: &Path) -> io::Result<()> {
-    for entry in fs::read_dir(dir)? {
-        let entry = entry?;
-        let kind = entry.file_type()?;
-        if kind.is_dir() {
-            sync_tree(&entry.path())?;
-        } else if kind.is_file() {
-            File::open(entry.path())?.sync_all()?;
-        }
-    }
-    File::open(dir)?.sync_all()
 }
 
 /// The kind of report a parser wrote.

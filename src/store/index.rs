@@ -15,7 +15,7 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::Path;
 
-use super::durable::{sync_dir, GroupCommit};
+use super::durable::{sync_dir, sync_tree, GroupCommit};
 use super::{StoreError, FORMAT_KEY, STORE_FORMAT};
 use crate::submission::SubmissionId;
 
@@ -222,18 +222,4 @@ fn remove_stale(root: &Path, current: &str) -> Result<(), StoreError> {
         sync_dir(root).map_err(StoreError::from_io)?;
     }
     Ok(())
-}
-
-/// fsync every file and directory below `dir`.
-fn sync_tree(dir: &Path) -> io::Result<()> {
-    for entry in fs::read_dir(dir)? {
-        let entry = entry?;
-        let kind = entry.file_type()?;
-        if kind.is_dir() {
-            sync_tree(&entry.path())?;
-        } else if kind.is_file() {
-            File::open(entry.path())?.sync_all()?;
-        }
-    }
-    sync_dir(dir)
 }

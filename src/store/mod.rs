@@ -50,6 +50,7 @@ use sled::Transactional;
 use crate::bundle::{self, BundleEntry, BundleError, BundleManifest};
 use crate::submission::{Sealing, SubmissionId, UtcDay};
 
+pub(crate) use durable::sync_tree;
 use durable::{sled_to_io, sync_dir};
 use incoming::SpareReturn;
 use index::Index;

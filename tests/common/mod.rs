@@ -86,6 +86,27 @@ mode = "{tls}"
     )
 }
 
+/// The peak resident memory of a process, in KiB (VmHWM).
+pub fn vm_hwm_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// `resguardo-gateway purge` with a bundle and its receipt.
+pub fn purge(data_dir: &Path, bundle: &Path, receipt: &Path) -> Output {
+    run(Command::new(gateway_bin())
+        .args(["purge", "--data-dir"])
+        .arg(data_dir)
+        .arg("--bundle")
+        .arg(bundle)
+        .arg("--receipt")
+        .arg(receipt))
+}
+
 /// A running gateway process with its output captured.
 pub struct Gateway {
     child: Child,
