@@ -1,11 +1,9 @@
 //! A corpus of bad submissions against the real gateway: each gets its documented status and
 //! error code, never a 500, nothing is stored, and the gateway keeps serving.
 
-mod common;
-
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 use resguardo::keyring::KeyProfile;
 use resguardo::testing;
 use sequoia_openpgp::cert::Cert;

@@ -1,13 +1,11 @@
 //! Every kind of bad configuration stops the gateway before it listens, with one clear line per
 //! problem and exit code 2.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
-use common::*;
+use crate::common::*;
 use sequoia_openpgp::cert::prelude::*;
 use sequoia_openpgp::serialize::SerializeInto;
 

@@ -2,12 +2,10 @@
 //! systemd-analyze for the unit's sandboxing, tor --verify-config for the onion service, and
 //! testssl.sh against the gateway's TLS on loopback. Figures are printed (run with --nocapture).
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 #[test]
 fn the_systemd_unit_is_rated_1_5_or_better() {

@@ -2,15 +2,13 @@
 //! after every restart each acknowledged submission is present with byte-identical ciphertext
 //! (or was purged after being exported), and no submission ever appears in two export batches.
 
-mod common;
-
 use std::collections::HashMap;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use ring::rand::SecureRandom;
 
 const ROUNDS: usize = 20;

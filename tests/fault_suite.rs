@@ -2,8 +2,6 @@
 //! gateway on loopback. (kill -9 under load is in tests/durability.rs.) Figures are printed; run
 //! with `--nocapture` to see them.
 
-mod common;
-
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -12,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 fn post_status(
     url: &str,

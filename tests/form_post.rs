@@ -2,9 +2,7 @@
 //! submissions that decrypt to payload v1; bad posts get an HTML page with the reason and their
 //! status; nothing of a refused post is stored; the mode can be switched off.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 const BOUNDARY: &str = "----resguardotestboundary";
 

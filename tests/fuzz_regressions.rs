@@ -2,12 +2,10 @@
 //! three parsers that face attacker input, with the same checks as the fuzz targets, on stable
 //! Rust, in every test run.
 
-mod common;
-
 use std::io::Read;
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 use resguardo::payload::read::{read_plaintext, Plaintext};
 use resguardo::testing::CountingSink;
 

@@ -1,13 +1,11 @@
 //! The real gateway on loopback, fed by resguardo-submit and by GnuPG; what it exports opens with
 //! `gpg --decrypt` to exactly what was sealed.
 
-mod common;
-
 use std::collections::HashMap;
 use std::io::Read;
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 /// Splits a tar archive into (name, bytes) entries.
 fn untar(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {

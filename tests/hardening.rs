@@ -2,14 +2,12 @@
 //! carried out against the release binaries, and asserts the promise it broke. Figures are
 //! printed; run with `--nocapture` to see them.
 
-mod common;
-
 use std::collections::HashSet;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::*;
+use crate::common::*;
 
 /// Every timestamp of one file or directory, in seconds (with nanoseconds) since the epoch.
 #[derive(Debug, Clone)]

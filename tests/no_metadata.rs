@@ -3,12 +3,10 @@
 //! header, the client address), none of them appears in any file of the data directory or in
 //! anything the gateway printed, even at the most verbose log level.
 
-mod common;
-
 use std::os::unix::fs::MetadataExt;
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 use resguardo::testing;
 use ring::rand::SecureRandom;
 

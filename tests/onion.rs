@@ -6,15 +6,13 @@
 //! The network comes up once for this file's tests (about 30 s) and goes down when the test
 //! binary exits. It needs tor and tor-gencert: without them these tests fail, they never skip.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 use std::sync::{Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use common::tor::PrivateTor;
-use common::*;
+use crate::common::tor::PrivateTor;
+use crate::common::*;
 
 /// The gateway as deployed, and the onion service in front of it.
 struct Onion {

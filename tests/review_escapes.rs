@@ -3,13 +3,11 @@
 //! reviewer's or the operator's terminal through `resguardo-review list`, `open`, `list DIR`, or
 //! `resguardo-gateway purge --bundle`; nor `report.txt` or the index.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::*;
+use crate::common::*;
 use resguardo::payload::{self, FieldValue, Report};
 use resguardo::submission::SubmissionId;
 use resguardo::testing::raw_tar;

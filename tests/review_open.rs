@@ -2,14 +2,12 @@
 //! resguardo-submit, GnuPG and sq, keys from keygen, gpg and sq, several reviewers, and every bad
 //! input of the issue, each with a one-line error and nothing written for that item.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::*;
+use crate::common::*;
 use resguardo::payload::{self, Attachment, FieldValue, Report};
 use resguardo::submission::SubmissionId;
 use resguardo::testing::raw_tar;

@@ -1,5 +1,4 @@
 //! Shared harness for the integration tests: the real binaries, started on loopback.
-#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
@@ -113,7 +112,6 @@ pub struct Gateway {
     pub url: String,
     pub addr: SocketAddr,
     pub data_dir: PathBuf,
-    pub config: PathBuf,
     output: Arc<Mutex<String>>,
 }
 
@@ -184,7 +182,6 @@ impl Gateway {
             url,
             addr,
             data_dir: data_dir.to_path_buf(),
-            config: config.to_path_buf(),
             output,
         }
     }
@@ -222,10 +219,6 @@ impl Gateway {
         let _ = self.child.kill();
         let _ = self.child.wait();
         panic!("the gateway did not stop on SIGTERM");
-    }
-
-    pub fn is_running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
     }
 }
 

@@ -1,0 +1,24 @@
+//! Every integration test of Resguardo, in one binary (as ripgrep does): sequoia, axum and the
+//! rest are linked once, not once per area. A module per area; `common` holds what they share
+//! (the real binaries started on loopback, demo keys, GnuPG, bundles), `common::tor` a private
+//! Tor network on 127.0.0.1.
+//!
+//! Run one area with `cargo test --test tests <area>::`, e.g. `cargo test --test tests hardening::`.
+
+mod common;
+
+mod bad_bodies;
+mod config_errors;
+mod deploy;
+mod durability;
+mod fault_suite;
+mod form_post;
+mod fuzz_regressions;
+mod gateway_end_to_end;
+mod hardening;
+mod no_metadata;
+mod onion;
+mod review_bombs;
+mod review_escapes;
+mod review_open;
+mod review_sandbox;
