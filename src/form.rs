@@ -4,8 +4,17 @@
 //! The form is data so a deployment can adapt it (another country's regions, another list of
 //! incident types) without touching code; only three field types are structural, because they map
 //! to top-level keys of payload v1: `urgent`, `description` and `attachments`.
+//!
+//! This module also owns the rule that turns answers into a report ([`FormDefinition::build_report`]:
+//! which answers are allowed, which count as given, what a missing required answer is). The page's
+//! script applies the same rule (`static/js/report.js`); the checked-in vectors in
+//! `tests/vectors/report/` pin both.
+
+use std::collections::BTreeMap;
 
 use serde::Deserialize;
+
+use crate::payload::{self, attachment_path, Attachment, FieldValue, Report};
 
 /// Field types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -64,42 +73,81 @@ pub struct FormDefinition {
     pub fields: Vec<FieldDef>,
 }
 
+/// Why a form definition (`static/form.json`) cannot be used.
 #[derive(Debug, thiserror::Error)]
 #[error("static/form.json: {0}")]
-pub struct FormError(String);
+pub struct FormDefinitionError(String);
+
+/// Why answers do not make a report.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AnswerError {
+    /// A value that is not one of the field's choices, or a field given more often than allowed.
+    #[error("the answer to {0} is not one of the choices or is given more than once")]
+    NotAllowed(String),
+    /// Required fields left unanswered, in the form's order.
+    #[error("please answer {}", .0.join(", "))]
+    Missing(Vec<String>),
+}
+
+/// An attachment as received, before it gets its place in the payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedFile {
+    /// The reporter's file name (cut to the payload's bound).
+    pub name: String,
+    pub size: u64,
+    /// Lowercase hex SHA-256 of the content.
+    pub sha256: String,
+    /// As the client sent it; cleaned by [`clean_media_type`].
+    pub media_type: String,
+}
+
+/// A media type as payload v1 keeps it: visible ASCII only, bounded, never empty.
+pub fn clean_media_type(t: &str) -> String {
+    let t: String = t
+        .chars()
+        .filter(|c| c.is_ascii_graphic())
+        .take(payload::MAX_MEDIA_TYPE_CHARS)
+        .collect();
+    if t.is_empty() {
+        "application/octet-stream".into()
+    } else {
+        t
+    }
+}
 
 impl FormDefinition {
     /// The form built into this binary.
-    pub fn embedded() -> Result<Self, FormError> {
+    pub fn embedded() -> Result<Self, FormDefinitionError> {
         let asset = crate::assets::find("/form.json")
-            .ok_or_else(|| FormError("missing from the build".into()))?;
+            .ok_or_else(|| FormDefinitionError("missing from the build".into()))?;
         Self::parse(asset.bytes)
     }
 
-    pub fn parse(bytes: &[u8]) -> Result<Self, FormError> {
+    pub fn parse(bytes: &[u8]) -> Result<Self, FormDefinitionError> {
         let form: FormDefinition =
-            serde_json::from_slice(bytes).map_err(|e| FormError(e.to_string()))?;
+            serde_json::from_slice(bytes).map_err(|e| FormDefinitionError(e.to_string()))?;
         form.check()?;
         Ok(form)
     }
 
-    fn check(&self) -> Result<(), FormError> {
+    fn check(&self) -> Result<(), FormDefinitionError> {
         if self.schema != "resguardo.form/1" {
-            return Err(FormError(format!("unknown schema {:?}", self.schema)));
+            return Err(FormDefinitionError(format!(
+                "unknown schema {:?}",
+                self.schema
+            )));
         }
         let mut ids = std::collections::HashSet::new();
         for f in &self.fields {
-            let id_ok = !f.id.is_empty()
-                && f.id.len() <= 64
-                && f.id
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-            if !id_ok || !ids.insert(f.id.as_str()) {
-                return Err(FormError(format!("bad or repeated field id {:?}", f.id)));
+            if !payload::is_valid_field_id(&f.id) || !ids.insert(f.id.as_str()) {
+                return Err(FormDefinitionError(format!(
+                    "bad or repeated field id {:?}",
+                    f.id
+                )));
             }
             let needs_options = matches!(f.kind, FieldKind::Multi | FieldKind::Select);
             if needs_options == f.options.is_empty() {
-                return Err(FormError(format!(
+                return Err(FormDefinitionError(format!(
                     "field {}: options are for multi and select fields, and those need some",
                     f.id
                 )));
@@ -111,7 +159,7 @@ impl FormDefinition {
             FieldKind::Attachments,
         ] {
             if self.fields.iter().filter(|f| f.kind == structural).count() != 1 {
-                return Err(FormError(format!(
+                return Err(FormDefinitionError(format!(
                     "exactly one field of type {structural:?} is needed"
                 )));
             }
@@ -131,6 +179,121 @@ impl FormDefinition {
 
     pub fn field(&self, id: &str) -> Option<&FieldDef> {
         self.fields.iter().find(|f| f.id == id)
+    }
+
+    /// Turns answers into a report. Values are trimmed and empty ones dropped; a choice must be
+    /// one of the field's options (a checkbox's only value is "yes", the urgency's "yes" or "no"),
+    /// and only a multiple choice may have more than one value. The urgency sets the report's
+    /// `urgent` and is also kept as the field's answer, so "no" and "not answered" stay apart. A
+    /// required field counts as answered when it has a value (the account: some text; the files:
+    /// at least one). Every missing required field is named, in the form's order.
+    pub fn build_report<S: AsRef<str>>(
+        &self,
+        language: Option<&str>,
+        sealed_by: &str,
+        answers: &BTreeMap<String, Vec<S>>,
+        files: &[ReceivedFile],
+    ) -> Result<Report, AnswerError> {
+        let mut fields = BTreeMap::new();
+        let mut urgent = false;
+        let mut description = String::new();
+        let mut missing = Vec::new();
+        for f in &self.fields {
+            let given: Vec<&str> = answers
+                .get(&f.id)
+                .map(|vs| {
+                    vs.iter()
+                        .map(|v| v.as_ref().trim())
+                        .filter(|v| !v.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let not_allowed = || AnswerError::NotAllowed(f.id.clone());
+            let one = || -> Result<Option<&str>, AnswerError> {
+                match given.as_slice() {
+                    [] => Ok(None),
+                    [v] => Ok(Some(*v)),
+                    _ => Err(not_allowed()),
+                }
+            };
+            let is_option = |v: &str| f.options.iter().any(|o| o == v);
+            match f.kind {
+                FieldKind::Multi => {
+                    if given.iter().any(|v| !is_option(v)) {
+                        return Err(not_allowed());
+                    }
+                    if !given.is_empty() {
+                        let choices = given.iter().map(|v| v.to_string()).collect();
+                        fields.insert(f.id.clone(), FieldValue::Choices(choices));
+                    }
+                }
+                FieldKind::Select => {
+                    if let Some(v) = one()? {
+                        if !is_option(v) {
+                            return Err(not_allowed());
+                        }
+                        fields.insert(f.id.clone(), FieldValue::Text(v.to_string()));
+                    }
+                }
+                FieldKind::Checkbox => {
+                    if let Some(v) = one()? {
+                        if v != "yes" {
+                            return Err(not_allowed());
+                        }
+                        fields.insert(f.id.clone(), FieldValue::Text("yes".into()));
+                    }
+                }
+                FieldKind::Text | FieldKind::Textarea | FieldKind::Date => {
+                    if let Some(v) = one()? {
+                        fields.insert(f.id.clone(), FieldValue::Text(v.to_string()));
+                    }
+                }
+                FieldKind::Urgent => {
+                    let answer = one()?;
+                    urgent = match answer {
+                        Some("yes") => true,
+                        None | Some("no") => false,
+                        Some(_) => return Err(not_allowed()),
+                    };
+                    if let Some(answer) = answer {
+                        fields.insert(f.id.clone(), FieldValue::Text(answer.to_string()));
+                    }
+                }
+                FieldKind::Description => description = one()?.unwrap_or("").to_string(),
+                FieldKind::Attachments => {}
+            }
+            let answered = match f.kind {
+                FieldKind::Description => !description.is_empty(),
+                FieldKind::Attachments => !files.is_empty(),
+                _ => fields.contains_key(&f.id),
+            };
+            if f.required && !answered {
+                missing.push(f.id.clone());
+            }
+        }
+        if !missing.is_empty() {
+            return Err(AnswerError::Missing(missing));
+        }
+        let attachments = files
+            .iter()
+            .enumerate()
+            .map(|(i, file)| Attachment {
+                name: file.name.chars().take(payload::MAX_NAME_CHARS).collect(),
+                size: file.size,
+                sha256: file.sha256.clone(),
+                media_type: clean_media_type(&file.media_type),
+                path: attachment_path(i, &file.name),
+            })
+            .collect();
+        Ok(Report {
+            schema: payload::SCHEMA.into(),
+            language: language.unwrap_or(&self.default_language).to_string(),
+            urgent,
+            sealed_by: Some(sealed_by.into()),
+            fields,
+            description,
+            attachments,
+        })
     }
 }
 

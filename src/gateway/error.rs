@@ -278,7 +278,7 @@ mod tests {
                     "{lang}: no sentence for {key}"
                 );
             }
-            for key in super::super::form_post::FormError::all_message_keys() {
+            for key in super::super::form_post::FormPostError::all_message_keys() {
                 assert!(
                     catalog.exact(lang, key).is_some(),
                     "{lang}: no sentence for {key}"

@@ -27,12 +27,12 @@ use ring::digest;
 use tokio::sync::mpsc;
 use zeroize::Zeroizing;
 
+use super::paced::{PacedBody, Stalled, UploadPace};
 use super::page::FormValues;
 use super::slots::Slot;
-use super::upload::UploadPace;
-use crate::form::{FieldKind, FormDefinition};
+use crate::form::{AnswerError, FieldKind, FormDefinition, ReceivedFile};
 use crate::keyring::ReviewerKeyring;
-use crate::payload::{self, attachment_path, Attachment, FieldValue, Report};
+use crate::payload::{self, FieldValue, Report};
 use crate::seal::{self, Scratch};
 use crate::store::{StoreError, SubmissionRecord, SubmissionStore};
 use crate::submission::Sealing;
@@ -47,7 +47,7 @@ const MAX_PARTS: usize = 512;
 
 /// Why a form post was not stored. Each maps to a status and a sentence in the page's language.
 #[derive(Debug, thiserror::Error)]
-pub enum FormError {
+pub enum FormPostError {
     #[error("this gateway does not accept reports without JavaScript")]
     Disabled,
     #[error("the gateway is under heavy load")]
@@ -76,27 +76,29 @@ pub enum FormError {
     Seal(io::Error),
 }
 
-impl FormError {
+impl FormPostError {
     pub fn status(&self) -> StatusCode {
         match self {
-            FormError::Disabled => StatusCode::FORBIDDEN,
-            FormError::Busy => StatusCode::TOO_MANY_REQUESTS,
-            FormError::TooSlow => StatusCode::REQUEST_TIMEOUT,
-            FormError::NotMultipart => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            FormError::Malformed(_) => StatusCode::BAD_REQUEST,
-            FormError::UnknownField(_)
-            | FormError::BadValue(_)
-            | FormError::Missing(_)
-            | FormError::TooMuchText => StatusCode::UNPROCESSABLE_ENTITY,
-            FormError::Token(super::form_token::TokenError::Busy) => StatusCode::TOO_MANY_REQUESTS,
-            FormError::Token(_) => StatusCode::CONFLICT,
-            FormError::TooLarge | FormError::Store(StoreError::TooLarge { .. }) => {
+            FormPostError::Disabled => StatusCode::FORBIDDEN,
+            FormPostError::Busy => StatusCode::TOO_MANY_REQUESTS,
+            FormPostError::TooSlow => StatusCode::REQUEST_TIMEOUT,
+            FormPostError::NotMultipart => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            FormPostError::Malformed(_) => StatusCode::BAD_REQUEST,
+            FormPostError::UnknownField(_)
+            | FormPostError::BadValue(_)
+            | FormPostError::Missing(_)
+            | FormPostError::TooMuchText => StatusCode::UNPROCESSABLE_ENTITY,
+            FormPostError::Token(super::form_token::TokenError::Busy) => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
+            FormPostError::Token(_) => StatusCode::CONFLICT,
+            FormPostError::TooLarge | FormPostError::Store(StoreError::TooLarge { .. }) => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
-            FormError::Store(StoreError::QuotaExceeded | StoreError::DiskFull) => {
+            FormPostError::Store(StoreError::QuotaExceeded | StoreError::DiskFull) => {
                 StatusCode::INSUFFICIENT_STORAGE
             }
-            FormError::Store(_) | FormError::Seal(_) => StatusCode::SERVICE_UNAVAILABLE,
+            FormPostError::Store(_) | FormPostError::Seal(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -104,24 +106,28 @@ impl FormError {
     pub fn message_key(&self) -> &'static str {
         use super::form_token::TokenError;
         match self {
-            FormError::Disabled => "page.nojs.disabled",
-            FormError::Busy => "page.error.busy_nojs",
-            FormError::TooSlow => "page.error.network",
-            FormError::Missing(_) => "page.error.missing",
-            FormError::TooLarge | FormError::Store(StoreError::TooLarge { .. }) => {
+            FormPostError::Disabled => "page.nojs.disabled",
+            FormPostError::Busy => "page.error.busy_nojs",
+            FormPostError::TooSlow => "page.error.network",
+            FormPostError::Missing(_) => "page.error.missing",
+            FormPostError::TooLarge | FormPostError::Store(StoreError::TooLarge { .. }) => {
                 "page.error.too_large_nojs"
             }
-            FormError::Store(StoreError::QuotaExceeded | StoreError::DiskFull) => "page.error.full",
-            FormError::Store(_) | FormError::Seal(_) => "page.error.busy",
-            FormError::Token(TokenError::Expired) => "page.error.form_expired",
-            FormError::Token(TokenError::Spent) => "page.error.form_spent",
-            FormError::Token(TokenError::Busy) => "page.error.busy_nojs",
-            FormError::Token(TokenError::Missing | TokenError::Invalid) => "page.error.form_stale",
-            FormError::NotMultipart
-            | FormError::Malformed(_)
-            | FormError::UnknownField(_)
-            | FormError::BadValue(_)
-            | FormError::TooMuchText => "page.error.form_invalid",
+            FormPostError::Store(StoreError::QuotaExceeded | StoreError::DiskFull) => {
+                "page.error.full"
+            }
+            FormPostError::Store(_) | FormPostError::Seal(_) => "page.error.busy",
+            FormPostError::Token(TokenError::Expired) => "page.error.form_expired",
+            FormPostError::Token(TokenError::Spent) => "page.error.form_spent",
+            FormPostError::Token(TokenError::Busy) => "page.error.busy_nojs",
+            FormPostError::Token(TokenError::Missing | TokenError::Invalid) => {
+                "page.error.form_stale"
+            }
+            FormPostError::NotMultipart
+            | FormPostError::Malformed(_)
+            | FormPostError::UnknownField(_)
+            | FormPostError::BadValue(_)
+            | FormPostError::TooMuchText => "page.error.form_invalid",
         }
     }
 
@@ -131,29 +137,29 @@ impl FormError {
         use super::form_token::TokenError;
         let io = || io::Error::other("x");
         [
-            FormError::Disabled,
-            FormError::Busy,
-            FormError::TooSlow,
-            FormError::NotMultipart,
-            FormError::Malformed(String::new()),
-            FormError::UnknownField(String::new()),
-            FormError::BadValue(String::new()),
-            FormError::Missing(Vec::new()),
-            FormError::TooLarge,
-            FormError::TooMuchText,
-            FormError::Token(TokenError::Missing),
-            FormError::Token(TokenError::Invalid),
-            FormError::Token(TokenError::Expired),
-            FormError::Token(TokenError::Spent),
-            FormError::Token(TokenError::Busy),
-            FormError::Store(StoreError::QuotaExceeded),
-            FormError::Store(StoreError::DiskFull),
-            FormError::Store(StoreError::TooLarge { limit: 1 }),
-            FormError::Store(StoreError::Io(io())),
-            FormError::Seal(io()),
+            FormPostError::Disabled,
+            FormPostError::Busy,
+            FormPostError::TooSlow,
+            FormPostError::NotMultipart,
+            FormPostError::Malformed(String::new()),
+            FormPostError::UnknownField(String::new()),
+            FormPostError::BadValue(String::new()),
+            FormPostError::Missing(Vec::new()),
+            FormPostError::TooLarge,
+            FormPostError::TooMuchText,
+            FormPostError::Token(TokenError::Missing),
+            FormPostError::Token(TokenError::Invalid),
+            FormPostError::Token(TokenError::Expired),
+            FormPostError::Token(TokenError::Spent),
+            FormPostError::Token(TokenError::Busy),
+            FormPostError::Store(StoreError::QuotaExceeded),
+            FormPostError::Store(StoreError::DiskFull),
+            FormPostError::Store(StoreError::TooLarge { limit: 1 }),
+            FormPostError::Store(StoreError::Io(io())),
+            FormPostError::Seal(io()),
         ]
         .iter()
-        .map(FormError::message_key)
+        .map(FormPostError::message_key)
         .collect()
     }
 }
@@ -184,7 +190,7 @@ pub struct Posted {
     pub language: Option<String>,
     pub values: FormValues,
     /// The stored record, and whether the report said someone is at imminent risk.
-    pub result: Result<(SubmissionRecord, bool), FormError>,
+    pub result: Result<(SubmissionRecord, bool), FormPostError>,
 }
 
 /// Reads the post and seals it. `languages` are the tags the page offers.
@@ -201,7 +207,7 @@ pub async fn receive_form(
             return Posted {
                 language: None,
                 values: FormValues::new(),
-                result: Err(FormError::NotMultipart),
+                result: Err(FormPostError::NotMultipart),
             }
         }
     };
@@ -212,15 +218,17 @@ pub async fn receive_form(
         crate::process::scrub_stack();
         posted
     });
-    let mut clock = Paced::new(pace, slot);
-    let stream_error = forward(&mut multipart, &tx, &mut clock).await.err();
+    let mut paced = PacedBody::new(pace, slot);
+    let stream_error = forward(&mut multipart, &tx, &mut paced).await.err();
     drop(tx);
     let mut posted = match sealing.await {
         Ok(posted) => posted,
         Err(_) => Posted {
             language: None,
             values: FormValues::new(),
-            result: Err(FormError::Seal(io::Error::other("the sealing task failed"))),
+            result: Err(FormPostError::Seal(io::Error::other(
+                "the sealing task failed",
+            ))),
         },
     };
     if let Some(e) = stream_error {
@@ -229,56 +237,12 @@ pub async fn receive_form(
     posted
 }
 
-/// Applies the upload pace (and eviction from the upload slot) to a multipart stream.
-struct Paced<'a> {
-    pace: UploadPace,
-    slot: &'a Slot,
-    started: std::time::Instant,
-    received: u64,
-}
-
-impl<'a> Paced<'a> {
-    fn new(pace: UploadPace, slot: &'a Slot) -> Self {
-        Paced {
-            pace,
-            slot,
-            started: std::time::Instant::now(),
-            received: 0,
-        }
-    }
-
-    fn received(&mut self, n: usize) {
-        self.received += n as u64;
-        self.slot.progress(n);
-    }
-
-    /// Awaits `next` for at most the idle timeout, then checks the average pace.
-    async fn wait<T>(
-        &mut self,
-        next: impl std::future::Future<Output = T>,
-    ) -> Result<T, FormError> {
-        let value = tokio::select! {
-            biased;
-            () = self.slot.evicted() => return Err(FormError::TooSlow),
-            value = tokio::time::timeout(self.pace.idle, next) => value,
-        }
-        .map_err(|_| FormError::TooSlow)?;
-        if self
-            .pace
-            .verdict(self.received, self.started.elapsed())
-            .is_some()
-        {
-            return Err(FormError::TooSlow);
-        }
-        Ok(value)
-    }
-}
-
-/// An attachment arriving: the scratch writer and the running hash.
+/// An attachment arriving: its scratch file, the writer into it and the running hash.
 struct Receiving {
     writer: sequoia_openpgp::serialize::stream::Message<'static>,
     hash: digest::Context,
-    pending: Pending,
+    scratch: Scratch,
+    file: ReceivedFile,
 }
 
 /// Forwards the multipart stream to the sealing thread as events; `End` only if it arrived whole.
@@ -286,23 +250,25 @@ struct Receiving {
 async fn forward(
     multipart: &mut Multipart,
     tx: &mpsc::Sender<Event>,
-    clock: &mut Paced<'_>,
-) -> Result<(), FormError> {
+    paced: &mut PacedBody<'_>,
+) -> Result<(), FormPostError> {
     let mut text_total = 0usize;
     let mut parts = 0usize;
-    while let Some(mut field) = clock
+    while let Some(mut field) = paced
         .wait(multipart.next_field())
         .await?
         .map_err(malformed)?
     {
+        // Part headers count toward no byte total, but a trickle of them is still too slow.
+        paced.check()?;
         parts += 1;
         if parts > MAX_PARTS {
-            return Err(FormError::TooMuchText);
+            return Err(FormPostError::TooMuchText);
         }
         let name = field.name().unwrap_or_default().to_string();
         let event = match field.file_name().map(str::to_string) {
             None => {
-                let text = read_text(&mut field, clock, &mut text_total).await?;
+                let text = read_text(&mut field, paced, &mut text_total).await?;
                 Event::Text(name, text)
             }
             Some(file_name) => {
@@ -317,8 +283,8 @@ async fn forward(
                 if tx.send(start).await.is_err() {
                     return Ok(());
                 }
-                while let Some(chunk) = clock.wait(field.chunk()).await?.map_err(malformed)? {
-                    clock.received(chunk.len());
+                while let Some(chunk) = paced.wait(field.chunk()).await?.map_err(malformed)? {
+                    paced.received(chunk.len())?;
                     if tx.send(Event::FileChunk(chunk)).await.is_err() {
                         return Ok(());
                     }
@@ -334,28 +300,34 @@ async fn forward(
     Ok(())
 }
 
-fn malformed(e: axum::extract::multipart::MultipartError) -> FormError {
-    FormError::Malformed(e.body_text())
+fn malformed(e: axum::extract::multipart::MultipartError) -> FormPostError {
+    FormPostError::Malformed(e.body_text())
+}
+
+impl From<Stalled> for FormPostError {
+    fn from(_: Stalled) -> Self {
+        FormPostError::TooSlow
+    }
 }
 
 /// Reads one text answer, within the bounds on one answer and on all of a post's text.
 async fn read_text(
     field: &mut axum::extract::multipart::Field<'_>,
-    clock: &mut Paced<'_>,
+    paced: &mut PacedBody<'_>,
     text_total: &mut usize,
-) -> Result<Zeroizing<String>, FormError> {
+) -> Result<Zeroizing<String>, FormPostError> {
     // Collected as bytes: a chunk may end in the middle of a character.
     let mut bytes = Zeroizing::new(Vec::new());
-    while let Some(chunk) = clock.wait(field.chunk()).await?.map_err(malformed)? {
-        clock.received(chunk.len());
+    while let Some(chunk) = paced.wait(field.chunk()).await?.map_err(malformed)? {
+        paced.received(chunk.len())?;
         *text_total += chunk.len();
         if bytes.len() + chunk.len() > MAX_TEXT_FIELD || *text_total > MAX_TEXT_TOTAL {
-            return Err(FormError::TooMuchText);
+            return Err(FormPostError::TooMuchText);
         }
         bytes.extend_from_slice(&chunk);
     }
     let text = std::str::from_utf8(&bytes)
-        .map_err(|_| FormError::Malformed("text is not UTF-8".into()))?;
+        .map_err(|_| FormPostError::Malformed("text is not UTF-8".into()))?;
     Ok(Zeroizing::new(text.to_string()))
 }
 
@@ -374,17 +346,17 @@ pub async fn read_texts(
         return (language, values);
     };
     let slot = Slot::detached();
-    let mut clock = Paced::new(pace, &slot);
+    let mut paced = PacedBody::new(pace, &slot);
     let mut text_total = 0usize;
     for _ in 0..MAX_PARTS {
-        let Ok(Ok(Some(mut field))) = clock.wait(multipart.next_field()).await else {
+        let Ok(Ok(Some(mut field))) = paced.wait(multipart.next_field()).await else {
             break;
         };
         if field.file_name().is_some() {
             break;
         }
         let name = field.name().unwrap_or_default().to_string();
-        let Ok(text) = read_text(&mut field, &mut clock, &mut text_total).await else {
+        let Ok(text) = read_text(&mut field, &mut paced, &mut text_total).await else {
             break;
         };
         if name == "language" {
@@ -411,144 +383,194 @@ pub async fn read_texts(
     (language, values)
 }
 
-/// An attachment waiting in its scratch file.
-struct Pending {
-    scratch: Scratch,
-    name: String,
-    media_type: String,
-    size: u64,
-    sha256: String,
-}
-
+/// Receives the events of one post on the blocking side, then seals and stores it.
 fn seal_events(mut rx: mpsc::Receiver<Event>, ctx: &FormContext, languages: &[String]) -> Posted {
-    let mut answers: BTreeMap<String, Vec<Zeroizing<String>>> = BTreeMap::new();
-    let mut language = None;
-    let mut files: Vec<Pending> = Vec::new();
-    let mut failure: Option<FormError> = None;
-    let mut plaintext_bytes = 0u64;
-    let mut current: Option<Receiving> = None;
-    let mut complete = false;
-
+    let mut sealer = FormSealer::new(ctx, languages);
+    let mut failure: Option<FormPostError> = None;
     while let Some(event) = rx.blocking_recv() {
         if failure.is_some() {
             continue; // keep draining so the connection side can finish
         }
-        let result: Result<(), FormError> = (|| {
-            match event {
-                Event::Text(name, value) => {
-                    if name == "language" {
-                        if languages.iter().any(|l| l == value.as_str()) {
-                            language = Some(value.to_string());
-                        }
-                        return Ok(());
-                    }
-                    let field = ctx
-                        .form
-                        .field(&name)
-                        .filter(|f| f.kind != FieldKind::Attachments)
-                        .ok_or_else(|| FormError::UnknownField(name.chars().take(64).collect()))?;
-                    if value.chars().count() > field.max_chars() {
-                        return Err(FormError::BadValue(name));
-                    }
-                    // A choice may come once per option, any other answer once.
-                    let repeats = match field.kind {
-                        FieldKind::Multi => field.options.len(),
-                        _ => 1,
-                    };
-                    let given = answers.entry(name).or_default();
-                    if given.len() >= repeats {
-                        return Err(FormError::TooMuchText);
-                    }
-                    given.push(value);
-                    Ok(())
-                }
-                Event::FileStart { media_type, name } => {
-                    if files.len() >= payload::MAX_ATTACHMENTS {
-                        return Err(FormError::TooLarge);
-                    }
-                    let scratch =
-                        Scratch::create(ctx.store.incoming_dir()).map_err(FormError::Seal)?;
-                    let writer = scratch.writer().map_err(FormError::Seal)?;
-                    current = Some(Receiving {
-                        writer,
-                        hash: digest::Context::new(&digest::SHA256),
-                        pending: Pending {
-                            scratch,
-                            name,
-                            media_type,
-                            size: 0,
-                            sha256: String::new(),
-                        },
-                    });
-                    Ok(())
-                }
-                Event::FileChunk(chunk) => {
-                    let Some(receiving) = current.as_mut() else {
-                        return Err(FormError::Malformed("file data outside a file".into()));
-                    };
-                    plaintext_bytes += chunk.len() as u64;
-                    if plaintext_bytes > ctx.max_bytes {
-                        return Err(FormError::TooLarge);
-                    }
-                    receiving
-                        .writer
-                        .write_all(&chunk)
-                        .map_err(FormError::Seal)?;
-                    receiving.hash.update(&chunk);
-                    receiving.pending.size += chunk.len() as u64;
-                    Ok(())
-                }
-                Event::FileEnd => {
-                    let Some(receiving) = current.take() else {
-                        return Ok(());
-                    };
-                    receiving
-                        .writer
-                        .finalize()
-                        .map_err(|e| FormError::Seal(io::Error::other(e)))?;
-                    let mut pending = receiving.pending;
-                    // A file input left empty is sent as a nameless, empty part.
-                    if pending.name.is_empty() && pending.size == 0 {
-                        return Ok(());
-                    }
-                    pending.sha256 = hex::encode(receiving.hash.finish());
-                    files.push(pending);
-                    Ok(())
-                }
-                Event::End => {
-                    complete = true;
-                    Ok(())
-                }
+        let step = match event {
+            Event::Text(name, value) => sealer.text(name, value),
+            Event::FileStart { media_type, name } => sealer.file_start(media_type, name),
+            Event::FileChunk(chunk) => sealer.file_chunk(&chunk),
+            Event::FileEnd => sealer.file_end(),
+            Event::End => {
+                sealer.end();
+                Ok(())
             }
-        })();
-        if let Err(e) = result {
-            failure = Some(e);
+        };
+        failure = step.err();
+    }
+    sealer.finish(failure)
+}
+
+/// The blocking side of a form post: answers checked as they arrive and kept (wiped on drop),
+/// attachments streamed into encrypted scratch files, then the report sealed and stored.
+struct FormSealer<'a> {
+    ctx: &'a FormContext,
+    languages: &'a [String],
+    answers: BTreeMap<String, Vec<Zeroizing<String>>>,
+    language: Option<String>,
+    /// The attachments received, and the scratch file holding each.
+    files: Vec<ReceivedFile>,
+    scratches: Vec<Scratch>,
+    receiving: Option<Receiving>,
+    plaintext_bytes: u64,
+    complete: bool,
+}
+
+impl<'a> FormSealer<'a> {
+    fn new(ctx: &'a FormContext, languages: &'a [String]) -> Self {
+        FormSealer {
+            ctx,
+            languages,
+            answers: BTreeMap::new(),
+            language: None,
+            files: Vec::new(),
+            scratches: Vec::new(),
+            receiving: None,
+            plaintext_bytes: 0,
+            complete: false,
         }
     }
 
-    let result = match failure {
-        Some(e) => Err(e),
-        None if !complete => Err(FormError::Malformed("the post ended early".into())),
-        None => {
-            build_report(&ctx.form, language.as_deref(), &answers, &files).and_then(|mut report| {
-                let sealed = seal_and_store(ctx, &report, &files);
-                wipe(&mut report);
-                sealed.map(|record| (record, report.urgent))
-            })
+    /// A text answer: the page's language, or a field of the form within its bounds.
+    fn text(&mut self, name: String, value: Zeroizing<String>) -> Result<(), FormPostError> {
+        if name == "language" {
+            if self.languages.iter().any(|l| l == value.as_str()) {
+                self.language = Some(value.to_string());
+            }
+            return Ok(());
         }
-    };
-    // The answers go back to the page only if the post was refused.
-    let values: FormValues = match &result {
-        Ok(_) => FormValues::new(),
-        Err(_) => answers
-            .iter()
-            .map(|(k, vs)| (k.clone(), vs.iter().map(|v| v.to_string()).collect()))
-            .collect(),
-    };
-    Posted {
-        language,
-        values,
-        result,
+        let field = self
+            .ctx
+            .form
+            .field(&name)
+            .filter(|f| f.kind != FieldKind::Attachments)
+            .ok_or_else(|| FormPostError::UnknownField(name.chars().take(64).collect()))?;
+        if value.chars().count() > field.max_chars() {
+            return Err(FormPostError::BadValue(name));
+        }
+        // A choice may come once per option, any other answer once.
+        let repeats = match field.kind {
+            FieldKind::Multi => field.options.len(),
+            _ => 1,
+        };
+        let given = self.answers.entry(name).or_default();
+        if given.len() >= repeats {
+            return Err(FormPostError::TooMuchText);
+        }
+        given.push(value);
+        Ok(())
+    }
+
+    fn file_start(&mut self, media_type: String, name: String) -> Result<(), FormPostError> {
+        if self.files.len() >= payload::MAX_ATTACHMENTS {
+            return Err(FormPostError::TooLarge);
+        }
+        let scratch =
+            Scratch::create(self.ctx.store.incoming_dir()).map_err(FormPostError::Seal)?;
+        let writer = scratch.writer().map_err(FormPostError::Seal)?;
+        self.receiving = Some(Receiving {
+            writer,
+            hash: digest::Context::new(&digest::SHA256),
+            scratch,
+            file: ReceivedFile {
+                name,
+                size: 0,
+                sha256: String::new(),
+                media_type,
+            },
+        });
+        Ok(())
+    }
+
+    fn file_chunk(&mut self, chunk: &[u8]) -> Result<(), FormPostError> {
+        let Some(receiving) = self.receiving.as_mut() else {
+            return Err(FormPostError::Malformed("file data outside a file".into()));
+        };
+        self.plaintext_bytes += chunk.len() as u64;
+        if self.plaintext_bytes > self.ctx.max_bytes {
+            return Err(FormPostError::TooLarge);
+        }
+        receiving
+            .writer
+            .write_all(chunk)
+            .map_err(FormPostError::Seal)?;
+        receiving.hash.update(chunk);
+        receiving.file.size += chunk.len() as u64;
+        Ok(())
+    }
+
+    fn file_end(&mut self) -> Result<(), FormPostError> {
+        let Some(receiving) = self.receiving.take() else {
+            return Ok(());
+        };
+        receiving
+            .writer
+            .finalize()
+            .map_err(|e| FormPostError::Seal(io::Error::other(e)))?;
+        let mut file = receiving.file;
+        // A file input left empty is sent as a nameless, empty part.
+        if file.name.is_empty() && file.size == 0 {
+            return Ok(());
+        }
+        file.sha256 = hex::encode(receiving.hash.finish());
+        self.files.push(file);
+        self.scratches.push(receiving.scratch);
+        Ok(())
+    }
+
+    /// The post arrived whole: without this, nothing is stored.
+    fn end(&mut self) {
+        self.complete = true;
+    }
+
+    /// Seals and stores the report, unless something failed or the post did not arrive whole.
+    fn finish(self, failure: Option<FormPostError>) -> Posted {
+        let result = match failure {
+            Some(e) => Err(e),
+            None if !self.complete => Err(FormPostError::Malformed("the post ended early".into())),
+            None => self.seal(),
+        };
+        // The answers go back to the page only if the post was refused.
+        let values: FormValues = match &result {
+            Ok(_) => FormValues::new(),
+            Err(_) => self
+                .answers
+                .iter()
+                .map(|(k, vs)| (k.clone(), vs.iter().map(|v| v.to_string()).collect()))
+                .collect(),
+        };
+        Posted {
+            language: self.language,
+            values,
+            result,
+        }
+    }
+
+    fn seal(&self) -> Result<(SubmissionRecord, bool), FormPostError> {
+        let mut report = self
+            .ctx
+            .form
+            .build_report(
+                self.language.as_deref(),
+                "gateway",
+                &self.answers,
+                &self.files,
+            )
+            .map_err(|e| match e {
+                AnswerError::NotAllowed(field) => FormPostError::BadValue(field),
+                AnswerError::Missing(fields) => FormPostError::Missing(fields),
+            })?;
+        let sealed = match payload::read::validate(&report, u64::MAX) {
+            Ok(()) => seal_and_store(self.ctx, &report, &self.scratches),
+            Err(e) => Err(FormPostError::BadValue(e.to_string())),
+        };
+        wipe(&mut report);
+        sealed.map(|record| (record, report.urgent))
     }
 }
 
@@ -567,140 +589,16 @@ fn wipe(report: &mut Report) {
     }
 }
 
-fn build_report(
-    form: &FormDefinition,
-    language: Option<&str>,
-    answers: &BTreeMap<String, Vec<Zeroizing<String>>>,
-    files: &[Pending],
-) -> Result<Report, FormError> {
-    let mut fields = BTreeMap::new();
-    let mut urgent = false;
-    let mut description = String::new();
-    let mut missing = Vec::new();
-    for f in &form.fields {
-        let given: Vec<&str> = answers
-            .get(&f.id)
-            .map(|vs| {
-                vs.iter()
-                    .map(|v| v.trim())
-                    .filter(|v| !v.is_empty())
-                    .collect()
-            })
-            .unwrap_or_default();
-        let one = || -> Result<Option<&str>, FormError> {
-            match given.as_slice() {
-                [] => Ok(None),
-                [v] => Ok(Some(*v)),
-                _ => Err(FormError::BadValue(f.id.clone())),
-            }
-        };
-        match f.kind {
-            FieldKind::Multi => {
-                if given.iter().any(|v| !f.options.iter().any(|o| o == v)) {
-                    return Err(FormError::BadValue(f.id.clone()));
-                }
-                if !given.is_empty() {
-                    fields.insert(
-                        f.id.clone(),
-                        FieldValue::Choices(given.iter().map(|v| v.to_string()).collect()),
-                    );
-                }
-            }
-            FieldKind::Select => {
-                if let Some(v) = one()? {
-                    if !f.options.iter().any(|o| o == v) {
-                        return Err(FormError::BadValue(f.id.clone()));
-                    }
-                    fields.insert(f.id.clone(), FieldValue::Text(v.to_string()));
-                }
-            }
-            FieldKind::Checkbox => {
-                if let Some(v) = one()? {
-                    if v != "yes" {
-                        return Err(FormError::BadValue(f.id.clone()));
-                    }
-                    fields.insert(f.id.clone(), FieldValue::Text("yes".into()));
-                }
-            }
-            FieldKind::Text | FieldKind::Textarea | FieldKind::Date => {
-                if let Some(v) = one()? {
-                    fields.insert(f.id.clone(), FieldValue::Text(v.to_string()));
-                }
-            }
-            FieldKind::Urgent => {
-                // The answer itself is kept too, so "no" and "not answered" stay apart.
-                let answer = one()?;
-                urgent = match answer {
-                    Some("yes") => true,
-                    None | Some("no") => false,
-                    Some(_) => return Err(FormError::BadValue(f.id.clone())),
-                };
-                if let Some(answer) = answer {
-                    fields.insert(f.id.clone(), FieldValue::Text(answer.to_string()));
-                }
-            }
-            FieldKind::Description => description = one()?.unwrap_or("").to_string(),
-            FieldKind::Attachments => {}
-        }
-        let answered = match f.kind {
-            FieldKind::Description => !description.is_empty(),
-            FieldKind::Attachments => !files.is_empty(),
-            _ => fields.contains_key(&f.id),
-        };
-        if f.required && !answered {
-            missing.push(f.id.clone());
-        }
-    }
-    if !missing.is_empty() {
-        return Err(FormError::Missing(missing));
-    }
-    let attachments = files
-        .iter()
-        .enumerate()
-        .map(|(i, p)| Attachment {
-            name: p.name.chars().take(payload::MAX_NAME_CHARS).collect(),
-            size: p.size,
-            sha256: p.sha256.clone(),
-            media_type: clean_media_type(&p.media_type),
-            path: attachment_path(i, &p.name),
-        })
-        .collect();
-    let report = Report {
-        schema: payload::SCHEMA.into(),
-        language: language.unwrap_or(&form.default_language).to_string(),
-        urgent,
-        sealed_by: Some("gateway".into()),
-        fields,
-        description,
-        attachments,
-    };
-    payload::read::validate(&report, u64::MAX).map_err(|e| FormError::BadValue(e.to_string()))?;
-    Ok(report)
-}
-
-fn clean_media_type(t: &str) -> String {
-    let t: String = t
-        .chars()
-        .filter(|c| c.is_ascii_graphic())
-        .take(payload::MAX_MEDIA_TYPE_CHARS)
-        .collect();
-    if t.is_empty() {
-        "application/octet-stream".into()
-    } else {
-        t
-    }
-}
-
 fn seal_and_store(
     ctx: &FormContext,
     report: &Report,
-    files: &[Pending],
-) -> Result<SubmissionRecord, FormError> {
+    scratches: &[Scratch],
+) -> Result<SubmissionRecord, FormPostError> {
     let mut incoming = ctx.store.begin(None)?;
     let written = (|| -> io::Result<()> {
         let mut sources: Vec<payload::AttachmentSource<'_>> = Vec::new();
-        for f in files {
-            sources.push(Box::new(f.scratch.reader()?));
+        for scratch in scratches {
+            sources.push(Box::new(scratch.reader()?));
         }
         let mut sealer = seal::sealer(&ctx.keyring, &mut incoming)?;
         payload::write_payload(&mut sealer, report, sources)?;
@@ -708,8 +606,8 @@ fn seal_and_store(
     })();
     if let Err(e) = written {
         return Err(match incoming.take_fault() {
-            Some(fault) => FormError::Store(fault),
-            None => FormError::Seal(e),
+            Some(fault) => FormPostError::Store(fault),
+            None => FormPostError::Seal(e),
         });
     }
     Ok(ctx.store.commit(incoming, Sealing::OnArrival)?)

@@ -8,7 +8,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 
-use super::form_post::{read_texts, receive_form, FormContext, FormError};
+use super::form_post::{read_texts, receive_form, FormContext, FormPostError};
 use super::form_token::TokenError;
 use super::page::{FormValues, PageView};
 use super::slots::Slot;
@@ -43,7 +43,7 @@ pub async fn submit_form(
 ) -> Response {
     let default_lang = app.page.language(None);
     if !app.page.server_sealing() {
-        return refusal(&app, &default_lang, None, FormError::Disabled);
+        return refusal(&app, &default_lang, None, FormPostError::Disabled);
     }
     let announced = request
         .headers()
@@ -58,7 +58,7 @@ pub async fn submit_form(
             // read back at once; then the reporter is told to go back instead.
             let genuine = !matches!(
                 e,
-                FormError::Token(TokenError::Missing | TokenError::Invalid)
+                FormPostError::Token(TokenError::Missing | TokenError::Invalid)
             );
             let permit = genuine
                 .then(|| app.echoes.clone().try_acquire_owned().ok())
@@ -99,27 +99,32 @@ async fn admit_form(
     app: &AppState,
     token: Option<&str>,
     announced: Option<u64>,
-) -> Result<Slot, FormError> {
+) -> Result<Slot, FormPostError> {
     let ticket = app.form_tokens.check(token)?;
     app.form_tokens.spend(ticket)?;
     let size = announced.unwrap_or(app.form_max_bytes);
     if size > app.form_max_bytes {
-        return Err(FormError::TooLarge);
+        return Err(FormPostError::TooLarge);
     }
     tokio::time::sleep(app.form_tokens.wait(&ticket)).await;
     app.admission
         .admit_form_post(size)
         .await
-        .map_err(|_| FormError::Busy)
+        .map_err(|_| FormPostError::Busy)
 }
 
 /// The form again, with what was typed, the reason and every missing answer, under the
 /// error's status, and a fresh token so "send again" works.
-fn refusal(app: &AppState, lang: &str, values: Option<&FormValues>, error: FormError) -> Response {
+fn refusal(
+    app: &AppState,
+    lang: &str,
+    values: Option<&FormValues>,
+    error: FormPostError,
+) -> Response {
     if error.status().is_server_error() || error.status() == StatusCode::INSUFFICIENT_STORAGE {
         super::error::warn_operator("form_post", &error.to_string());
     }
-    if matches!(error, FormError::Disabled) {
+    if matches!(error, FormPostError::Disabled) {
         return (error.status(), Html(app.page.disabled(lang))).into_response();
     }
     let limit = super::page::human_size(app.form_max_bytes);
@@ -128,7 +133,7 @@ fn refusal(app: &AppState, lang: &str, values: Option<&FormValues>, error: FormE
         .text(lang, error.message_key())
         .replace("{limit}", &limit);
     let missing = match &error {
-        FormError::Missing(fields) => fields.clone(),
+        FormPostError::Missing(fields) => fields.clone(),
         _ => Vec::new(),
     };
     // Without what was typed, say how to get it back rather than that it is still there.

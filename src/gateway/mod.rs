@@ -16,6 +16,7 @@ mod headers;
 mod html;
 mod limits;
 mod maintenance;
+mod paced;
 pub mod page;
 mod slots;
 pub mod tls;
@@ -69,7 +70,7 @@ pub struct AppState {
     keys_json: Bytes,
     admission: limits::Admission,
     pow: crate::pow::ProofOfWork,
-    upload_pace: upload::UploadPace,
+    upload_pace: paced::UploadPace,
     saturation: Arc<limits::Saturation>,
     max_requests_per_connection: u64,
     form_tokens: form_token::FormTokens,
@@ -246,7 +247,7 @@ pub fn prepare(validated: &ValidatedConfig) -> Result<(Arc<AppState>, Recovery),
             config.proof_of_work.clone(),
             config.rate_limits.submissions_per_minute,
         ),
-        upload_pace: upload::UploadPace {
+        upload_pace: paced::UploadPace {
             idle: Duration::from_secs(config.limits.body_idle_timeout_secs),
             grace: Duration::from_secs(config.limits.upload_grace_secs),
             min_bytes_per_sec: config.limits.min_upload_bytes_per_sec,

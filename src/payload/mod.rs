@@ -126,6 +126,16 @@ pub struct Attachment {
     pub path: String,
 }
 
+/// A field id: 1 to 64 of `a-z`, `0-9` and `_`. The form's ids, the report's field keys and the
+/// terminal client's `--field` names all follow it (and the page's script, `isValidFieldId`).
+pub fn is_valid_field_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
 /// The archive entry name for the `index`th attachment (0-based), keeping a short, safe
 /// extension from the original name so `tar -x` users get a usable file.
 pub fn attachment_path(index: usize, original_name: &str) -> String {

@@ -266,12 +266,7 @@ pub fn validate(report: &Report, max_total: u64) -> Result<(), PayloadError> {
         return bad(format!("more than {MAX_FIELDS} fields"));
     }
     for (key, value) in &report.fields {
-        let key_ok = !key.is_empty()
-            && key.len() <= 64
-            && key
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-        if !key_ok {
+        if !is_valid_field_id(key) {
             return bad(format!("bad field id {:?}", clip(key)));
         }
         let texts: Vec<&String> = match value {

@@ -40,12 +40,7 @@ pub fn build_report(input: &ReportInput) -> Result<(Report, Vec<PathBuf>), Submi
     }
     let mut fields: BTreeMap<String, FieldValue> = BTreeMap::new();
     for (key, value) in &input.fields {
-        let valid_key = !key.is_empty()
-            && key.len() <= 64
-            && key
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-        if !valid_key || value.chars().count() > MAX_FIELD_CHARS {
+        if !crate::payload::is_valid_field_id(key) || value.chars().count() > MAX_FIELD_CHARS {
             return Err(input_error(
                 Path::new("--field"),
                 format!("{key:?}: field names are lowercase letters, digits and _ (at most 64), values at most {MAX_FIELD_CHARS} characters"),
