@@ -156,7 +156,7 @@ fn main() {
         "concurrency", "gateway acks/s", "sled+flush ops/s", "ratio"
     );
     for concurrency in [1usize, 16, 64] {
-        let base_dir = tempfile::tempdir_in(repo().join("target")).expect("tempdir");
+        let base_dir = resguardo::testing::bench_scratch_dir();
         let db = sled::Config::new()
             .path(base_dir.path().join("baseline"))
             .cache_capacity(16 * 1024 * 1024)
@@ -171,7 +171,7 @@ fn main() {
             db.flush().expect("flush");
         });
 
-        let gw_dir = tempfile::tempdir_in(repo().join("target")).expect("tempdir");
+        let gw_dir = resguardo::testing::bench_scratch_dir();
         let gateway = start_gateway(gw_dir.path());
         let url = format!("{}api/v1/submissions", gateway.url);
         let body = message.clone();
@@ -197,7 +197,7 @@ fn main() {
 
     println!();
     let big = Arc::new(sealed(50 * 1024 * 1024 - 4096));
-    let dir = tempfile::tempdir_in(repo().join("target")).expect("tempdir");
+    let dir = resguardo::testing::bench_scratch_dir();
     let gateway = start_gateway(dir.path());
     let pid = gateway.child.id();
     let idle = vm_hwm_kib(pid);

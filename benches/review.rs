@@ -61,7 +61,7 @@ fn status_ok(cmd: &mut Command, what: &str) {
 }
 
 fn main() {
-    let dir = tempfile::tempdir_in(repo().join("target")).expect("tempdir");
+    let dir = resguardo::testing::bench_scratch_dir();
     let d = dir.path();
     let keyring = ReviewerKeyring::load(&[key(1, "pub.asc"), key(2, "pub.asc")]).expect("keys");
     let messages: Vec<Vec<u8>> = (0..COUNT)

@@ -15,19 +15,26 @@ use crate::operator::OperatorError;
 use crate::store::StoreError;
 use crate::terminal::clean_line;
 
+/// Exit code 1: the command ran, but some items failed (its summary says which).
 pub const EXIT_PARTIAL: u8 = 1;
+/// Exit code 2: bad usage or configuration.
 pub const EXIT_USAGE: u8 = 2;
+/// Exit code 3: bad input data, such as a malformed file or a wrong passphrase.
 pub const EXIT_BAD_INPUT: u8 = 3;
+/// Exit code 4: the environment failed (disk, network, a busy or unreachable gateway).
 pub const EXIT_ENVIRONMENT: u8 = 4;
 
 /// A failed command: what to print, and the exit code.
 #[derive(Debug)]
 pub struct Failure {
+    /// The process exit code, one of the `EXIT_*` constants.
     pub code: u8,
+    /// What went wrong; may span lines, and is cleaned of terminal controls when printed.
     pub message: String,
 }
 
 impl Failure {
+    /// A failure with this exit code and message.
     pub fn new(code: u8, message: impl Display) -> Self {
         Failure {
             code,
@@ -35,14 +42,17 @@ impl Failure {
         }
     }
 
+    /// A failure with [`EXIT_USAGE`].
     pub fn usage(message: impl Display) -> Self {
         Self::new(EXIT_USAGE, message)
     }
 
+    /// A failure with [`EXIT_BAD_INPUT`].
     pub fn bad_input(message: impl Display) -> Self {
         Self::new(EXIT_BAD_INPUT, message)
     }
 
+    /// A failure with [`EXIT_ENVIRONMENT`].
     pub fn environment(message: impl Display) -> Self {
         Self::new(EXIT_ENVIRONMENT, message)
     }

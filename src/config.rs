@@ -29,26 +29,39 @@ mode = "self-signed"
 /// Largest submission limit we accept in a config (the bundle format allows more).
 const MAX_SUBMISSION_LIMIT: u64 = 2 * 1024 * 1024 * 1024;
 
+/// The gateway's settings as parsed, not yet checked (see [`GatewayConfig::validate`]).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GatewayConfig {
+    /// Address and port to listen on; plain HTTP is allowed only on a loopback address.
     pub listen: SocketAddr,
+    /// Where the ciphertext, the index and the self-signed certificate live.
     pub data_dir: PathBuf,
+    /// The reviewers' public OpenPGP certificates, one file each; submissions are encrypted to
+    /// these and nothing else.
     pub reviewer_certs: Vec<PathBuf>,
+    /// How TLS is done (`[tls]`); default: a self-signed certificate.
     #[serde(default)]
     pub tls: TlsConfig,
+    /// Size, time and connection limits (`[limits]`).
     #[serde(default)]
     pub limits: Limits,
+    /// Request and upload rates for the whole gateway (`[rate_limits]`).
     #[serde(default)]
     pub rate_limits: RateLimits,
+    /// The form posted without JavaScript (`[form]`).
     #[serde(default)]
     pub form: FormConfig,
+    /// The proof of work each submission carries (`[proof_of_work]`).
     #[serde(default)]
     pub proof_of_work: ProofOfWorkConfig,
+    /// Deletion of submissions never exported (`[retention]`).
     #[serde(default)]
     pub retention: RetentionConfig,
+    /// Spare files and time-stamp sweeps of the data directory (`[store]`).
     #[serde(default)]
     pub store: StoreConfig,
+    /// Who runs the gateway, as the page shows it (`[organisation]`).
     #[serde(default)]
     pub organisation: OrganisationConfig,
 }
@@ -58,11 +71,15 @@ pub struct GatewayConfig {
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(untagged)]
 pub enum LocalText {
+    /// The same text in every language.
     One(String),
+    /// Texts by language tag (`es`, `en`, ...).
     ByLanguage(std::collections::BTreeMap<String, String>),
 }
 
 impl LocalText {
+    /// The text in `lang`, else in `default_lang`, else the one with the first tag in
+    /// alphabetical order; empty only for an empty table.
     pub fn get(&self, lang: &str, default_lang: &str) -> &str {
         match self {
             LocalText::One(text) => text,
@@ -88,18 +105,23 @@ impl LocalText {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OrganisationConfig {
+    /// The organisation's name.
     pub name: LocalText,
     /// Who reads the reports, in plain words.
     pub who_reads: LocalText,
     /// Urgent reports are read at least every this many hours.
     pub urgent_review_hours: u32,
+    /// Numbers to call in an emergency, at most 8.
     pub hotlines: Vec<Hotline>,
 }
 
+/// An emergency number shown on the page.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Hotline {
+    /// Whom the number reaches.
     pub label: LocalText,
+    /// The number as dialled: 1 to 20 characters, digits, spaces, `+` or `-`.
     pub number: String,
 }
 
@@ -142,6 +164,7 @@ impl Default for OrganisationConfig {
     }
 }
 
+/// How the data directory avoids dating arrivals (`[store]`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
@@ -162,6 +185,7 @@ impl Default for StoreConfig {
     }
 }
 
+/// Deletion of submissions that were never exported (`[retention]`).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetentionConfig {
@@ -170,6 +194,7 @@ pub struct RetentionConfig {
     pub unexported_days: u32,
 }
 
+/// The proof of work asked of every submission (`[proof_of_work]`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProofOfWorkConfig {
@@ -179,6 +204,7 @@ pub struct ProofOfWorkConfig {
     pub base_difficulty: u8,
     /// The most asked under a flood.
     pub max_difficulty: u8,
+    /// Seconds a challenge stays valid after it is issued (5 to 3600).
     pub challenge_ttl_secs: u64,
     /// Spent challenges remembered until they expire (bounds memory under a flood).
     pub replay_memory: usize,
@@ -196,6 +222,7 @@ impl Default for ProofOfWorkConfig {
     }
 }
 
+/// The form posted without JavaScript and sealed by the gateway (`[form]`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FormConfig {
@@ -205,6 +232,7 @@ pub struct FormConfig {
     /// Form posts accepted per minute, for the whole gateway. The gateway does the sealing work
     /// for these, and they carry no proof of work, so they have a budget of their own.
     pub posts_per_minute: u32,
+    /// Form posts that may come at once before `posts_per_minute` paces them.
     pub post_burst: u32,
     /// Largest form post (text and files together), in bytes. Default: 25 MiB, or
     /// `limits.max_submission_bytes` if that is smaller.
@@ -241,6 +269,7 @@ impl Default for FormConfig {
     }
 }
 
+/// How the gateway does TLS (`[tls]`, chosen by its `mode` key).
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(tag = "mode", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum TlsConfig {
@@ -248,11 +277,17 @@ pub enum TlsConfig {
     #[default]
     SelfSigned,
     /// The operator's certificate chain and private key, PEM.
-    Files { cert: PathBuf, key: PathBuf },
+    Files {
+        /// The certificate chain file.
+        cert: PathBuf,
+        /// The private key file.
+        key: PathBuf,
+    },
     /// No TLS, for running behind a Tor onion service on the same host. Loopback only.
     PlainHttp,
 }
 
+/// Size, time and connection limits (`[limits]`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
@@ -267,6 +302,7 @@ pub struct Limits {
     /// After this grace period an upload slower than `min_upload_bytes_per_sec` on average is
     /// dropped: a slow reporter on Tor manages tens of KB/s, a slow-body attack far less.
     pub upload_grace_secs: u64,
+    /// The lowest average upload rate, in bytes per second, kept after `upload_grace_secs`.
     pub min_upload_bytes_per_sec: u64,
     /// No upload may take longer than this.
     pub max_upload_secs: u64,
@@ -295,6 +331,7 @@ impl Default for Limits {
     }
 }
 
+/// Request and upload rates for the whole gateway (`[rate_limits]`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RateLimits {
@@ -310,16 +347,20 @@ pub struct RateLimits {
     pub evict_uploads_slower_than_bytes_per_sec: u64,
     /// The page and the files it loads, per second, for the whole gateway.
     pub requests_per_second: u32,
+    /// Page requests that may come at once before `requests_per_second` paces them.
     pub request_burst: u32,
     /// `GET /api/v1/keys` per second, for the whole gateway.
     pub keys_per_second: u32,
+    /// Key requests that may come at once before `keys_per_second` paces them.
     pub keys_burst: u32,
     /// `GET /api/v1/challenge` per second, for the whole gateway.
     pub challenges_per_second: u32,
+    /// Challenge requests that may come at once before `challenges_per_second` paces them.
     pub challenge_burst: u32,
     /// Each connection's own share of the routes above (a page load makes about a dozen
     /// requests), so one client cannot take a whole budget.
     pub per_connection_per_second: u32,
+    /// Requests one connection may make at once before `per_connection_per_second` paces it.
     pub per_connection_burst: u32,
     /// A connection is closed after this many requests (the client opens a new one).
     pub max_requests_per_connection: u32,
@@ -353,6 +394,7 @@ impl Default for RateLimits {
 #[derive(Debug, thiserror::Error)]
 #[error("{}", .problems.iter().map(|p| format!("config: {p}")).collect::<Vec<_>>().join("\n"))]
 pub struct ConfigError {
+    /// One line each, without the `config: ` prefix that `Display` adds.
     pub problems: Vec<String>,
 }
 
@@ -367,7 +409,9 @@ impl ConfigError {
 /// A config that passed validation, with the reviewers' keyring loaded.
 #[derive(Debug, Clone)]
 pub struct ValidatedConfig {
+    /// The settings that passed.
     pub config: GatewayConfig,
+    /// The reviewers' certificates, loaded from `reviewer_certs`.
     pub keyring: ReviewerKeyring,
     /// True when running on the embedded default (demo keys).
     pub is_embedded_default: bool,
@@ -382,6 +426,8 @@ impl GatewayConfig {
         Ok(config)
     }
 
+    /// Reads and parses the file at `path`; relative paths in it follow its directory, and
+    /// every problem is prefixed with `path`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError::one(format!("{}: cannot read: {e}", path.display())))?;

@@ -24,8 +24,11 @@ pub enum FieldKind {
     Multi,
     /// One option from a list.
     Select,
+    /// One line of free text.
     Text,
+    /// Several lines of free text.
     Textarea,
+    /// A date picker on the page; the answer is kept as the text given, not checked as a date.
     Date,
     /// A single box; "yes" in the report when ticked.
     Checkbox,
@@ -37,14 +40,20 @@ pub enum FieldKind {
     Attachments,
 }
 
+/// One field of the form, as `static/form.json` lists it.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FieldDef {
+    /// Unique id (see [`payload::is_valid_field_id`]): the key in the report's `fields` and in
+    /// the labels (`field.<id>.label` in `static/i18n/`).
     pub id: String,
+    /// The field's `type` in the JSON.
     #[serde(rename = "type")]
     pub kind: FieldKind,
+    /// Whether the report needs an answer to it (default: no).
     #[serde(default)]
     pub required: bool,
+    /// The allowed values of a multi or select field (which must have some); empty otherwise.
     #[serde(default)]
     pub options: Vec<String>,
     /// Longest accepted text, in characters.
@@ -63,13 +72,20 @@ impl FieldDef {
     }
 }
 
+/// The whole form as `static/form.json` defines it, checked by [`FormDefinition::parse`].
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FormDefinition {
+    /// The JSON's `_comment`: notes for whoever edits the file; not used.
     #[serde(rename = "_comment", default)]
     pub comment: String,
+    /// Always `resguardo.form/1`.
     pub schema: String,
+    /// Language served at `/`, the fallback for missing labels, and the report's `language`
+    /// when none is given.
     pub default_language: String,
+    /// In display order; ids unique; exactly one each of the urgent, description and
+    /// attachments types.
     pub fields: Vec<FieldDef>,
 }
 
@@ -94,6 +110,7 @@ pub enum AnswerError {
 pub struct ReceivedFile {
     /// The reporter's file name (cut to the payload's bound).
     pub name: String,
+    /// Length of the content, in bytes.
     pub size: u64,
     /// Lowercase hex SHA-256 of the content.
     pub sha256: String,
@@ -123,6 +140,8 @@ impl FormDefinition {
         Self::parse(asset.bytes)
     }
 
+    /// Parses and checks a form definition: its schema, unique valid ids, options on exactly
+    /// the multi and select fields, and one each of the three structural fields.
     pub fn parse(bytes: &[u8]) -> Result<Self, FormDefinitionError> {
         let form: FormDefinition =
             serde_json::from_slice(bytes).map_err(|e| FormDefinitionError(e.to_string()))?;
@@ -177,6 +196,7 @@ impl FormDefinition {
         })
     }
 
+    /// The field with this id, if the form has one.
     pub fn field(&self, id: &str) -> Option<&FieldDef> {
         self.fields.iter().find(|f| f.id == id)
     }

@@ -27,6 +27,7 @@ impl Catalog {
         sorted.into_iter()
     }
 
+    /// True if a language file for exactly this tag is embedded (no fallback).
     pub fn has(&self, lang: &str) -> bool {
         self.by_language.contains_key(lang)
     }

@@ -3,19 +3,37 @@
 //! The library holds all logic; the binaries in `src/bin` only parse arguments and map errors to
 //! exit codes. Parts, each in its own module, with the smallest interfaces between them:
 //!
+//! The request path, from a reporter's device to the store:
+//! - [`gateway`]: the HTTP layer (admission, pacing, the page, the form without JavaScript).
+//! - [`pow`]: proof-of-work admission.
 //! - [`envelope`]: is a byte stream exactly a sealed message for our reviewers? (no secret key)
-//! - [`keyring`]: the reviewers' certificates, validated once.
+//! - [`seal`]: encrypting a payload to every reviewer (the form without JavaScript, the client).
 //! - [`store`]: durable storage of sealed submissions (ciphertext only), export and purge.
-//! - [`gateway`]: the HTTP layer.
-//! - [`payload`], [`bundle`]: the two file formats, each with a writer and a strict reader.
+//! - [`operator`]: the operator's commands on a data directory (export, purge, status).
+//! - [`process`]: what the gateway does to its own process (no core dumps, a scrubbed stack).
+//!
+//! What the parts share:
+//! - [`submission`]: a submission's id, its day and how it was sealed; batch ids.
+//! - [`keyring`]: the reviewers' certificates, validated once.
+//! - [`form`]: the form's definition, and the rule that turns answers into a report.
+//! - [`payload`], [`bundle`]: the two file formats, each with a writer and a strict reader
+//!   (on the tar subset in `tarfmt`).
+//! - [`hashing`]: SHA-256 while copying.
+//! - [`config`]: the gateway's configuration; [`assets`] and [`i18n`]: the embedded page and
+//!   its languages.
+//! - [`cli`], [`logging`], [`terminal`]: one-line errors and exit codes, the operator's log,
+//!   outside text made safe to print.
+//!
+//! The clients:
 //! - [`review`]: the reviewers' offline tool.
 //! - [`submit`]: the terminal client.
-//! - [`terminal`]: the one place that makes outside text safe to print.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod envelope;
 pub mod form;
 pub mod gateway;
+pub mod hashing;
 pub mod i18n;
 pub mod keyring;
 pub mod logging;

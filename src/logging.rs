@@ -7,6 +7,8 @@
 
 use tracing_subscriber::EnvFilter;
 
+/// Installs the stderr subscriber: level from `RESGUARDO_LOG` (default `info`), no times,
+/// targets or colours. Does nothing if a subscriber is already installed.
 pub fn init() {
     let filter =
         EnvFilter::try_from_env("RESGUARDO_LOG").unwrap_or_else(|_| EnvFilter::new("info"));

@@ -39,27 +39,38 @@ const NONCE_LEN: usize = 16;
 /// version ‖ expiry (u64) ‖ difficulty ‖ nonce ‖ HMAC-SHA256.
 const TOKEN_LEN: usize = 1 + 8 + 1 + NONCE_LEN + 32;
 
+/// Why a proof of work was refused; each variant maps to an API error [`code`](PowError::code).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PowError {
+    /// The request has no `Resguardo-PoW` header.
     #[error("a proof of work is required: get a challenge from /api/v1/challenge")]
     Missing,
+    /// The header is not `<challenge hex>.<decimal counter>` with a token of the right length.
     #[error("the proof of work is malformed")]
     Malformed,
+    /// The HMAC does not verify under this process's key (as for any challenge issued before a
+    /// restart), or the token version is unknown.
     #[error("the challenge was not issued by this gateway or was altered")]
     Forged,
+    /// The challenge's expiry time has passed, or the held solution was pruned from memory.
     #[error("the challenge has expired; get a new one")]
     Expired,
+    /// The hash has fewer leading zero bits than the challenge asked for.
     #[error("the solution does not meet the challenge's difficulty")]
     Insufficient,
+    /// The solution was already spent, or is held by another submission right now.
     #[error("this solution was already used")]
     Replayed,
+    /// Enough for the challenge, but below the difficulty in force now (it rose since issue).
     #[error("the gateway asks for more work now than this challenge did; get a new challenge")]
     Outdated,
+    /// The replay memory is full of unexpired nonces, so a new solution cannot be remembered.
     #[error("too many solutions in flight; try again shortly")]
     ReplayMemoryFull,
 }
 
 impl PowError {
+    /// Stable machine-readable identifier returned by the HTTP API.
     pub fn code(&self) -> &'static str {
         match self {
             PowError::Missing => "pow_missing",
@@ -77,12 +88,18 @@ impl PowError {
 /// What `GET /api/v1/challenge` returns.
 #[derive(Debug, Clone, Serialize)]
 pub struct Challenge {
+    /// Hex-encoded token: version, expiry (Unix seconds), difficulty, random nonce, HMAC-SHA256.
     pub challenge: String,
+    /// Leading zero bits that SHA-256(token ‖ counter) must have.
     pub difficulty: u8,
+    /// Seconds until the challenge expires (the configured `challenge_ttl_secs`).
     pub expires_in: u64,
+    /// Always `"sha256-leading-zero-bits"`.
     pub algorithm: &'static str,
 }
 
+/// Issues and verifies challenges and remembers used solutions; one per gateway, shared by all
+/// requests.
 pub struct ProofOfWork {
     key: hmac::Key,
     config: ProofOfWorkConfig,
@@ -115,6 +132,8 @@ pub struct Verified {
 }
 
 impl ProofOfWork {
+    /// Makes a fresh HMAC key, so challenges issued before a restart are refused. The load is
+    /// measured against `rate_per_minute`, the configured submissions per minute (0 counts as 1).
     pub fn new(config: ProofOfWorkConfig, rate_per_minute: u32) -> Self {
         let rng = SystemRandom::new();
         // The key exists only in this process: restarting the gateway voids all challenges.
@@ -129,6 +148,8 @@ impl ProofOfWork {
         }
     }
 
+    /// Whether submissions must carry a solution; when false the API skips the check and
+    /// `/api/v1/challenge` answers that none is required.
     pub fn enabled(&self) -> bool {
         self.config.enabled
     }
@@ -156,6 +177,7 @@ impl ProofOfWork {
         self.current_difficulty() <= self.config.base_difficulty
     }
 
+    /// A new challenge at the current difficulty, valid for `challenge_ttl_secs`.
     pub fn issue(&self) -> Challenge {
         self.issue_at(now_secs(), self.current_difficulty())
     }
@@ -292,6 +314,7 @@ pub fn solution_hash(token: &[u8], counter: u64) -> [u8; 32] {
     out
 }
 
+/// Number of leading zero bits of `hash`, starting at the most significant bit of the first byte.
 pub fn leading_zero_bits(hash: &[u8]) -> u32 {
     let mut bits = 0;
     for &b in hash {

@@ -50,6 +50,7 @@ pub struct Scratch {
 const SCRATCH_ALGO: SymmetricAlgorithm = SymmetricAlgorithm::AES256;
 
 impl Scratch {
+    /// An empty anonymous file in `dir` (unlinked at once) with a fresh random AES-256 key.
     pub fn create(dir: &std::path::Path) -> io::Result<Self> {
         let file = tempfile::tempfile_in(dir)?;
         let key = SessionKey::new(SCRATCH_ALGO.key_size().map_err(io::Error::other)?)

@@ -11,72 +11,99 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
 
-/// A random 128-bit identifier, shown as 32 lowercase hex digits.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SubmissionId([u8; 16]);
+/// Defines a random 128-bit identifier shown as 32 lowercase hex digits. Each kind of id is its
+/// own type, so a batch id can never be taken for a submission id (or reported as one).
+macro_rules! random_id {
+    ($(#[$doc:meta])* $name:ident, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name([u8; 16]);
 
-impl SubmissionId {
-    /// A fresh id from the operating system's CSPRNG.
-    pub fn random() -> Self {
-        let mut bytes = [0u8; 16];
-        // SystemRandom only fails if the OS has no entropy source, which we cannot run without.
-        SystemRandom::new()
-            .fill(&mut bytes)
-            .expect("the operating system's random number generator failed");
-        SubmissionId(bytes)
-    }
+        impl $name {
+            /// A fresh id from the operating system's CSPRNG.
+            pub fn random() -> Self {
+                let mut bytes = [0u8; 16];
+                // SystemRandom only fails if the OS has no entropy source, which we cannot run
+                // without.
+                SystemRandom::new()
+                    .fill(&mut bytes)
+                    .expect("the operating system's random number generator failed");
+                $name(bytes)
+            }
 
-    pub fn from_bytes(bytes: [u8; 16]) -> Self {
-        SubmissionId(bytes)
-    }
+            /// The id with these bytes (as stored).
+            pub fn from_bytes(bytes: [u8; 16]) -> Self {
+                $name(bytes)
+            }
 
-    pub fn as_bytes(&self) -> &[u8; 16] {
-        &self.0
-    }
-}
-
-impl fmt::Display for SubmissionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&hex::encode(self.0))
-    }
-}
-
-impl fmt::Debug for SubmissionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SubmissionId({self})")
-    }
-}
-
-/// Why a string is not a submission id.
-#[derive(Debug, thiserror::Error)]
-#[error("not a submission id (expected 32 lowercase hex digits): {0:?}")]
-pub struct BadId(String);
-
-impl FromStr for SubmissionId {
-    type Err = BadId;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || BadId(s.chars().take(40).collect());
-        if s.len() != 32 || !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-            return Err(bad());
+            /// The id's bytes (as stored).
+            pub fn as_bytes(&self) -> &[u8; 16] {
+                &self.0
+            }
         }
-        let mut bytes = [0u8; 16];
-        hex::decode_to_slice(s, &mut bytes).map_err(|_| bad())?;
-        Ok(SubmissionId(bytes))
-    }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&hex::encode(self.0))
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!(stringify!($name), "({})"), self)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = BadId;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                let bad = || BadId {
+                    what: $what,
+                    given: s.chars().take(40).collect(),
+                };
+                if s.len() != 32 || !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+                    return Err(bad());
+                }
+                let mut bytes = [0u8; 16];
+                hex::decode_to_slice(s, &mut bytes).map_err(|_| bad())?;
+                Ok($name(bytes))
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
 }
 
-impl Serialize for SubmissionId {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
+random_id!(
+    /// A submission's id: random, so ids say nothing about order or time of arrival.
+    SubmissionId,
+    "submission id"
+);
 
-impl<'de> Deserialize<'de> for SubmissionId {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
+random_id!(
+    /// An export batch's id (one bundle, its receipt, the records it marked exported).
+    BatchId,
+    "batch id"
+);
+
+/// Why a string is not an id of the kind wanted.
+#[derive(Debug, thiserror::Error)]
+#[error("not a {what} (expected 32 lowercase hex digits): {given:?}")]
+pub struct BadId {
+    what: &'static str,
+    given: String,
 }
 
 /// A UTC calendar day, the finest time resolution Resguardo records.
@@ -84,10 +111,12 @@ impl<'de> Deserialize<'de> for SubmissionId {
 pub struct UtcDay(i32);
 
 impl UtcDay {
+    /// The current UTC day, by the system clock.
     pub fn today() -> Self {
         Self::of(SystemTime::now())
     }
 
+    /// The UTC day containing `t` (days before 1970 are negative).
     pub fn of(t: SystemTime) -> Self {
         let secs = match t.duration_since(UNIX_EPOCH) {
             Ok(d) => d.as_secs() as i64,
@@ -96,10 +125,12 @@ impl UtcDay {
         UtcDay(secs.div_euclid(86_400) as i32)
     }
 
+    /// The day this many days after 1970-01-01 (negative: before).
     pub fn from_days_since_epoch(days: i32) -> Self {
         UtcDay(days)
     }
 
+    /// Days since 1970-01-01 (0 for that day; negative before it).
     pub fn days_since_epoch(self) -> i32 {
         self.0
     }
@@ -188,6 +219,7 @@ pub enum Sealing {
 }
 
 impl Sealing {
+    /// The `snake_case` name, as serialised: `by_sender` or `on_arrival`.
     pub fn as_str(self) -> &'static str {
         match self {
             Sealing::BySender => "by_sender",

@@ -33,7 +33,19 @@ pub fn append_file<W: Write, R: Read>(
     header.set_gid(0);
     header.set_entry_type(tar::EntryType::Regular);
     header.set_cksum();
+    // The classic layout of the checksum (six octal digits, NUL, space, as GNU tar and the page's
+    // script write it) instead of the tar crate's seven digits and NUL: both are valid ustar, and
+    // one layout makes the two payload writers byte-identical (tests/vectors/payload/).
+    let sum = header.cksum()?;
+    header.as_old_mut().cksum = classic_checksum(sum);
     builder.append(&header, data)
+}
+
+fn classic_checksum(sum: u32) -> [u8; 8] {
+    let mut field = [0u8; 8];
+    field[..6].copy_from_slice(format!("{:06o}", sum & 0o777_777).as_bytes());
+    field[7] = b' ';
+    field
 }
 
 /// Why a tar entry is not the plain regular file we expect.

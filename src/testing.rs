@@ -253,7 +253,7 @@ pub fn write_bundle_of<W: Write>(
     messages: &[Vec<u8>],
 ) -> (W, Vec<crate::submission::SubmissionId>) {
     use crate::bundle::{self, BundleEntry, BundleManifest};
-    use crate::submission::{Sealing, SubmissionId, UtcDay};
+    use crate::submission::{BatchId, Sealing, SubmissionId, UtcDay};
     let entries: Vec<BundleEntry> = messages
         .iter()
         .map(|m| BundleEntry {
@@ -267,7 +267,7 @@ pub fn write_bundle_of<W: Write>(
     let ids = entries.iter().map(|e| e.id).collect();
     let manifest = BundleManifest {
         format: bundle::FORMAT.into(),
-        batch: SubmissionId::random(),
+        batch: BatchId::random(),
         created: UtcDay::today(),
         submissions: entries,
     };
@@ -279,4 +279,16 @@ pub fn write_bundle_of<W: Write>(
     })
     .expect("write bundle");
     (out, ids)
+}
+
+/// A scratch directory for a benchmark, on the same disk as the build (so fsync costs what it
+/// costs there, not what a tmpfs /tmp costs): under `CARGO_TARGET_DIR` when set, else
+/// `./target`, made if missing, so `cargo bench` works wherever the build goes.
+pub fn bench_scratch_dir() -> tempfile::TempDir {
+    let base = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let made = std::fs::create_dir_all(&base).and_then(|()| tempfile::tempdir_in(&base));
+    made.or_else(|_| tempfile::tempdir())
+        .expect("a scratch directory for the benchmark")
 }

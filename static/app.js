@@ -14,7 +14,8 @@
 // work is refused for reasons that are not the reporter's (a restart, an expired challenge).
 
 import * as openpgp from './vendor/openpgp.min.mjs';
-import { buildPayload, attachmentPath, sha256Hex, paddedLength } from './js/payload.js';
+import { buildPayload, sha256Hex, paddedLength } from './js/payload.js';
+import { reportFromAnswers } from './js/report.js';
 import { cleanImage, imageKind } from './js/metadata.js';
 
 const main = document.getElementById('main');
@@ -249,53 +250,32 @@ function markMissing(ids) {
   }
 }
 
-/** Reads the form into a report (payload v1); lists every missing answer at once. */
-function collectReport() {
+/** The form's answers: every text value given, by field id (files are not answers). */
+function readAnswers() {
   const data = new FormData(form);
-  const report = {
-    schema: 'resguardo.report/1',
-    language: lang,
-    urgent: false,
-    sealed_by: 'browser',
-    fields: {},
-    description: '',
-    attachments: [],
-  };
-  const missing = [];
+  const answers = {};
   for (const field of formDefinition.fields) {
-    const id = field.id;
-    const values = data.getAll(id).filter((v) => typeof v === 'string').map((v) => v.trim()).filter(Boolean);
-    switch (field.type) {
-      case 'multi':
-        if (values.length) report.fields[id] = values;
-        break;
-      case 'checkbox':
-        if (values.includes('yes')) report.fields[id] = 'yes';
-        break;
-      case 'urgent':
-        // The answer is kept too, so "no" and "not answered" stay apart.
-        report.urgent = values[0] === 'yes';
-        if (values[0] === 'yes' || values[0] === 'no') report.fields[id] = values[0];
-        break;
-      case 'description':
-        report.description = values[0] || '';
-        break;
-      case 'attachments':
-        break;
-      default:
-        if (values.length) report.fields[id] = values[0];
-    }
-    const answered =
-      field.type === 'description' ? report.description !== ''
-        : field.type === 'attachments' ? chosen.length > 0
-          : id in report.fields;
-    if (field.required && !answered) missing.push(id);
+    answers[field.id] = data.getAll(field.id).filter((v) => typeof v === 'string');
   }
-  return { report, missing };
+  return answers;
 }
 
-async function attachFiles(report) {
-  const files = [];
+/** The report for these answers and files (js/report.js, the rule src/form.rs applies too). */
+function makeReport(answers, files) {
+  return reportFromAnswers(formDefinition, { language: lang, sealedBy: 'browser', answers, files });
+}
+
+/** Every required answer not given, at once (a refused answer is marked like a missing one). */
+function missingAnswers(answers) {
+  // The files are not read yet: only how many there are matters here.
+  const outcome = makeReport(answers, chosen.map((c) => ({ name: c.file.name, size: 0, sha256: '', media_type: '' })));
+  return outcome.missing || (outcome.notAllowed ? [outcome.notAllowed] : []);
+}
+
+/** Reads the chosen files (cleaned images as cleaned); returns the report and the archive's files. */
+async function attachFiles(answers) {
+  const described = [];
+  const contents = [];
   setStatus(t('page.status.preparing'));
   for (const [index, entry] of chosen.entries()) {
     const cleaned = entry.state === 'cleaned' && entry.bytes;
@@ -303,17 +283,13 @@ async function attachFiles(report) {
     // A phone names a photo by the moment it was taken ("IMG_20240512_143022.jpg"): a cleaned
     // image goes under a neutral name, so its name does not say what its data no longer does.
     const name = cleaned ? `imagen-${index + 1}.${entry.kind === 'png' ? 'png' : 'jpg'}` : entry.file.name;
-    const path = attachmentPath(index, name);
-    report.attachments.push({
-      name: name.slice(0, 255),
-      size: bytes.length,
-      sha256: await sha256Hex(bytes),
-      media_type: (entry.file.type || 'application/octet-stream').slice(0, 127),
-      path,
-    });
-    files.push({ path, bytes });
+    described.push({ name, size: bytes.length, sha256: await sha256Hex(bytes), media_type: entry.file.type });
+    contents.push(bytes);
   }
-  return files;
+  const { report, missing, notAllowed } = makeReport(answers, described);
+  if (!report) throw new Error(t('page.error.missing') + ' ' + [...(missing || []), notAllowed].filter(Boolean).map(labelOf).join(', '));
+  const files = report.attachments.map((a, i) => ({ path: a.path, bytes: contents[i] }));
+  return { report, files };
 }
 
 /** Gets and solves a proof-of-work challenge if the gateway asks for one; returns the header. */
@@ -446,7 +422,8 @@ async function onSubmit(event) {
   event.preventDefault();
   if (sending) return;
   clearMessage();
-  const { report, missing } = collectReport();
+  const answers = readAnswers();
+  const missing = missingAnswers(answers);
   markMissing(missing);
   if (missing.length) {
     showMessage([t('page.error.missing')], missing.map((id) => ({ id, label: labelOf(id) })));
@@ -468,7 +445,7 @@ async function onSubmit(event) {
   try {
     const keys = await ensureKeys();
     checkCancelled();
-    const files = await attachFiles(report);
+    const { report, files } = await attachFiles(answers);
     checkCancelled();
     const plain = buildPayload(report, files);
     setStatus(t('page.status.encrypting'));

@@ -22,3 +22,4 @@ mod review_bombs;
 mod review_escapes;
 mod review_open;
 mod review_sandbox;
+mod shared_vectors;

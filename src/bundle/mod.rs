@@ -26,7 +26,7 @@ pub use write::write_bundle;
 
 use serde::{Deserialize, Serialize};
 
-use crate::submission::{Sealing, SubmissionId, UtcDay};
+use crate::submission::{BatchId, Sealing, SubmissionId, UtcDay};
 
 /// The format this code writes and reads.
 pub const FORMAT: &str = "resguardo.bundle/1";
@@ -47,10 +47,13 @@ pub const MAX_SUBMISSION_BYTES: u64 = 4 * 1024 * 1024 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BundleManifest {
+    /// Always [`FORMAT`]; read before the rest, so a newer bundle gets a clear message.
     pub format: String,
     /// Random id of the export batch; a resumed export repeats the same batch.
-    pub batch: SubmissionId,
+    pub batch: BatchId,
+    /// UTC day the batch was begun (a resumed export keeps it).
     pub created: UtcDay,
+    /// In archive order; at most [`MAX_SUBMISSIONS`], each id once.
     pub submissions: Vec<BundleEntry>,
 }
 
@@ -58,11 +61,15 @@ pub struct BundleManifest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BundleEntry {
+    /// The id the gateway gave the reporter; names the entry `sealed/<id>.pgp`.
     pub id: SubmissionId,
+    /// UTC day of arrival: the only time the gateway keeps.
     pub day: UtcDay,
+    /// Bytes of the sealed message, 1 to [`MAX_SUBMISSION_BYTES`].
     pub size: u64,
     /// Lowercase hex SHA-256 of the sealed message.
     pub sha256: String,
+    /// Whether the sender encrypted it or the gateway sealed a form post on arrival.
     pub sealing: Sealing,
 }
 
@@ -73,6 +80,7 @@ impl BundleEntry {
     }
 }
 
+/// The archive entry name of a submission's sealed message: `sealed/<id>.pgp`.
 pub fn entry_path(id: &SubmissionId) -> String {
     format!("sealed/{id}.pgp")
 }
@@ -80,20 +88,36 @@ pub fn entry_path(id: &SubmissionId) -> String {
 /// What can be wrong with a bundle or one of its submissions.
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
+    /// The archive holds no entry at all (e.g. an empty file).
     #[error("the bundle is empty (no data at all)")]
     Empty,
+    /// Not a tar archive, a first entry other than `bundle.json`, or an unknown format.
     #[error("not a Resguardo bundle: {0}")]
     NotABundle(String),
+    /// The format is `resguardo.bundle/N` with N > 1; holds the format as given.
     #[error("bundle format {0:?} is newer than this tool understands ({FORMAT}); upgrade resguardo-review")]
     FutureFormat(String),
+    /// The manifest is too large, not the expected JSON, or breaks a rule (count, repeated
+    /// id, size, sha256); also a manifest that cannot be serialised when writing.
     #[error("the bundle manifest is invalid: {0}")]
     BadManifest(String),
+    /// The archive ends early; the text says where (e.g. after how many submissions).
     #[error("the bundle is truncated: {0}")]
     Truncated(String),
+    /// One submission does not match the manifest (entry type, size, SHA-256), or when
+    /// writing, its stored ciphertext cannot be read or differs from what was recorded.
     #[error("submission {id}: {reason}")]
-    BadEntry { id: SubmissionId, reason: String },
+    BadEntry {
+        /// The submission concerned.
+        id: SubmissionId,
+        /// What is wrong, ready to print.
+        reason: String,
+    },
+    /// An entry other than the one the manifest announces next, or one after the last
+    /// submission; holds its name, made printable.
     #[error("unexpected entry {0:?} in the bundle")]
     UnexpectedEntry(String),
+    /// Reading the bundle or writing it failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::submission::SubmissionId;
+use crate::submission::{BatchId, SubmissionId};
 
 /// The format this code writes and reads.
 pub const FORMAT: &str = "resguardo.open-receipt/1";
@@ -30,9 +30,10 @@ pub const MAX_REASON_CHARS: usize = 200;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OpenReceipt {
+    /// Always [`FORMAT`]; read before the rest, so a newer receipt gets a precise message.
     pub format: String,
     /// The bundle's batch id.
-    pub batch: SubmissionId,
+    pub batch: BatchId,
     /// Every submission of the bundle that is opened in `--out` (by this run or an earlier one).
     pub opened: Vec<SubmissionId>,
     /// The other submissions the run reached, each with a short reason.
@@ -43,33 +44,80 @@ pub struct OpenReceipt {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FailedOpen {
+    /// The submission, one of the bundle's.
     pub id: SubmissionId,
+    /// Why it was not opened: 1 to [`MAX_REASON_CHARS`] characters on one clean line.
     pub reason: String,
 }
 
 /// Why a receipt cannot be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum ReceiptError {
+    /// The file cannot be opened or read.
     #[error("{path}: cannot read the receipt: {source}")]
-    Read { path: PathBuf, source: io::Error },
+    Read {
+        /// The receipt file.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// The file is larger than [`MAX_RECEIPT_BYTES`].
     #[error("{path}: the receipt is larger than {} MiB", MAX_RECEIPT_BYTES >> 20)]
-    TooLarge { path: PathBuf },
+    TooLarge {
+        /// The receipt file.
+        path: PathBuf,
+    },
+    /// Not JSON of the receipt's shape (unknown keys included).
     #[error("{path}: not an open receipt: {reason}")]
-    Malformed { path: PathBuf, reason: String },
+    Malformed {
+        /// The receipt file.
+        path: PathBuf,
+        /// The parser's message, made printable.
+        reason: String,
+    },
+    /// `format` is not [`FORMAT`].
     #[error("{path}: unknown receipt format {format:?} (this tool reads {FORMAT})")]
-    UnknownFormat { path: PathBuf, format: String },
+    UnknownFormat {
+        /// The receipt file.
+        path: PathBuf,
+        /// The receipt's format: its first 60 characters, made printable.
+        format: String,
+    },
+    /// An id is listed twice (counting `opened` and `failed` together).
     #[error("{path}: submission {id} is listed more than once")]
-    DuplicateId { path: PathBuf, id: SubmissionId },
+    DuplicateId {
+        /// The receipt file.
+        path: PathBuf,
+        /// The repeated id.
+        id: SubmissionId,
+    },
+    /// A failure reason is empty, too long or not one clean line.
     #[error("{path}: the reason for submission {id} is empty, longer than {MAX_REASON_CHARS} characters, or holds control characters")]
-    BadReason { path: PathBuf, id: SubmissionId },
+    BadReason {
+        /// The receipt file.
+        path: PathBuf,
+        /// The submission whose reason is bad.
+        id: SubmissionId,
+    },
+    /// More than [`crate::bundle::MAX_SUBMISSIONS`] ids in all.
     #[error("{path}: more than {} submissions", crate::bundle::MAX_SUBMISSIONS)]
-    TooManyEntries { path: PathBuf },
+    TooManyEntries {
+        /// The receipt file.
+        path: PathBuf,
+    },
+    /// Serialising the receipt or writing it atomically failed.
     #[error("{path}: cannot write the receipt: {source}")]
-    Write { path: PathBuf, source: io::Error },
+    Write {
+        /// The receipt file.
+        path: PathBuf,
+        /// The I/O (or serialisation) error.
+        source: io::Error,
+    },
 }
 
 impl OpenReceipt {
-    pub fn new(batch: SubmissionId, opened: Vec<SubmissionId>, failed: Vec<FailedOpen>) -> Self {
+    /// A receipt in the current [`FORMAT`]; checked only when written ([`write()`]).
+    pub fn new(batch: BatchId, opened: Vec<SubmissionId>, failed: Vec<FailedOpen>) -> Self {
         OpenReceipt {
             format: FORMAT.into(),
             batch,
@@ -79,7 +127,7 @@ impl OpenReceipt {
     }
 
     /// The file name `open` gives the receipt of this batch.
-    pub fn file_name(batch: &SubmissionId) -> String {
+    pub fn file_name(batch: &BatchId) -> String {
         format!("open-receipt-{batch}.json")
     }
 
@@ -226,7 +274,7 @@ mod tests {
     #[test]
     fn a_receipt_round_trips_and_is_rewritten_whole() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let batch = id(9);
+        let batch = BatchId::from_bytes([9; 16]);
         let path = dir.path().join(OpenReceipt::file_name(&batch));
         assert_eq!(
             path.file_name().and_then(|n| n.to_str()),
@@ -268,7 +316,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("r.json");
         let twice = OpenReceipt::new(
-            id(9),
+            BatchId::from_bytes([9; 16]),
             vec![id(1)],
             vec![FailedOpen {
                 id: id(1),

@@ -48,44 +48,77 @@ pub const MAX_RECIPIENTS: usize = 64;
 /// returns, so clients can tell a reporter precisely what went wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum EnvelopeError {
+    /// Nothing was sent.
     #[error("the body is empty")]
     Empty,
+    /// The bytes are not OpenPGP at all: neither binary packets nor `-----BEGIN PGP` armor.
     #[error("the body is not an OpenPGP message")]
     NotOpenPgp,
+    /// The armor could not be decoded; holds the armor reader's error message.
     #[error("the ASCII armor is damaged or is not an OpenPGP message: {0}")]
     BadArmor(String),
+    /// The input ended before the encrypted container, or in the middle of a packet.
     #[error("the message is truncated")]
     Truncated,
+    /// Bytes follow the encrypted container; the message must end there.
     #[error("there is data after the encrypted container")]
     TrailingData,
+    /// A packet could not be parsed; holds its tag or sequoia's description of the fault.
     #[error("a {0} packet is malformed")]
     Malformed(String),
+    /// A literal data packet appeared, i.e. the message was not encrypted.
     #[error("the message contains unencrypted (literal) data")]
     Plaintext,
+    /// A compressed data packet appeared outside of any encryption.
     #[error("the message is compressed but not encrypted")]
     Compressed,
+    /// A signature or one-pass signature packet appeared outside of any encryption.
     #[error("the message is signed but not encrypted")]
     SignedOnly,
+    /// A password-encrypted session key (SKESK): a seizing adversary could brute force it.
     #[error("the message is encrypted with a password; encrypt it to the reviewers' keys instead")]
     PasswordEncrypted,
+    /// A session key has no recipient key ID or fingerprint (wildcard), so we cannot check it.
     #[error("the message has a hidden (wildcard) recipient; every recipient must be a reviewer")]
     HiddenRecipient,
+    /// A session key names a key that is not a current reviewer encryption subkey; holds its
+    /// key ID or fingerprint in hex.
     #[error("the message is encrypted to {0}, which is not a current reviewer encryption key")]
     UnknownRecipient(String),
+    /// A legacy symmetrically encrypted (SED) packet, which has no integrity protection.
     #[error("the message uses old encryption without integrity protection")]
     NoIntegrityProtection,
+    /// The encrypted container is not preceded by any public-key session key (PKESK).
     #[error("the message has no public-key recipients")]
     NoRecipients,
+    /// More than [`MAX_RECIPIENTS`] session keys.
     #[error("the message has more than {MAX_RECIPIENTS} recipients")]
     TooManyRecipients,
+    /// A second encrypted container. [`check`] does not return this today: it reports any packet
+    /// after the container as [`TrailingData`](EnvelopeError::TrailingData).
     #[error("the message has more than one encrypted container")]
     MultipleContainers,
+    /// Any other packet kind; holds its tag name.
     #[error("unexpected {0} packet; only encrypted session keys and one encrypted container are accepted")]
     UnexpectedPacket(String),
+    /// A session key uses a different public-key algorithm than the reviewer subkey it names.
     #[error("a session key is encrypted with {pkesk}, but the reviewer's key is {key}")]
-    AlgorithmMismatch { pkesk: String, key: String },
+    AlgorithmMismatch {
+        /// The algorithm the session key was encrypted with.
+        pkesk: String,
+        /// The algorithm of the reviewer subkey the session key names.
+        key: String,
+    },
+    /// The session key versions do not match each other or the container (v3 needs SEIPD v1, v6
+    /// needs SEIPD v2).
     #[error("version {pkesk} session keys cannot open a version {container} encrypted container")]
-    VersionMismatch { pkesk: u8, container: u8 },
+    VersionMismatch {
+        /// Version of the offending session key (3 or 6).
+        pkesk: u8,
+        /// SEIPD version (1 or 2) of the container, or the one the earlier session keys call for.
+        container: u8,
+    },
+    /// Something other than whitespace (or more than 64 KiB of it) follows the armor's end line.
     #[error("there is data after the armored message")]
     DataAfterArmor,
     /// The body could not be read or spooled; not the sender's fault as far as we know.
@@ -155,7 +188,10 @@ pub enum Container {
 /// What the check learned about an accepted message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SealedEnvelope {
+    /// Number of public-key session keys (PKESKs) in the message, between 1 and
+    /// [`MAX_RECIPIENTS`]; one reviewer subkey may be named more than once.
     pub recipients: usize,
+    /// Which encrypted container version follows the session keys.
     pub container: Container,
 }
 

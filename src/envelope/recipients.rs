@@ -26,10 +26,12 @@ impl RecipientSet {
         self.fingerprints.insert(fingerprint, algorithm);
     }
 
+    /// Number of distinct encryption subkeys (by fingerprint) in the set.
     pub fn len(&self) -> usize {
         self.fingerprints.len()
     }
 
+    /// True when no encryption subkey has been added.
     pub fn is_empty(&self) -> bool {
         self.fingerprints.is_empty()
     }

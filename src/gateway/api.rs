@@ -35,10 +35,7 @@ pub async fn submit(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let announced = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let announced = super::paced::announced_length(&headers);
     let admitted = admit(&app, &headers)
         .await
         .and_then(|slot| Ok((app.store.begin(announced)?, slot)));

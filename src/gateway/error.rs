@@ -13,26 +13,69 @@ use crate::envelope::EnvelopeError;
 use crate::pow::PowError;
 use crate::store::StoreError;
 
+/// How a store failure is answered, by the API and by the form alike: status, error code and
+/// seconds to wait before trying again.
+pub fn store_refusal(e: &StoreError) -> (StatusCode, &'static str, Option<u64>) {
+    match e {
+        StoreError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large", None),
+        StoreError::QuotaExceeded => (StatusCode::INSUFFICIENT_STORAGE, "store_full", Some(3600)),
+        StoreError::DiskFull => (StatusCode::INSUFFICIENT_STORAGE, "disk_full", Some(600)),
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "storage_unavailable",
+            Some(60),
+        ),
+    }
+}
+
+/// Every refusal of the JSON API, with its status, error code (`tests/vectors/error-codes.json`)
+/// and the sentence a client may show; the page has its own sentence for each code.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// The body is not a sealed message for the reviewers (400 or 422), or it stopped arriving
+    /// (408 when it stalled, 400 when the connection broke).
     #[error(transparent)]
     Envelope(#[from] EnvelopeError),
+    /// The store refused or failed to keep the message: 413 too large, 507 quota or disk full,
+    /// 503 otherwise.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The proof of work is missing or malformed (400), not accepted (403), or cannot be
+    /// remembered right now (429).
     #[error(transparent)]
     Pow(#[from] PowError),
+    /// The `Content-Type` is neither `application/pgp-encrypted` nor
+    /// `application/octet-stream` (415).
     #[error("send the sealed message as application/pgp-encrypted or application/octet-stream")]
     UnsupportedMediaType,
+    /// A submission or form post would wait too long for its turn, or the form's hourly byte
+    /// budget is spent (429).
     #[error("too many submissions right now; try again in {}", seconds(*retry_after))]
-    RateLimited { retry_after: u64 },
+    RateLimited {
+        /// Seconds to wait before trying again; sent as `Retry-After`.
+        retry_after: u64,
+    },
+    /// Every upload slot is held by an upload that keeps up with the rate asked of it (429).
     #[error("too many uploads in progress; try again in {}", seconds(*retry_after))]
-    TooManyUploads { retry_after: u64 },
+    TooManyUploads {
+        /// Seconds to wait before trying again; sent as `Retry-After`.
+        retry_after: u64,
+    },
+    /// A cheap route (page, keys, challenge) would wait too long for its turn, or the
+    /// connection spent its own request budget (429).
     #[error("too many requests; try again in {}", seconds(*retry_after))]
-    TooManyRequests { retry_after: u64 },
+    TooManyRequests {
+        /// Seconds to wait before trying again; sent as `Retry-After`.
+        retry_after: u64,
+    },
+    /// No route or static asset at this path; templates are not served either (404).
     #[error("there is nothing at this address")]
     NotFound,
+    /// The path exists but not for this HTTP method (405).
     #[error("this method is not allowed here")]
     MethodNotAllowed,
+    /// A server-side failure that is not the client's: the envelope check task did not finish,
+    /// e.g. during shutdown (503, retry after 30 seconds).
     #[error("the gateway is shutting down or overloaded; try again shortly")]
     Unavailable,
 }
@@ -87,18 +130,7 @@ impl ApiError {
                 (StatusCode::UNPROCESSABLE_ENTITY, e.code(), None)
             }
             ApiError::Envelope(e) => (StatusCode::BAD_REQUEST, e.code(), None),
-            ApiError::Store(e) => match e {
-                StoreError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large", None),
-                StoreError::QuotaExceeded => {
-                    (StatusCode::INSUFFICIENT_STORAGE, "store_full", Some(3600))
-                }
-                StoreError::DiskFull => (StatusCode::INSUFFICIENT_STORAGE, "disk_full", Some(600)),
-                _ => (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "storage_unavailable",
-                    Some(60),
-                ),
-            },
+            ApiError::Store(e) => store_refusal(e),
             ApiError::Pow(PowError::ReplayMemoryFull) => {
                 (StatusCode::TOO_MANY_REQUESTS, "pow_busy", Some(10))
             }

@@ -28,7 +28,7 @@ use tokio::sync::mpsc;
 use zeroize::Zeroizing;
 
 use super::paced::{PacedBody, Stalled, UploadPace};
-use super::page::FormValues;
+use super::page_render::FormValues;
 use super::slots::Slot;
 use crate::form::{AnswerError, FieldKind, FormDefinition, ReceivedFile};
 use crate::keyring::ReviewerKeyring;
@@ -92,13 +92,9 @@ impl FormPostError {
                 StatusCode::TOO_MANY_REQUESTS
             }
             FormPostError::Token(_) => StatusCode::CONFLICT,
-            FormPostError::TooLarge | FormPostError::Store(StoreError::TooLarge { .. }) => {
-                StatusCode::PAYLOAD_TOO_LARGE
-            }
-            FormPostError::Store(StoreError::QuotaExceeded | StoreError::DiskFull) => {
-                StatusCode::INSUFFICIENT_STORAGE
-            }
-            FormPostError::Store(_) | FormPostError::Seal(_) => StatusCode::SERVICE_UNAVAILABLE,
+            FormPostError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            FormPostError::Store(e) => super::error::store_refusal(e).0,
+            FormPostError::Seal(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 

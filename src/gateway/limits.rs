@@ -31,16 +31,24 @@ use crate::config::{FormConfig, RateLimits};
 /// The budgets, by name as `/healthz` reports them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Budget {
+    /// `GET /` and the static files (the [`Route::Page`] queue).
     Page,
+    /// `GET /api/v1/keys`.
     Keys,
+    /// `GET /api/v1/challenge`.
     Challenges,
+    /// The queue of `POST /api/v1/submissions`.
     Submissions,
+    /// The upload slots ([`UploadSlots`]).
     Uploads,
+    /// `POST /submit`: its queue and its hourly kilobytes; never reported by `/healthz`.
     Form,
+    /// The cap on open connections.
     Connections,
 }
 
 impl Budget {
+    /// The name `/healthz` reports.
     pub fn name(self) -> &'static str {
         match self {
             Budget::Page => "page",
@@ -59,7 +67,9 @@ impl Budget {
 pub enum Route {
     /// The page and the files it loads.
     Page,
+    /// `GET /api/v1/keys`.
     Keys,
+    /// `GET /api/v1/challenge`.
     Challenge,
 }
 
@@ -73,6 +83,7 @@ pub struct Saturation {
 const SATURATION_WINDOW: Duration = Duration::from_secs(60);
 
 impl Saturation {
+    /// Records that `budget` made a request wait or refused it, now.
     pub fn note(&self, budget: Budget) {
         self.last
             .lock()
@@ -117,10 +128,12 @@ pub enum Turn {
 }
 
 impl FairQueue {
+    /// `per_second` requests a second (0 counts as 1), `burst` of them at once.
     pub fn new(per_second: u32, burst: u32, max_wait: Duration) -> Self {
         Self::with_interval(Duration::from_secs(1) / per_second.max(1), burst, max_wait)
     }
 
+    /// `per_minute` requests a minute (0 counts as 1), `burst` of them at once.
     pub fn per_minute(per_minute: u32, burst: u32, max_wait: Duration) -> Self {
         Self::with_interval(Duration::from_secs(60) / per_minute.max(1), burst, max_wait)
     }
@@ -151,6 +164,9 @@ impl FairQueue {
 /// budget (and its burst) was spent.
 const SLOW_TURN: Duration = Duration::ZERO;
 
+/// Decides whether a request may go ahead, and when: a first-come queue per route (page, keys,
+/// challenge), one for API submissions and one for form posts, the form's hourly byte budget,
+/// and the upload slots. One per gateway, in `AppState`; refusals become [`ApiError`]s (429).
 pub struct Admission {
     submissions: FairQueue,
     page: FairQueue,
@@ -175,6 +191,7 @@ const MAX_WAIT: Duration = Duration::from_secs(3);
 const MAX_UPLOAD_WAIT: Duration = Duration::from_secs(30);
 
 impl Admission {
+    /// Budgets from the `[rate_limits]` and `[form]` config sections.
     pub fn new(
         limits: &RateLimits,
         form: &FormConfig,
@@ -211,6 +228,7 @@ impl Admission {
         }
     }
 
+    /// Which budgets refused lately, for `/healthz`.
     pub fn saturation(&self) -> &Saturation {
         &self.saturation
     }

@@ -2,10 +2,13 @@
 //!
 //! This layer only speaks HTTP. It admits requests (rate limits in `limits`, upload slots in
 //! `slots`, proof of work in [`crate::pow`], connection and header bounds in `connections`
-//! and `serve`), streams sealed bodies into the envelope check and the store (`upload`), renders
-//! the page ([`page`]) and seals the form posted without JavaScript (`form_post`), and maps
-//! every failure to a status and body in one place (`error`). It never logs anything about a
-//! request: no addresses, no user agents, no times of individual submissions.
+//! and `serve`), paces every body it reads (`paced`), streams sealed bodies into the envelope
+//! check and the store (`upload`, behind the API handlers in `api`), renders the page
+//! ([`page_render`]) for the HTML handlers (`page_routes`), seals the form posted without
+//! JavaScript (`form_post`, with its tokens in `form_token`), runs the store's daily and sweep
+//! passes (`maintenance`), adds the security headers (`headers`) and maps every failure to a
+//! status and body in one place (`error`). It never logs anything about a request: no addresses,
+//! no user agents, no times of individual submissions.
 
 mod api;
 mod connections;
@@ -13,14 +16,17 @@ mod error;
 mod form_post;
 mod form_token;
 mod headers;
-mod html;
 mod limits;
 mod maintenance;
 mod paced;
-pub mod page;
+pub mod page_render;
+mod page_routes;
 mod slots;
 pub mod tls;
 mod upload;
+
+#[cfg(test)]
+mod router_tests;
 
 pub use error::ApiError;
 
@@ -45,34 +51,55 @@ use crate::store::{IncomingLimits, Recovery, StoreError, StoreOptions, Submissio
 /// Why the gateway could not start or stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
+    /// The submission store (or the form token key in the data directory) could not be opened
+    /// or read.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The TLS certificate or key could not be made, written, read or used; the message names
+    /// the file where there is one.
     #[error("TLS: {0}")]
     Tls(String),
+    /// The listener could not be opened.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
+        /// The configured `listen` address.
         addr: SocketAddr,
+        /// Why binding failed (address in use, permission denied, …).
         source: std::io::Error,
     },
+    /// The server stopped with an error after it had started listening.
     #[error("server error: {0}")]
     Serve(std::io::Error),
+    /// The form definition built into the binary does not parse (a build defect, not config).
     #[error("the embedded page is broken: {0}")]
     Page(String),
 }
 
 /// Shared by all handlers.
 pub struct AppState {
+    /// Where accepted ciphertext is spooled and kept; also served to the operator socket.
     store: Arc<SubmissionStore>,
+    /// The reviewer encryption subkeys the envelope check admits API submissions to.
     recipients: Arc<RecipientSet>,
+    /// The reviewers' certificates, to seal form posts on arrival.
     keyring: Arc<ReviewerKeyring>,
-    page: page::PageRenderer,
+    /// Renders the page, the form results and refusals, in every embedded language.
+    page: page_render::PageRenderer,
+    /// Codes of the embedded languages; a form post may choose only one of these.
     languages: Vec<String>,
+    /// The `GET /api/v1/keys` body (reviewer certificates and the size limit), made once.
     keys_json: Bytes,
+    /// Rate budgets, queues and upload slots that every request passes through.
     admission: limits::Admission,
+    /// Proof-of-work challenges and the memory of spent solutions.
     pow: crate::pow::ProofOfWork,
+    /// Deadlines and minimum rate for reading any request body (API and form alike).
     upload_pace: paced::UploadPace,
+    /// Which budgets refused lately, for `/healthz`; shared with `admission` and the acceptor.
     saturation: Arc<limits::Saturation>,
+    /// After this many requests a connection is answered with `Connection: close`.
     max_requests_per_connection: u64,
+    /// Issues and checks the one-use tokens that the form without JavaScript must carry.
     form_tokens: form_token::FormTokens,
     /// Largest form post (without JavaScript), smaller than a sealed submission may be.
     form_max_bytes: u64,
@@ -85,13 +112,23 @@ const ECHOES_AT_ONCE: usize = 4;
 
 /// What the binary prints once the gateway is listening.
 pub struct StartupInfo {
+    /// `http://` or `https://` and the bound address, e.g. `https://127.0.0.1:8443/`.
     pub url: String,
+    /// The address actually listened on (with the real port if the config asked for port 0).
     pub local_addr: SocketAddr,
+    /// Each reviewer as (primary key fingerprint in hex, primary user ID), in config order.
     pub reviewers: Vec<(String, String)>,
+    /// True when running on the embedded default config with the public demo reviewer keys:
+    /// anyone can decrypt what is submitted, so the binary warns.
     pub demo_keys: bool,
+    /// The data directory holding the store (and the self-signed TLS files, if any).
     pub data_dir: PathBuf,
+    /// Number of submissions in the store at start.
     pub stored: usize,
+    /// SHA-256 of the TLS leaf certificate as colon-separated uppercase hex; `None` for
+    /// plain HTTP.
     pub tls_fingerprint: Option<String>,
+    /// What opening the store had to repair.
     pub recovery: Recovery,
 }
 
@@ -138,7 +175,7 @@ pub fn router(state: Arc<AppState>, tls: bool) -> Router {
     let cheap = Router::new()
         .route(
             "/",
-            get(html::page).route_layer(budget(limits::Route::Page)),
+            get(page_routes::page).route_layer(budget(limits::Route::Page)),
         )
         .route(
             "/api/v1/keys",
@@ -156,7 +193,7 @@ pub fn router(state: Arc<AppState>, tls: bool) -> Router {
         )
         .route(
             "/submit",
-            post(html::submit_form).layer(DefaultBodyLimit::max(form_body_limit)),
+            post(page_routes::submit_form).layer(DefaultBodyLimit::max(form_body_limit)),
         )
         .route("/healthz", get(api::healthz))
         .merge(cheap)
@@ -200,7 +237,7 @@ pub fn prepare(validated: &ValidatedConfig) -> Result<(Arc<AppState>, Recovery),
         .map(|r| (r.fingerprint().to_hex(), r.name().to_string()))
         .collect();
     let saturation = Arc::new(limits::Saturation::default());
-    let page = page::PageRenderer::new(page::PageSettings {
+    let page = page_render::PageRenderer::new(page_render::PageSettings {
         form: Arc::new(form),
         keys: reviewers,
         max_bytes: config.limits.max_submission_bytes,

@@ -90,6 +90,15 @@ impl<'a> PacedBody<'a> {
     }
 }
 
+/// The body length a request announces (`Content-Length`), if it announces a valid one. Used to
+/// refuse early and to size budgets; the body itself is still counted as it arrives.
+pub fn announced_length(headers: &axum::http::HeaderMap) -> Option<u64> {
+    headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

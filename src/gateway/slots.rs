@@ -41,6 +41,7 @@ impl Entry {
 /// How many uploads at once, and what rate an upload must keep to hold its slot when contended.
 #[derive(Debug, Clone, Copy)]
 pub struct SlotPolicy {
+    /// Most uploads in progress at once (at least 1).
     pub cap: usize,
     /// Bytes per second asked of a young upload.
     pub evict_below_bytes_per_sec: u64,
@@ -56,6 +57,9 @@ impl SlotPolicy {
     }
 }
 
+/// The uploads in progress, at most `cap` of them: when all slots are taken, a new upload takes
+/// the slot of the one (at least 2 s old) furthest below the rate asked of it, which is evicted.
+/// Shared by API submissions and form posts (see `limits::Admission`).
 pub struct UploadSlots {
     entries: Arc<Mutex<Vec<Entry>>>,
     policy: SlotPolicy,
@@ -63,6 +67,7 @@ pub struct UploadSlots {
 }
 
 impl UploadSlots {
+    /// No uploads in progress yet; a `cap` of 0 is raised to 1.
     pub fn new(policy: SlotPolicy) -> Self {
         UploadSlots {
             entries: Arc::default(),
@@ -131,6 +136,7 @@ impl Slot {
         }
     }
 
+    /// Counts `bytes` more received, the measure of whether this upload keeps up.
     pub fn progress(&self, bytes: usize) {
         self.received.fetch_add(bytes as u64, Ordering::Relaxed);
     }

@@ -87,7 +87,9 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// A loaded certificate: the rustls config and the leaf's SHA-256 fingerprint (to print, so a
 /// user of the self-signed mode can check what their client sees).
 pub struct LoadedTls {
+    /// TLS 1.3/1.2, HTTP/1.1 only, no session resumption; ready for `axum_server`.
     pub config: Arc<ServerConfig>,
+    /// SHA-256 of the leaf certificate (DER) as colon-separated uppercase hex.
     pub fingerprint: String,
 }
 
@@ -114,6 +116,7 @@ impl rustls::server::ProducesTickets for NoTickets {
     }
 }
 
+/// Loads a PEM certificate chain (leaf first) and its PEM private key into a rustls config.
 pub fn load(cert_path: &Path, key_path: &Path) -> Result<LoadedTls, GatewayError> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_path)
         .and_then(|iter| iter.collect())

@@ -28,8 +28,11 @@ pub enum KeyProfile {
 
 /// What `resguardo-review keygen` asks for.
 pub struct ReviewerKeyOptions {
+    /// The user ID: the reviewer's name or role as it will appear in the key.
     pub name: String,
+    /// Key version and which encrypted container senders may use.
     pub profile: KeyProfile,
+    /// Protects the secret key material of the generated key.
     pub passphrase: Password,
     /// None: the key does not expire.
     pub validity: Option<Duration>,
@@ -37,7 +40,9 @@ pub struct ReviewerKeyOptions {
 
 /// A new key pair and its revocation certificate (to keep offline, for when the key is lost).
 pub struct GeneratedKey {
+    /// The new certificate including its (passphrase-protected) secret keys.
     pub cert: Cert,
+    /// A revocation signature for the primary key, to publish if the key is lost or compromised.
     pub revocation: Signature,
 }
 

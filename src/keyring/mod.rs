@@ -37,40 +37,75 @@ const MAX_CERT_FILE: u64 = 1024 * 1024;
 /// the config errors knows exactly what to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyringError {
+    /// The file cannot be read: missing, unreadable, not a regular file, or over 1 MiB.
     #[error("{path}: cannot read: {reason}")]
-    Unreadable { path: PathBuf, reason: String },
-    #[error("{path}: not an OpenPGP certificate: {reason}")]
-    NotACert { path: PathBuf, reason: String },
-    #[error("{path}: contains secret key material; configure the public certificate only")]
-    SecretKeyMaterial { path: PathBuf },
-    #[error("{path}: certificate {fingerprint} is not valid under the standard policy: {reason}")]
-    Invalid {
+    Unreadable {
+        /// The certificate file.
         path: PathBuf,
-        fingerprint: Fingerprint,
+        /// The I/O error, or which of the above checks failed.
         reason: String,
     },
+    /// The bytes do not parse as an OpenPGP certificate.
+    #[error("{path}: not an OpenPGP certificate: {reason}")]
+    NotACert {
+        /// The certificate file.
+        path: PathBuf,
+        /// Sequoia's parse error.
+        reason: String,
+    },
+    /// The certificate includes secret key material; only public certificates are accepted.
+    #[error("{path}: contains secret key material; configure the public certificate only")]
+    SecretKeyMaterial {
+        /// The certificate file, or the origin given to [`ReviewerKeyring::from_certs`].
+        path: PathBuf,
+    },
+    /// Sequoia's standard policy rejects the certificate (e.g. no valid self-signature, weak
+    /// algorithms).
+    #[error("{path}: certificate {fingerprint} is not valid under the standard policy: {reason}")]
+    Invalid {
+        /// The certificate file, or the origin given to [`ReviewerKeyring::from_certs`].
+        path: PathBuf,
+        /// Fingerprint of the certificate's primary key.
+        fingerprint: Fingerprint,
+        /// The policy's explanation.
+        reason: String,
+    },
+    /// The primary key is past its expiration time.
     #[error("{path}: certificate {fingerprint} has expired")]
     Expired {
+        /// The certificate file, or the origin given to [`ReviewerKeyring::from_certs`].
         path: PathBuf,
+        /// Fingerprint of the certificate's primary key.
         fingerprint: Fingerprint,
     },
+    /// The certificate carries a revocation signature.
     #[error("{path}: certificate {fingerprint} is revoked")]
     Revoked {
+        /// The certificate file, or the origin given to [`ReviewerKeyring::from_certs`].
         path: PathBuf,
+        /// Fingerprint of the certificate's primary key.
         fingerprint: Fingerprint,
     },
+    /// No subkey is alive, unrevoked, policy-valid and flagged for encryption.
     #[error("{path}: certificate {fingerprint} has no valid encryption-capable subkey")]
     NoEncryptionKey {
+        /// The certificate file, or the origin given to [`ReviewerKeyring::from_certs`].
         path: PathBuf,
+        /// Fingerprint of the certificate's primary key.
         fingerprint: Fingerprint,
     },
+    /// A certificate with the same primary fingerprint was already loaded.
     #[error("{path}: certificate {fingerprint} is listed twice")]
     Duplicate {
+        /// The file (or origin) of the second copy.
         path: PathBuf,
+        /// Fingerprint of the certificate's primary key.
         fingerprint: Fingerprint,
     },
+    /// The list of certificates is empty; the gateway cannot accept anything without reviewers.
     #[error("no reviewer certificates are configured")]
     Empty,
+    /// More than [`MAX_REVIEWERS`] certificates were given.
     #[error("more than {MAX_REVIEWERS} reviewer certificates are configured")]
     TooMany,
 }
@@ -94,6 +129,7 @@ impl fmt::Debug for Reviewer {
 }
 
 impl Reviewer {
+    /// Fingerprint of the certificate's primary key; unique within a [`ReviewerKeyring`].
     pub fn fingerprint(&self) -> Fingerprint {
         self.cert.fingerprint()
     }
@@ -103,6 +139,7 @@ impl Reviewer {
         &self.name
     }
 
+    /// The validated public certificate (never contains secret key material).
     pub fn cert(&self) -> &Cert {
         &self.cert
     }
@@ -186,6 +223,7 @@ impl ReviewerKeyring {
         Ok(ReviewerKeyring { reviewers })
     }
 
+    /// The reviewers in configuration order; never empty, at most [`MAX_REVIEWERS`].
     pub fn reviewers(&self) -> &[Reviewer] {
         &self.reviewers
     }

@@ -22,38 +22,69 @@ use std::collections::HashSet;
 
 use crate::bundle::{self, receipt, BundleError, BundleManifest};
 use crate::store::{PurgeReport, StoreError, StoreOptions, StoreStatus, SubmissionStore};
-use crate::submission::SubmissionId;
+use crate::submission::{BatchId, SubmissionId};
 
 /// Name of the admin socket inside the data directory.
 pub const SOCKET_NAME: &str = "admin.sock";
 
+/// Why an operator command (export, purge, status) failed.
 #[derive(Debug, thiserror::Error)]
 pub enum OperatorError {
+    /// The store itself failed or refused (opened here, not through the socket).
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A bundle file (just written by export, or given to purge) fails verification.
     #[error("bundle {path}: {source}")]
-    Bundle { path: PathBuf, source: BundleError },
+    Bundle {
+        /// The bundle file (for export, the temporary file beside `--out`).
+        path: PathBuf,
+        /// What is wrong with it.
+        source: BundleError,
+    },
+    /// A file or folder cannot be read, written, synced or renamed; also a data directory
+    /// that is not a Resguardo one.
     #[error("{path}: {source}")]
-    File { path: PathBuf, source: io::Error },
+    File {
+        /// The file or folder concerned.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// `--out` already exists: export never overwrites a file.
     #[error("{0} already exists; choose another --out or move it away")]
     OutputExists(PathBuf),
+    /// The running gateway's admin socket cannot be used (connect, I/O, or a reply that is
+    /// not what was asked for).
     #[error("the running gateway did not answer on {path}: {reason}")]
-    Socket { path: PathBuf, reason: String },
+    Socket {
+        /// The socket, `<data dir>/admin.sock`.
+        path: PathBuf,
+        /// The underlying error, as text.
+        reason: String,
+    },
+    /// The running gateway got the request but failed it; holds its error message.
     #[error("the running gateway refused: {0}")]
     Remote(String),
+    /// The open receipt cannot be read or fails its checks.
     #[error("receipt {path}: {source}")]
     Receipt {
+        /// The receipt file given to purge.
         path: PathBuf,
+        /// What is wrong with it.
         source: crate::bundle::receipt::ReceiptError,
     },
     #[error(
         "receipt {path} is for bundle {receipt_batch}, not for this bundle ({bundle_batch}); \
          use the receipt `resguardo-review open` wrote for this bundle"
     )]
+    /// The receipt is for another bundle: its batch id differs from the bundle's.
     ReceiptMismatch {
+        /// The receipt file given to purge.
         path: PathBuf,
-        receipt_batch: SubmissionId,
-        bundle_batch: SubmissionId,
+        /// The batch the receipt names.
+        receipt_batch: BatchId,
+        /// The batch of the bundle given to purge.
+        bundle_batch: BatchId,
     },
 }
 
@@ -62,7 +93,9 @@ pub enum OperatorError {
 pub struct ExportOutcome {
     /// None if there was nothing to export.
     pub manifest: Option<BundleManifest>,
+    /// True if this repeated an interrupted batch rather than starting a new one.
     pub resumed: bool,
+    /// Size of the bundle file written, in bytes; 0 if there was nothing to export.
     pub bytes: u64,
 }
 
@@ -105,6 +138,7 @@ pub fn purge(
     Ok((manifest, report))
 }
 
+/// The store's counts, asked of the running gateway if it holds the store.
 pub fn status(data_dir: &Path) -> Result<StoreStatus, OperatorError> {
     match open_store(data_dir)? {
         Some(store) => Ok(store.status()?),

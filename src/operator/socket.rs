@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::{deliver, ExportOutcome, OperatorError, SOCKET_NAME};
 use crate::bundle::BundleManifest;
 use crate::store::{PurgeReport, StoreStatus, SubmissionStore};
-use crate::submission::SubmissionId;
+use crate::submission::{BatchId, SubmissionId};
 
 /// Bound on a request line (a purge carries a manifest).
 const MAX_REQUEST: u64 = 32 * 1024 * 1024;
@@ -28,7 +28,7 @@ const MAX_REQUEST: u64 = 32 * 1024 * 1024;
 enum Request {
     Export,
     Delivered {
-        batch: SubmissionId,
+        batch: BatchId,
     },
     Purge {
         manifest: BundleManifest,
@@ -159,6 +159,7 @@ pub struct Client {
 }
 
 impl Client {
+    /// A client for the socket in `data_dir`; it connects anew for each request.
     pub fn new(data_dir: &Path) -> Self {
         Client {
             path: data_dir.join(SOCKET_NAME),
@@ -193,6 +194,9 @@ impl Client {
         Ok((reply, reader))
     }
 
+    /// Export through the running gateway: it streams the bundle, this side writes and
+    /// verifies it beside `out` and renames it into place, then tells the gateway it was
+    /// delivered.
     pub fn export(&self, out: &Path) -> Result<ExportOutcome, OperatorError> {
         let (reply, mut stream) = self.call(&Request::Export)?;
         let Some(manifest) = reply.manifest else {
@@ -213,6 +217,8 @@ impl Client {
         })
     }
 
+    /// Asks the running gateway to purge the `opened` submissions of `manifest`; the caller has
+    /// already verified the bundle and its receipt.
     pub fn purge(
         &self,
         manifest: &BundleManifest,
@@ -227,6 +233,7 @@ impl Client {
             .ok_or_else(|| self.fail("the reply has no purge report"))
     }
 
+    /// The running gateway's store counts.
     pub fn status(&self) -> Result<StoreStatus, OperatorError> {
         let (reply, _) = self.call(&Request::Status)?;
         reply

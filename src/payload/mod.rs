@@ -24,20 +24,24 @@ use serde::{Deserialize, Serialize};
 /// The schema name in `report.json`.
 pub const SCHEMA: &str = "resguardo.report/1";
 
+/// Name of the archive's first entry, the report.
 pub const REPORT_NAME: &str = "report.json";
+/// Name of the zero-filled last entry that pads the archive to its Padmé length.
 pub const PADDING_NAME: &str = "padding";
 
 /// Bound on `report.json`.
 pub const MAX_REPORT_BYTES: u64 = 1024 * 1024;
 /// Bound on the number of attachments.
 pub const MAX_ATTACHMENTS: usize = 100;
-/// Bound on the number of form fields, and on one field's text.
+/// Bound on the number of form fields in a report.
 pub const MAX_FIELDS: usize = 64;
+/// Bound on one field's text (each value of a list too), in characters.
 pub const MAX_FIELD_CHARS: usize = 4000;
 /// Bound on the free-text account.
 pub const MAX_DESCRIPTION_CHARS: usize = 200_000;
-/// Bound on an original file name and a media type.
+/// Bound on an attachment's original file name, in characters.
 pub const MAX_NAME_CHARS: usize = 255;
+/// Bound on an attachment's media type, in characters (visible ASCII only).
 pub const MAX_MEDIA_TYPE_CHARS: usize = 127;
 
 /// Smallest padded archive: every short text report looks the same size.
@@ -47,6 +51,7 @@ pub const MIN_PADDED: u64 = 32 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Report {
+    /// Always [`SCHEMA`]; a future version of the format changes it.
     pub schema: String,
     /// BCP 47 language tag of the form the reporter filled in (e.g. "es", "en", "qu").
     pub language: String,
@@ -57,7 +62,9 @@ pub struct Report {
     pub sealed_by: Option<String>,
     /// The form's answers, by field id.
     pub fields: BTreeMap<String, FieldValue>,
+    /// The free-text account, at most [`MAX_DESCRIPTION_CHARS`] characters; may be empty.
     pub description: String,
+    /// At most [`MAX_ATTACHMENTS`], in archive order.
     pub attachments: Vec<Attachment>,
 }
 
@@ -69,8 +76,11 @@ pub const URGENT_FIELD: &str = "urgent";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Urgency {
+    /// Someone is at imminent risk: the answer is yes, or a top-level `urgent: true` says so.
     Yes,
+    /// The reporter answered no.
     No,
+    /// The reporter did not answer the question.
     Unanswered,
 }
 
@@ -108,7 +118,9 @@ impl Urgency {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum FieldValue {
+    /// A single answer: text, a date, a chosen option, or "yes" for a ticked box.
     Text(String),
+    /// Several values, e.g. the options ticked in a multiple choice (at most 64).
     Choices(Vec<String>),
 }
 
@@ -118,9 +130,11 @@ pub enum FieldValue {
 pub struct Attachment {
     /// The reporter's file name; informative only, never used as a path.
     pub name: String,
+    /// Length of the entry's content, in bytes.
     pub size: u64,
     /// Lowercase hex SHA-256 of the content.
     pub sha256: String,
+    /// As the sender saw it, untrusted: visible ASCII, at most [`MAX_MEDIA_TYPE_CHARS`].
     pub media_type: String,
     /// The archive entry holding the content: `files/NNN` or `files/NNN.ext`.
     pub path: String,

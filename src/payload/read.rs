@@ -10,30 +10,44 @@ use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use ring::digest;
-
 use super::*;
+use crate::hashing::{hashed_copy, CopyError};
 use crate::tarfmt;
 
 /// Why a plaintext is not an acceptable payload v1.
 #[derive(Debug, thiserror::Error)]
 pub enum PayloadError {
+    /// The first entry is not `report.json`; holds its name, made printable (or "an empty
+    /// archive").
     #[error("report.json is missing (the archive starts with {0:?})")]
     MissingReport(String),
+    /// `report.json` is not a plain file, is too large, is not the expected JSON, or breaks
+    /// one of the spec's bounds ([`validate`]).
     #[error("report.json is invalid: {0}")]
     BadReport(String),
+    /// An entry after the attachments other than `padding`, or non-zero data after the end
+    /// of the archive; holds the entry's name, made printable.
     #[error("unexpected archive entry {0:?}")]
     UnexpectedEntry(String),
+    /// An attachment entry is missing, misnamed, not a plain file, or differs in size or
+    /// SHA-256 from what `report.json` says.
     #[error("attachment {index} ({path}): {reason}")]
     BadAttachment {
+        /// Position in `report.json`'s `attachments`, counted from 1.
         index: usize,
+        /// The archive entry `report.json` names for it.
         path: String,
+        /// What is wrong.
         reason: String,
     },
+    /// The plaintext, or the attachments `report.json` announces, exceed the reader's bound
+    /// (held here, in bytes).
     #[error("the payload is larger than the bound of {0} bytes")]
     TooLarge(u64),
+    /// Not a valid tar archive, or cut short.
     #[error("the payload is truncated or not a valid archive: {0}")]
     Malformed(String),
+    /// Writing to the sink failed, or reading failed for a reason other than the archive.
     #[error(transparent)]
     Io(io::Error),
 }
@@ -69,7 +83,10 @@ pub enum Plaintext {
     Report(Report),
     /// Not a tar archive at all (e.g. a text someone encrypted with gpg): delivered to
     /// [`AttachmentSink::raw`], `size` bytes, within the bound.
-    Raw { size: u64 },
+    Raw {
+        /// Bytes delivered to the raw sink.
+        size: u64,
+    },
 }
 
 /// Reads a decrypted plaintext. `max_total` bounds every byte read, padding included.
@@ -184,27 +201,18 @@ fn read_archive<R: Read>(
                 entry.size()
             )));
         }
-        let mut out = sink.open(index, attachment).map_err(PayloadError::Io)?;
-        let mut hash = digest::Context::new(&digest::SHA256);
-        let mut buf = vec![0u8; 64 * 1024];
-        let mut copied = 0u64;
-        loop {
-            let n = entry.read(&mut buf).map_err(tar_error)?;
-            if n == 0 {
-                break;
-            }
-            hash.update(&buf[..n]);
-            out.write_all(&buf[..n]).map_err(PayloadError::Io)?;
-            copied += n as u64;
-        }
-        out.flush().map_err(PayloadError::Io)?;
-        if copied != attachment.size {
+        let out = sink.open(index, attachment).map_err(PayloadError::Io)?;
+        let copied = hashed_copy(&mut entry, out).map_err(|e| match e {
+            CopyError::Read(e) => tar_error(e),
+            CopyError::Write(e) => PayloadError::Io(e),
+        })?;
+        if copied.size != attachment.size {
             return Err(PayloadError::Malformed(format!(
-                "{} is cut short ({copied} of {} bytes)",
-                attachment.path, attachment.size
+                "{} is cut short ({} of {} bytes)",
+                attachment.path, copied.size, attachment.size
             )));
         }
-        if hex::encode(hash.finish()) != attachment.sha256 {
+        if copied.sha256 != attachment.sha256 {
             return Err(bad("its SHA-256 differs from report.json".into()));
         }
     }

@@ -26,14 +26,23 @@ use crate::terminal::clean_line;
 /// One opened report as the index lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexRow {
+    /// The submission id; also the name of the report's folder.
     pub id: SubmissionId,
     /// UTC day of arrival, `YYYY-MM-DD` (empty if the folder does not say).
     pub day: String,
+    /// The reporter's answer to "is it urgent"; `Unanswered` if the report could not be read.
     pub urgency: Urgency,
+    /// The `region` answer as one cleaned cell (at most 200 characters); empty if none.
     pub region: String,
+    /// The `what_happened` answers joined by `; `, cleaned, at most 200 characters;
+    /// `(message.bin)` for a folder holding only the sealed message.
     pub types: String,
+    /// Whether the `contact` answer is non-blank.
     pub contact_given: bool,
+    /// `browser`, `gateway`, `terminal`, or empty if unknown; `gateway` whenever the
+    /// gateway sealed the report on arrival, whatever the report itself claims.
     pub sealed_by: String,
+    /// How many attachments the report lists.
     pub attachments: usize,
     /// The folder, relative to `--out`, with a trailing slash.
     pub folder: String,
@@ -41,6 +50,7 @@ pub struct IndexRow {
     pub problem: Option<String>,
 }
 
+/// The column names of `index.csv`, in order.
 pub const CSV_HEADER: [&str; 9] = [
     "id",
     "day",
@@ -277,6 +287,7 @@ pub fn rebuild(out: &Path) -> std::io::Result<usize> {
     rebuild_in(out, Lang::from_env())
 }
 
+/// [`rebuild`] with the table in `lang` instead of the language from the environment.
 pub fn rebuild_in(out: &Path, lang: Lang) -> std::io::Result<usize> {
     let rows = scan(out)?;
     write_atomically(&out.join("index.csv"), csv(&rows).as_bytes())?;

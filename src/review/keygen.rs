@@ -17,26 +17,38 @@ use openpgp::Fingerprint;
 
 use crate::keyring::{generate_reviewer_key, ReviewerKeyOptions};
 
+/// Why `keygen` wrote no key, or not all of it.
 #[derive(Debug, thiserror::Error)]
 pub enum KeygenError {
+    /// The trimmed name is empty, over 100 characters, or has a control character.
     #[error("the name must be 1 to 100 characters without control characters")]
     BadName,
+    /// One of the three files is already there; nothing was written.
     #[error("{0} already exists; refusing to overwrite a key")]
     Exists(PathBuf),
+    /// Creating the directory or writing one of the files failed.
     #[error("{path}: {source}")]
     Write {
+        /// The directory or file that could not be written.
         path: PathBuf,
+        /// The underlying I/O error.
         source: std::io::Error,
     },
+    /// Sequoia failed to generate, armor or revoke the key (its message).
     #[error("key generation failed: {0}")]
     Generate(String),
 }
 
 /// The files written and the new key's fingerprint.
 pub struct KeygenOutcome {
+    /// The fingerprint of the new primary key.
     pub fingerprint: Fingerprint,
+    /// `<stem>.pub.asc`: the armored certificate for the gateway operator (mode 0644).
     pub public: PathBuf,
+    /// `<stem>.sec.asc`: the armored secret key, for the offline machine only (mode 0600).
     pub secret: PathBuf,
+    /// `<stem>.rev.asc`: the certificate with its revocation, to publish only if the secret
+    /// key is lost or compromised (mode 0600).
     pub revocation: PathBuf,
 }
 
@@ -62,6 +74,8 @@ pub fn file_stem(name: &str) -> String {
     }
 }
 
+/// Generates a reviewer key named `options.name` and writes its three files into `out`
+/// (created if missing), never overwriting an existing file.
 pub fn keygen(options: ReviewerKeyOptions, out: &Path) -> Result<KeygenOutcome, KeygenError> {
     let name = options.name.trim();
     if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {

@@ -9,7 +9,9 @@
 /// A language of the reviewer's tool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lang {
+    /// English: the default when no variable starts with `es`.
     En,
+    /// Spanish: the deciding variable starts with `es` (any case).
     Es,
 }
 

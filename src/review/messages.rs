@@ -23,8 +23,10 @@ use crate::terminal::clean_line;
 
 /// An error message in the reviewer's language (the English one is the error's `Display`).
 pub trait Localized: std::fmt::Display {
+    /// The Spanish message, saying what the English `Display` says.
     fn spanish(&self) -> String;
 
+    /// The message in `lang`: `Display` for English, [`Localized::spanish`] for Spanish.
     fn message(&self, lang: Lang) -> String {
         match lang {
             Lang::En => self.to_string(),
@@ -205,14 +207,18 @@ pub fn keygen_lines(
 
 /// What `open` or `unpack` prints: the summary table (stdout) and one line per failure (stderr).
 pub struct Printed {
+    /// The bundle line, the counts, urgent reports to read first, the receipt and index paths.
     pub stdout: String,
+    /// Receipt or index write errors, then `<id>: <reason>: <detail>` per failed submission.
     pub stderr: String,
 }
 
 /// Which command the summary is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verb {
+    /// After `open`: counts as "opened" and lists the urgent reports.
     Opened,
+    /// After `unpack`: counts as "unpacked"; no urgent list.
     Unpacked,
 }
 

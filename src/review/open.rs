@@ -91,35 +91,48 @@ pub fn default_max_bundle_plaintext(bundle_size: u64) -> u64 {
 /// The bounds of one run.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
+    /// Bytes of plaintext one submission may have (`--max-plaintext`).
     pub max_plaintext: u64,
+    /// Bytes of plaintext the whole run may keep in `--out` (`--max-bundle-plaintext`).
     pub max_bundle_plaintext: u64,
+    /// Bytes of free space to leave on `--out`; the run stops before going below it.
     pub disk_reserve: u64,
 }
 
 /// How to start a parser: this program, and whether its sandbox is required.
 #[derive(Debug, Clone)]
 pub struct ParserProgram {
+    /// The executable to start as a parser (this program, run with [`worker::SUBCOMMAND`]).
     pub program: PathBuf,
+    /// Passed on as `--require-sandbox`: the parser refuses to parse unless its sandbox is
+    /// fully in force.
     pub require_sandbox: bool,
 }
 
 /// What happened to one submission.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
+    /// Opened by this run (for `unpack`: written as `<id>.pgp`).
     Opened {
+        /// The report's urgency; `Unanswered` for a raw message and for `unpack`.
         urgency: Urgency,
     },
     /// Opened by an earlier run; its urgency as that run wrote it (`None` if unreadable).
     AlreadyOpen {
+        /// Read from the report folder after the key is wiped; always `None` for `unpack`.
         urgency: Option<Urgency>,
     },
+    /// Not opened; nothing of it was kept.
     Failed {
+        /// A stable English reason, one of [`super::lang::REASONS`].
         reason: &'static str,
+        /// Specifics for people: cleaned to one line, at most 400 characters.
         detail: String,
     },
 }
 
 impl Outcome {
+    /// True for a report (opened now or before) whose reporter answered that it is urgent.
     pub fn is_urgent(&self) -> bool {
         matches!(
             self,
@@ -136,7 +149,12 @@ impl Outcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stop {
     /// `--out` is down to its reserve.
-    DiskLow { available: u64, reserve: u64 },
+    DiskLow {
+        /// Bytes still free for an unprivileged writer.
+        available: u64,
+        /// Bytes the run leaves free ([`Limits::disk_reserve`]).
+        reserve: u64,
+    },
     /// No parser could be started.
     Parser(String),
 }
@@ -144,7 +162,9 @@ pub enum Stop {
 /// What happened to a bundle.
 #[derive(Debug, Default)]
 pub struct OpenSummary {
+    /// The bundle's manifest; `None` if the bundle broke off before it could be read.
     pub manifest: Option<BundleManifest>,
+    /// Each submission reached, in bundle order.
     pub outcomes: Vec<(SubmissionId, Outcome)>,
     /// The bundle itself was unreadable, or broke off (then later submissions were not reached).
     pub bundle_error: Option<BundleError>,
@@ -161,6 +181,7 @@ pub struct OpenSummary {
 }
 
 impl OpenSummary {
+    /// How many submissions reached ended as [`Outcome::Failed`].
     pub fn failed(&self) -> usize {
         self.outcomes
             .iter()
@@ -203,6 +224,7 @@ pub struct DiskGuard {
 }
 
 impl DiskGuard {
+    /// Opens `out` once; `reserve` is the number of bytes to keep free.
     pub fn new(out: &Path, reserve: u64) -> io::Result<DiskGuard> {
         Ok(DiskGuard {
             dir: File::open(out)?,

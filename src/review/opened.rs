@@ -35,13 +35,20 @@ const MAX_ENTRY_BYTES: u64 = 64 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OpenedReport {
+    /// The payload's schema string, copied (the payload v1 [`crate::payload::SCHEMA`]).
     pub schema: String,
+    /// The reporter's BCP 47 language tag, as the payload gave it.
     pub language: String,
+    /// The payload's top-level urgency flag; read it through [`OpenedReport::urgency`].
     pub urgent: bool,
+    /// Which software sealed it, as the payload claims (`browser`, `gateway`, `terminal`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sealed_by: Option<String>,
+    /// The form's answers by field id, raw reporter text.
     pub fields: BTreeMap<String, FieldValue>,
+    /// The reporter's free-text account, raw; may be empty.
     pub description: String,
+    /// The attachments in archive order, each pointing at its saved file.
     pub attachments: Vec<SavedAttachment>,
 }
 
@@ -51,8 +58,11 @@ pub struct OpenedReport {
 pub struct SavedAttachment {
     /// The reporter's file name; informative only.
     pub name: String,
+    /// Length of the content, in bytes.
     pub size: u64,
+    /// Lowercase hex SHA-256 of the content.
     pub sha256: String,
+    /// The media type the sender gave; untrusted.
     pub media_type: String,
     /// The file as saved, relative to the report folder: `files/NNN-name`.
     pub path: String,
@@ -89,6 +99,7 @@ impl OpenedReport {
         }
     }
 
+    /// The urgency answer, read as [`urgency_of`] reads a payload's.
     pub fn urgency(&self) -> Urgency {
         urgency_of(self.urgent, &self.fields)
     }
@@ -108,6 +119,7 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path, bound: u64) -> Result<
 
 /// What a report folder holds, as far as the index needs it.
 pub struct Folder {
+    /// `bundle-entry.json`, or why it could not be read.
     pub entry: Result<BundleEntry, String>,
     /// `None` for a plaintext kept as `message.bin`.
     pub report: Option<Result<OpenedReport, String>>,

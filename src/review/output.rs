@@ -68,6 +68,7 @@ impl OutputDir {
         })
     }
 
+    /// The canonical, absolute path of `--out`.
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -97,12 +98,14 @@ pub struct ReportDir {
 }
 
 impl ReportDir {
+    /// Wraps an existing directory `path`; creates nothing.
     pub fn new(path: &Path) -> Self {
         ReportDir {
             path: path.to_path_buf(),
         }
     }
 
+    /// The directory itself.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -155,6 +158,7 @@ impl Staging {
         self.dir.path()
     }
 
+    /// The staging directory, for writing into.
     pub fn dir(&self) -> &ReportDir {
         &self.dir
     }

@@ -10,20 +10,33 @@ use zeroize::Zeroizing;
 /// Bound on a passphrase file: a passphrase, not a document.
 const MAX_PASSPHRASE_FILE: u64 = 4096;
 
+/// Why no passphrase was obtained.
 #[derive(Debug, thiserror::Error)]
 pub enum PassphraseError {
+    /// The passphrase file could not be inspected or read.
     #[error("{path}: cannot read the passphrase file: {source}")]
-    File { path: String, source: io::Error },
+    File {
+        /// The file, as given on the command line.
+        path: String,
+        /// The underlying I/O error.
+        source: io::Error,
+    },
+    /// The passphrase file is over 4096 bytes.
     #[error("{0}: the passphrase file is larger than 4 KiB")]
     TooLarge(String),
+    /// The passphrase file's first line is empty (or the file is).
     #[error("{0}: the passphrase file is empty")]
     EmptyFile(String),
+    /// Neither stdin nor `/dev/tty` is a terminal to prompt on.
     #[error("no terminal to ask for the passphrase; use --passphrase-file")]
     NoTerminal,
+    /// Reading from the terminal failed.
     #[error("cannot read the passphrase: {0}")]
     Terminal(io::Error),
+    /// The two entries of a new passphrase differ.
     #[error("the passphrases do not match")]
     Mismatch,
+    /// A new passphrase has fewer characters than this minimum.
     #[error("the passphrase is too short (at least {0} characters)")]
     TooShort(usize),
 }
@@ -79,6 +92,7 @@ pub fn ask_new(min_len: usize, prompts: (&str, &str)) -> Result<Password, Passph
     Ok(first)
 }
 
+/// `Err(TooShort)` unless `p` has at least `min_len` characters (Unicode scalar values).
 pub fn check_length(p: &Password, min_len: usize) -> Result<(), PassphraseError> {
     let long_enough = p.map(|bytes| String::from_utf8_lossy(bytes).chars().count() >= min_len);
     if long_enough {

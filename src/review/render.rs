@@ -60,10 +60,15 @@ fn indented(text: &str, indent: &str) -> String {
 
 /// The files an opened report has, as written (name on disk, size, media type, sha256).
 pub struct WrittenFile {
+    /// The name we saved it under in `files/` ([`super::output::attachment_file_name`]).
     pub file_name: String,
+    /// The reporter's file name, raw and untrusted; cleaned when rendered.
     pub original_name: String,
+    /// Length in bytes, as the report declares it (the reader checks it against the content).
     pub size: u64,
+    /// The media type the sender gave, raw and untrusted; cleaned when rendered.
     pub media_type: String,
+    /// Lowercase hex SHA-256, as declared (the reader checks it against the content).
     pub sha256: String,
 }
 

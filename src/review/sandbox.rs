@@ -151,14 +151,24 @@ impl SandboxStatus {
 /// Why the sandbox could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
+    /// Creating or enforcing the Landlock ruleset failed (the library's message).
     #[error("cannot set up Landlock: {0}")]
     Landlock(String),
+    /// A path of the policy could not be opened or added as a Landlock rule.
     #[error("{path}: cannot add it to the sandbox: {reason}")]
-    Path { path: PathBuf, reason: String },
+    Path {
+        /// The path of the rule (for example the bundle, `--out` or a mapped library).
+        path: PathBuf,
+        /// Why, as the library or the kernel said it.
+        reason: String,
+    },
+    /// Building or loading a seccomp filter failed.
     #[error("cannot install the seccomp filter: {0}")]
     Seccomp(String),
+    /// Setting an rlimit or making the process non-dumpable failed; names which.
     #[error("cannot set resource limits: {0}")]
     Limits(String),
+    /// This program's path or `/proc/self/maps` could not be read.
     #[error("cannot find what this program needs to start a parser: {0}")]
     Executable(String),
 }
@@ -178,8 +188,11 @@ pub struct OpenerPolicy<'a> {
 /// loader's cache (read). Taken from `/proc/self/maps` before the sandbox is entered.
 #[derive(Debug, Clone)]
 pub struct Executable {
+    /// This program's path ([`std::env::current_exe`]), started again for each parser.
     pub program: PathBuf,
+    /// Regular files mapped into this process (the program, libraries, the loader), deduplicated.
     pub mapped: Vec<PathBuf>,
+    /// Files the loader reads but does not map: `/etc/ld.so.cache` when it exists.
     pub readable: Vec<PathBuf>,
 }
 
@@ -187,6 +200,7 @@ pub struct Executable {
 const MAX_MAPS_BYTES: u64 = 4 * 1024 * 1024;
 
 impl Executable {
+    /// This process's program and mapped files, read from `/proc/self/maps` (at most 4 MiB).
     pub fn current() -> Result<Executable, SandboxError> {
         let program = std::env::current_exe()
             .map_err(|e| SandboxError::Executable(format!("this program's path: {e}")))?;

@@ -22,16 +22,33 @@ use openpgp::{Fingerprint, KeyHandle, KeyID};
 /// Bound on a secret key file.
 const MAX_KEY_FILE: u64 = 1024 * 1024;
 
+/// Why the reviewer's key could not be loaded or unlocked.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
+    /// The key file could not be read, or is larger than 1 MiB.
     #[error("{path}: cannot read the key: {reason}")]
-    Unreadable { path: String, reason: String },
+    Unreadable {
+        /// The key file, as given.
+        path: String,
+        /// The I/O error, or the size problem.
+        reason: String,
+    },
+    /// The file does not parse as an OpenPGP certificate, or holds none.
     #[error("{path}: not an OpenPGP secret key: {reason}")]
-    NotAKey { path: String, reason: String },
+    NotAKey {
+        /// The key file, as given.
+        path: String,
+        /// Sequoia's parse error, or "no key in the file".
+        reason: String,
+    },
+    /// The file holds more than one certificate; which to use would be a guess.
     #[error("{0}: the file holds several keys; give one reviewer key")]
     SeveralKeys(String),
+    /// No encryption-capable subkey has secret material (e.g. a public certificate).
     #[error("{0}: no secret encryption subkey (is this the public certificate?)")]
     NoSecretEncryptionKey(String),
+    /// A protected subkey did not unlock (no passphrase, or a wrong one); the primary
+    /// key's fingerprint.
     #[error("wrong passphrase for key {0}")]
     WrongPassphrase(Fingerprint),
 }
@@ -51,6 +68,7 @@ pub struct UnlockedKey {
 }
 
 impl LockedKey {
+    /// Reads the one certificate in the file at `path` (at most 1 MiB); unlocks nothing.
     pub fn load(path: &Path) -> Result<Self, KeyError> {
         let name = path.display().to_string();
         let unreadable = |reason: String| KeyError::Unreadable {
@@ -87,6 +105,7 @@ impl LockedKey {
         Ok(LockedKey { cert, path: name })
     }
 
+    /// The primary key's fingerprint.
     pub fn fingerprint(&self) -> Fingerprint {
         self.cert.fingerprint()
     }
@@ -157,6 +176,7 @@ impl LockedKey {
 }
 
 impl UnlockedKey {
+    /// The primary key's fingerprint.
     pub fn fingerprint(&self) -> Fingerprint {
         self.cert.fingerprint()
     }

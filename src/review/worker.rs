@@ -42,13 +42,23 @@ const FILE_SLACK: u64 = 16 * 1024 * 1024;
 pub enum Answer {
     /// A payload v1, written as `report.json`, `report.txt` and `files/`.
     Report {
+        /// The report's urgency answer, as the parser read it (for the summary's urgent list).
         urgency: Urgency,
+        /// How many attachments were written under `files/`.
         attachments: usize,
     },
     /// Not a payload: written as `message.bin` and `report.txt`.
-    Raw { size: u64 },
+    Raw {
+        /// Length of the plaintext kept as `message.bin`, in bytes.
+        size: u64,
+    },
     /// Refused: a short reason (one of [`super::lang::REASONS`]) and a detail.
-    Failed { reason: String, detail: String },
+    Failed {
+        /// The stable English reason; [`receive`] rejects any other.
+        reason: String,
+        /// Specifics for people; the parser cleans it to one line of at most 300 characters.
+        detail: String,
+    },
 }
 
 /// One parser's job, as its command line carries it.

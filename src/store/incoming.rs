@@ -38,6 +38,7 @@ struct UsageState {
 }
 
 impl Usage {
+    /// Usage starting at `stored` bytes with nothing reserved; `None` quota means no limit.
     pub fn new(quota: Option<u64>, stored: u64) -> Self {
         Usage {
             quota,
@@ -90,10 +91,12 @@ impl Usage {
         self.with(|s| s.stored = s.stored.saturating_sub(n));
     }
 
+    /// Bytes held by stored submissions (reservations in flight excluded).
     pub fn stored(&self) -> u64 {
         self.with(|s| s.stored)
     }
 
+    /// The quota in bytes; `None` means unlimited.
     pub fn quota(&self) -> Option<u64> {
         self.quota
     }
@@ -110,6 +113,7 @@ impl Usage {
 /// Limits that apply to one incoming submission.
 #[derive(Debug, Clone, Copy)]
 pub struct IncomingLimits {
+    /// Largest submission accepted, in bytes; a write past it fails with `TooLarge`.
     pub max_bytes: u64,
     /// Refuse to write when the file system would have less than this left.
     pub min_free_bytes: u64,
@@ -161,10 +165,12 @@ impl IncomingSubmission {
         self.fault.as_ref()
     }
 
+    /// Takes the reason the last write failed out of `self`, as [`Self::fault`] shows it.
     pub fn take_fault(&mut self) -> Option<StoreError> {
         self.fault.take()
     }
 
+    /// Bytes accepted so far.
     pub fn written(&self) -> u64 {
         self.written
     }

@@ -48,7 +48,7 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use sled::Transactional;
 
 use crate::bundle::{self, BundleEntry, BundleError, BundleManifest};
-use crate::submission::{Sealing, SubmissionId, UtcDay};
+use crate::submission::{BatchId, Sealing, SubmissionId, UtcDay};
 
 pub(crate) use durable::sync_tree;
 use durable::{sled_to_io, sync_dir};
@@ -64,24 +64,48 @@ pub(crate) const FORMAT_KEY: &[u8] = b"format";
 /// Everything that can go wrong in the store, each with a message an operator can act on.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// Another process holds the data directory (its path).
     #[error("the data directory {0} is in use by another resguardo-gateway process")]
     Locked(PathBuf),
+    /// The store could not be opened or created.
     #[error("cannot open the store in {path}: {reason}")]
-    Unavailable { path: PathBuf, reason: String },
+    Unavailable {
+        /// The data directory.
+        path: PathBuf,
+        /// What failed, for the operator.
+        reason: String,
+    },
+    /// The index names a store format other than [`STORE_FORMAT`].
     #[error("store format {found:?} is not supported (this version reads {STORE_FORMAT})")]
-    UnsupportedFormat { found: String },
+    UnsupportedFormat {
+        /// The format the index names.
+        found: String,
+    },
+    /// Records and files disagree or are unreadable; one line per problem found.
     #[error("the store failed its integrity check; refusing to continue:\n  {}", .0.join("\n  "))]
     Integrity(Vec<String>),
+    /// A submission exceeded the per-submission size limit.
     #[error("the submission is larger than the limit of {limit} bytes")]
-    TooLarge { limit: u64 },
+    TooLarge {
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// Storing the submission would exceed the store's quota.
     #[error("the store has reached its quota")]
     QuotaExceeded,
+    /// The file system is full, out of disk quota, or below the free-space floor.
     #[error("the disk is full")]
     DiskFull,
+    /// No record with this id.
     #[error("submission {0} is not in the store")]
     NotFound(SubmissionId),
+    /// No batch record with this id.
+    #[error("export batch {0} is not in the store (was it completed or purged already?)")]
+    BatchNotFound(BatchId),
+    /// Writing or checking a bundle failed.
     #[error(transparent)]
     Bundle(#[from] BundleError),
+    /// Any other I/O or sled error.
     #[error("storage error: {0}")]
     Io(io::Error),
 }
@@ -107,7 +131,9 @@ impl StoreError {
 /// Store settings from the gateway config.
 #[derive(Debug, Clone, Copy)]
 pub struct StoreOptions {
+    /// Most ciphertext bytes the store may hold, in-flight uploads included; `None`: no quota.
     pub quota_bytes: Option<u64>,
+    /// Size and free-space limits for each incoming submission.
     pub limits: IncomingLimits,
     /// How many spare files the pool keeps ready (see [`pool`]).
     pub spare_files: usize,
@@ -132,14 +158,18 @@ impl Default for StoreOptions {
 /// What opening the store had to repair, for the operator's log.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Recovery {
+    /// Spool files of unacknowledged submissions, given back to the pool or deleted.
     pub spool_files_removed: usize,
+    /// Purges interrupted by a crash and completed now.
     pub purges_finished: usize,
+    /// Ciphertext files that had lost their record and were indexed again.
     pub orphans_adopted: Vec<SubmissionId>,
 }
 
 /// An export batch ready to be written as a bundle.
 #[derive(Debug, Clone)]
 pub struct ExportBatch {
+    /// The bundle's manifest: batch id, creation day and one entry per submission.
     pub manifest: BundleManifest,
     /// True if this batch was begun by an earlier, interrupted export.
     pub resumed: bool,
@@ -148,15 +178,20 @@ pub struct ExportBatch {
 /// What a purge did.
 #[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
 pub struct PurgeReport {
+    /// Submissions deleted by this purge.
     pub purged: Vec<SubmissionId>,
+    /// Submissions in the bundle that the store no longer held.
     pub already_gone: Vec<SubmissionId>,
+    /// Submissions kept, each with the reason.
     pub refused: Vec<(SubmissionId, String)>,
 }
 
 /// What a retention pass did and foresees.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct RetentionReport {
+    /// Never-exported submissions deleted for being older than the retention period.
     pub deleted: usize,
+    /// Never-exported submissions that will be deleted within the warning period.
     pub due_soon: usize,
     /// The earliest day on which a submission now due soon will be deleted.
     pub first_due: Option<UtcDay>,
@@ -165,9 +200,13 @@ pub struct RetentionReport {
 /// Counts for `status`.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StoreStatus {
+    /// Submissions not yet put in an export batch.
     pub stored: usize,
+    /// Submissions in an export batch but not yet purged (purges in progress included).
     pub exported: usize,
+    /// Total ciphertext bytes of every record counted above.
     pub bytes: u64,
+    /// Export batches whose bundle was not yet recorded as completely written.
     pub undelivered_batches: usize,
     /// The day of the oldest submission not yet exported: how long a report has waited.
     #[serde(default)]
@@ -177,6 +216,7 @@ pub struct StoreStatus {
 /// What the once-a-day pass did, for the operator's log.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct DailyReport {
+    /// Spare files made to top up the pool.
     pub spares_made: usize,
     /// Times since the last pass that no spare was ready and a batch was made on the spot.
     pub spare_shortages: u64,
@@ -248,6 +288,7 @@ impl SubmissionStore {
         Ok((store, recovery))
     }
 
+    /// The data directory.
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -257,10 +298,12 @@ impl SubmissionStore {
         &self.incoming
     }
 
+    /// Bytes stored and reserved, against the quota.
     pub fn usage(&self) -> &Usage {
         &self.usage
     }
 
+    /// The options the store was opened with.
     pub fn options(&self) -> StoreOptions {
         self.options
     }
@@ -381,6 +424,7 @@ impl SubmissionStore {
         Ok(record)
     }
 
+    /// The record of `id`, or `None` if the store does not hold it.
     pub fn get(&self, id: &SubmissionId) -> Result<Option<SubmissionRecord>, StoreError> {
         let found = self
             .index()
@@ -422,6 +466,7 @@ impl SubmissionStore {
         Ok(out)
     }
 
+    /// Counts of submissions, bytes and undelivered batches, for `status`.
     pub fn status(&self) -> Result<StoreStatus, StoreError> {
         let mut status = StoreStatus::default();
         for record in self.records()? {
@@ -490,7 +535,7 @@ impl SubmissionStore {
             return Ok(None);
         }
         let batch = BatchRecord {
-            batch: SubmissionId::random(),
+            batch: BatchId::random(),
             created: UtcDay::today(),
             ids,
             delivered: false,
@@ -538,7 +583,7 @@ impl SubmissionStore {
     }
 
     /// Records that the bundle of `batch` was written completely and synced by the receiver.
-    pub fn complete_export(&self, batch: &SubmissionId) -> Result<(), StoreError> {
+    pub fn complete_export(&self, batch: &BatchId) -> Result<(), StoreError> {
         let _admin = self.lock_admin();
         self.touch();
         let index = self.index();
@@ -547,7 +592,7 @@ impl SubmissionStore {
             .get(batch.as_bytes())
             .map_err(StoreError::from_sled)?
         else {
-            return Err(StoreError::NotFound(*batch));
+            return Err(StoreError::BatchNotFound(*batch));
         };
         let mut record = BatchRecord::decode(&bytes)
             .map_err(|e| StoreError::Integrity(vec![format!("batch {batch}: {e}")]))?;
@@ -774,7 +819,7 @@ impl SubmissionStore {
     }
 
     /// Drops a batch record once none of its submissions is left.
-    fn forget_empty_batch(&self, batch: &SubmissionId) -> Result<(), StoreError> {
+    fn forget_empty_batch(&self, batch: &BatchId) -> Result<(), StoreError> {
         let index = self.index();
         let Some(bytes) = index
             .batches
@@ -931,20 +976,12 @@ impl SubmissionStore {
             .modified()
             .map(UtcDay::of)
             .unwrap_or_else(|_| UtcDay::today());
-        let mut hash = ring::digest::Context::new(&ring::digest::SHA256);
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = io::Read::read(&mut file, &mut buf).map_err(StoreError::from_io)?;
-            if n == 0 {
-                break;
-            }
-            hash.update(&buf[..n]);
-        }
+        let hashed = crate::hashing::hash_stream(&mut file).map_err(StoreError::from_io)?;
         let record = SubmissionRecord {
             id,
             day,
             size: meta.len(),
-            sha256: hex::encode(hash.finish()),
+            sha256: hashed.sha256,
             sealing: Sealing::BySender,
             state: RecordState::Stored,
         };
@@ -1014,7 +1051,7 @@ fn set_times(path: &Path, day: UtcDay, count: &mut usize) -> io::Result<()> {
 fn purge_refusal(
     record: &SubmissionRecord,
     entry: &BundleEntry,
-    batch: &SubmissionId,
+    batch: &BatchId,
 ) -> Option<String> {
     match &record.state {
         RecordState::Exported { batch: b } if b == batch => {}

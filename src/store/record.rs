@@ -5,18 +5,23 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::submission::{Sealing, SubmissionId, UtcDay};
+use crate::submission::{BatchId, Sealing, SubmissionId, UtcDay};
 
 /// The index entry of one sealed submission. Deliberately nothing about the sender.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SubmissionRecord {
+    /// The random id; also the ciphertext's file name, `sealed/<id>.pgp`.
     pub id: SubmissionId,
+    /// The UTC day it was stored: the only time kept.
     pub day: UtcDay,
+    /// Size of the ciphertext file in bytes (what counts against the quota).
     pub size: u64,
     /// Lowercase hex SHA-256 of the ciphertext, for integrity checks and purge matching.
     pub sha256: String,
+    /// Whether the sender or the gateway encrypted it.
     pub sealing: Sealing,
+    /// Stored, exported or being purged.
     pub state: RecordState,
 }
 
@@ -24,20 +29,25 @@ pub struct SubmissionRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum RecordState {
+    /// Stored and not yet in any export batch.
     Stored,
+    /// Put in an export batch (whose bundle may not have been delivered yet).
     Exported {
-        batch: SubmissionId,
+        /// The batch it was put in; a purge must name this same batch.
+        batch: BatchId,
     },
     /// Purge started: the file may or may not be deleted yet; finished at the next open.
     Purging,
 }
 
 impl SubmissionRecord {
+    /// The record as compact JSON, as stored in the index.
     pub fn encode(&self) -> Vec<u8> {
         // Serialising plain structs of strings and integers cannot fail.
         serde_json::to_vec(self).unwrap_or_default()
     }
 
+    /// Parses a stored record; unknown fields are an error. `Err` holds serde's message.
     pub fn decode(bytes: &[u8]) -> Result<Self, String> {
         serde_json::from_slice(bytes).map_err(|e| e.to_string())
     }
@@ -47,18 +57,23 @@ impl SubmissionRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BatchRecord {
-    pub batch: SubmissionId,
+    /// The batch's random id, also the bundle's.
+    pub batch: BatchId,
+    /// The UTC day the batch was begun.
     pub created: UtcDay,
+    /// The submissions in the batch, in id order; never changed once recorded.
     pub ids: Vec<SubmissionId>,
     /// True once a complete bundle file was written and synced.
     pub delivered: bool,
 }
 
 impl BatchRecord {
+    /// The record as compact JSON, as stored in the index.
     pub fn encode(&self) -> Vec<u8> {
         serde_json::to_vec(self).unwrap_or_default()
     }
 
+    /// Parses a stored record; unknown fields are an error. `Err` holds serde's message.
     pub fn decode(bytes: &[u8]) -> Result<Self, String> {
         serde_json::from_slice(bytes).map_err(|e| e.to_string())
     }

@@ -27,30 +27,61 @@ use crate::payload::{self, AttachmentSource};
 /// Bound on the keys document from the gateway.
 const MAX_KEYS_RESPONSE: u64 = 2 * 1024 * 1024;
 
+/// Why the terminal client could not build, seal or submit a report.
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitError {
+    /// The gateway URL (or the proxy's) cannot be used; the gateway URL is cut to 200
+    /// characters.
     #[error("{0}: not a usable gateway URL (expected https://host[:port]/)")]
     BadUrl(String),
+    /// Plain `http://` to a host that is neither loopback nor `.onion`.
     #[error("{0}: plain http is only allowed to a loopback or .onion address; use https")]
     InsecureUrl(String),
+    /// The `--ca-cert` file cannot be read or holds no PEM certificate.
     #[error("--ca-cert {path}: {reason}")]
-    CaCert { path: PathBuf, reason: String },
+    CaCert {
+        /// The `--ca-cert` file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// No HTTP response came back (DNS, connection, TLS, proxy or timeout).
     #[error("cannot reach the gateway: {0}")]
     Unreachable(String),
+    /// The gateway answered with another HTTP status than the one expected.
     #[error("the gateway refused the submission ({status} {code}): {message}")]
     Refused {
+        /// The HTTP status code.
         status: u16,
+        /// The `error` code of the gateway's JSON body (e.g. `pow_expired`), or `unknown`.
         code: String,
+        /// The gateway's `message`, or else the first 200 characters of the body.
         message: String,
     },
+    /// A body too large or not the expected JSON, a certificate that does not parse, or an
+    /// unusable proof-of-work challenge.
     #[error("the gateway answered something unexpected: {0}")]
     BadResponse(String),
+    /// The reviewer certificates the gateway publishes fail this client's validation.
     #[error("the gateway's reviewer keys are not usable: {0}")]
     Keys(#[from] KeyringError),
+    /// A local input cannot be used: the message, an attachment, a `--field`, a `--sealed` file.
     #[error("{path}: {reason}")]
-    Input { path: PathBuf, reason: String },
+    Input {
+        /// The file concerned, or `--field` for a bad form answer.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The sealed message is larger than the gateway accepts.
     #[error("the sealed report is {size} bytes, over the gateway's limit of {limit}")]
-    TooLarge { size: u64, limit: u64 },
+    TooLarge {
+        /// Size of the sealed message, in bytes.
+        size: u64,
+        /// The gateway's `max_submission_bytes`.
+        limit: u64,
+    },
+    /// Staging, encrypting or rewinding the sealed message failed.
     #[error("sealing failed: {0}")]
     Seal(io::Error),
 }
@@ -68,7 +99,9 @@ pub enum Trust {
 
 /// What the gateway says about its reviewers.
 pub struct GatewayKeys {
+    /// The reviewers' certificates, validated by this client, not just taken from the gateway.
     pub keyring: ReviewerKeyring,
+    /// The gateway's limit on one sealed submission, in bytes, as the gateway announces it.
     pub max_submission_bytes: u64,
 }
 

@@ -5,8 +5,6 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use ring::digest;
-
 use super::SubmitError;
 use crate::payload::{
     attachment_path, Attachment, FieldValue, Report, MAX_ATTACHMENTS, MAX_DESCRIPTION_CHARS,
@@ -18,8 +16,11 @@ use crate::payload::{
 pub struct ReportInput {
     /// A UTF-8 text file with the account of what happened.
     pub message: PathBuf,
+    /// Files to attach, in order: regular files, at most [`MAX_ATTACHMENTS`].
     pub attachments: Vec<PathBuf>,
+    /// BCP 47 tag for the report's `language`; passed through unchecked.
     pub language: String,
+    /// Someone is at imminent risk; also sets the `urgent` field to "yes" unless it is given.
     pub urgent: bool,
     /// `key=value` form answers (a key given twice becomes a list).
     pub fields: Vec<(String, String)>,
@@ -126,18 +127,8 @@ fn hash_file(path: &Path) -> Result<(u64, String), SubmitError> {
             reason: "not a regular file".into(),
         });
     }
-    let mut hash = digest::Context::new(&digest::SHA256);
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut size = 0u64;
-    loop {
-        let n = file.read(&mut buf).map_err(error)?;
-        if n == 0 {
-            break;
-        }
-        hash.update(&buf[..n]);
-        size += n as u64;
-    }
-    Ok((size, hex::encode(hash.finish())))
+    let hashed = crate::hashing::hash_stream(&mut file).map_err(error)?;
+    Ok((hashed.size, hashed.sha256))
 }
 
 /// A media type from the file extension; reviewers still treat every file as untrusted.

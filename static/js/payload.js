@@ -36,8 +36,9 @@ function putOctal(header, offset, width, value) {
 /** A ustar header for a regular file, mode 0600, no time, no owner. */
 function tarHeader(name, size) {
   const header = new Uint8Array(BLOCK);
+  // Short ASCII names only, as src/tarfmt.rs writes and reads them.
+  if (!/^[\x20-\x7e]{1,99}$/.test(name)) throw new Error(`tar entry name ${JSON.stringify(name)} is not a short ASCII name`);
   const encoded = new TextEncoder().encode(name);
-  if (encoded.length > 99) throw new Error('tar name too long');
   header.set(encoded, 0);
   putOctal(header, 100, 8, 0o600);
   putOctal(header, 108, 8, 0);
@@ -76,6 +77,11 @@ export function buildPayload(report, files) {
   }
   // The rest (padding content and the two end-of-archive blocks) is already zero.
   return out;
+}
+
+/** A field id: 1 to 64 of a-z, 0-9 and _ (as is_valid_field_id in src/payload/mod.rs). */
+export function isValidFieldId(id) {
+  return /^[a-z0-9_]{1,64}$/.test(id);
 }
 
 /** The archive entry name for attachment `index` (0-based), like attachment_path() in Rust. */

@@ -10,12 +10,6 @@ const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const { paddedLength, buildPayload, attachmentPath } = await import(join(repo, 'static/js/payload.js'));
 const { stripJpeg, stripPng } = await import(join(repo, 'static/js/metadata.js'));
 
-test('Padmé lengths match the Rust writer (same table as padme_table_shared_with_the_browser)', () => {
-  const table = [[1, 32768], [32768, 32768], [32769, 34816], [40000, 40960], [65536, 65536],
-    [100000, 100352], [1000000, 1015808], [1048577, 1081344], [10000000, 10223616], [104857600, 104857600]];
-  for (const [len, padded] of table) assert.equal(paddedLength(len), padded, `${len}`);
-});
-
 test('the archive is ustar with a valid checksum and the padded length', () => {
   const report = { schema: 'resguardo.report/1' };
   const out = buildPayload(report, [{ path: 'files/001.txt', bytes: new TextEncoder().encode('hi') }]);

@@ -23,7 +23,7 @@ impl AttachmentSink for Collect {
 }
 
 fn sha(data: &[u8]) -> String {
-    hex::encode(digest::digest(&digest::SHA256, data))
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, data))
 }
 
 fn report(attachments: &[(&str, &[u8])]) -> Report {

@@ -1,16 +1,18 @@
-//! The HTML side of the gateway: the page, and the form posted without JavaScript.
+//! The HTML handlers: `GET /` (the page) and `POST /submit` (the form posted without JavaScript).
+//! They admit and hand off; the page is drawn by [`super::page_render`], the post is read and
+//! sealed by [`super::form_post`].
 
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Query, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 
 use super::form_post::{read_texts, receive_form, FormContext, FormPostError};
 use super::form_token::TokenError;
-use super::page::{FormValues, PageView};
+use super::page_render::{FormValues, PageView};
 use super::slots::Slot;
 use super::AppState;
 
@@ -45,11 +47,7 @@ pub async fn submit_form(
     if !app.page.server_sealing() {
         return refusal(&app, &default_lang, None, FormPostError::Disabled);
     }
-    let announced = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let announced = super::paced::announced_length(request.headers());
     let slot = match admit_form(&app, query.t.as_deref(), announced).await {
         Ok(slot) => slot,
         Err(e) => {
@@ -127,7 +125,7 @@ fn refusal(
     if matches!(error, FormPostError::Disabled) {
         return (error.status(), Html(app.page.disabled(lang))).into_response();
     }
-    let limit = super::page::human_size(app.form_max_bytes);
+    let limit = super::page_render::human_size(app.form_max_bytes);
     let message = app
         .page
         .text(lang, error.message_key())

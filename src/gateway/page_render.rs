@@ -32,6 +32,9 @@ pub struct PageView<'a> {
     pub files_lost: bool,
 }
 
+/// Draws every HTML page the gateway serves (the form, the result after a form post, the page
+/// shown when sealing on arrival is switched off) from the embedded templates, the form
+/// definition and the language files. Built once at start; rendering reads only.
 pub struct PageRenderer {
     form: Arc<FormDefinition>,
     catalog: Catalog,
@@ -91,13 +94,18 @@ pub fn human_size(bytes: u64) -> String {
 
 /// What the renderer is built from, besides the embedded templates and language files.
 pub struct PageSettings {
+    /// The form to draw (also what form posts are checked against).
     pub form: Arc<FormDefinition>,
+    /// (fingerprint, name) of each reviewer key, listed on the page for comparison.
     pub keys: Vec<(String, String)>,
     /// Largest sealed submission (what the page may send when it encrypts).
     pub max_bytes: u64,
     /// Largest form post (without JavaScript).
     pub form_max_bytes: u64,
+    /// Whether the form without JavaScript is sealed on arrival (else it is refused with a page
+    /// that says how to send safely instead).
     pub server_sealing: bool,
+    /// The organisation's name, hotlines and promised review time, shown on the page.
     pub organisation: OrganisationConfig,
     /// An upload without progress for this long is given up by the page (the gateway's own
     /// idle limit for bodies).
@@ -105,6 +113,7 @@ pub struct PageSettings {
 }
 
 impl PageRenderer {
+    /// Loads the templates and language files embedded in the binary.
     pub fn new(settings: PageSettings) -> Self {
         PageRenderer {
             form: settings.form,
@@ -141,6 +150,7 @@ impl PageRenderer {
         &self.form
     }
 
+    /// Whether form posts are sealed on arrival (see [`PageSettings::server_sealing`]).
     pub fn server_sealing(&self) -> bool {
         self.server_sealing
     }
@@ -438,16 +448,29 @@ impl PageRenderer {
             .unwrap_or_default();
         let option_label = |o: &str| escape(self.text(lang, &format!("field.{}.option.{o}", f.id)));
         let maxlength = f.max_chars();
+        // The pieces every field shares: what heads it, what follows its label, the control's
+        // attributes, and the usual frame of a labelled control.
+        let head = format!("{label}{required}");
+        let lead = format!("{invalid_note}{hint_html}");
+        let attrs = format!("{described}{aria_required}{invalid_attr}");
+        let labelled = |control: &str| {
+            format!(
+                "<div class=\"field{invalid_class}\"><label class=\"field\" for=\"f-{id}\">{head}\
+                 </label>{lead}{control}</div>"
+            )
+        };
         match f.kind {
             FieldKind::Multi => {
                 let mut out = format!(
-                    "<fieldset id=\"f-{id}\" class=\"field{invalid_class}\" tabindex=\"-1\"{described}{aria_required}{invalid_attr}><legend>{label}{required}</legend>{invalid_note}{hint_html}"
+                    "<fieldset id=\"f-{id}\" class=\"field{invalid_class}\" tabindex=\"-1\"{attrs}>\
+                     <legend>{head}</legend>{lead}"
                 );
                 for o in &f.options {
                     let checked = if value(o) { " checked" } else { "" };
                     let _ = write!(
                         out,
-                        "<label class=\"choice\"><input type=\"checkbox\" name=\"{id}\" value=\"{v}\"{checked}> {}</label>",
+                        "<label class=\"choice\"><input type=\"checkbox\" name=\"{id}\" \
+                         value=\"{v}\"{checked}> {}</label>",
                         option_label(o),
                         v = escape(o)
                     );
@@ -456,35 +479,43 @@ impl PageRenderer {
                 out
             }
             FieldKind::Select => {
-                let mut out = format!(
-                    "<div class=\"field{invalid_class}\"><label class=\"field\" for=\"f-{id}\">{label}{required}</label>{invalid_note}{hint_html}<select id=\"f-{id}\" name=\"{id}\"{described}{aria_required}{invalid_attr}><option value=\"\">{}</option>",
+                let mut control = format!(
+                    "<select id=\"f-{id}\" name=\"{id}\"{attrs}><option value=\"\">{}</option>",
                     escape(self.text(lang, "common.choose"))
                 );
                 for o in &f.options {
                     let selected = if value(o) { " selected" } else { "" };
                     let _ = write!(
-                        out,
+                        control,
                         "<option value=\"{v}\"{selected}>{}</option>",
                         option_label(o),
                         v = escape(o)
                     );
                 }
-                out.push_str("</select></div>");
-                out
+                control.push_str("</select>");
+                labelled(&control)
             }
             FieldKind::Text | FieldKind::Date => {
-                let kind = if f.kind == FieldKind::Date { "date" } else { "text" };
-                format!(
-                    "<div class=\"field{invalid_class}\"><label class=\"field\" for=\"f-{id}\">{label}{required}</label>{invalid_note}{hint_html}<input type=\"{kind}\" id=\"f-{id}\" name=\"{id}\" maxlength=\"{maxlength}\" value=\"{text_value}\" autocomplete=\"off\"{described}{aria_required}{invalid_attr}></div>"
-                )
+                let kind = if f.kind == FieldKind::Date {
+                    "date"
+                } else {
+                    "text"
+                };
+                labelled(&format!(
+                    "<input type=\"{kind}\" id=\"f-{id}\" name=\"{id}\" maxlength=\"{maxlength}\" \
+                     value=\"{text_value}\" autocomplete=\"off\"{attrs}>"
+                ))
             }
-            FieldKind::Textarea | FieldKind::Description => format!(
-                "<div class=\"field{invalid_class}\"><label class=\"field\" for=\"f-{id}\">{label}{required}</label>{invalid_note}{hint_html}<textarea id=\"f-{id}\" name=\"{id}\" maxlength=\"{maxlength}\" rows=\"8\" autocomplete=\"off\"{described}{aria_required}{invalid_attr}>{text_value}</textarea></div>"
-            ),
+            FieldKind::Textarea | FieldKind::Description => labelled(&format!(
+                "<textarea id=\"f-{id}\" name=\"{id}\" maxlength=\"{maxlength}\" rows=\"8\" \
+                 autocomplete=\"off\"{attrs}>{text_value}</textarea>"
+            )),
             FieldKind::Checkbox => {
                 let checked = if value("yes") { " checked" } else { "" };
                 format!(
-                    "<div class=\"field{invalid_class}\"><label class=\"choice\"><input type=\"checkbox\" id=\"f-{id}\" name=\"{id}\" value=\"yes\"{checked}{described}{invalid_attr}> {label}</label>{invalid_note}{hint_html}</div>"
+                    "<div class=\"field{invalid_class}\"><label class=\"choice\"><input \
+                     type=\"checkbox\" id=\"f-{id}\" name=\"{id}\" value=\"yes\"{checked}\
+                     {described}{invalid_attr}> {label}</label>{lead}</div>"
                 )
             }
             FieldKind::Urgent => {
@@ -492,11 +523,15 @@ impl PageRenderer {
                 let yes = if value("yes") { " checked" } else { "" };
                 let no = if value("no") { " checked" } else { "" };
                 format!(
-                    "<fieldset class=\"urgent field{invalid_class}\" id=\"f-{id}\" tabindex=\"-1\"{described}{invalid_attr}><legend>{label}{required}</legend>{invalid_note}{hint_html}\
+                    "<fieldset class=\"urgent field{invalid_class}\" id=\"f-{id}\" tabindex=\"-1\"\
+                     {described}{invalid_attr}><legend>{head}</legend>{lead}\
                      <div class=\"big-choices\">\
-                     <input type=\"radio\" id=\"{id}-yes\" name=\"{id}\" value=\"yes\"{yes}><label for=\"{id}-yes\">{}</label>\
-                     <input type=\"radio\" id=\"{id}-no\" name=\"{id}\" value=\"no\"{no}><label for=\"{id}-no\">{}</label>\
-                     <div class=\"urgent-help\" role=\"note\"><strong>{}</strong><p>{}</p>{}<p>{}</p></div></div></fieldset>",
+                     <input type=\"radio\" id=\"{id}-yes\" name=\"{id}\" value=\"yes\"{yes}>\
+                     <label for=\"{id}-yes\">{}</label>\
+                     <input type=\"radio\" id=\"{id}-no\" name=\"{id}\" value=\"no\"{no}>\
+                     <label for=\"{id}-no\">{}</label>\
+                     <div class=\"urgent-help\" role=\"note\"><strong>{}</strong><p>{}</p>{}\
+                     <p>{}</p></div></div></fieldset>",
                     escape(self.text(lang, "page.urgent.yes")),
                     escape(self.text(lang, "page.urgent.no")),
                     escape(self.text(lang, "page.urgent.help.title")),
@@ -523,7 +558,11 @@ impl PageRenderer {
                     String::new()
                 };
                 format!(
-                    "<div class=\"field{invalid_class}\"><label class=\"field\" for=\"f-{id}\">{label}{required}</label>{invalid_note}<p class=\"hint\" id=\"h-{id}\">{}</p>{server_note}<input type=\"file\" id=\"f-{id}\" name=\"{id}\" multiple aria-describedby=\"h-{id}\"{invalid_attr}><ul id=\"file-list\" class=\"file-list\" aria-live=\"polite\"></ul></div>",
+                    "<div class=\"field{invalid_class}\"><label class=\"field\" for=\"f-{id}\">\
+                     {head}</label>{invalid_note}<p class=\"hint\" id=\"h-{id}\">{}</p>\
+                     {server_note}<input type=\"file\" id=\"f-{id}\" name=\"{id}\" multiple \
+                     aria-describedby=\"h-{id}\"{invalid_attr}><ul id=\"file-list\" \
+                     class=\"file-list\" aria-live=\"polite\"></ul></div>",
                     escape(&files_hint)
                 )
             }

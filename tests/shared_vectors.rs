@@ -1,0 +1,204 @@
+//! The rules that live in two languages, pinned by the checked-in vectors in `tests/vectors/`:
+//! answers → report (`report/`), payload v1 layout and padding (`payload/`), field-id validity
+//! (`field-ids.json`). `tests/browser/vectors.test.mjs` runs the page's JavaScript over the same
+//! files. Vectors are named by outcome (`ok_*`, `fail_*`, as age's testdata); a new file is picked
+//! up by both harnesses without code.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use resguardo::form::{AnswerError, FormDefinition, ReceivedFile};
+use resguardo::payload::{self, padded_length, write_payload, Report};
+use serde::Deserialize;
+
+fn vectors(area: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/vectors")
+        .join(area)
+}
+
+/// Every `ok_*` and `fail_*` file of an area, by name, with its parsed content.
+fn cases<T: for<'de> Deserialize<'de>>(area: &str) -> Vec<(String, T)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(vectors(area)).expect("vector folder") {
+        let path = entry.expect("entry").path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !(name.starts_with("ok_") || name.starts_with("fail_")) {
+            continue;
+        }
+        let text = std::fs::read(&path).expect("vector");
+        let case = serde_json::from_slice(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        out.push((name, case));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    assert!(out.len() >= 2, "no vectors in {area}");
+    out
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReportCase {
+    #[allow(dead_code)]
+    about: String,
+    language: Option<String>,
+    sealed_by: String,
+    answers: BTreeMap<String, Vec<String>>,
+    files: Vec<VectorFile>,
+    report: Option<serde_json::Value>,
+    missing: Option<Vec<String>>,
+    not_allowed: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VectorFile {
+    name: String,
+    size: u64,
+    sha256: String,
+    media_type: String,
+}
+
+#[test]
+fn answers_make_the_report_the_vectors_give() {
+    let form = FormDefinition::parse(&std::fs::read(vectors("report/form.json")).unwrap())
+        .expect("the vectors' form");
+    for (name, case) in cases::<ReportCase>("report") {
+        let files: Vec<ReceivedFile> = case
+            .files
+            .iter()
+            .map(|f| ReceivedFile {
+                name: f.name.clone(),
+                size: f.size,
+                sha256: f.sha256.clone(),
+                media_type: f.media_type.clone(),
+            })
+            .collect();
+        let got = form.build_report(
+            case.language.as_deref(),
+            &case.sealed_by,
+            &case.answers,
+            &files,
+        );
+        match (got, case.report, case.missing, case.not_allowed) {
+            (Ok(report), Some(expected), None, None) => {
+                assert!(
+                    name.starts_with("ok_"),
+                    "{name}: a report from a fail_ vector"
+                );
+                assert_eq!(serde_json::to_value(&report).unwrap(), expected, "{name}");
+            }
+            (Err(AnswerError::Missing(ids)), None, Some(expected), None) => {
+                assert!(name.starts_with("fail_missing_"), "{name}");
+                assert_eq!(ids, expected, "{name}");
+            }
+            (Err(AnswerError::NotAllowed(id)), None, None, Some(expected)) => {
+                assert!(name.starts_with("fail_not_allowed_"), "{name}");
+                assert_eq!(id, expected, "{name}");
+            }
+            (got, ..) => panic!("{name}: got {got:?}, which is not what the vector expects"),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PayloadCase {
+    #[allow(dead_code)]
+    about: String,
+    report_json: String,
+    /// The byte each attachment is made of (`size` copies, as the report gives).
+    fill: Vec<u8>,
+    entries: Option<Vec<Entry>>,
+    total: Option<u64>,
+    sha256: Option<String>,
+    error: Option<String>,
+}
+
+#[derive(Deserialize, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+struct Entry {
+    name: String,
+    offset: u64,
+    size: u64,
+}
+
+#[test]
+fn payloads_have_the_layout_and_bytes_the_vectors_give() {
+    for (name, case) in cases::<PayloadCase>("payload") {
+        let report: Report = serde_json::from_str(&case.report_json).expect(&name);
+        // The writer serializes the report itself: the vector's text is what it must write.
+        assert_eq!(
+            serde_json::to_string(&report).unwrap(),
+            case.report_json,
+            "{name}"
+        );
+        let sources = report
+            .attachments
+            .iter()
+            .zip(&case.fill)
+            .map(|(a, &byte)| Box::new(std::io::repeat(byte).take(a.size)) as Box<dyn Read>)
+            .collect();
+        let written = write_payload(Vec::new(), &report, sources);
+        let Some(expected_entries) = case.entries else {
+            let err = written.err().unwrap_or_else(|| panic!("{name}: written"));
+            let wanted = case.error.expect("error");
+            assert!(err.to_string().contains(&wanted), "{name}: {err}");
+            assert!(name.starts_with("fail_"), "{name}");
+            continue;
+        };
+        let (archive, total) = written.unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(Some(total), case.total, "{name}");
+        assert_eq!(archive.len() as u64, total, "{name}");
+        let mut tar = tar::Archive::new(&archive[..]);
+        let entries: Vec<Entry> = tar
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                Entry {
+                    name: e.path().unwrap().to_string_lossy().into_owned(),
+                    offset: e.raw_header_position(),
+                    size: e.size(),
+                }
+            })
+            .collect();
+        assert_eq!(entries, expected_entries, "{name}");
+        let digest = hex::encode(ring::digest::digest(&ring::digest::SHA256, &archive));
+        assert_eq!(Some(digest), case.sha256, "{name}: the archive's bytes");
+        assert!(name.starts_with("ok_"), "{name}");
+    }
+}
+
+#[derive(Deserialize)]
+struct PadmeTable {
+    lengths: Vec<(u64, u64)>,
+}
+
+#[test]
+fn padme_lengths_are_the_vectors() {
+    let table: PadmeTable =
+        serde_json::from_slice(&std::fs::read(vectors("payload/padme.json")).unwrap()).unwrap();
+    assert!(table.lengths.len() >= 10);
+    for (len, padded) in table.lengths {
+        assert_eq!(padded_length(len), padded, "{len}");
+    }
+}
+
+#[derive(Deserialize)]
+struct FieldIds {
+    ok: Vec<String>,
+    fail: Vec<String>,
+}
+
+#[test]
+fn field_ids_are_valid_exactly_as_the_vectors_say() {
+    let ids: FieldIds =
+        serde_json::from_slice(&std::fs::read(vectors("field-ids.json")).unwrap()).unwrap();
+    for id in &ids.ok {
+        assert!(payload::is_valid_field_id(id), "{id:?} should be valid");
+    }
+    for id in &ids.fail {
+        assert!(!payload::is_valid_field_id(id), "{id:?} should be refused");
+    }
+}
