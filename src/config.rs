@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::keyring::ReviewerKeyring;
+use crate::keyring::{CourierKeyring, ReviewerKeyring};
 
 /// The embedded default: the demo keys, HTTPS on loopback with a self-signed certificate.
 pub const EMBEDDED_DEFAULT: &str = r#"
@@ -21,6 +21,9 @@ reviewer_certs = [
     "keys-example/demo-reviewer-1.pub.asc",
     "keys-example/demo-reviewer-2.pub.asc",
 ]
+
+[[couriers]]
+cert = "keys-example/demo-courier-1.pub.asc"
 
 [tls]
 mode = "self-signed"
@@ -40,6 +43,11 @@ pub struct GatewayConfig {
     /// The reviewers' public OpenPGP certificates, one file each; submissions are encrypted to
     /// these and nothing else.
     pub reviewer_certs: Vec<PathBuf>,
+    /// The couriers' public certificates (`[[couriers]]`, on-call keys made with
+    /// `resguardo-review keygen --courier`): triage envelopes are sealed to them and they sign
+    /// courier requests. None configured: no triage envelopes, no courier routes.
+    #[serde(default)]
+    pub couriers: Vec<CourierEntry>,
     /// How TLS is done (`[tls]`); default: a self-signed certificate.
     #[serde(default)]
     pub tls: TlsConfig,
@@ -406,6 +414,14 @@ impl ConfigError {
     }
 }
 
+/// One `[[couriers]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CourierEntry {
+    /// The courier's public certificate file.
+    pub cert: PathBuf,
+}
+
 /// A config that passed validation, with the reviewers' keyring loaded.
 #[derive(Debug, Clone)]
 pub struct ValidatedConfig {
@@ -413,6 +429,8 @@ pub struct ValidatedConfig {
     pub config: GatewayConfig,
     /// The reviewers' certificates, loaded from `reviewer_certs`.
     pub keyring: ReviewerKeyring,
+    /// The couriers' certificates, loaded from `[[couriers]]` (may be empty).
+    pub couriers: CourierKeyring,
     /// True when running on the embedded default (demo keys).
     pub is_embedded_default: bool,
 }
@@ -456,6 +474,7 @@ impl GatewayConfig {
         };
         resolve(&mut self.data_dir);
         self.reviewer_certs.iter_mut().for_each(resolve);
+        self.couriers.iter_mut().for_each(|c| resolve(&mut c.cert));
         if let TlsConfig::Files { cert, key } = &mut self.tls {
             resolve(cert);
             resolve(key);
@@ -635,10 +654,19 @@ impl GatewayConfig {
                 None
             }
         };
-        match keyring {
-            Some(keyring) if problems.is_empty() => Ok(ValidatedConfig {
+        let courier_paths: Vec<PathBuf> = self.couriers.iter().map(|c| c.cert.clone()).collect();
+        let couriers = match CourierKeyring::load(&courier_paths, keyring.as_ref()) {
+            Ok(couriers) => Some(couriers),
+            Err(errors) => {
+                problems.extend(errors.iter().map(|e| format!("couriers: {e}")));
+                None
+            }
+        };
+        match (keyring, couriers) {
+            (Some(keyring), Some(couriers)) if problems.is_empty() => Ok(ValidatedConfig {
                 config: self,
                 keyring,
+                couriers,
                 is_embedded_default,
             }),
             _ => Err(ConfigError { problems }),

@@ -10,12 +10,14 @@
 //! - [`seal`]: encrypting a payload to every reviewer (the form without JavaScript, the client).
 //! - [`store`]: durable storage of sealed submissions (ciphertext only), export and purge.
 //! - [`operator`]: the operator's commands on a data directory (export, purge, status).
+//! - [`courier`]: the protocol of the on-call couriers' signed requests (alerts, transfers).
 //! - [`process`]: what the gateway does to its own process (no core dumps, a scrubbed stack).
 //!
 //! What the parts share:
 //! - [`submission`]: a submission's id, its day and how it was sealed; batch ids.
 //! - [`keyring`]: the reviewers' certificates, validated once.
 //! - [`form`]: the form's definition, and the rule that turns answers into a report.
+//! - [`triage`]: the small fixed-size note for the people on call, sealed beside each report.
 //! - [`payload`], [`bundle`]: the two file formats, each with a writer and a strict reader
 //!   (on the tar subset in `tarfmt`).
 //! - [`hashing`]: SHA-256 while copying.
@@ -49,6 +51,7 @@ pub mod assets;
 pub mod bundle;
 pub mod cli;
 pub mod config;
+pub mod courier;
 pub mod store;
 pub mod submission;
 mod tarfmt;
@@ -56,3 +59,4 @@ pub mod terminal;
 #[cfg(any(test, feature = "test-support"))]
 #[doc(hidden)]
 pub mod testing;
+pub mod triage;

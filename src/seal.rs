@@ -15,7 +15,7 @@ use openpgp::parse::stream::{
     DecryptionHelper, DecryptorBuilder, MessageStructure, VerificationHelper,
 };
 use openpgp::parse::Parse;
-use openpgp::serialize::stream::{Encryptor, LiteralWriter, Message};
+use openpgp::serialize::stream::{Encryptor, LiteralWriter, Message, Recipient};
 use openpgp::types::{AEADAlgorithm, SymmetricAlgorithm};
 
 use crate::keyring::ReviewerKeyring;
@@ -25,8 +25,16 @@ pub fn sealer<'a, W>(keyring: &'a ReviewerKeyring, out: W) -> io::Result<Message
 where
     W: Write + Send + Sync + 'a,
 {
+    sealer_to(keyring.recipients(), out)
+}
+
+/// The same, to any set of recipients (the couriers, for a triage envelope).
+pub fn sealer_to<'a, W>(recipients: Vec<Recipient<'a>>, out: W) -> io::Result<Message<'a>>
+where
+    W: Write + Send + Sync + 'a,
+{
     let message = Message::new(out);
-    let message = Encryptor::for_recipients(message, keyring.recipients())
+    let message = Encryptor::for_recipients(message, recipients)
         .build()
         .map_err(io::Error::other)?;
     LiteralWriter::new(message)

@@ -24,6 +24,20 @@ pub fn reviewer_key(name: &str, profile: KeyProfile) -> Cert {
         profile,
         passphrase: Password::from("test"),
         validity: None,
+        role: crate::keyring::KeyRole::Reviewer,
+    })
+    .expect("keygen")
+    .cert
+}
+
+/// A courier key with its secret parts (passphrase "test").
+pub fn courier_key(name: &str) -> Cert {
+    generate_reviewer_key(ReviewerKeyOptions {
+        name: name.into(),
+        profile: KeyProfile::Compatible,
+        passphrase: Password::from("test"),
+        validity: None,
+        role: crate::keyring::KeyRole::Courier,
     })
     .expect("keygen")
     .cert

@@ -16,6 +16,7 @@
 import * as openpgp from './vendor/openpgp.min.mjs';
 import { buildPayload, sha256Hex, paddedLength } from './js/payload.js';
 import { reportFromAnswers } from './js/report.js';
+import { paddedTriage, triageOfReport, utcDay } from './js/triage.js';
 import { cleanImage, imageKind } from './js/metadata.js';
 
 const main = document.getElementById('main');
@@ -37,6 +38,7 @@ const result = document.getElementById('result');
 const strings = JSON.parse(document.getElementById('strings').textContent);
 const formDefinition = JSON.parse(document.getElementById('form-definition').textContent);
 let reviewerKeys = null;
+let courierKeys = [];
 // Chosen files: { file, kind, state: 'checking' | 'cleaned' | 'not_cleaned' | 'other', bytes,
 // sendAnyway }.
 let chosen = [];
@@ -111,6 +113,8 @@ async function loadKeys() {
   if (!response.ok) throw new Error(`keys: HTTP ${response.status}`);
   const body = await response.json();
   const keys = await Promise.all(body.reviewers.map((r) => openpgp.readKey({ armoredKey: r.cert })));
+  // The people on call: each report's triage envelope is sealed to them (none: no envelope).
+  courierKeys = await Promise.all((body.couriers || []).map((c) => openpgp.readKey({ armoredKey: c.cert })));
   // The page lists the fingerprints it was rendered with; the keys must be exactly those.
   const shown = [...document.querySelectorAll('#key-list [data-fingerprint]')].map((li) => li.dataset.fingerprint);
   const fetched = keys.map((k) => k.getFingerprint().toUpperCase());
@@ -327,7 +331,27 @@ function checkCancelled() {
  * Uploads the sealed message. Resolves { status, body }; rejects with a reason (network,
  * stalled, cancelled). An upload that makes no progress for `stallSeconds` is aborted.
  */
-function upload(bytes, solution) {
+/**
+ * The triage envelope (docs/early-alerts.md): urgency, types, region and day only, padded to one
+ * size and sealed to every courier, as base64 for the Resguardo-Triage header; null without
+ * couriers.
+ */
+async function sealTriage(report) {
+  if (!courierKeys.length) return null;
+  const note = paddedTriage(triageOfReport(report, utcDay()));
+  const message = await openpgp.createMessage({ binary: note, format: 'binary', date: new Date(0) });
+  const sealed = await openpgp.encrypt({
+    message,
+    encryptionKeys: courierKeys,
+    format: 'binary',
+    config: { preferredCompressionAlgorithm: openpgp.enums.compression.uncompressed },
+  });
+  let text = '';
+  for (const byte of sealed) text += String.fromCharCode(byte);
+  return btoa(text);
+}
+
+function upload(bytes, solution, triage) {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
     let lastProgress = performance.now();
@@ -344,6 +368,7 @@ function upload(bytes, solution) {
     xhr.open('POST', '/api/v1/submissions');
     xhr.setRequestHeader('Content-Type', 'application/pgp-encrypted');
     if (solution) xhr.setRequestHeader('Resguardo-PoW', solution);
+    if (triage) xhr.setRequestHeader('Resguardo-Triage', triage);
     xhr.upload.addEventListener('progress', (e) => {
       lastProgress = performance.now();
       if (e.lengthComputable) {
@@ -457,6 +482,7 @@ async function onSubmit(event) {
       config: { preferredCompressionAlgorithm: openpgp.enums.compression.uncompressed },
     });
     plain.fill(0);
+    const triage = await sealTriage(report);
     if (sealed.length > maxBytes) throw new Error(t('page.files.too_large', { limit: humanSize(maxBytes) }));
     // A refused proof of work that is not the reporter's doing (a restart, an expired or
     // outdated challenge) is fetched and solved again, quietly, a few times.
@@ -467,7 +493,7 @@ async function onSubmit(event) {
       checkCancelled();
       progress.value = 0;
       setStatus(t('page.status.uploading', { percent: 0 }));
-      answer = await upload(sealed, solution);
+      answer = await upload(sealed, solution, triage);
       if (!(answer.status >= 400 && POW_RETRY_CODES.has(answer.body.error))) break;
     }
     if (answer.status === 201 && answer.body.id) {

@@ -202,3 +202,46 @@ fn field_ids_are_valid_exactly_as_the_vectors_say() {
         assert!(!payload::is_valid_field_id(id), "{id:?} should be refused");
     }
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TriageCase {
+    #[allow(dead_code)]
+    about: String,
+    report: Option<Report>,
+    day: Option<resguardo::submission::UtcDay>,
+    note: Option<String>,
+    text: Option<String>,
+    pad_to: Option<usize>,
+    error: Option<String>,
+}
+
+#[test]
+fn triage_notes_are_the_vectors() {
+    use resguardo::triage::{Triage, TriageError, TRIAGE_BYTES};
+    for (name, case) in cases::<TriageCase>("triage") {
+        if let (Some(report), Some(day), Some(note)) = (&case.report, case.day, &case.note) {
+            assert!(name.starts_with("ok_"), "{name}");
+            let padded = Triage::of_report(report, day).to_padded();
+            assert_eq!(padded.len(), TRIAGE_BYTES, "{name}");
+            let text = String::from_utf8(padded.clone()).unwrap();
+            assert_eq!(text.trim_end_matches(' '), note, "{name}");
+            assert!(!text.contains("CANARY"), "{name}");
+            assert!(Triage::from_padded(&padded).is_ok(), "{name}: reads back");
+            continue;
+        }
+        let (text, pad_to, error) = (
+            case.text.unwrap(),
+            case.pad_to.unwrap(),
+            case.error.unwrap(),
+        );
+        assert!(name.starts_with("fail_"), "{name}");
+        let mut bytes = text.into_bytes();
+        bytes.resize(pad_to, b' ');
+        match (Triage::from_padded(&bytes), error.as_str()) {
+            (Err(TriageError::Length(_)), "length")
+            | (Err(TriageError::Malformed(_)), "malformed") => {}
+            (got, _) => panic!("{name}: got {got:?}, expected a {error} error"),
+        }
+    }
+}

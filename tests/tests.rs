@@ -11,6 +11,7 @@ mod bad_bodies;
 mod config_errors;
 mod deploy;
 mod durability;
+mod early_alerts;
 mod fault_suite;
 mod form_post;
 mod fuzz_regressions;

@@ -16,13 +16,14 @@ use clap::{Arg, ArgAction, CommandFactory, FromArgMatches, Parser, Subcommand, V
 
 use resguardo::bundle;
 use resguardo::cli::{finish, Failure};
-use resguardo::keyring::{KeyProfile, ReviewerKeyOptions};
+use resguardo::keyring::{KeyProfile, KeyRole, ReviewerKeyOptions};
 use resguardo::review::lang::Lang;
 use resguardo::review::messages::{self, Localized, Verb};
 use resguardo::review::open::{self, Limits, ParserProgram, DEFAULT_MAX_PLAINTEXT, DISK_RESERVE};
 use resguardo::review::output::OutputDir;
 use resguardo::review::secret_key::LockedKey;
-use resguardo::review::{index, keygen, passphrase, sandbox, worker};
+use resguardo::review::{index, keygen, passphrase, sandbox, watch, worker};
+use resguardo::submit::{GatewayClient, Trust};
 use resguardo::terminal::clean_line;
 
 const PROGRAM: &str = "resguardo-review";
@@ -70,6 +71,10 @@ enum Command {
         /// Print only the fingerprint as bare hex on stdout (for scripts).
         #[arg(long)]
         fingerprint_only: bool,
+        /// Make a courier key instead, for an on-call device: it reads triage envelopes and
+        /// signs requests to the gateway, and can never open a report.
+        #[arg(long)]
+        courier: bool,
     },
     /// Decrypt and check every submission of a bundle into DIR/<id>/ (run it offline).
     ///
@@ -122,6 +127,58 @@ enum Command {
         #[arg(long)]
         urgent: bool,
     },
+    /// Watch the gateway for new reports and ring for urgent ones (on an on-call device, with a
+    /// courier key).
+    ///
+    /// Polls every --every seconds, the same whether or not anything is urgent; prints one line
+    /// per new report (urgent first: day, id, incident types, region; never anything the
+    /// reporter wrote) and, for an urgent one, rings: a terminal bell, a desktop notification
+    /// where notify-send exists, and --on-alert run with RESGUARDO_ID, RESGUARDO_URGENT,
+    /// RESGUARDO_TYPES, RESGUARDO_REGION, RESGUARDO_DAY and RESGUARDO_SUMMARY. Each urgent
+    /// report rings exactly once, across restarts and kill -9 (state in --state).
+    Watch {
+        /// The gateway, e.g. http://xyz….onion/ or https://reportes.example.org/
+        #[arg(long, value_name = "URL")]
+        server: String,
+        /// Your courier key (from `keygen --courier`).
+        #[arg(long, value_name = "FILE")]
+        courier_key: PathBuf,
+        /// Read the key's passphrase from the first line of this file instead of the terminal.
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
+        /// Connect through this proxy, e.g. socks5h://127.0.0.1:9050 for Tor.
+        #[arg(long, value_name = "URL")]
+        proxy: Option<String>,
+        /// Trust only this CA or self-signed certificate (PEM) for the gateway.
+        #[arg(long, value_name = "PEM", conflicts_with = "insecure_self_signed")]
+        ca_cert: Option<PathBuf>,
+        /// Accept any TLS certificate. Only for a test gateway with a self-signed certificate.
+        #[arg(long)]
+        insecure_self_signed: bool,
+        /// Seconds between polls (10 to 3600).
+        #[arg(long, value_name = "SECONDS", default_value_t = 30,
+              value_parser = clap::value_parser!(u64).range(10..=3600))]
+        every: u64,
+        /// A shell command run for each urgent report (forward it with signal-cli, SMS, email).
+        #[arg(long, value_name = "CMD")]
+        on_alert: Option<String>,
+        /// Where the watch keeps what it has seen and which alerts have rung.
+        #[arg(long, value_name = "DIR", default_value = "resguardo-watch")]
+        state: PathBuf,
+        /// Poll once and stop.
+        #[arg(long)]
+        once: bool,
+    },
+    /// Internal: ring once for one urgent report (started by `watch`).
+    #[command(hide = true)]
+    Ring {
+        #[arg(long)]
+        state: PathBuf,
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        on_alert: Option<String>,
+    },
     /// Internal: parse one decrypted submission (started by `open`).
     #[command(name = worker::SUBCOMMAND, hide = true)]
     OpenWorker {
@@ -167,6 +224,7 @@ fn run(command: Command, lang: Lang) -> Result<(), Failure> {
             passphrase_file,
             validity_days,
             fingerprint_only,
+            courier,
         } => {
             let usage = |e: passphrase::PassphraseError| Failure::usage(e.message(lang));
             let passphrase = match passphrase_file {
@@ -178,10 +236,16 @@ fn run(command: Command, lang: Lang) -> Result<(), Failure> {
                 None => passphrase::ask_new(
                     MIN_PASSPHRASE,
                     (
-                        lang.pick(
-                            "New passphrase for the reviewer key: ",
-                            "Nueva frase de contraseña para la clave de revisor: ",
-                        ),
+                        match courier {
+                            false => lang.pick(
+                                "New passphrase for the reviewer key: ",
+                                "Nueva frase de contraseña para la clave de revisor: ",
+                            ),
+                            true => lang.pick(
+                                "New passphrase for the courier key: ",
+                                "Nueva frase de contraseña para la clave de enlace: ",
+                            ),
+                        },
                         lang.pick("Repeat the passphrase: ", "Repite la frase de contraseña: "),
                     ),
                 )
@@ -196,6 +260,11 @@ fn run(command: Command, lang: Lang) -> Result<(), Failure> {
                 passphrase,
                 validity: (validity_days > 0)
                     .then(|| Duration::from_secs(validity_days.saturating_mul(86_400))),
+                role: if courier {
+                    KeyRole::Courier
+                } else {
+                    KeyRole::Reviewer
+                },
             };
             let outcome = keygen::keygen(options, &out).map_err(|e| match e {
                 keygen::KeygenError::Write { .. } => Failure::environment(e.message(lang)),
@@ -207,6 +276,7 @@ fn run(command: Command, lang: Lang) -> Result<(), Failure> {
             }
             let (stdout, stderr) = messages::keygen_lines(
                 lang,
+                courier,
                 &outcome.fingerprint,
                 &outcome.public,
                 &outcome.secret,
@@ -268,8 +338,93 @@ fn run(command: Command, lang: Lang) -> Result<(), Failure> {
             }
             Ok(())
         }
+        Command::Watch {
+            server,
+            courier_key,
+            passphrase_file,
+            proxy,
+            ca_cert,
+            insecure_self_signed,
+            every,
+            on_alert,
+            state,
+            once,
+        } => {
+            let trust = match (ca_cert, insecure_self_signed) {
+                (Some(pem), _) => Trust::CaCert(pem),
+                (None, true) => Trust::InsecureAnyCertificate,
+                (None, false) => Trust::WebPki,
+            };
+            let client = GatewayClient::new(&server, trust, proxy.as_deref())
+                .map_err(|e| Failure::usage(e.to_string()))?;
+            let (signer, key) = unlock_courier(lang, &courier_key, passphrase_file.as_deref())?;
+            let mut courier = watch::Courier {
+                client,
+                signer,
+                key,
+            };
+            let options = watch::WatchOptions {
+                every: Duration::from_secs(every),
+                state_dir: state,
+                on_alert,
+                polls: once.then_some(1),
+            };
+            watch::watch(&mut courier, &options, &mut std::io::stdout())
+                .map_err(|e| Failure::environment(e.to_string()))
+        }
+        Command::Ring {
+            state,
+            id,
+            on_alert,
+        } => {
+            let id = id
+                .parse()
+                .map_err(|e: resguardo::submission::BadId| Failure::usage(e.to_string()))?;
+            watch::ring(&state, id, on_alert.as_deref())
+                .map(drop)
+                .map_err(|e| Failure::environment(e.to_string()))
+        }
         Command::OpenWorker { .. } => Err(Failure::usage("internal command")),
     }
+}
+
+/// Loads a courier key and unlocks its authentication and encryption subkeys.
+fn unlock_courier(
+    lang: Lang,
+    key_path: &Path,
+    passphrase_file: Option<&Path>,
+) -> Result<
+    (
+        resguardo::review::secret_key::KeyPair,
+        resguardo::review::secret_key::UnlockedKey,
+    ),
+    Failure,
+> {
+    let locked = LockedKey::load(key_path).map_err(|e| Failure::bad_input(e.message(lang)))?;
+    let usage = |e: passphrase::PassphraseError| Failure::usage(e.message(lang));
+    let passphrase = if locked.needs_passphrase() {
+        Some(match passphrase_file {
+            Some(path) => passphrase::from_file(path).map_err(usage)?,
+            None => passphrase::ask(&format!(
+                "{} {}: ",
+                lang.pick(
+                    "Passphrase for courier key",
+                    "Frase de contraseña de la clave de enlace"
+                ),
+                locked.fingerprint()
+            ))
+            .map_err(usage)?,
+        })
+    } else {
+        None
+    };
+    let signer = locked
+        .authentication_signer(passphrase.as_ref())
+        .map_err(|e| Failure::bad_input(e.message(lang)))?;
+    let key = locked
+        .unlock(passphrase.as_ref())
+        .map_err(|e| Failure::bad_input(e.message(lang)))?;
+    Ok((signer, key))
 }
 
 /// The parser process: answers on stdout whatever happens.
@@ -531,6 +686,7 @@ fn localized_command(lang: Lang) -> clap::Command {
                 ("passphrase_file", "Leer la frase de contraseña de la primera línea de este archivo en vez de la terminal."),
                 ("validity_days", "Días hasta que la clave caduque; 0 para nunca. La caducidad obliga a planificar el cambio de claves."),
                 ("fingerprint_only", "Imprimir solo la huella digital en hexadecimal, sin espacios (para scripts)."),
+                ("courier", "Crear una clave de enlace para un dispositivo de guardia: lee los sobres de triaje y firma pedidos al servidor; nunca puede abrir un reporte."),
             ],
         )
     })
@@ -575,6 +731,28 @@ fn localized_command(lang: Lang) -> clap::Command {
             &[
                 ("bundle", "El paquete."),
                 ("out", "Dónde escribir los envíos sellados."),
+            ],
+        )
+    })
+    .mut_subcommand("watch", |c| {
+        arg_help(
+            spanish(
+                c,
+                "Vigilar el servidor por reportes nuevos y sonar la alarma por los urgentes (en un \
+                 dispositivo de guardia, con una clave de enlace).",
+                None,
+            ),
+            &[
+                ("server", "El servidor, p. ej. http://xyz….onion/ o https://reportes.example.org/"),
+                ("courier_key", "Tu clave de enlace (de `keygen --courier`)."),
+                ("passphrase_file", "Leer la frase de contraseña de la clave de la primera línea de este archivo en vez de la terminal."),
+                ("proxy", "Conectar a través de este proxy, p. ej. socks5h://127.0.0.1:9050 para Tor."),
+                ("ca_cert", "Confiar solo en este certificado de CA o autofirmado (PEM) para el servidor."),
+                ("insecure_self_signed", "Aceptar cualquier certificado TLS. Solo para un servidor de prueba."),
+                ("every", "Segundos entre consultas (10 a 3600)."),
+                ("on_alert", "Una orden de shell que se ejecuta por cada reporte urgente (para reenviarlo por signal-cli, SMS o correo)."),
+                ("state", "Dónde guarda la vigilancia lo que ya vio y qué alarmas sonaron."),
+                ("once", "Consultar una vez y terminar."),
             ],
         )
     })

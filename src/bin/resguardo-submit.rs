@@ -96,10 +96,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
     };
     let client = GatewayClient::new(&cli.server, trust, cli.proxy.as_deref()).map_err(failure)?;
     let keys = client.reviewer_keys().map_err(failure)?;
-    let sealed = match (&cli.sealed, &cli.message) {
-        (Some(path), _) => {
-            submit::open_sealed_file(path, keys.max_submission_bytes).map_err(failure)?
-        }
+    let (sealed, triage) = match (&cli.sealed, &cli.message) {
+        // A message sealed elsewhere goes without a triage envelope: its content is unknown here.
+        (Some(path), _) => (
+            submit::open_sealed_file(path, keys.max_submission_bytes).map_err(failure)?,
+            None,
+        ),
         (None, Some(message)) => {
             eprintln!("Encrypting to these reviewer keys (compare them with what the reviewers gave you):");
             for reviewer in keys.keyring.reviewers() {
@@ -112,13 +114,15 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 urgent: cli.urgent,
                 fields: cli.fields.clone(),
             };
-            let (file, size) = submit::seal_report(&keys, &input).map_err(failure)?;
-            eprintln!("Sealed report: {size} bytes. Uploading…");
-            file
+            let sealed = submit::seal_report(&keys, &input).map_err(failure)?;
+            eprintln!("Sealed report: {} bytes. Uploading…", sealed.size);
+            (sealed.file, sealed.triage)
         }
         (None, None) => return Err(Failure::usage("give --message FILE or --sealed FILE")),
     };
-    let id = client.submit_sealed(sealed).map_err(failure)?;
+    let id = client
+        .submit_sealed(sealed, triage.as_deref())
+        .map_err(failure)?;
     println!("{id}");
     eprintln!("Received by the gateway. Keep this id if you may want to refer to the report; it is not needed otherwise.");
     Ok(())

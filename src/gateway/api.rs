@@ -20,6 +20,7 @@ use super::upload::receive_sealed;
 use super::AppState;
 use crate::assets;
 use crate::pow;
+use crate::triage;
 
 /// Media types a sealed message may be sent as (armored or binary, both accepted).
 const SEALED_MEDIA_TYPES: &[&str] = &["application/pgp-encrypted", "application/octet-stream"];
@@ -36,6 +37,16 @@ pub async fn submit(
     body: Body,
 ) -> Result<Response, ApiError> {
     let announced = super::paced::announced_length(&headers);
+    let triage = match headers.get(triage::HEADER) {
+        None => None,
+        Some(value) => match triage::check_sealed(value.as_bytes(), &app.triage_recipients) {
+            Ok(sealed) => Some(sealed),
+            Err(e) => {
+                drain(body, announced).await;
+                return Err(ApiError::Triage(e));
+            }
+        },
+    };
     let admitted = admit(&app, &headers)
         .await
         .and_then(|slot| Ok((app.store.begin(announced)?, slot)));
@@ -53,6 +64,7 @@ pub async fn submit(
         body,
         app.upload_pace,
         &slot,
+        triage,
     )
     .await?;
     let body = Accepted {

@@ -78,6 +78,15 @@ pub enum ApiError {
     /// e.g. during shutdown (503, retry after 30 seconds).
     #[error("the gateway is shutting down or overloaded; try again shortly")]
     Unavailable,
+    /// The `Resguardo-Triage` header is not a sealed triage envelope for the couriers (400).
+    #[error(transparent)]
+    Triage(#[from] crate::triage::SealedTriageError),
+    /// A courier request without valid credentials (401, a code per reason).
+    #[error(transparent)]
+    Courier(#[from] super::courier_routes::CourierRefusal),
+    /// A query string that is not what the route takes; says what it takes (400).
+    #[error("the query is not valid here; expected {0}")]
+    BadQuery(&'static str),
 }
 
 /// Tells the operator about a server-side failure, at most once per code every ten minutes:
@@ -163,6 +172,9 @@ impl ApiError {
                 (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", None)
             }
             ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", Some(30)),
+            ApiError::Triage(_) => (StatusCode::BAD_REQUEST, "bad_triage", None),
+            ApiError::Courier(e) => (StatusCode::UNAUTHORIZED, e.code(), None),
+            ApiError::BadQuery(_) => (StatusCode::BAD_REQUEST, "bad_query", None),
         }
     }
 
@@ -283,7 +295,28 @@ mod tests {
             ApiError::NotFound,
             ApiError::MethodNotAllowed,
             ApiError::Unavailable,
+            ApiError::Triage(crate::triage::SealedTriageError::Encoding),
+            ApiError::BadQuery("x"),
         ]);
+        {
+            use super::super::courier_routes::CourierRefusal as C;
+            use crate::keyring::SignatureRefusal as S;
+            all.extend(
+                [
+                    C::Missing,
+                    C::Malformed,
+                    C::ChallengeExpired,
+                    C::ChallengeReused,
+                    C::Signature(S::Malformed),
+                    C::Signature(S::UnknownKey),
+                    C::Signature(S::NotACourier),
+                    C::Signature(S::Expired),
+                    C::Signature(S::Revoked),
+                    C::Signature(S::WrongRequest),
+                ]
+                .map(ApiError::Courier),
+            );
+        }
         all
     }
 

@@ -31,11 +31,12 @@ use super::paced::{PacedBody, Stalled, UploadPace};
 use super::page_render::FormValues;
 use super::slots::Slot;
 use crate::form::{AnswerError, FieldKind, FormDefinition, ReceivedFile};
-use crate::keyring::ReviewerKeyring;
+use crate::keyring::{CourierKeyring, ReviewerKeyring};
 use crate::payload::{self, FieldValue, Report};
 use crate::seal::{self, Scratch};
 use crate::store::{StoreError, SubmissionRecord, SubmissionStore};
-use crate::submission::Sealing;
+use crate::submission::{Sealing, UtcDay};
+use crate::triage::{self, Triage};
 
 /// Bound on one text answer in bytes (the form's own bounds, in characters, are checked later).
 const MAX_TEXT_FIELD: usize = 1024 * 1024;
@@ -177,6 +178,8 @@ enum Event {
 pub struct FormContext {
     pub store: Arc<SubmissionStore>,
     pub keyring: Arc<ReviewerKeyring>,
+    /// The couriers, to seal the triage envelope on arrival too.
+    pub couriers: Arc<CourierKeyring>,
     pub form: Arc<FormDefinition>,
     pub max_bytes: u64,
 }
@@ -606,5 +609,9 @@ fn seal_and_store(
             None => FormPostError::Seal(e),
         });
     }
-    Ok(ctx.store.commit(incoming, Sealing::OnArrival)?)
+    let note = Triage::of_report(report, UtcDay::today());
+    let triage = triage::seal(&note, &ctx.couriers).map_err(FormPostError::Seal)?;
+    Ok(ctx
+        .store
+        .commit(incoming, Sealing::OnArrival, triage.as_deref())?)
 }

@@ -12,6 +12,7 @@
 
 mod api;
 mod connections;
+mod courier_routes;
 mod error;
 mod form_post;
 mod form_token;
@@ -45,7 +46,7 @@ use serde::Serialize;
 use crate::config::{TlsConfig, ValidatedConfig};
 use crate::envelope::RecipientSet;
 use crate::form::FormDefinition;
-use crate::keyring::ReviewerKeyring;
+use crate::keyring::{CourierKeyring, ReviewerKeyring};
 use crate::store::{IncomingLimits, Recovery, StoreError, StoreOptions, SubmissionStore};
 
 /// Why the gateway could not start or stopped.
@@ -83,6 +84,14 @@ pub struct AppState {
     recipients: Arc<RecipientSet>,
     /// The reviewers' certificates, to seal form posts on arrival.
     keyring: Arc<ReviewerKeyring>,
+    /// The couriers' certificates: triage envelopes of form posts are sealed to them, and they
+    /// sign courier requests.
+    couriers: Arc<CourierKeyring>,
+    /// The courier encryption subkeys a triage envelope may be addressed to.
+    triage_recipients: Arc<RecipientSet>,
+    /// Single-use challenges that courier requests answer (a key made at start: a restart
+    /// only makes couriers ask again).
+    courier_challenges: form_token::FormTokens,
     /// Renders the page, the form results and refusals, in every embedded language.
     page: page_render::PageRenderer,
     /// Codes of the embedded languages; a form post may choose only one of these.
@@ -135,6 +144,8 @@ pub struct StartupInfo {
 #[derive(Serialize)]
 struct KeysBody<'a> {
     reviewers: Vec<ReviewerKey<'a>>,
+    /// Triage envelopes are sealed to these (empty: send none).
+    couriers: Vec<ReviewerKey<'a>>,
     max_submission_bytes: u64,
 }
 
@@ -145,17 +156,25 @@ struct ReviewerKey<'a> {
     cert: String,
 }
 
-fn keys_json(keyring: &ReviewerKeyring, max_submission_bytes: u64) -> Bytes {
+fn key_entries(members: &[crate::keyring::Reviewer]) -> Vec<ReviewerKey<'_>> {
+    members
+        .iter()
+        .map(|r| ReviewerKey {
+            fingerprint: r.fingerprint().to_hex(),
+            name: r.name(),
+            cert: r.armored(),
+        })
+        .collect()
+}
+
+fn keys_json(
+    keyring: &ReviewerKeyring,
+    couriers: &CourierKeyring,
+    max_submission_bytes: u64,
+) -> Bytes {
     let body = KeysBody {
-        reviewers: keyring
-            .reviewers()
-            .iter()
-            .map(|r| ReviewerKey {
-                fingerprint: r.fingerprint().to_hex(),
-                name: r.name(),
-                cert: r.armored(),
-            })
-            .collect(),
+        reviewers: key_entries(keyring.reviewers()),
+        couriers: key_entries(couriers.couriers()),
         max_submission_bytes,
     };
     Bytes::from(serde_json::to_vec(&body).unwrap_or_default())
@@ -184,6 +203,14 @@ pub fn router(state: Arc<AppState>, tls: bool) -> Router {
         .route(
             "/api/v1/challenge",
             get(api::challenge).route_layer(budget(limits::Route::Challenge)),
+        )
+        .route(
+            "/api/v1/courier/challenge",
+            get(courier_routes::challenge).route_layer(budget(limits::Route::Challenge)),
+        )
+        .route(
+            "/api/v1/courier/triage",
+            get(courier_routes::triage).route_layer(budget(limits::Route::Keys)),
         )
         .fallback(api::asset.layer(budget(limits::Route::Page)));
     Router::new()
@@ -215,6 +242,17 @@ pub fn check_tls(config: &crate::config::GatewayConfig) -> Result<Option<String>
         TlsConfig::Files { cert, key } => Ok(Some(tls::load(cert, key)?.fingerprint)),
         _ => Ok(None),
     }
+}
+
+/// 32 bytes from the operating system's CSPRNG.
+fn random_key() -> [u8; 32] {
+    use ring::rand::SecureRandom;
+    let mut key = [0u8; 32];
+    // Only fails without an entropy source, which nothing here can run without.
+    ring::rand::SystemRandom::new()
+        .fill(&mut key)
+        .expect("the operating system's random number generator failed");
+    key
 }
 
 /// Opens the store and builds the shared state.
@@ -265,9 +303,20 @@ pub fn prepare(validated: &ValidatedConfig) -> Result<(Arc<AppState>, Recovery),
         store: Arc::new(store),
         recipients: Arc::new(validated.keyring.recipient_set()),
         keyring: Arc::new(validated.keyring.clone()),
+        couriers: Arc::new(validated.couriers.clone()),
+        triage_recipients: Arc::new(validated.couriers.recipient_set()),
+        courier_challenges: form_token::FormTokens::with_key(
+            &random_key(),
+            0,
+            courier_routes::CHALLENGE_TTL_SECS,
+        ),
         page,
         languages,
-        keys_json: keys_json(&validated.keyring, config.limits.max_submission_bytes),
+        keys_json: keys_json(
+            &validated.keyring,
+            &validated.couriers,
+            config.limits.max_submission_bytes,
+        ),
         admission: limits::Admission::new(
             &config.rate_limits,
             &config.form,

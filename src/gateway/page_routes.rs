@@ -75,6 +75,7 @@ pub async fn submit_form(
     let ctx = FormContext {
         store: app.store.clone(),
         keyring: app.keyring.clone(),
+        couriers: app.couriers.clone(),
         form: app.page.form().clone(),
         max_bytes: app.form_max_bytes,
     };

@@ -25,8 +25,8 @@ use crate::submission::Sealing;
 /// Chunks in flight between the connection and the checker.
 const CHANNEL_DEPTH: usize = 4;
 
-/// Streams `body` through the envelope check into `incoming` and commits it to the store;
-/// returns the durable record.
+/// Streams `body` through the envelope check into `incoming` and commits it to the store with
+/// its (already checked) triage envelope; returns the durable record.
 pub async fn receive_sealed(
     store: Arc<SubmissionStore>,
     recipients: Arc<RecipientSet>,
@@ -34,12 +34,13 @@ pub async fn receive_sealed(
     body: Body,
     pace: UploadPace,
     slot: &Slot,
+    triage: Option<Vec<u8>>,
 ) -> Result<SubmissionRecord, ApiError> {
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(CHANNEL_DEPTH);
     let checker = tokio::task::spawn_blocking(move || {
         let mut incoming = incoming;
         match envelope::check(ChannelReader::new(rx), &recipients, &mut incoming) {
-            Ok(_) => Ok(store.commit(incoming, Sealing::BySender)?),
+            Ok(_) => Ok(store.commit(incoming, Sealing::BySender, triage.as_deref())?),
             // A limit or the disk stopped the spool: that, not the parse, is the reason.
             Err(e) => Err(match incoming.take_fault() {
                 Some(fault) => ApiError::Store(fault),

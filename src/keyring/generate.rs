@@ -16,6 +16,8 @@ use openpgp::packet::Signature;
 use openpgp::types::{Features, KeyFlags};
 use openpgp::Profile;
 
+use super::KeyRole;
+
 /// Which kind of reviewer key to make.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum KeyProfile {
@@ -36,6 +38,9 @@ pub struct ReviewerKeyOptions {
     pub passphrase: Password,
     /// None: the key does not expire.
     pub validity: Option<Duration>,
+    /// A reviewer's offline key, or a courier's on-call key (which adds an authentication
+    /// subkey for signing courier requests).
+    pub role: KeyRole,
 }
 
 /// A new key pair and its revocation certificate (to keep offline, for when the key is lost).
@@ -46,8 +51,8 @@ pub struct GeneratedKey {
     pub revocation: Signature,
 }
 
-/// Generates a Curve25519 certification key with a separate encryption subkey, the secret parts
-/// protected by the passphrase.
+/// Generates a Curve25519 certification key with a separate encryption subkey (and, for a
+/// courier, an Ed25519 authentication subkey), the secret parts protected by the passphrase.
 pub fn generate_reviewer_key(options: ReviewerKeyOptions) -> openpgp::Result<GeneratedKey> {
     let builder = CertBuilder::new()
         .set_cipher_suite(CipherSuite::Cv25519)
@@ -62,6 +67,10 @@ pub fn generate_reviewer_key(options: ReviewerKeyOptions) -> openpgp::Result<Gen
         )
         .set_validity_period(options.validity)
         .set_password(Some(options.passphrase));
+    let builder = match options.role {
+        KeyRole::Reviewer => builder,
+        KeyRole::Courier => builder.add_subkey(KeyFlags::empty().set_authentication(), None, None),
+    };
     let builder = match options.profile {
         KeyProfile::Compatible => builder
             .set_profile(Profile::RFC4880)?

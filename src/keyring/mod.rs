@@ -5,8 +5,10 @@
 //! sequoia's standard policy, so a cert that is expired, revoked, uses broken algorithms or has
 //! no usable encryption subkey is refused before anything is encrypted to it.
 
+mod courier;
 mod generate;
 
+pub use courier::{CourierKeyring, SignatureRefusal, MAX_SIGNATURE_BYTES};
 pub use generate::{generate_reviewer_key, GeneratedKey, KeyProfile, ReviewerKeyOptions};
 
 use std::fmt;
@@ -29,6 +31,9 @@ use sequoia_openpgp::types::PublicKeyAlgorithm;
 
 /// At most this many reviewers; a bound on config input and on the work per submission.
 pub const MAX_REVIEWERS: usize = 32;
+
+/// At most this many couriers (each adds a PKESK to every triage envelope).
+pub const MAX_COURIERS: usize = 16;
 
 /// Largest certificate file we read (real certs are a few KiB).
 const MAX_CERT_FILE: u64 = 1024 * 1024;
@@ -108,6 +113,51 @@ pub enum KeyringError {
     /// More than [`MAX_REVIEWERS`] certificates were given.
     #[error("more than {MAX_REVIEWERS} reviewer certificates are configured")]
     TooMany,
+    /// A courier key (it has an authentication subkey) where a reviewer key belongs.
+    #[error(
+        "{path}: certificate {fingerprint} is a courier key (it has an authentication subkey); \
+         list it under [[couriers]], and give reviewer_certs the reviewers' offline keys"
+    )]
+    CourierKeyAsReviewer {
+        /// The file that holds it.
+        path: PathBuf,
+        /// Fingerprint of the certificate's primary key.
+        fingerprint: Fingerprint,
+    },
+    /// A reviewer (or other) key without an authentication subkey where a courier key belongs.
+    #[error(
+        "{path}: certificate {fingerprint} is not a courier key (no valid authentication \
+         subkey); make one with `resguardo-review keygen --courier`"
+    )]
+    NotACourierKey {
+        /// The file that holds it.
+        path: PathBuf,
+        /// Fingerprint of the certificate's primary key.
+        fingerprint: Fingerprint,
+    },
+    /// The same certificate listed as a reviewer and as a courier.
+    #[error(
+        "{path}: certificate {fingerprint} is listed both as a reviewer and as a courier; an \
+         offline key must never be on a networked device"
+    )]
+    BothRoles {
+        /// The courier entry that repeats a reviewer.
+        path: PathBuf,
+        /// Fingerprint of the certificate's primary key.
+        fingerprint: Fingerprint,
+    },
+    /// More than [`MAX_COURIERS`] courier certificates were given.
+    #[error("more than {MAX_COURIERS} courier certificates are configured")]
+    TooManyCouriers,
+}
+
+/// What a certificate is for: the role decides which subkeys it must (and must not) have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyRole {
+    /// An offline key: encryption subkey, no authentication subkey.
+    Reviewer,
+    /// An on-call key: encryption and authentication subkeys.
+    Courier,
 }
 
 /// One vetted reviewer: a validated public certificate.
@@ -170,27 +220,9 @@ impl ReviewerKeyring {
         if paths.len() > MAX_REVIEWERS {
             return Err(vec![KeyringError::TooMany]);
         }
-        let mut problems = Vec::new();
-        let mut reviewers: Vec<Reviewer> = Vec::new();
-        for path in paths {
-            match read_cert_file(path).and_then(|cert| validate(path, cert)) {
-                Ok(reviewer) => {
-                    if reviewers
-                        .iter()
-                        .any(|r| r.fingerprint() == reviewer.fingerprint())
-                    {
-                        problems.push(KeyringError::Duplicate {
-                            path: path.clone(),
-                            fingerprint: reviewer.fingerprint(),
-                        });
-                    } else {
-                        reviewers.push(reviewer);
-                    }
-                }
-                Err(e) => problems.push(e),
-            }
-        }
+        let (members, problems) = load_members(paths, KeyRole::Reviewer);
         if problems.is_empty() {
+            let reviewers = members.into_iter().map(|(_, r)| r).collect();
             Ok(ReviewerKeyring { reviewers })
         } else {
             Err(problems)
@@ -208,7 +240,7 @@ impl ReviewerKeyring {
         }
         let mut reviewers: Vec<Reviewer> = Vec::new();
         for cert in certs {
-            let reviewer = validate(origin, cert)?;
+            let reviewer = validate(origin, cert, KeyRole::Reviewer)?;
             if reviewers
                 .iter()
                 .any(|r| r.fingerprint() == reviewer.fingerprint())
@@ -230,23 +262,71 @@ impl ReviewerKeyring {
 
     /// The encryption subkeys a submission may be addressed to.
     pub fn recipient_set(&self) -> RecipientSet {
-        let mut set = RecipientSet::default();
-        for reviewer in &self.reviewers {
-            for (fpr, algo) in &reviewer.encryption_keys {
-                set.insert(fpr.clone(), *algo);
-            }
-        }
-        set
+        recipient_set_of(&self.reviewers)
     }
 
     /// The recipients of a new submission: every valid encryption subkey of every reviewer,
     /// each with its certificate's features, so SEIPD v1-only certs get SEIPD v1.
     pub fn recipients(&self) -> Vec<Recipient<'_>> {
-        self.reviewers
-            .iter()
-            .flat_map(|r| encryption_subkeys(&r.cert).into_iter().map(Recipient::from))
-            .collect()
+        recipients_of(&self.reviewers)
     }
+}
+
+/// Loads and validates one certificate per file in `role`: the members (with their files),
+/// and every problem.
+fn load_members(
+    paths: &[PathBuf],
+    role: KeyRole,
+) -> (Vec<(&PathBuf, Reviewer)>, Vec<KeyringError>) {
+    let mut problems = Vec::new();
+    let mut members: Vec<(&PathBuf, Reviewer)> = Vec::new();
+    for path in paths {
+        match read_cert_file(path).and_then(|cert| validate(path, cert, role)) {
+            Ok(member) => {
+                if members
+                    .iter()
+                    .any(|(_, r)| r.fingerprint() == member.fingerprint())
+                {
+                    problems.push(KeyringError::Duplicate {
+                        path: path.clone(),
+                        fingerprint: member.fingerprint(),
+                    });
+                } else {
+                    members.push((path, member));
+                }
+            }
+            Err(e) => problems.push(e),
+        }
+    }
+    (members, problems)
+}
+
+fn recipient_set_of(members: &[Reviewer]) -> RecipientSet {
+    let mut set = RecipientSet::default();
+    for member in members {
+        for (fpr, algo) in &member.encryption_keys {
+            set.insert(fpr.clone(), *algo);
+        }
+    }
+    set
+}
+
+fn recipients_of(members: &[Reviewer]) -> Vec<Recipient<'_>> {
+    members
+        .iter()
+        .flat_map(|r| encryption_subkeys(&r.cert).into_iter().map(Recipient::from))
+        .collect()
+}
+
+/// The valid authentication-capable keys of a certificate (a courier's request-signing key).
+fn authentication_keys(cert: &Cert) -> Vec<ValidErasedKeyAmalgamation<'_, PublicParts>> {
+    cert.keys()
+        .with_policy(&POLICY, None)
+        .supported()
+        .alive()
+        .revoked(false)
+        .key_flags(KeyFlags::empty().set_authentication())
+        .collect()
 }
 
 fn read_cert_file(path: &Path) -> Result<Cert, KeyringError> {
@@ -290,7 +370,7 @@ fn encryption_subkeys(cert: &Cert) -> Vec<ValidErasedKeyAmalgamation<'_, PublicP
         .collect()
 }
 
-fn validate(path: &Path, cert: Cert) -> Result<Reviewer, KeyringError> {
+fn validate(path: &Path, cert: Cert, role: KeyRole) -> Result<Reviewer, KeyringError> {
     let path = path.to_path_buf();
     let fingerprint = cert.fingerprint();
     if cert.is_tsk() {
@@ -319,6 +399,16 @@ fn validate(path: &Path, cert: Cert) -> Result<Reviewer, KeyringError> {
         .collect();
     if encryption_keys.is_empty() {
         return Err(KeyringError::NoEncryptionKey { path, fingerprint });
+    }
+    let authenticates = !authentication_keys(&cert).is_empty();
+    match (role, authenticates) {
+        (KeyRole::Reviewer, true) => {
+            return Err(KeyringError::CourierKeyAsReviewer { path, fingerprint })
+        }
+        (KeyRole::Courier, false) => {
+            return Err(KeyringError::NotACourierKey { path, fingerprint })
+        }
+        _ => {}
     }
     Ok(Reviewer {
         cert,

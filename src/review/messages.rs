@@ -79,6 +79,10 @@ impl Localized for KeyError {
             KeyError::WrongPassphrase(fp) => {
                 format!("frase de contraseña incorrecta para la clave {fp}")
             }
+            KeyError::NotACourierKey(p) => format!(
+                "{p}: no es una clave de enlace (no tiene subclave secreta de autenticación); \
+                 créala con `resguardo-review keygen --courier`"
+            ),
         }
     }
 }
@@ -161,6 +165,7 @@ pub fn grouped_fingerprint(fingerprint: &Fingerprint) -> String {
 /// Keygen's report: the labelled fingerprint (stdout) and where the files are (stderr).
 pub fn keygen_lines(
     lang: Lang,
+    courier: bool,
     fingerprint: &Fingerprint,
     public: &Path,
     secret: &Path,
@@ -181,10 +186,16 @@ pub fn keygen_lines(
             public,
         ),
         (
-            lang.pick(
-                "secret key (keep on the offline machine)",
-                "clave secreta (se queda en la máquina sin red)",
-            ),
+            match courier {
+                false => lang.pick(
+                    "secret key (keep on the offline machine)",
+                    "clave secreta (se queda en la máquina sin red)",
+                ),
+                true => lang.pick(
+                    "secret key (for the on-call device; it can never open a report)",
+                    "clave secreta (para el dispositivo de guardia; nunca puede abrir un reporte)",
+                ),
+            },
             secret,
         ),
         (
@@ -451,6 +462,7 @@ mod tests {
         );
         let (out, err) = keygen_lines(
             Lang::Es,
+            false,
             &fp,
             Path::new("k.pub.asc"),
             Path::new("k.sec.asc"),

@@ -14,6 +14,7 @@
 //! - [`open`]: the opener (verify, decrypt, stream, commit); [`worker`]: the parser;
 //! - [`output`]: `--out` and staging; [`render`]: `report.txt`; [`opened`]: a report folder read
 //!   back; [`index`]: `index.csv`, `index.txt` and `list DIR`;
+//! - [`watch`]: the on-call courier's early alerts (a networked device; no report is opened);
 //! - [`sandbox`]: containment; [`lang`] and [`messages`]: what the tool says, in Spanish or
 //!   English.
 
@@ -28,4 +29,5 @@ pub mod passphrase;
 pub mod render;
 pub mod sandbox;
 pub mod secret_key;
+pub mod watch;
 pub mod worker;

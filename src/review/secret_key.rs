@@ -12,7 +12,9 @@ use std::sync::Arc;
 use sequoia_openpgp as openpgp;
 
 use openpgp::cert::prelude::*;
-use openpgp::crypto::{KeyPair, Password, SessionKey};
+/// A key unlocked for signing (a courier's authentication subkey).
+pub use openpgp::crypto::KeyPair;
+use openpgp::crypto::{Password, SessionKey};
 use openpgp::packet::{PKESK, SKESK};
 use openpgp::parse::stream::{DecryptionHelper, MessageStructure, VerificationHelper};
 use openpgp::parse::Parse;
@@ -51,6 +53,9 @@ pub enum KeyError {
     /// key's fingerprint.
     #[error("wrong passphrase for key {0}")]
     WrongPassphrase(Fingerprint),
+    /// No usable secret authentication subkey: not a courier key (`keygen --courier`).
+    #[error("{0}: not a courier key (no secret authentication subkey); make one with `resguardo-review keygen --courier`")]
+    NotACourierKey(String),
 }
 
 /// A reviewer's key, parsed but still locked.
@@ -138,6 +143,35 @@ impl LockedKey {
             )
             .map(|ka| ka.key().clone().role_into_unspecified())
             .collect()
+    }
+
+    /// The courier key's authentication subkey, unlocked with `passphrase`: what signs courier
+    /// requests. A reviewer key has none (and is refused here).
+    pub fn authentication_signer(
+        &self,
+        passphrase: Option<&Password>,
+    ) -> Result<KeyPair, KeyError> {
+        let key = self
+            .cert
+            .keys()
+            .with_policy(&crate::keyring::POLICY, None)
+            .supported()
+            .alive()
+            .revoked(false)
+            .secret()
+            .key_flags(KeyFlags::empty().set_authentication())
+            .next()
+            .map(|ka| ka.key().clone().role_into_unspecified())
+            .ok_or_else(|| KeyError::NotACourierKey(self.path.clone()))?;
+        let key = if key.secret().is_encrypted() {
+            let password = passphrase.ok_or(KeyError::WrongPassphrase(self.cert.fingerprint()))?;
+            key.decrypt_secret(password)
+                .map_err(|_| KeyError::WrongPassphrase(self.cert.fingerprint()))?
+        } else {
+            key
+        };
+        key.into_keypair()
+            .map_err(|_| KeyError::WrongPassphrase(self.cert.fingerprint()))
     }
 
     /// Unlocks every secret encryption subkey with `passphrase` (ignored for unprotected keys).

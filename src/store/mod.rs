@@ -48,6 +48,8 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use sled::Transactional;
 
 use crate::bundle::{self, BundleEntry, BundleError, BundleManifest};
+use base64::Engine as _;
+
 use crate::submission::{BatchId, Sealing, SubmissionId, UtcDay};
 
 pub(crate) use durable::sync_tree;
@@ -363,11 +365,13 @@ impl SubmissionStore {
         }
     }
 
-    /// Makes a fully received and checked submission durable and gives it an id. Blocking.
+    /// Makes a fully received and checked submission durable and gives it an id, together with
+    /// its checked triage envelope if it has one (one index write: both or neither). Blocking.
     pub fn commit(
         &self,
         incoming: IncomingSubmission,
         sealing: Sealing,
+        triage: Option<&[u8]>,
     ) -> Result<SubmissionRecord, StoreError> {
         let spooled = incoming.finish()?;
         let day = UtcDay::today();
@@ -396,6 +400,7 @@ impl SubmissionStore {
             sha256: spooled.sha256.clone(),
             sealing,
             state: RecordState::Stored,
+            triage: triage.map(|t| base64::engine::general_purpose::STANDARD.encode(t)),
         };
         let durable = {
             let index = self.index();
@@ -984,6 +989,8 @@ impl SubmissionStore {
             sha256: hashed.sha256,
             sealing: Sealing::BySender,
             state: RecordState::Stored,
+            // An orphan file's envelope is lost with its record; the report itself is kept.
+            triage: None,
         };
         self.index()
             .records

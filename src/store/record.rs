@@ -23,6 +23,10 @@ pub struct SubmissionRecord {
     pub sealing: Sealing,
     /// Stored, exported or being purged.
     pub state: RecordState,
+    /// The triage envelope that came with it (base64 of a sealed message of fixed size, for
+    /// the couriers; `docs/early-alerts.md`), if the sender made one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub triage: Option<String>,
 }
 
 /// Where a submission is in its life: stored, then exported in a batch, then purged (gone).

@@ -34,7 +34,9 @@ fn open(dir: &Path) -> SubmissionStore {
 fn put(store: &SubmissionStore, bytes: &[u8]) -> SubmissionRecord {
     let mut incoming = store.begin(Some(bytes.len() as u64)).expect("begin");
     incoming.write_all(bytes).expect("write");
-    store.commit(incoming, Sealing::BySender).expect("commit")
+    store
+        .commit(incoming, Sealing::BySender, None)
+        .expect("commit")
 }
 
 fn read_sealed(store: &SubmissionStore, id: &SubmissionId) -> Vec<u8> {

@@ -21,8 +21,10 @@ use sequoia_openpgp::parse::Parse;
 use serde::Deserialize;
 use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
 
-use crate::keyring::{KeyringError, ReviewerKeyring};
+use crate::keyring::{CourierKeyring, KeyringError, ReviewerKeyring};
 use crate::payload::{self, AttachmentSource};
+use crate::submission::UtcDay;
+use base64::Engine as _;
 
 /// Bound on the keys document from the gateway.
 const MAX_KEYS_RESPONSE: u64 = 2 * 1024 * 1024;
@@ -103,12 +105,42 @@ pub struct GatewayKeys {
     pub keyring: ReviewerKeyring,
     /// The gateway's limit on one sealed submission, in bytes, as the gateway announces it.
     pub max_submission_bytes: u64,
+    /// The couriers (on-call keys) a triage envelope is sealed to, validated by this client;
+    /// empty when the gateway has none (or is older than couriers).
+    pub couriers: CourierKeyring,
 }
 
 #[derive(Deserialize)]
 struct KeysBody {
     reviewers: Vec<KeyEntry>,
+    #[serde(default)]
+    couriers: Vec<KeyEntry>,
     max_submission_bytes: u64,
+}
+
+/// A sealed report ready to upload, with its sealed triage envelope when there are couriers.
+pub struct SealedReport {
+    /// The sealed report (an anonymous temporary file).
+    pub file: File,
+    /// Its size in bytes.
+    pub size: u64,
+    /// The triage envelope sealed to the couriers, if the gateway has any.
+    pub triage: Option<Vec<u8>>,
+}
+
+fn certs_of(
+    origin: &str,
+    entries: Vec<KeyEntry>,
+) -> Result<Vec<sequoia_openpgp::Cert>, SubmitError> {
+    let mut certs = Vec::new();
+    for entry in entries {
+        for cert in CertParser::from_bytes(entry.cert.as_bytes())
+            .map_err(|e| SubmitError::BadResponse(format!("{origin}: {e}")))?
+        {
+            certs.push(cert.map_err(|e| SubmitError::BadResponse(format!("{origin}: {e}")))?);
+        }
+    }
+    Ok(certs)
 }
 
 #[derive(Deserialize)]
@@ -190,18 +222,14 @@ impl GatewayClient {
     pub fn reviewer_keys(&self) -> Result<GatewayKeys, SubmitError> {
         let url = format!("{}api/v1/keys", self.base);
         let body: KeysBody = expect_json(self.agent.get(&url).call(), 200, MAX_KEYS_RESPONSE)?;
-        let mut certs = Vec::new();
-        for entry in body.reviewers {
-            for cert in CertParser::from_bytes(entry.cert.as_bytes())
-                .map_err(|e| SubmitError::BadResponse(e.to_string()))?
-            {
-                certs.push(cert.map_err(|e| SubmitError::BadResponse(e.to_string()))?);
-            }
-        }
-        let keyring = ReviewerKeyring::from_certs(Path::new(&url), certs)?;
+        let keyring =
+            ReviewerKeyring::from_certs(Path::new(&url), certs_of("reviewers", body.reviewers)?)?;
+        let couriers =
+            CourierKeyring::from_certs(Path::new(&url), certs_of("couriers", body.couriers)?)?;
         Ok(GatewayKeys {
             keyring,
             max_submission_bytes: body.max_submission_bytes,
+            couriers,
         })
     }
 
@@ -226,7 +254,11 @@ impl GatewayClient {
     /// and returns the id the gateway gave it. A proof of work refused for reasons that are not
     /// the sender's (the gateway restarted, the challenge expired or asks for more work now) is
     /// fetched and solved again, a few times.
-    pub fn submit_sealed(&self, mut sealed: File) -> Result<String, SubmitError> {
+    pub fn submit_sealed(
+        &self,
+        mut sealed: File,
+        triage: Option<&[u8]>,
+    ) -> Result<String, SubmitError> {
         const RETRY: &[&str] = &[
             "pow_invalid",
             "pow_expired",
@@ -247,6 +279,10 @@ impl GatewayClient {
             if let Some(solution) = pow {
                 request = request.header(crate::pow::HEADER, solution);
             }
+            if let Some(sealed) = triage {
+                request =
+                    request.header(crate::triage::HEADER, crate::triage::header_value(sealed));
+            }
             match expect_json::<AcceptedBody>(request.send(&sealed), 201, 64 * 1024) {
                 Ok(body) => return Ok(body.id),
                 Err(SubmitError::Refused { code, .. })
@@ -254,6 +290,38 @@ impl GatewayClient {
                 Err(e) => return Err(e),
             }
         }
+    }
+}
+
+/// Signs the text of a courier request with the courier's authentication key.
+pub type RequestSigner<'a> = dyn FnMut(&[u8]) -> Result<Vec<u8>, SubmitError> + 'a;
+
+impl GatewayClient {
+    /// A courier request (`docs/early-alerts.md`): asks for a challenge, has `sign` sign the
+    /// request's text (the courier's authentication key), sends it, and reads a JSON answer
+    /// of at most `limit` bytes.
+    pub fn courier_get<T: serde::de::DeserializeOwned>(
+        &self,
+        path_and_query: &str,
+        sign: &mut RequestSigner<'_>,
+        limit: u64,
+    ) -> Result<T, SubmitError> {
+        let url = format!("{}api/v1/courier/challenge", self.base);
+        let challenge: crate::courier::ChallengeBody =
+            expect_json(self.agent.get(&url).call(), 200, 4096)?;
+        let path = format!("/{}", path_and_query.trim_start_matches('/'));
+        let text = crate::courier::signed_text("GET", &path, &challenge.challenge, b"");
+        let signature = sign(&text)?;
+        let url = format!("{}{}", self.base, path.trim_start_matches('/'));
+        let request = self
+            .agent
+            .get(&url)
+            .header(crate::courier::CHALLENGE_HEADER, &challenge.challenge)
+            .header(
+                crate::courier::SIGNATURE_HEADER,
+                base64::engine::general_purpose::STANDARD.encode(&signature),
+            );
+        expect_json(request.call(), 200, limit)
     }
 }
 
@@ -322,8 +390,8 @@ fn check_url(server: &str) -> Result<String, SubmitError> {
 }
 
 /// Builds payload v1 from `input` and seals it to every reviewer into an anonymous temporary
-/// file. Returns the file (positioned at its end) and its size.
-pub fn seal_report(keys: &GatewayKeys, input: &ReportInput) -> Result<(File, u64), SubmitError> {
+/// file (positioned at its end), and its triage envelope to every courier.
+pub fn seal_report(keys: &GatewayKeys, input: &ReportInput) -> Result<SealedReport, SubmitError> {
     let (report, paths) = build_report(input)?;
     let mut sources: Vec<AttachmentSource<'_>> = Vec::new();
     for path in &paths {
@@ -346,7 +414,13 @@ pub fn seal_report(keys: &GatewayKeys, input: &ReportInput) -> Result<(File, u64
             limit: keys.max_submission_bytes,
         });
     }
-    Ok((staged, size))
+    let note = crate::triage::Triage::of_report(&report, UtcDay::today());
+    let triage = crate::triage::seal(&note, &keys.couriers).map_err(SubmitError::Seal)?;
+    Ok(SealedReport {
+        file: staged,
+        size,
+        triage,
+    })
 }
 
 /// Opens a message sealed elsewhere (gpg, sq) for `--sealed`, after a size check.

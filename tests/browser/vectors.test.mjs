@@ -69,3 +69,15 @@ test('field ids are valid exactly as the vectors say', () => {
   for (const id of ids.ok) assert.ok(isValidFieldId(id), `${JSON.stringify(id)} should be valid`);
   for (const id of ids.fail) assert.ok(!isValidFieldId(id), `${JSON.stringify(id)} should be refused`);
 });
+
+test('triage notes are the vectors', async () => {
+  const { triageOfReport, paddedTriage, TRIAGE_BYTES } = await import(join(repo, 'static/js/triage.js'));
+  for (const [name, v] of cases('triage')) {
+    if (!name.startsWith('ok_')) continue; // fail_ vectors are for the reader, which is Rust only
+    const padded = paddedTriage(triageOfReport(v.report, v.day));
+    assert.equal(padded.length, TRIAGE_BYTES, name);
+    const text = new TextDecoder().decode(padded);
+    assert.equal(text.trimEnd(), v.note, name);
+    assert.ok(!text.includes('CANARY'), name);
+  }
+});

@@ -1,0 +1,218 @@
+//! The couriers' certificates: the on-call keys that read triage envelopes and sign courier
+//! requests (`docs/early-alerts.md`). A courier key has an authentication subkey, which a reviewer
+//! key never has; that is how the two are kept apart.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use sequoia_openpgp as openpgp;
+
+use openpgp::cert::prelude::*;
+use openpgp::packet::Signature;
+use openpgp::parse::Parse;
+use openpgp::serialize::stream::Recipient;
+use openpgp::types::RevocationStatus;
+use openpgp::{Fingerprint, KeyHandle, Packet};
+
+use super::{
+    load_members, recipient_set_of, recipients_of, validate, KeyRole, KeyringError, Reviewer,
+    ReviewerKeyring, MAX_COURIERS, POLICY,
+};
+use crate::envelope::RecipientSet;
+
+/// A request signature's creation time may be this far from the gateway's clock.
+const CLOCK_SKEW: Duration = Duration::from_secs(300);
+
+/// Largest request signature read (a real one is about 120 bytes).
+pub const MAX_SIGNATURE_BYTES: usize = 2048;
+
+/// The validated couriers; may be empty (then clients send no triage envelope).
+#[derive(Debug, Clone, Default)]
+pub struct CourierKeyring {
+    couriers: Vec<Reviewer>,
+}
+
+/// Why a courier request's signature is not accepted (each has its own refusal code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureRefusal {
+    /// Not one OpenPGP signature packet, or one without an issuer.
+    #[error("the request signature is not an OpenPGP signature")]
+    Malformed,
+    /// No configured key made it.
+    #[error("the request is signed by a key this gateway does not know")]
+    UnknownKey,
+    /// A reviewer's key, or a courier's key other than its authentication subkey.
+    #[error("the request is signed by a key that is not a courier's authentication key")]
+    NotACourier,
+    /// The courier's certificate or subkey has expired.
+    #[error("the courier key has expired")]
+    Expired,
+    /// The courier's certificate or subkey is revoked.
+    #[error("the courier key is revoked")]
+    Revoked,
+    /// A good key, but the signature is not over this request (or not made now).
+    #[error("the signature is not over this request")]
+    WrongRequest,
+}
+
+impl CourierKeyring {
+    /// Loads the couriers' certificates; `reviewers` are the configured reviewers (when they
+    /// loaded), so that one key in both roles is refused. Every problem is returned.
+    pub fn load(
+        paths: &[PathBuf],
+        reviewers: Option<&ReviewerKeyring>,
+    ) -> Result<Self, Vec<KeyringError>> {
+        if paths.len() > MAX_COURIERS {
+            return Err(vec![KeyringError::TooManyCouriers]);
+        }
+        let (members, mut problems) = load_members(paths, KeyRole::Courier);
+        for (path, courier) in &members {
+            if reviewers
+                .iter()
+                .flat_map(|k| k.reviewers())
+                .any(|r| r.fingerprint() == courier.fingerprint())
+            {
+                problems.push(KeyringError::BothRoles {
+                    path: (*path).clone(),
+                    fingerprint: courier.fingerprint(),
+                });
+            }
+        }
+        if problems.is_empty() {
+            let couriers = members.into_iter().map(|(_, c)| c).collect();
+            Ok(CourierKeyring { couriers })
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// Validates courier certificates that arrived another way (a client reads them from
+    /// `GET /api/v1/keys`); `origin` names where they came from in errors.
+    pub fn from_certs(origin: &Path, certs: Vec<Cert>) -> Result<Self, KeyringError> {
+        if certs.len() > MAX_COURIERS {
+            return Err(KeyringError::TooManyCouriers);
+        }
+        let mut couriers: Vec<Reviewer> = Vec::new();
+        for cert in certs {
+            let courier = validate(origin, cert, KeyRole::Courier)?;
+            if couriers
+                .iter()
+                .any(|c| c.fingerprint() == courier.fingerprint())
+            {
+                return Err(KeyringError::Duplicate {
+                    path: origin.to_path_buf(),
+                    fingerprint: courier.fingerprint(),
+                });
+            }
+            couriers.push(courier);
+        }
+        Ok(CourierKeyring { couriers })
+    }
+
+    /// The couriers in configuration order.
+    pub fn couriers(&self) -> &[Reviewer] {
+        &self.couriers
+    }
+
+    /// True when no courier is configured.
+    pub fn is_empty(&self) -> bool {
+        self.couriers.is_empty()
+    }
+
+    /// The encryption subkeys a triage envelope may be addressed to.
+    pub fn recipient_set(&self) -> RecipientSet {
+        recipient_set_of(&self.couriers)
+    }
+
+    /// The recipients of a new triage envelope: every courier's encryption subkeys.
+    pub fn recipients(&self) -> Vec<Recipient<'_>> {
+        recipients_of(&self.couriers)
+    }
+
+    /// Checks a detached signature over `signed` made `now`: by the valid authentication subkey
+    /// of a configured courier. `reviewers` lets a reviewer's key be told from a stranger's.
+    /// Returns the courier's fingerprint.
+    pub fn verify_request(
+        &self,
+        signature: &[u8],
+        signed: &[u8],
+        reviewers: &ReviewerKeyring,
+        now: SystemTime,
+    ) -> Result<Fingerprint, SignatureRefusal> {
+        if signature.len() > MAX_SIGNATURE_BYTES {
+            return Err(SignatureRefusal::Malformed);
+        }
+        let sig = match Packet::from_bytes(signature) {
+            Ok(Packet::Signature(sig)) => sig,
+            _ => return Err(SignatureRefusal::Malformed),
+        };
+        let issuers = sig.get_issuers();
+        if issuers.is_empty() {
+            return Err(SignatureRefusal::Malformed);
+        }
+        let Some(courier) = self
+            .couriers
+            .iter()
+            .find(|c| issuers.iter().any(|h| has_key(c.cert(), h)))
+        else {
+            let a_reviewer = reviewers
+                .reviewers()
+                .iter()
+                .any(|r| issuers.iter().any(|h| has_key(r.cert(), h)));
+            return Err(if a_reviewer {
+                SignatureRefusal::NotACourier
+            } else {
+                SignatureRefusal::UnknownKey
+            });
+        };
+        check_signer(courier.cert(), &sig, &issuers, signed, now)?;
+        Ok(courier.fingerprint())
+    }
+}
+
+fn has_key(cert: &Cert, handle: &KeyHandle) -> bool {
+    cert.keys().any(|k| k.key().key_handle().aliases(handle))
+}
+
+/// The signature must be by the certificate's authentication subkey, valid at `now`.
+fn check_signer(
+    cert: &Cert,
+    sig: &Signature,
+    issuers: &[KeyHandle],
+    signed: &[u8],
+    now: SystemTime,
+) -> Result<(), SignatureRefusal> {
+    let valid = match cert.with_policy(&POLICY, now) {
+        Ok(valid) => valid,
+        Err(_) => return Err(SignatureRefusal::Expired),
+    };
+    if let RevocationStatus::Revoked(_) = valid.revocation_status() {
+        return Err(SignatureRefusal::Revoked);
+    }
+    if valid.alive().is_err() {
+        return Err(SignatureRefusal::Expired);
+    }
+    let Some(key) = valid
+        .keys()
+        .find(|k| issuers.iter().any(|h| k.key().key_handle().aliases(h)))
+    else {
+        // The issuer is a key of this cert that the policy no longer accepts.
+        return Err(SignatureRefusal::Expired);
+    };
+    if let RevocationStatus::Revoked(_) = key.revocation_status() {
+        return Err(SignatureRefusal::Revoked);
+    }
+    if key.alive().is_err() {
+        return Err(SignatureRefusal::Expired);
+    }
+    if !key
+        .key_flags()
+        .is_some_and(|flags| flags.for_authentication())
+    {
+        return Err(SignatureRefusal::NotACourier);
+    }
+    sig.verify_message(key.key(), signed)
+        .map_err(|_| SignatureRefusal::WrongRequest)?;
+    sig.signature_alive(now, CLOCK_SKEW)
+        .map_err(|_| SignatureRefusal::WrongRequest)
+}

@@ -1,0 +1,390 @@
+//! `resguardo-review watch` and `ring`: the on-call person's early alerts
+//! (`docs/early-alerts.md`).
+//!
+//! `watch` polls the gateway at a fixed rhythm (the same whether or not anything is urgent),
+//! opens new triage envelopes with the courier key, prints one line per new report (urgent
+//! first) and rings for urgent ones. Ringing is done by a detached `ring` process that claims
+//! `alerts/<id>` in the state directory with `O_EXCL` before it rings, so an alert rings exactly
+//! once across `kill -9` of the watch: a watch killed before it recorded the report as seen
+//! spawns `ring` again after restart, and that second `ring` finds the claim and stops.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use sequoia_openpgp as openpgp;
+
+use openpgp::crypto::KeyPair;
+use openpgp::packet::signature::SignatureBuilder;
+use openpgp::parse::stream::DecryptorBuilder;
+use openpgp::parse::Parse;
+use openpgp::serialize::SerializeInto;
+use openpgp::types::SignatureType;
+use openpgp::Packet;
+use serde::{Deserialize, Serialize};
+
+use super::secret_key::UnlockedKey;
+use crate::courier::{TriageItem, TriageList};
+use crate::payload::Urgency;
+use crate::submission::{SubmissionId, UtcDay};
+use crate::submit::{GatewayClient, SubmitError};
+use crate::terminal::clean_line;
+use crate::triage::{Triage, TRIAGE_BYTES};
+
+/// Largest triage answer read (a full page of items is about 2.5 MiB).
+const MAX_TRIAGE_ANSWER: u64 = 4 * 1024 * 1024;
+
+/// Seen ids are forgotten this many days after their day (the gateway is asked from yesterday).
+const REMEMBER_DAYS: i32 = 7;
+
+/// The state file in the state directory.
+const STATE_FILE: &str = "watch-state.json";
+/// The folder of ring claims in the state directory.
+const ALERTS_DIR: &str = "alerts";
+
+/// Why watching stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    /// Talking to the gateway failed (it is retried at the next poll; this is for the first).
+    #[error(transparent)]
+    Gateway(#[from] SubmitError),
+    /// The state directory could not be read or written.
+    #[error("{path}: {source}")]
+    State {
+        /// The file or folder.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// Signing a request failed.
+    #[error("signing the request failed: {0}")]
+    Sign(String),
+}
+
+/// What the watch remembers between runs: the ids it has handled, with their day.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct WatchState {
+    seen: BTreeMap<SubmissionId, UtcDay>,
+}
+
+/// One new report, as the on-call person reads it.
+#[derive(Debug, Clone)]
+pub struct Sighting {
+    /// The submission.
+    pub id: SubmissionId,
+    /// The note, or `None` when the envelope would not open (not for this key, or damaged).
+    pub triage: Option<Triage>,
+}
+
+impl Sighting {
+    /// True when someone is at imminent risk.
+    pub fn is_urgent(&self) -> bool {
+        self.triage
+            .as_ref()
+            .is_some_and(|t| t.urgent == Urgency::Yes)
+    }
+
+    /// The one line printed for it (only option ids and the day: nothing a reporter typed).
+    pub fn line(&self) -> String {
+        match &self.triage {
+            Some(t) => {
+                let label = if self.is_urgent() { "URGENT" } else { "report" };
+                let region = t.region.as_deref().unwrap_or("-");
+                let types = if t.types.is_empty() {
+                    "-".to_string()
+                } else {
+                    t.types.join(",")
+                };
+                clean_line(&format!(
+                    "{label}  {}  {}  types: {types}  region: {region}",
+                    t.day, self.id
+                ))
+            }
+            None => format!("report  {}  (its triage envelope did not open)", self.id),
+        }
+    }
+
+    /// The environment `--on-alert` gets: the triage fields and nothing else.
+    pub fn environment(&self) -> Vec<(&'static str, String)> {
+        let Some(t) = &self.triage else {
+            return vec![("RESGUARDO_ID", self.id.to_string())];
+        };
+        let urgent = match t.urgent {
+            Urgency::Yes => "yes",
+            Urgency::No => "no",
+            Urgency::Unanswered => "unanswered",
+        };
+        vec![
+            ("RESGUARDO_ID", self.id.to_string()),
+            ("RESGUARDO_URGENT", urgent.into()),
+            ("RESGUARDO_TYPES", t.types.join(",")),
+            ("RESGUARDO_REGION", t.region.clone().unwrap_or_default()),
+            ("RESGUARDO_DAY", t.day.to_string()),
+            ("RESGUARDO_SUMMARY", self.line()),
+        ]
+    }
+}
+
+/// The courier's side of the connection: the gateway client and the unlocked courier key.
+pub struct Courier {
+    /// The gateway.
+    pub client: GatewayClient,
+    /// Signs requests (the authentication subkey).
+    pub signer: KeyPair,
+    /// Opens triage envelopes (the encryption subkey).
+    pub key: UnlockedKey,
+}
+
+impl Courier {
+    fn sign(signer: &mut KeyPair, text: &[u8]) -> Result<Vec<u8>, SubmitError> {
+        let sig = SignatureBuilder::new(SignatureType::Binary)
+            .sign_message(signer, text)
+            .map_err(|e| SubmitError::BadResponse(format!("signing: {e}")))?;
+        Packet::from(sig)
+            .to_vec()
+            .map_err(|e| SubmitError::BadResponse(format!("signing: {e}")))
+    }
+
+    /// Every triage envelope the gateway holds from `since` on.
+    pub fn triage_since(
+        &mut self,
+        since: UtcDay,
+    ) -> Result<(UtcDay, Vec<TriageItem>), SubmitError> {
+        let mut items = Vec::new();
+        let mut after: Option<SubmissionId> = None;
+        loop {
+            let mut path = format!("api/v1/courier/triage?since={since}");
+            if let Some(after) = after {
+                path.push_str(&format!("&after={after}"));
+            }
+            let signer = &mut self.signer;
+            let list: TriageList = self.client.courier_get(
+                &path,
+                &mut |text| Self::sign(signer, text),
+                MAX_TRIAGE_ANSWER,
+            )?;
+            after = list.items.last().map(|i| i.id);
+            items.extend(list.items);
+            if !list.more || after.is_none() {
+                return Ok((list.today, items));
+            }
+        }
+    }
+
+    /// Opens one envelope: `None` if it is not for this key or not a triage note.
+    pub fn open(&mut self, item: &TriageItem) -> Option<Triage> {
+        let sealed = base64::engine::general_purpose::STANDARD
+            .decode(&item.triage)
+            .ok()?;
+        let helper = self.key.helper(Arc::new(AtomicBool::new(false)));
+        let mut reader = DecryptorBuilder::from_bytes(&sealed)
+            .ok()?
+            .with_policy(&crate::keyring::POLICY, None, helper)
+            .ok()?;
+        let mut plain = Vec::with_capacity(TRIAGE_BYTES);
+        (&mut reader)
+            .take(TRIAGE_BYTES as u64 + 1)
+            .read_to_end(&mut plain)
+            .ok()?;
+        Triage::from_padded(&plain).ok()
+    }
+}
+
+/// How `watch` runs.
+pub struct WatchOptions {
+    /// Seconds between polls.
+    pub every: Duration,
+    /// Where the state and the ring claims live.
+    pub state_dir: PathBuf,
+    /// Run by `/bin/sh -c` for each urgent report, with only the triage fields in its
+    /// environment.
+    pub on_alert: Option<String>,
+    /// Stop after this many polls (tests and `--once`); `None` runs until killed.
+    pub polls: Option<u64>,
+}
+
+fn state_error(path: &Path) -> impl FnOnce(io::Error) -> WatchError + '_ {
+    move |source| WatchError::State {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn load_state(dir: &Path) -> Result<WatchState, WatchError> {
+    let path = dir.join(STATE_FILE);
+    match fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| WatchError::State {
+            path,
+            source: io::Error::new(io::ErrorKind::InvalidData, e),
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(WatchState::default()),
+        Err(e) => Err(WatchError::State { path, source: e }),
+    }
+}
+
+/// Replaces the state file atomically and durably (temporary file, fsync, rename, fsync dir).
+fn save_state(dir: &Path, state: &WatchState) -> Result<(), WatchError> {
+    let path = dir.join(STATE_FILE);
+    let temp = dir.join(format!("{STATE_FILE}.new"));
+    let json = serde_json::to_vec(state).unwrap_or_default();
+    let written = (|| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&temp)?;
+        file.write_all(&json)?;
+        file.sync_all()?;
+        fs::rename(&temp, &path)?;
+        File::open(dir)?.sync_all()
+    })();
+    written.map_err(state_error(&path))
+}
+
+/// Polls until `options.polls` is reached (or forever), printing each new report to `out`.
+pub fn watch(
+    courier: &mut Courier,
+    options: &WatchOptions,
+    out: &mut dyn Write,
+) -> Result<(), WatchError> {
+    let dir = &options.state_dir;
+    fs::create_dir_all(dir.join(ALERTS_DIR)).map_err(state_error(dir))?;
+    let mut state = load_state(dir)?;
+    let mut polls = 0u64;
+    let mut today = UtcDay::today();
+    loop {
+        let since = UtcDay::from_days_since_epoch(today.days_since_epoch() - 1);
+        match courier.triage_since(since) {
+            Ok((gateway_today, items)) => {
+                today = gateway_today;
+                handle(courier, &mut state, items, options, out)?;
+                state.seen.retain(|_, day| {
+                    day.days_since_epoch() + REMEMBER_DAYS >= today.days_since_epoch()
+                });
+                save_state(dir, &state)?;
+            }
+            // A gateway out of reach (a broken Tor circuit) is tried again at the next poll.
+            Err(e) => {
+                let _ = writeln!(out, "gateway not reached: {}", clean_line(&e.to_string()));
+            }
+        }
+        let _ = out.flush();
+        polls += 1;
+        if options.polls.is_some_and(|n| polls >= n) {
+            return Ok(());
+        }
+        std::thread::sleep(options.every);
+    }
+}
+
+fn handle(
+    courier: &mut Courier,
+    state: &mut WatchState,
+    items: Vec<TriageItem>,
+    options: &WatchOptions,
+    out: &mut dyn Write,
+) -> Result<(), WatchError> {
+    let mut new: Vec<(Sighting, UtcDay)> = items
+        .into_iter()
+        .filter(|i| !state.seen.contains_key(&i.id))
+        .map(|i| {
+            let triage = courier.open(&i);
+            (Sighting { id: i.id, triage }, i.day)
+        })
+        .collect();
+    // Urgent first; otherwise the gateway's order (by id, which says nothing of arrival).
+    new.sort_by_key(|(s, _)| !s.is_urgent());
+    for (sighting, day) in new {
+        let _ = writeln!(out, "{}", sighting.line());
+        if sighting.is_urgent() {
+            spawn_ring(&sighting, options)?;
+        }
+        state.seen.insert(sighting.id, day);
+    }
+    Ok(())
+}
+
+/// Starts `resguardo-review ring` for one urgent report, in its own process group so that it
+/// finishes even if the watch is killed.
+fn spawn_ring(sighting: &Sighting, options: &WatchOptions) -> Result<(), WatchError> {
+    let exe = std::env::current_exe().map_err(state_error(&options.state_dir))?;
+    let mut command = Command::new(exe);
+    command
+        .arg("ring")
+        .arg("--state")
+        .arg(&options.state_dir)
+        .arg("--id")
+        .arg(sighting.id.to_string())
+        .env_clear()
+        .envs(sighting.environment())
+        .stdin(Stdio::null())
+        .process_group(0);
+    if let Some(path) = std::env::var_os("PATH") {
+        command.env("PATH", path);
+    }
+    if let Some(cmd) = &options.on_alert {
+        command.arg("--on-alert").arg(cmd);
+    }
+    command
+        .spawn()
+        .map(drop)
+        .map_err(state_error(&options.state_dir))
+}
+
+/// `ring`: claims the alert (exactly once per id), then rings: a bell and the summary on
+/// stdout, `notify-send` where it exists, and `on_alert` with the triage fields. Returns false
+/// when another `ring` had claimed it already.
+pub fn ring(
+    state_dir: &Path,
+    id: SubmissionId,
+    on_alert: Option<&str>,
+) -> Result<bool, WatchError> {
+    let alerts = state_dir.join(ALERTS_DIR);
+    let claim = alerts.join(id.to_string());
+    match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&claim)
+    {
+        Ok(file) => file.sync_all().map_err(state_error(&claim))?,
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
+        Err(e) => {
+            return Err(WatchError::State {
+                path: claim,
+                source: e,
+            })
+        }
+    }
+    File::open(&alerts)
+        .and_then(|d| d.sync_all())
+        .map_err(state_error(&alerts))?;
+    let summary = std::env::var("RESGUARDO_SUMMARY").unwrap_or_else(|_| format!("URGENT {id}"));
+    let mut stdout = io::stdout();
+    let _ = writeln!(stdout, "\x07{summary}");
+    let _ = stdout.flush();
+    // A desktop notification where there is a desktop; its absence is not an error.
+    let _ = Command::new("notify-send")
+        .args(["--urgency=critical", "Resguardo: URGENT", &summary])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if let Some(cmd) = on_alert {
+        let _ = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(cmd)
+            .stdin(Stdio::null())
+            .status();
+    }
+    Ok(true)
+}
