@@ -194,3 +194,56 @@ fn bad_configs_are_refused_with_a_line_each() {
         ],
     );
 }
+
+#[test]
+fn a_key_in_the_wrong_role_is_refused_with_one_line_naming_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let courier = repo().join("keys-example/demo-courier-1.pub.asc");
+    let with_couriers = |reviewers: &[&Path], couriers: &[&Path]| {
+        let mut text = config_with_certs(d, reviewers);
+        for c in couriers {
+            text.push_str(&format!("\n[[couriers]]\ncert = \"{}\"\n", c.display()));
+        }
+        text
+    };
+    // A reviewer's offline key listed as a courier.
+    refused(
+        d,
+        &with_couriers(&[&demo_pub(1)], &[&demo_pub(2)]),
+        &[
+            "couriers:",
+            "demo-reviewer-2.pub.asc",
+            "is not a courier key",
+            "keygen --courier",
+        ],
+    );
+    // A courier key listed as a reviewer.
+    refused(
+        d,
+        &with_couriers(&[&demo_pub(1), &courier], &[]),
+        &[
+            "reviewer_certs:",
+            "demo-courier-1.pub.asc",
+            "is a courier key",
+            "[[couriers]]",
+        ],
+    );
+    // An unknown field in a courier entry.
+    refused(
+        d,
+        &format!(
+            "{}\n[[couriers]]\ncert = \"{}\"\nname = \"x\"\n",
+            config_with_certs(d, &[&demo_pub(1)]),
+            courier.display()
+        ),
+        &["name"],
+    );
+    // The right roles pass.
+    let ok = d.join("ok.toml");
+    std::fs::write(&ok, with_couriers(&[&demo_pub(1)], &[&courier])).expect("write");
+    let out = run(Command::new(gateway_bin())
+        .args(["check-config", "--config"])
+        .arg(&ok));
+    assert!(out.status.success(), "{}", stderr(&out));
+}

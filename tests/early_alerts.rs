@@ -378,3 +378,97 @@ fn envelopes_on_disk_are_one_size_and_carry_no_report_text() {
         assert!(!contains(&bytes, CANARY.as_bytes()), "{}", path.display());
     }
 }
+
+/// A library-level submit (faster than the binary): seals a report like `resguardo-submit` and
+/// posts it with its triage envelope. Returns the id.
+fn quick_submit(gateway: &Gateway, keys: &resguardo::submit::GatewayKeys, urgent: bool) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let message = dir.path().join("m.txt");
+    std::fs::write(&message, format!("{CANARY} kill test")).unwrap();
+    let input = resguardo::submit::ReportInput {
+        message,
+        attachments: vec![],
+        language: "es".into(),
+        urgent,
+        fields: vec![("what_happened".into(), "threat".into())],
+    };
+    let sealed = resguardo::submit::seal_report(keys, &input).expect("seal");
+    let client =
+        resguardo::submit::GatewayClient::new(&gateway.url, resguardo::submit::Trust::WebPki, None)
+            .unwrap();
+    client
+        .submit_sealed(sealed.file, sealed.triage.as_deref())
+        .expect("submit")
+}
+
+#[test]
+fn watch_killed_twenty_times_while_reports_arrive_rings_each_urgent_report_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let gateway = Gateway::start_with(dir.path(), "plain-http", &courier_config());
+    let client =
+        resguardo::submit::GatewayClient::new(&gateway.url, resguardo::submit::Trust::WebPki, None)
+            .unwrap();
+    let keys = client.reviewer_keys().unwrap();
+    let state = dir.path().join("watch");
+    let rang = dir.path().join("rang");
+    std::fs::create_dir_all(&rang).unwrap();
+    // Each ring appends a line to a file named after the report.
+    let on_alert = format!("echo rang >> {}/$RESGUARDO_ID", rang.display());
+    let mut urgent_ids = Vec::new();
+    let mut calm_ids = Vec::new();
+    let mut seed = 0x9e37_79b9_u32;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        seed
+    };
+    for round in 0..20 {
+        let mut watch = Command::new(review_bin())
+            .args([
+                "watch",
+                "--every",
+                "1",
+                "--server",
+                &gateway.url,
+                "--courier-key",
+            ])
+            .arg(courier_file("sec.asc"))
+            .arg("--passphrase-file")
+            .arg(courier_file("passphrase"))
+            .arg("--state")
+            .arg(&state)
+            .args(["--on-alert", &on_alert])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Reports arrive while it runs; it is killed at a moment that depends on the round.
+        let urgent = round % 2 == 0;
+        let id = quick_submit(&gateway, &keys, urgent);
+        if urgent {
+            urgent_ids.push(id);
+        } else {
+            calm_ids.push(id);
+        }
+        std::thread::sleep(Duration::from_millis(200 + u64::from(next() % 1500)));
+        watch.kill().unwrap(); // SIGKILL
+        watch.wait().unwrap();
+    }
+    // A last, uninterrupted run catches up with what the killed ones did not reach.
+    let out = watch(&gateway, &state, &on_alert);
+    assert!(out.status.success(), "{}", stderr(&out));
+    std::thread::sleep(Duration::from_secs(3));
+    for id in &urgent_ids {
+        let lines = std::fs::read_to_string(rang.join(id)).unwrap_or_default();
+        assert_eq!(
+            lines.lines().count(),
+            1,
+            "urgent report {id} rang {lines:?}"
+        );
+    }
+    for id in &calm_ids {
+        assert!(!rang.join(id).exists(), "calm report {id} rang");
+    }
+    assert_eq!(std::fs::read_dir(&rang).unwrap().count(), urgent_ids.len());
+    gateway.stop();
+}

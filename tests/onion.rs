@@ -49,6 +49,20 @@ impl Onion {
                 demo_pub(2).display().to_string().into(),
             ]),
         );
+        // The demo courier, so the early alerts can be watched through the onion too.
+        let mut courier = toml::Table::new();
+        courier.insert(
+            "cert".into(),
+            repo()
+                .join("keys-example/demo-courier-1.pub.asc")
+                .display()
+                .to_string()
+                .into(),
+        );
+        config.insert(
+            "couriers".into(),
+            toml::Value::Array(vec![toml::Value::Table(courier)]),
+        );
         let path = dir.path().join("gateway.toml");
         std::fs::write(&path, toml::to_string(&config).expect("toml")).expect("write config");
         let gateway = Gateway::start_config(&path, &data);
@@ -262,5 +276,62 @@ fn refusals_come_back_through_the_onion_with_their_json_error() {
         for (path, bytes) in all_files(&onion.gateway.data_dir) {
             assert!(!contains(&bytes, canary.as_bytes()), "{path:?}");
         }
+    });
+}
+
+#[test]
+fn an_urgent_report_through_the_onion_rings_a_watch_that_polls_through_tor() {
+    with_onion(|onion| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let message = dir.path().join("message.txt");
+        std::fs::write(
+            &message,
+            format!("Nos quieren sacar de la tierra. {}", canary()),
+        )
+        .expect("write");
+        let out = run(Command::new(submit_bin())
+            .args(["--server", &onion.tor.url(), "--proxy", &onion.tor.proxy()])
+            .arg("--message")
+            .arg(&message)
+            .args(["--field", "what_happened=threat", "--urgent"]));
+        assert!(out.status.success(), "{}", stderr(&out));
+        let id = stdout(&out).trim().to_string();
+        let alerts = dir.path().join("alerts");
+        std::fs::create_dir_all(&alerts).expect("alerts");
+        let courier = |ext: &str| repo().join(format!("keys-example/demo-courier-1.{ext}"));
+        let watch = run(Command::new(review_bin())
+            .args([
+                "watch",
+                "--once",
+                "--server",
+                &onion.tor.url(),
+                "--proxy",
+                &onion.tor.proxy(),
+            ])
+            .arg("--courier-key")
+            .arg(courier("sec.asc"))
+            .arg("--passphrase-file")
+            .arg(courier("passphrase"))
+            .arg("--state")
+            .arg(dir.path().join("state"))
+            .args([
+                "--on-alert",
+                &format!("env > {}/$RESGUARDO_ID", alerts.display()),
+            ]));
+        assert!(watch.status.success(), "{}", stderr(&watch));
+        assert!(
+            stdout(&watch)
+                .lines()
+                .any(|l| l.starts_with("URGENT") && l.contains(&id)),
+            "watch through Tor: {}\n{}",
+            stdout(&watch),
+            onion.tor.log_tails()
+        );
+        let rang = alerts.join(&id);
+        let start = std::time::Instant::now();
+        while !rang.exists() && start.elapsed() < std::time::Duration::from_secs(20) {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        assert!(rang.exists(), "the alert rang");
     });
 }

@@ -155,9 +155,9 @@ enum Command {
         /// Accept any TLS certificate. Only for a test gateway with a self-signed certificate.
         #[arg(long)]
         insecure_self_signed: bool,
-        /// Seconds between polls (10 to 3600).
+        /// Seconds between polls (1 to 3600; below 10 only for tests).
         #[arg(long, value_name = "SECONDS", default_value_t = 30,
-              value_parser = clap::value_parser!(u64).range(10..=3600))]
+              value_parser = clap::value_parser!(u64).range(1..=3600))]
         every: u64,
         /// A shell command run for each urgent report (forward it with signal-cli, SMS, email).
         #[arg(long, value_name = "CMD")]
@@ -749,7 +749,7 @@ fn localized_command(lang: Lang) -> clap::Command {
                 ("proxy", "Conectar a través de este proxy, p. ej. socks5h://127.0.0.1:9050 para Tor."),
                 ("ca_cert", "Confiar solo en este certificado de CA o autofirmado (PEM) para el servidor."),
                 ("insecure_self_signed", "Aceptar cualquier certificado TLS. Solo para un servidor de prueba."),
-                ("every", "Segundos entre consultas (10 a 3600)."),
+                ("every", "Segundos entre consultas (1 a 3600; menos de 10 solo para pruebas)."),
                 ("on_alert", "Una orden de shell que se ejecuta por cada reporte urgente (para reenviarlo por signal-cli, SMS o correo)."),
                 ("state", "Dónde guarda la vigilancia lo que ya vio y qué alarmas sonaron."),
                 ("once", "Consultar una vez y terminar."),

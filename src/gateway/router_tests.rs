@@ -71,6 +71,12 @@ fn one_of_each() -> Vec<(Method, String, Option<&'static str>)> {
         (Method::GET, "/api/v1/keys".into(), None),
         (Method::GET, "/api/v1/challenge".into(), None),
         (Method::GET, "/healthz".into(), None),
+        (Method::GET, "/api/v1/courier/challenge".into(), None),
+        (
+            Method::GET,
+            "/api/v1/courier/triage?since=2026-01-01".into(),
+            None,
+        ),
         (Method::GET, "/style.css".into(), None),
         (Method::GET, app_js, None),
         (Method::GET, "/nothing-here".into(), None),
@@ -368,4 +374,37 @@ async fn form_refusals_are_pages() {
         .await;
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
     assert!(header_of(&refused, "content-type").is_some_and(|t| t.starts_with("text/html")));
+}
+
+/// A courier challenge answered after its time is refused as expired (the gateway's own TTL is
+/// minutes; this gateway's is one second).
+#[tokio::test]
+async fn an_expired_courier_challenge_is_refused_with_its_code() {
+    let mut gw = gateway(|_| {});
+    Arc::get_mut(&mut gw.state)
+        .expect("not shared yet")
+        .courier_challenges = super::form_token::FormTokens::with_key(&[7; 32], 0, 1);
+    let challenge = json_of(gw.get("/api/v1/courier/challenge").await).await["challenge"]
+        .as_str()
+        .expect("a challenge")
+        .to_string();
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let mut request = request(
+        Method::GET,
+        "/api/v1/courier/triage?since=2026-01-01",
+        None,
+        Body::empty(),
+    );
+    request
+        .headers_mut()
+        .insert("resguardo-challenge", challenge.parse().unwrap());
+    request
+        .headers_mut()
+        .insert("resguardo-signature", "AAAA".parse().unwrap());
+    let response = gw.send(false, request).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        json_of(response).await["error"],
+        "courier_challenge_expired"
+    );
 }

@@ -216,3 +216,114 @@ fn check_signer(
     sig.signature_alive(now, CLOCK_SKEW)
         .map_err(|_| SignatureRefusal::WrongRequest)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keyring::{generate_reviewer_key, KeyProfile, ReviewerKeyOptions};
+    use openpgp::cert::CertRevocationBuilder;
+    use openpgp::crypto::{KeyPair, Password};
+    use openpgp::packet::signature::SignatureBuilder;
+    use openpgp::serialize::SerializeInto;
+    use openpgp::types::{ReasonForRevocation, SignatureType};
+
+    fn courier(validity: Option<Duration>) -> Cert {
+        generate_reviewer_key(ReviewerKeyOptions {
+            name: "c".into(),
+            profile: KeyProfile::Compatible,
+            passphrase: Password::from("test"),
+            validity,
+            role: KeyRole::Courier,
+        })
+        .unwrap()
+        .cert
+    }
+
+    fn pair(cert: &Cert, flags: fn(&openpgp::types::KeyFlags) -> bool) -> KeyPair {
+        cert.keys()
+            .with_policy(&POLICY, None)
+            .secret()
+            .find(|k| k.key_flags().is_some_and(|f| flags(&f)))
+            .unwrap()
+            .key()
+            .clone()
+            .decrypt_secret(&Password::from("test"))
+            .unwrap()
+            .into_keypair()
+            .unwrap()
+    }
+
+    fn sign(cert: &Cert, text: &[u8]) -> Vec<u8> {
+        let mut signer = pair(cert, |f| f.for_authentication());
+        let sig = SignatureBuilder::new(SignatureType::Binary)
+            .sign_message(&mut signer, text)
+            .unwrap();
+        Packet::from(sig).to_vec().unwrap()
+    }
+
+    fn reviewers() -> ReviewerKeyring {
+        crate::testing::keyring(&[&crate::testing::reviewer_key("r", KeyProfile::Compatible)])
+    }
+
+    #[test]
+    fn a_courier_key_that_expires_while_the_gateway_runs_is_refused_as_expired() {
+        // (Sequoia backdates a new key a little, so leave it a few minutes.)
+        let cert = courier(Some(Duration::from_secs(600)));
+        let ring = CourierKeyring::from_certs(
+            Path::new("t"),
+            vec![cert.clone().strip_secret_key_material()],
+        )
+        .unwrap();
+        let sig = sign(&cert, b"text");
+        let now = SystemTime::now();
+        assert!(ring
+            .verify_request(&sig, b"text", &reviewers(), now)
+            .is_ok());
+        let later = now + Duration::from_secs(1200);
+        assert_eq!(
+            ring.verify_request(&sig, b"text", &reviewers(), later),
+            Err(SignatureRefusal::Expired)
+        );
+    }
+
+    #[test]
+    fn a_courier_key_revoked_while_the_gateway_runs_is_refused_as_revoked() {
+        let cert = courier(None);
+        // A revocation that takes effect in a minute: loaded now, refused after. (A "key
+        // compromised" revocation would count from the key's creation, so it could not load.)
+        let mut primary = pair(&cert, |f| f.for_certification());
+        let when = SystemTime::now() + Duration::from_secs(60);
+        let revocation = CertRevocationBuilder::new()
+            .set_signature_creation_time(when)
+            .unwrap()
+            .set_reason_for_revocation(ReasonForRevocation::KeyRetired, b"rota ended")
+            .unwrap()
+            .build(&mut primary, &cert, None)
+            .unwrap();
+        let revoked = cert.clone().insert_packets(revocation).unwrap().0;
+        let ring =
+            CourierKeyring::from_certs(Path::new("t"), vec![revoked.strip_secret_key_material()])
+                .unwrap();
+        let sig = sign(&cert, b"text");
+        let later = SystemTime::now() + Duration::from_secs(120);
+        assert_eq!(
+            ring.verify_request(&sig, b"text", &reviewers(), later),
+            Err(SignatureRefusal::Revoked)
+        );
+    }
+
+    #[test]
+    fn a_reviewer_key_is_not_a_courier_and_the_reverse() {
+        let reviewer = crate::testing::reviewer_key("r", KeyProfile::Compatible);
+        let public = reviewer.strip_secret_key_material();
+        assert!(matches!(
+            CourierKeyring::from_certs(Path::new("t"), vec![public]),
+            Err(KeyringError::NotACourierKey { .. })
+        ));
+        let courier = courier(None).strip_secret_key_material();
+        assert!(matches!(
+            ReviewerKeyring::from_certs(Path::new("t"), vec![courier]),
+            Err(KeyringError::CourierKeyAsReviewer { .. })
+        ));
+    }
+}
