@@ -8,7 +8,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::submission::{SubmissionId, UtcDay};
+use crate::bundle::receipt::OpenReceipt;
+use crate::bundle::BundleManifest;
+use crate::submission::{BatchId, SubmissionId, UtcDay};
 
 /// The header that carries the challenge a request answers.
 pub const CHALLENGE_HEADER: &str = "resguardo-challenge";
@@ -57,6 +59,57 @@ pub struct TriageList {
 
 /// Most items in one triage answer (about 2.5 MiB of JSON).
 pub const MAX_TRIAGE_ITEMS: usize = 1000;
+
+/// The body of `POST /api/v1/courier/batches`: `{}` for the next batch, or the ids of stored
+/// submissions to carry at once (an urgent report).
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRequest {
+    /// Only these submissions, in a batch of their own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ids: Vec<SubmissionId>,
+}
+
+/// Most ids one batch request may name.
+pub const MAX_BATCH_IDS: usize = 100;
+
+/// `POST /api/v1/courier/batches`: the batch to fetch (begun now, or an earlier undelivered one).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BatchAnswer {
+    /// The batch; `None` when there is nothing to export.
+    pub batch: Option<BatchId>,
+    /// The bundle's length in bytes (computed from the manifest; the bundle itself is checked
+    /// entry by entry against the manifest's hashes once downloaded).
+    pub size: u64,
+    /// How many submissions it holds.
+    pub submissions: usize,
+}
+
+/// `POST /api/v1/courier/purge`: the fetched bundle's manifest and the reviewers' open receipt,
+/// the same two things the operator's local `purge` reads.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PurgeRequest {
+    /// The manifest of the bundle the reviewers opened.
+    pub manifest: BundleManifest,
+    /// What `resguardo-review open` wrote for it.
+    pub receipt: OpenReceipt,
+}
+
+/// What a network purge did.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PurgeAnswer {
+    /// Submissions deleted now.
+    pub purged: Vec<SubmissionId>,
+    /// Submissions the store no longer held.
+    pub already_gone: Vec<SubmissionId>,
+    /// Submissions kept, each with the reason.
+    pub refused: Vec<(SubmissionId, String)>,
+}
+
+/// Largest purge request body (a manifest of 100,000 submissions is about 20 MiB; a courier's
+/// batches are far smaller).
+pub const MAX_PURGE_REQUEST: usize = 32 * 1024 * 1024;
 
 #[cfg(test)]
 mod tests {

@@ -9,6 +9,7 @@ mod common;
 
 mod bad_bodies;
 mod config_errors;
+mod courier_transfer;
 mod deploy;
 mod durability;
 mod early_alerts;

@@ -22,7 +22,7 @@ use resguardo::review::messages::{self, Localized, Verb};
 use resguardo::review::open::{self, Limits, ParserProgram, DEFAULT_MAX_PLAINTEXT, DISK_RESERVE};
 use resguardo::review::output::OutputDir;
 use resguardo::review::secret_key::LockedKey;
-use resguardo::review::{index, keygen, passphrase, sandbox, watch, worker};
+use resguardo::review::{courier, index, keygen, passphrase, sandbox, transfer, watch, worker};
 use resguardo::submit::{GatewayClient, Trust};
 use resguardo::terminal::clean_line;
 
@@ -168,6 +168,67 @@ enum Command {
         /// Poll once and stop.
         #[arg(long)]
         once: bool,
+    },
+    /// Download the next export bundle from the gateway (with a courier key), resuming an
+    /// interrupted download.
+    ///
+    /// The same batches and bundle bytes as the operator's local `export`; the bundle is checked
+    /// against the size and SHA-256 the gateway announced and entry by entry before it is
+    /// written to --out and the batch is marked delivered.
+    Fetch {
+        /// The gateway, e.g. http://xyz….onion/ or https://reportes.example.org/
+        #[arg(long, value_name = "URL")]
+        server: String,
+        /// Your courier key (from `keygen --courier`).
+        #[arg(long, value_name = "FILE")]
+        courier_key: PathBuf,
+        /// Read the key's passphrase from the first line of this file instead of the terminal.
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
+        /// Connect through this proxy, e.g. socks5h://127.0.0.1:9050 for Tor.
+        #[arg(long, value_name = "URL")]
+        proxy: Option<String>,
+        /// Trust only this CA or self-signed certificate (PEM) for the gateway.
+        #[arg(long, value_name = "PEM", conflicts_with = "insecure_self_signed")]
+        ca_cert: Option<PathBuf>,
+        /// Accept any TLS certificate. Only for a test gateway with a self-signed certificate.
+        #[arg(long)]
+        insecure_self_signed: bool,
+        /// Where to write the bundle (must not exist).
+        #[arg(long, value_name = "BUNDLE")]
+        out: PathBuf,
+        /// Only this submission, in a batch of its own (an urgent report to carry at once;
+        /// repeatable).
+        #[arg(long, value_name = "ID")]
+        id: Vec<String>,
+    },
+    /// Delete from the gateway what the reviewers opened from a fetched bundle (with a courier
+    /// key), with the same checks as the operator's local `purge`.
+    Purge {
+        /// The gateway, e.g. http://xyz….onion/ or https://reportes.example.org/
+        #[arg(long, value_name = "URL")]
+        server: String,
+        /// Your courier key (from `keygen --courier`).
+        #[arg(long, value_name = "FILE")]
+        courier_key: PathBuf,
+        /// Read the key's passphrase from the first line of this file instead of the terminal.
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
+        /// Connect through this proxy, e.g. socks5h://127.0.0.1:9050 for Tor.
+        #[arg(long, value_name = "URL")]
+        proxy: Option<String>,
+        /// Trust only this CA or self-signed certificate (PEM) for the gateway.
+        #[arg(long, value_name = "PEM", conflicts_with = "insecure_self_signed")]
+        ca_cert: Option<PathBuf>,
+        /// Accept any TLS certificate. Only for a test gateway with a self-signed certificate.
+        #[arg(long)]
+        insecure_self_signed: bool,
+        /// The bundle that was opened.
+        #[arg(long, value_name = "BUNDLE")]
+        bundle: PathBuf,
+        /// The receipt `open` wrote for it (open-receipt-<batch>.json in its --out folder).
+        #[arg(long, value_name = "FILE")]
+        receipt: PathBuf,
     },
     /// Internal: ring once for one urgent report (started by `watch`).
     #[command(hide = true)]
@@ -350,19 +411,15 @@ fn run(command: Command, lang: Lang) -> Result<(), Failure> {
             state,
             once,
         } => {
-            let trust = match (ca_cert, insecure_self_signed) {
-                (Some(pem), _) => Trust::CaCert(pem),
-                (None, true) => Trust::InsecureAnyCertificate,
-                (None, false) => Trust::WebPki,
+            let connection = Connection {
+                server,
+                courier_key,
+                passphrase_file,
+                proxy,
+                ca_cert,
+                insecure_self_signed,
             };
-            let client = GatewayClient::new(&server, trust, proxy.as_deref())
-                .map_err(|e| Failure::usage(e.to_string()))?;
-            let (signer, key) = unlock_courier(lang, &courier_key, passphrase_file.as_deref())?;
-            let mut courier = watch::Courier {
-                client,
-                signer,
-                key,
-            };
+            let mut courier = connection.courier(lang, true)?;
             let options = watch::WatchOptions {
                 every: Duration::from_secs(every),
                 state_dir: state,
@@ -371,6 +428,87 @@ fn run(command: Command, lang: Lang) -> Result<(), Failure> {
             };
             watch::watch(&mut courier, &options, &mut std::io::stdout())
                 .map_err(|e| Failure::environment(e.to_string()))
+        }
+        Command::Fetch {
+            server,
+            courier_key,
+            passphrase_file,
+            proxy,
+            ca_cert,
+            insecure_self_signed,
+            out,
+            id,
+        } => {
+            let only = id
+                .iter()
+                .map(|i| i.parse())
+                .collect::<Result<Vec<resguardo::submission::SubmissionId>, _>>()
+                .map_err(|e| Failure::usage(e.to_string()))?;
+            let connection = Connection {
+                server,
+                courier_key,
+                passphrase_file,
+                proxy,
+                ca_cert,
+                insecure_self_signed,
+            };
+            let mut courier = connection.courier(lang, false)?;
+            let fetched = courier.fetch(&out, &only).map_err(transfer_failure)?;
+            match fetched.batch {
+                None => println!("{}", lang.pick("nothing to fetch", "nada que descargar")),
+                Some(batch) => println!(
+                    "{} {batch}: {} {}, {} bytes{} -> {}",
+                    lang.pick("bundle", "paquete"),
+                    fetched.submissions,
+                    lang.pick("submissions", "envíos"),
+                    fetched.size,
+                    if fetched.resumed_from > 0 {
+                        format!(
+                            " ({} {})",
+                            lang.pick("resumed from byte", "retomado desde el byte"),
+                            fetched.resumed_from
+                        )
+                    } else {
+                        String::new()
+                    },
+                    clean_line(&out.display().to_string())
+                ),
+            }
+            Ok(())
+        }
+        Command::Purge {
+            server,
+            courier_key,
+            passphrase_file,
+            proxy,
+            ca_cert,
+            insecure_self_signed,
+            bundle,
+            receipt,
+        } => {
+            let connection = Connection {
+                server,
+                courier_key,
+                passphrase_file,
+                proxy,
+                ca_cert,
+                insecure_self_signed,
+            };
+            let mut courier = connection.courier(lang, false)?;
+            let purged = courier.purge(&bundle, &receipt).map_err(transfer_failure)?;
+            println!(
+                "{}: {}  {}: {}  {}: {}",
+                lang.pick("purged", "eliminados"),
+                purged.purged.len(),
+                lang.pick("already gone", "ya no estaban"),
+                purged.already_gone.len(),
+                lang.pick("kept", "conservados"),
+                purged.refused.len()
+            );
+            for (id, reason) in &purged.refused {
+                println!("  {id}  {}", clean_line(reason));
+            }
+            Ok(())
         }
         Command::Ring {
             state,
@@ -388,15 +526,60 @@ fn run(command: Command, lang: Lang) -> Result<(), Failure> {
     }
 }
 
-/// Loads a courier key and unlocks its authentication and encryption subkeys.
+/// How a courier command reaches the gateway, and with which key.
+struct Connection {
+    server: String,
+    courier_key: PathBuf,
+    passphrase_file: Option<PathBuf>,
+    proxy: Option<String>,
+    ca_cert: Option<PathBuf>,
+    insecure_self_signed: bool,
+}
+
+impl Connection {
+    /// Connects with the courier key; `reads_triage` also unlocks its encryption subkey.
+    fn courier(self, lang: Lang, reads_triage: bool) -> Result<courier::Courier, Failure> {
+        let trust = match (self.ca_cert, self.insecure_self_signed) {
+            (Some(pem), _) => Trust::CaCert(pem),
+            (None, true) => Trust::InsecureAnyCertificate,
+            (None, false) => Trust::WebPki,
+        };
+        let client = GatewayClient::new(&self.server, trust, self.proxy.as_deref())
+            .map_err(|e| Failure::usage(e.to_string()))?;
+        let (signer, key) = unlock_courier(
+            lang,
+            &self.courier_key,
+            self.passphrase_file.as_deref(),
+            reads_triage,
+        )?;
+        Ok(courier::Courier {
+            client,
+            signer,
+            key,
+        })
+    }
+}
+
+fn transfer_failure(e: transfer::TransferError) -> Failure {
+    match e {
+        transfer::TransferError::OutputExists(_) | transfer::TransferError::Invalid(_) => {
+            Failure::bad_input(e.to_string())
+        }
+        other => Failure::environment(other.to_string()),
+    }
+}
+
+/// Loads a courier key and unlocks its authentication subkey (and, to read triage, its
+/// encryption subkey).
 fn unlock_courier(
     lang: Lang,
     key_path: &Path,
     passphrase_file: Option<&Path>,
+    reads_triage: bool,
 ) -> Result<
     (
         resguardo::review::secret_key::KeyPair,
-        resguardo::review::secret_key::UnlockedKey,
+        Option<resguardo::review::secret_key::UnlockedKey>,
     ),
     Failure,
 > {
@@ -421,9 +604,14 @@ fn unlock_courier(
     let signer = locked
         .authentication_signer(passphrase.as_ref())
         .map_err(|e| Failure::bad_input(e.message(lang)))?;
-    let key = locked
-        .unlock(passphrase.as_ref())
-        .map_err(|e| Failure::bad_input(e.message(lang)))?;
+    let key = if reads_triage {
+        let key = locked
+            .unlock(passphrase.as_ref())
+            .map_err(|e| Failure::bad_input(e.message(lang)))?;
+        Some(key)
+    } else {
+        None
+    };
     Ok((signer, key))
 }
 
@@ -753,6 +941,46 @@ fn localized_command(lang: Lang) -> clap::Command {
                 ("on_alert", "Una orden de shell que se ejecuta por cada reporte urgente (para reenviarlo por signal-cli, SMS o correo)."),
                 ("state", "Dónde guarda la vigilancia lo que ya vio y qué alarmas sonaron."),
                 ("once", "Consultar una vez y terminar."),
+            ],
+        )
+    })
+    .mut_subcommand("fetch", |c| {
+        arg_help(
+            spanish(
+                c,
+                "Descargar el siguiente paquete de exportación del servidor (con una clave de \
+                 enlace), retomando una descarga interrumpida.",
+                None,
+            ),
+            &[
+                ("server", "El servidor, p. ej. http://xyz….onion/ o https://reportes.example.org/"),
+                ("courier_key", "Tu clave de enlace (de `keygen --courier`)."),
+                ("passphrase_file", "Leer la frase de contraseña de la clave de la primera línea de este archivo en vez de la terminal."),
+                ("proxy", "Conectar a través de este proxy, p. ej. socks5h://127.0.0.1:9050 para Tor."),
+                ("ca_cert", "Confiar solo en este certificado de CA o autofirmado (PEM) para el servidor."),
+                ("insecure_self_signed", "Aceptar cualquier certificado TLS. Solo para un servidor de prueba."),
+                ("out", "Dónde escribir el paquete (no debe existir)."),
+                ("id", "Solo este envío, en un lote propio (un reporte urgente para llevar de inmediato; se puede repetir)."),
+            ],
+        )
+    })
+    .mut_subcommand("purge", |c| {
+        arg_help(
+            spanish(
+                c,
+                "Borrar del servidor lo que los revisores abrieron de un paquete descargado (con \
+                 una clave de enlace), con los mismos controles que `purge` local.",
+                None,
+            ),
+            &[
+                ("server", "El servidor, p. ej. http://xyz….onion/ o https://reportes.example.org/"),
+                ("courier_key", "Tu clave de enlace (de `keygen --courier`)."),
+                ("passphrase_file", "Leer la frase de contraseña de la clave de la primera línea de este archivo en vez de la terminal."),
+                ("proxy", "Conectar a través de este proxy, p. ej. socks5h://127.0.0.1:9050 para Tor."),
+                ("ca_cert", "Confiar solo en este certificado de CA o autofirmado (PEM) para el servidor."),
+                ("insecure_self_signed", "Aceptar cualquier certificado TLS. Solo para un servidor de prueba."),
+                ("bundle", "El paquete que se abrió."),
+                ("receipt", "El recibo que escribió `open` (open-receipt-<lote>.json en su carpeta --out)."),
             ],
         )
     })

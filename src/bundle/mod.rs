@@ -22,7 +22,7 @@ pub mod receipt;
 mod write;
 
 pub use read::{read_bundle, read_manifest, BundleEntryReader};
-pub use write::write_bundle;
+pub use write::{bundle_length, write_bundle};
 
 use serde::{Deserialize, Serialize};
 

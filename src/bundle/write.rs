@@ -55,6 +55,20 @@ where
     Ok(builder.into_inner()?)
 }
 
+/// The exact length of the bundle [`write_bundle`] writes for `manifest`, without writing it:
+/// a ustar header and whole 512-byte blocks per entry, then the two end blocks.
+pub fn bundle_length(manifest: &BundleManifest) -> Result<u64, BundleError> {
+    let block = |n: u64| n.div_ceil(512) * 512;
+    let manifest_bytes =
+        serde_json::to_vec_pretty(manifest).map_err(|e| BundleError::BadManifest(e.to_string()))?;
+    let entries: u64 = manifest
+        .submissions
+        .iter()
+        .map(|e| 512 + block(e.size))
+        .sum();
+    Ok(512 + block(manifest_bytes.len() as u64) + entries + 1024)
+}
+
 /// Reads exactly `size` bytes from a source, hashing them, and notices a source of another size.
 struct Checked<R> {
     inner: R,

@@ -1,12 +1,15 @@
-//! The courier routes (`docs/early-alerts.md`): a challenge, and the triage envelopes of stored
-//! submissions for the people on call. Every route but the challenge checks the request's
+//! The courier routes (`docs/early-alerts.md`): a challenge, the triage envelopes of stored
+//! submissions for the people on call, and the transfer of export batches (begin, download with
+//! resume, delivered) and their purge. Every route but the challenge checks the request's
 //! signature first ([`authenticate`]); nothing about who called is kept or logged.
 
+use std::collections::HashSet;
+use std::io::{self, Write};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use axum::body::Body;
-use axum::extract::{Query, Request, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -17,18 +20,22 @@ use super::error::ApiError;
 use super::form_token::TokenError;
 use super::AppState;
 use crate::courier::{
-    signed_text, ChallengeBody, TriageItem, TriageList, CHALLENGE_HEADER, MAX_TRIAGE_ITEMS,
+    signed_text, BatchAnswer, BatchRequest, ChallengeBody, PurgeAnswer, PurgeRequest, TriageItem,
+    TriageList, CHALLENGE_HEADER, MAX_BATCH_IDS, MAX_PURGE_REQUEST, MAX_TRIAGE_ITEMS,
     SIGNATURE_HEADER,
 };
 use crate::keyring::SignatureRefusal;
-use crate::store::RecordState;
-use crate::submission::{SubmissionId, UtcDay};
+use crate::store::{RecordState, StoreError};
+use crate::submission::{BatchId, SubmissionId, UtcDay};
 
 /// Seconds a courier challenge is valid.
 pub const CHALLENGE_TTL_SECS: u64 = 120;
 
-/// Largest body a courier request may carry (its requests are small JSON).
-const MAX_COURIER_BODY: usize = 64 * 1024;
+/// Largest body of a courier request other than a purge (they carry `{}` at most).
+const SMALL_BODY: usize = 4096;
+
+/// Chunks of a bundle download in flight between the store and the connection.
+const DOWNLOAD_DEPTH: usize = 8;
 
 /// Why a courier request is refused (401, one code each).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -103,10 +110,14 @@ fn authenticate(app: &AppState, parts: &Parts, body: &[u8]) -> Result<(), ApiErr
     Ok(())
 }
 
-/// Splits a request and reads its (small) body, then authenticates it.
-async fn authenticated(app: &AppState, request: Request) -> Result<(Parts, Vec<u8>), ApiError> {
+/// Splits a request and reads its body (at most `limit` bytes), then authenticates it.
+async fn authenticated(
+    app: &AppState,
+    request: Request,
+    limit: usize,
+) -> Result<(Parts, Vec<u8>), ApiError> {
     let (parts, body) = request.into_parts();
-    let body = axum::body::to_bytes(body, MAX_COURIER_BODY)
+    let body = axum::body::to_bytes(body, limit)
         .await
         .map_err(|_| CourierRefusal::Malformed)?;
     authenticate(app, &parts, &body)?;
@@ -137,7 +148,7 @@ pub async fn triage(State(app): State<Arc<AppState>>, request: Request<Body>) ->
 }
 
 async fn list_triage(app: &AppState, request: Request) -> Result<TriageList, ApiError> {
-    let (parts, _) = authenticated(app, request).await?;
+    let (parts, _) = authenticated(app, request, SMALL_BODY).await?;
     let Query(query) = Query::<TriageQuery>::try_from_uri(&parts.uri)
         .map_err(|_| ApiError::BadQuery("since=YYYY-MM-DD and optionally after=ID"))?;
     let mut items = Vec::new();
@@ -167,4 +178,191 @@ async fn list_triage(app: &AppState, request: Request) -> Result<TriageList, Api
         items,
         more,
     })
+}
+
+/// A JSON answer, or the refusal.
+fn answer<T: serde::Serialize>(result: Result<T, ApiError>) -> Response {
+    match result {
+        Ok(body) => Json(body).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Runs blocking store work off the async threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|_| ApiError::Unavailable)?
+}
+
+/// `POST /api/v1/courier/batches`: begins the next export batch, or resumes an undelivered one
+/// (the same crash-safe batches as the operator's local `export`), or — with `ids` — a batch of
+/// just those submissions; says its size.
+pub async fn begin_batch(State(app): State<Arc<AppState>>, request: Request) -> Response {
+    answer(
+        async {
+            let (_, body) = authenticated(&app, request, SMALL_BODY).await?;
+            let wanted: BatchRequest = serde_json::from_slice(&body)
+                .ok()
+                .filter(|r: &BatchRequest| r.ids.len() <= MAX_BATCH_IDS)
+                .ok_or(ApiError::BadBody(
+                    "{} or {\"ids\": [up to 100 submission ids]}",
+                ))?;
+            let store = app.store.clone();
+            blocking(move || {
+                let begun = if wanted.ids.is_empty() {
+                    store.begin_export()?
+                } else {
+                    Some(store.begin_export_of(&wanted.ids)?)
+                };
+                let Some(batch) = begun else {
+                    return Ok(BatchAnswer {
+                        batch: None,
+                        size: 0,
+                        submissions: 0,
+                    });
+                };
+                let size =
+                    crate::bundle::bundle_length(&batch.manifest).map_err(StoreError::from)?;
+                Ok(BatchAnswer {
+                    batch: Some(batch.manifest.batch),
+                    size,
+                    submissions: batch.manifest.submissions.len(),
+                })
+            })
+            .await
+        }
+        .await,
+    )
+}
+
+#[derive(Deserialize)]
+pub struct DownloadQuery {
+    /// Bytes the client already has (a resumed download starts there).
+    #[serde(default)]
+    offset: u64,
+}
+
+fn batch_id(text: &str) -> Result<BatchId, ApiError> {
+    text.parse().map_err(|_| ApiError::NotFound)
+}
+
+/// `GET /api/v1/courier/batches/BATCH?offset=N`: the batch's bundle from byte `N` on, written
+/// afresh from the store (the same bytes every time), streamed with bounded memory.
+pub async fn download_batch(
+    State(app): State<Arc<AppState>>,
+    Path(batch): Path<String>,
+    request: Request,
+) -> Response {
+    let prepared = async {
+        let (parts, _) = authenticated(&app, request, SMALL_BODY).await?;
+        let Query(query) = Query::<DownloadQuery>::try_from_uri(&parts.uri)
+            .map_err(|_| ApiError::BadQuery("offset=BYTES"))?;
+        let batch = batch_id(&batch)?;
+        let store = app.store.clone();
+        let export = blocking(move || Ok(store.export_batch(&batch)?)).await?;
+        Ok::<_, ApiError>((export, query.offset))
+    }
+    .await;
+    let (export, offset) = match prepared {
+        Ok(prepared) => prepared,
+        Err(e) => return e.into_response(),
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(DOWNLOAD_DEPTH);
+    let store = app.store.clone();
+    tokio::task::spawn_blocking(move || {
+        let writer = ChannelWriter {
+            tx: tx.clone(),
+            skip: offset,
+        };
+        let written = store
+            .write_export(&export, io::BufWriter::with_capacity(64 * 1024, writer))
+            .map_err(|e| io::Error::other(e.to_string()))
+            .and_then(|mut w| w.flush());
+        if let Err(e) = written {
+            // Cut the body short: the client sees a broken download and resumes.
+            let _ = tx.blocking_send(Err(e));
+        }
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    });
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/x-tar")],
+        Body::from_stream(stream),
+    )
+        .into_response()
+}
+
+/// Sends what is written to the connection, leaving out the first `skip` bytes.
+struct ChannelWriter {
+    tx: tokio::sync::mpsc::Sender<io::Result<Bytes>>,
+    skip: u64,
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let skipped = usize::try_from(self.skip)
+            .unwrap_or(usize::MAX)
+            .min(buf.len());
+        self.skip -= skipped as u64;
+        if skipped < buf.len() {
+            self.tx
+                .blocking_send(Ok(Bytes::copy_from_slice(&buf[skipped..])))
+                .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// `POST /api/v1/courier/batches/BATCH/delivered`: the client has the whole bundle, checked
+/// against its hash; the batch is done (as local `export` marks it after verifying its file).
+pub async fn batch_delivered(
+    State(app): State<Arc<AppState>>,
+    Path(batch): Path<String>,
+    request: Request,
+) -> Response {
+    answer(
+        async {
+            authenticated(&app, request, SMALL_BODY).await?;
+            let batch = batch_id(&batch)?;
+            let store = app.store.clone();
+            blocking(move || Ok(store.complete_export(&batch)?)).await?;
+            Ok(serde_json::json!({ "delivered": true }))
+        }
+        .await,
+    )
+}
+
+/// `POST /api/v1/courier/purge`: the network form of the operator's `purge`, with the same
+/// checks: only submissions of that batch that the receipt lists as opened and whose size and
+/// SHA-256 match are deleted.
+pub async fn purge(State(app): State<Arc<AppState>>, request: Request) -> Response {
+    answer(
+        async {
+            let (_, body) = authenticated(&app, request, MAX_PURGE_REQUEST).await?;
+            let request: PurgeRequest = serde_json::from_slice(&body)
+                .map_err(|_| ApiError::BadBody("a bundle manifest and its open receipt"))?;
+            if request.receipt.batch != request.manifest.batch {
+                return Err(ApiError::BadBody(
+                    "the receipt of this bundle (its batch differs)",
+                ));
+            }
+            let opened: HashSet<SubmissionId> = request.receipt.opened.into_iter().collect();
+            let store = app.store.clone();
+            let report = blocking(move || Ok(store.purge(&request.manifest, &opened)?)).await?;
+            Ok(PurgeAnswer {
+                purged: report.purged,
+                already_gone: report.already_gone,
+                refused: report.refused,
+            })
+        }
+        .await,
+    )
 }

@@ -20,6 +20,10 @@ pub fn store_refusal(e: &StoreError) -> (StatusCode, &'static str, Option<u64>) 
         StoreError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large", None),
         StoreError::QuotaExceeded => (StatusCode::INSUFFICIENT_STORAGE, "store_full", Some(3600)),
         StoreError::DiskFull => (StatusCode::INSUFFICIENT_STORAGE, "disk_full", Some(600)),
+        StoreError::NotFound(_) | StoreError::BatchNotFound(_) => {
+            (StatusCode::NOT_FOUND, "not_found", None)
+        }
+        StoreError::AlreadyExported { .. } => (StatusCode::CONFLICT, "already_exported", None),
         _ => (
             StatusCode::SERVICE_UNAVAILABLE,
             "storage_unavailable",
@@ -87,6 +91,9 @@ pub enum ApiError {
     /// A query string that is not what the route takes; says what it takes (400).
     #[error("the query is not valid here; expected {0}")]
     BadQuery(&'static str),
+    /// A request body that is not what the route takes; says what it takes (400).
+    #[error("the request body is not valid here; expected {0}")]
+    BadBody(&'static str),
 }
 
 /// Tells the operator about a server-side failure, at most once per code every ten minutes:
@@ -175,6 +182,7 @@ impl ApiError {
             ApiError::Triage(_) => (StatusCode::BAD_REQUEST, "bad_triage", None),
             ApiError::Courier(e) => (StatusCode::UNAUTHORIZED, e.code(), None),
             ApiError::BadQuery(_) => (StatusCode::BAD_REQUEST, "bad_query", None),
+            ApiError::BadBody(_) => (StatusCode::BAD_REQUEST, "bad_body", None),
         }
     }
 
@@ -283,6 +291,10 @@ mod tests {
             StoreError::QuotaExceeded,
             StoreError::DiskFull,
             StoreError::Io(Error::other("x")),
+            StoreError::AlreadyExported {
+                id: crate::submission::SubmissionId::random(),
+                batch: crate::submission::BatchId::random(),
+            },
         ];
         let mut all: Vec<ApiError> = envelope.into_iter().map(ApiError::Envelope).collect();
         all.extend(pow.into_iter().map(ApiError::Pow));
@@ -297,6 +309,7 @@ mod tests {
             ApiError::Unavailable,
             ApiError::Triage(crate::triage::SealedTriageError::Encoding),
             ApiError::BadQuery("x"),
+            ApiError::BadBody("x"),
         ]);
         {
             use super::super::courier_routes::CourierRefusal as C;

@@ -212,6 +212,24 @@ pub fn router(state: Arc<AppState>, tls: bool) -> Router {
             "/api/v1/courier/triage",
             get(courier_routes::triage).route_layer(budget(limits::Route::Keys)),
         )
+        .route(
+            "/api/v1/courier/batches",
+            post(courier_routes::begin_batch).route_layer(budget(limits::Route::Keys)),
+        )
+        .route(
+            "/api/v1/courier/batches/{batch}",
+            get(courier_routes::download_batch).route_layer(budget(limits::Route::Keys)),
+        )
+        .route(
+            "/api/v1/courier/batches/{batch}/delivered",
+            post(courier_routes::batch_delivered).route_layer(budget(limits::Route::Keys)),
+        )
+        .route(
+            "/api/v1/courier/purge",
+            post(courier_routes::purge)
+                .layer(DefaultBodyLimit::max(crate::courier::MAX_PURGE_REQUEST))
+                .route_layer(budget(limits::Route::Keys)),
+        )
         .fallback(api::asset.layer(budget(limits::Route::Page)));
     Router::new()
         .route(

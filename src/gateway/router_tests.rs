@@ -77,6 +77,13 @@ fn one_of_each() -> Vec<(Method, String, Option<&'static str>)> {
             "/api/v1/courier/triage?since=2026-01-01".into(),
             None,
         ),
+        (Method::POST, "/api/v1/courier/batches".into(), None),
+        (
+            Method::GET,
+            "/api/v1/courier/batches/0123456789abcdef0123456789abcdef?offset=0".into(),
+            None,
+        ),
+        (Method::POST, "/api/v1/courier/purge".into(), None),
         (Method::GET, "/style.css".into(), None),
         (Method::GET, app_js, None),
         (Method::GET, "/nothing-here".into(), None),
@@ -194,6 +201,78 @@ async fn api_refusals_have_their_status_code_and_json_body() {
     let without_pow = gateway(|c| c.proof_of_work.enabled = false);
     let sealed = Some("application/pgp-encrypted");
     let cases: Vec<(&Gateway, Request<Body>, StatusCode, &str)> = vec![
+        (
+            &with_pow,
+            request(
+                Method::GET,
+                "/api/v1/courier/triage?since=2026-01-01",
+                None,
+                Body::empty(),
+            ),
+            StatusCode::UNAUTHORIZED,
+            "courier_credentials_missing",
+        ),
+        (
+            &with_pow,
+            request(
+                Method::POST,
+                "/api/v1/courier/batches",
+                None,
+                Body::from("{}"),
+            ),
+            StatusCode::UNAUTHORIZED,
+            "courier_credentials_missing",
+        ),
+        (
+            &with_pow,
+            request(
+                Method::GET,
+                "/api/v1/courier/batches/x",
+                None,
+                Body::empty(),
+            ),
+            StatusCode::UNAUTHORIZED,
+            "courier_credentials_missing",
+        ),
+        (
+            &with_pow,
+            request(
+                Method::POST,
+                "/api/v1/courier/purge",
+                None,
+                Body::from("{}"),
+            ),
+            StatusCode::UNAUTHORIZED,
+            "courier_credentials_missing",
+        ),
+        (
+            &with_pow,
+            request(
+                Method::POST,
+                "/api/v1/courier/challenge",
+                None,
+                Body::empty(),
+            ),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
+        (
+            &with_pow,
+            request(Method::GET, "/api/v1/courier/purge", None, Body::empty()),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
+        (
+            &with_pow,
+            {
+                let mut r = request(Method::POST, "/api/v1/submissions", sealed, Body::from("x"));
+                r.headers_mut()
+                    .insert("resguardo-triage", "not base64!".parse().unwrap());
+                r
+            },
+            StatusCode::BAD_REQUEST,
+            "bad_triage",
+        ),
         (
             &with_pow,
             request(Method::GET, "/nothing-here", None, Body::empty()),

@@ -14,10 +14,12 @@
 //! - [`open`]: the opener (verify, decrypt, stream, commit); [`worker`]: the parser;
 //! - [`output`]: `--out` and staging; [`render`]: `report.txt`; [`opened`]: a report folder read
 //!   back; [`index`]: `index.csv`, `index.txt` and `list DIR`;
-//! - [`watch`]: the on-call courier's early alerts (a networked device; no report is opened);
+//! - [`courier`]: the courier's signed connection; [`watch`]: its early alerts; [`transfer`]:
+//!   its `fetch` and network `purge` (a networked device; no report is ever opened there);
 //! - [`sandbox`]: containment; [`lang`] and [`messages`]: what the tool says, in Spanish or
 //!   English.
 
+pub mod courier;
 pub mod index;
 pub mod keygen;
 pub mod lang;
@@ -29,5 +31,6 @@ pub mod passphrase;
 pub mod render;
 pub mod sandbox;
 pub mod secret_key;
+pub mod transfer;
 pub mod watch;
 pub mod worker;

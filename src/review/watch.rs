@@ -22,20 +22,15 @@ use std::time::Duration;
 use base64::Engine as _;
 use sequoia_openpgp as openpgp;
 
-use openpgp::crypto::KeyPair;
-use openpgp::packet::signature::SignatureBuilder;
 use openpgp::parse::stream::DecryptorBuilder;
 use openpgp::parse::Parse;
-use openpgp::serialize::SerializeInto;
-use openpgp::types::SignatureType;
-use openpgp::Packet;
 use serde::{Deserialize, Serialize};
 
-use super::secret_key::UnlockedKey;
+use super::courier::Courier;
 use crate::courier::{TriageItem, TriageList};
 use crate::payload::Urgency;
 use crate::submission::{SubmissionId, UtcDay};
-use crate::submit::{GatewayClient, SubmitError};
+use crate::submit::SubmitError;
 use crate::terminal::clean_line;
 use crate::triage::{Triage, TRIAGE_BYTES};
 
@@ -133,26 +128,7 @@ impl Sighting {
     }
 }
 
-/// The courier's side of the connection: the gateway client and the unlocked courier key.
-pub struct Courier {
-    /// The gateway.
-    pub client: GatewayClient,
-    /// Signs requests (the authentication subkey).
-    pub signer: KeyPair,
-    /// Opens triage envelopes (the encryption subkey).
-    pub key: UnlockedKey,
-}
-
 impl Courier {
-    fn sign(signer: &mut KeyPair, text: &[u8]) -> Result<Vec<u8>, SubmitError> {
-        let sig = SignatureBuilder::new(SignatureType::Binary)
-            .sign_message(signer, text)
-            .map_err(|e| SubmitError::BadResponse(format!("signing: {e}")))?;
-        Packet::from(sig)
-            .to_vec()
-            .map_err(|e| SubmitError::BadResponse(format!("signing: {e}")))
-    }
-
     /// Every triage envelope the gateway holds from `since` on.
     pub fn triage_since(
         &mut self,
@@ -165,12 +141,8 @@ impl Courier {
             if let Some(after) = after {
                 path.push_str(&format!("&after={after}"));
             }
-            let signer = &mut self.signer;
-            let list: TriageList = self.client.courier_get(
-                &path,
-                &mut |text| Self::sign(signer, text),
-                MAX_TRIAGE_ANSWER,
-            )?;
+            let list: TriageList =
+                self.signed(|client, sign| client.courier_get(&path, sign, MAX_TRIAGE_ANSWER))?;
             after = list.items.last().map(|i| i.id);
             items.extend(list.items);
             if !list.more || after.is_none() {
@@ -184,7 +156,7 @@ impl Courier {
         let sealed = base64::engine::general_purpose::STANDARD
             .decode(&item.triage)
             .ok()?;
-        let helper = self.key.helper(Arc::new(AtomicBool::new(false)));
+        let helper = self.key.as_mut()?.helper(Arc::new(AtomicBool::new(false)));
         let mut reader = DecryptorBuilder::from_bytes(&sealed)
             .ok()?
             .with_policy(&crate::keyring::POLICY, None, helper)

@@ -104,6 +104,14 @@ pub enum StoreError {
     /// No batch record with this id.
     #[error("export batch {0} is not in the store (was it completed or purged already?)")]
     BatchNotFound(BatchId),
+    /// The submission is already in an export batch (fetch or export that batch instead).
+    #[error("submission {id} is already in export batch {batch}")]
+    AlreadyExported {
+        /// The submission.
+        id: SubmissionId,
+        /// The batch that holds it.
+        batch: BatchId,
+    },
     /// Writing or checking a bundle failed.
     #[error(transparent)]
     Bundle(#[from] BundleError),
@@ -539,6 +547,34 @@ impl SubmissionStore {
         if ids.is_empty() {
             return Ok(None);
         }
+        self.fix_batch(ids).map(Some)
+    }
+
+    /// Fixes a batch of exactly these stored submissions (an urgent report carried to the offline
+    /// machine at once). Each must be stored and not yet in a batch.
+    pub fn begin_export_of(&self, ids: &[SubmissionId]) -> Result<ExportBatch, StoreError> {
+        let _admin = self.lock_admin();
+        for id in ids {
+            match self.get(id)? {
+                None => return Err(StoreError::NotFound(*id)),
+                Some(SubmissionRecord {
+                    state: RecordState::Exported { batch },
+                    ..
+                }) => return Err(StoreError::AlreadyExported { id: *id, batch }),
+                Some(record) if record.state != RecordState::Stored => {
+                    return Err(StoreError::NotFound(*id))
+                }
+                Some(_) => {}
+            }
+        }
+        let mut unique = ids.to_vec();
+        unique.sort();
+        unique.dedup();
+        self.fix_batch(unique)
+    }
+
+    /// Marks `ids` exported in a new batch, durably, and returns its manifest.
+    fn fix_batch(&self, ids: Vec<SubmissionId>) -> Result<ExportBatch, StoreError> {
         let batch = BatchRecord {
             batch: BatchId::random(),
             created: UtcDay::today(),
@@ -573,10 +609,10 @@ impl SubmissionStore {
         }
         self.touch();
         let manifest = self.manifest_for(&batch)?;
-        Ok(Some(ExportBatch {
+        Ok(ExportBatch {
             manifest,
             resumed: false,
-        }))
+        })
     }
 
     /// Streams the bundle of `batch` into `out`, checking every ciphertext against its record.
@@ -585,6 +621,25 @@ impl SubmissionStore {
             self.open_sealed(&entry.id)
                 .map_err(|e| io::Error::other(e.to_string()))
         })?)
+    }
+
+    /// The export batch `batch` as it was fixed when begun, to write its bundle again (the same
+    /// bytes each time: a courier resuming a download gets the rest of the same file).
+    pub fn export_batch(&self, batch: &BatchId) -> Result<ExportBatch, StoreError> {
+        let Some(bytes) = self
+            .index()
+            .batches
+            .get(batch.as_bytes())
+            .map_err(StoreError::from_sled)?
+        else {
+            return Err(StoreError::BatchNotFound(*batch));
+        };
+        let record = BatchRecord::decode(&bytes)
+            .map_err(|e| StoreError::Integrity(vec![format!("batch {batch}: {e}")]))?;
+        Ok(ExportBatch {
+            manifest: self.manifest_for(&record)?,
+            resumed: true,
+        })
     }
 
     /// Records that the bundle of `batch` was written completely and synced by the receiver.

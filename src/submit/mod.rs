@@ -297,31 +297,93 @@ impl GatewayClient {
 pub type RequestSigner<'a> = dyn FnMut(&[u8]) -> Result<Vec<u8>, SubmitError> + 'a;
 
 impl GatewayClient {
-    /// A courier request (`docs/early-alerts.md`): asks for a challenge, has `sign` sign the
-    /// request's text (the courier's authentication key), sends it, and reads a JSON answer
-    /// of at most `limit` bytes.
+    /// Sends a courier request (`docs/early-alerts.md`): asks for a challenge, has `sign` sign
+    /// the request's text (the courier's authentication key) and sends it with `body` (GET when
+    /// `body` is `None`). Returns the raw answer.
+    fn courier_call(
+        &self,
+        path_and_query: &str,
+        body: Option<&[u8]>,
+        sign: &mut RequestSigner<'_>,
+    ) -> Result<ureq::http::Response<ureq::Body>, SubmitError> {
+        let url = format!("{}api/v1/courier/challenge", self.base);
+        let challenge: crate::courier::ChallengeBody =
+            expect_json(self.agent.get(&url).call(), 200, 4096)?;
+        let path = format!("/{}", path_and_query.trim_start_matches('/'));
+        let method = if body.is_some() { "POST" } else { "GET" };
+        let text =
+            crate::courier::signed_text(method, &path, &challenge.challenge, body.unwrap_or(b""));
+        let signature = base64::engine::general_purpose::STANDARD.encode(sign(&text)?);
+        let url = format!("{}{}", self.base, path.trim_start_matches('/'));
+        let sent = match body {
+            None => self
+                .agent
+                .get(&url)
+                .header(crate::courier::CHALLENGE_HEADER, &challenge.challenge)
+                .header(crate::courier::SIGNATURE_HEADER, &signature)
+                .call(),
+            Some(body) => self
+                .agent
+                .post(&url)
+                .header(crate::courier::CHALLENGE_HEADER, &challenge.challenge)
+                .header(crate::courier::SIGNATURE_HEADER, &signature)
+                .header("Content-Type", "application/json")
+                .send(body),
+        };
+        sent.map_err(|e| SubmitError::Unreachable(e.to_string()))
+    }
+
+    /// A signed courier GET whose JSON answer is at most `limit` bytes.
     pub fn courier_get<T: serde::de::DeserializeOwned>(
         &self,
         path_and_query: &str,
         sign: &mut RequestSigner<'_>,
         limit: u64,
     ) -> Result<T, SubmitError> {
-        let url = format!("{}api/v1/courier/challenge", self.base);
-        let challenge: crate::courier::ChallengeBody =
-            expect_json(self.agent.get(&url).call(), 200, 4096)?;
-        let path = format!("/{}", path_and_query.trim_start_matches('/'));
-        let text = crate::courier::signed_text("GET", &path, &challenge.challenge, b"");
-        let signature = sign(&text)?;
-        let url = format!("{}{}", self.base, path.trim_start_matches('/'));
-        let request = self
-            .agent
-            .get(&url)
-            .header(crate::courier::CHALLENGE_HEADER, &challenge.challenge)
-            .header(
-                crate::courier::SIGNATURE_HEADER,
-                base64::engine::general_purpose::STANDARD.encode(&signature),
+        expect_json(
+            Ok(self.courier_call(path_and_query, None, sign)?),
+            200,
+            limit,
+        )
+    }
+
+    /// A signed courier POST of `body`, whose JSON answer is at most `limit` bytes.
+    pub fn courier_post<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &[u8],
+        sign: &mut RequestSigner<'_>,
+        limit: u64,
+    ) -> Result<T, SubmitError> {
+        expect_json(Ok(self.courier_call(path, Some(body), sign)?), 200, limit)
+    }
+
+    /// A signed courier GET whose answer (200) is copied into `out`; returns the bytes copied.
+    /// If the connection breaks, `out` keeps what arrived and the error is returned (a caller
+    /// resumes from there).
+    pub fn courier_download(
+        &self,
+        path_and_query: &str,
+        sign: &mut RequestSigner<'_>,
+        out: &mut dyn std::io::Write,
+    ) -> Result<u64, SubmitError> {
+        let mut response = self.courier_call(path_and_query, None, sign)?;
+        if response.status().as_u16() != 200 {
+            return Err(
+                expect_json::<serde_json::Value>(Ok(response), 200, 64 * 1024)
+                    .err()
+                    .unwrap_or_else(|| SubmitError::BadResponse("unexpected answer".into())),
             );
-        expect_json(request.call(), 200, limit)
+        }
+        let mut reader = response.body_mut().with_config().limit(u64::MAX).reader();
+        // Large writes: a bundle is tens of MiB, and 8 KiB writes cost more than the network.
+        let mut out = std::io::BufWriter::with_capacity(1024 * 1024, out);
+        let copied = std::io::copy(&mut reader, &mut out);
+        // What arrived is kept even when the connection broke, so a retry resumes after it.
+        let flushed = std::io::Write::flush(&mut out);
+        let copied = copied.map_err(|e| SubmitError::Unreachable(e.to_string()))?;
+        flushed.map_err(|e| SubmitError::Unreachable(e.to_string()))?;
+        Ok(copied)
     }
 }
 

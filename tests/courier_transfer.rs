@@ -1,0 +1,353 @@
+//! The courier's transfer (issue 11, `docs/early-alerts.md`): `resguardo-review fetch` and
+//! `purge --server` against the real gateway, compared with the store's own export of the same
+//! batch; a download cut at half and a gateway killed with -9 mid-download resume and complete.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use resguardo::store::{StoreOptions, SubmissionStore};
+use resguardo::submit::{seal_report, GatewayClient, ReportInput, Trust};
+
+use crate::common::*;
+
+fn courier_file(ext: &str) -> PathBuf {
+    repo().join(format!("keys-example/demo-courier-1.{ext}"))
+}
+
+fn courier_config() -> String {
+    format!(
+        "[[couriers]]\ncert = \"{}\"\n",
+        courier_file("pub.asc").display()
+    )
+}
+
+/// Submits `n` reports, each with an attachment of `size` bytes, as resguardo-submit does.
+fn fill(url: &str, n: usize, size: usize) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let message = dir.path().join("m.txt");
+    std::fs::write(&message, "Nos amenazaron.").unwrap();
+    let attachment = dir.path().join("a.bin");
+    let bytes: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
+    std::fs::write(&attachment, bytes).unwrap();
+    let client = GatewayClient::new(url, Trust::WebPki, None).unwrap();
+    let keys = client.reviewer_keys().unwrap();
+    (0..n)
+        .map(|i| {
+            let input = ReportInput {
+                message: message.clone(),
+                attachments: vec![attachment.clone()],
+                language: "es".into(),
+                urgent: i % 3 == 0,
+                fields: vec![("what_happened".into(), "threat".into())],
+            };
+            let sealed = seal_report(&keys, &input).unwrap();
+            client
+                .submit_sealed(sealed.file, sealed.triage.as_deref())
+                .unwrap()
+        })
+        .collect()
+}
+
+fn courier_command(verb: &str, url: &str) -> Command {
+    let mut cmd = Command::new(review_bin());
+    cmd.args([verb, "--server", url, "--courier-key"])
+        .arg(courier_file("sec.asc"))
+        .arg("--passphrase-file")
+        .arg(courier_file("passphrase"));
+    cmd
+}
+
+fn fetch(url: &str, out: &Path) -> std::process::Output {
+    run(courier_command("fetch", url).arg("--out").arg(out))
+}
+
+/// The bundle the store itself writes for the batch in `bundle` (the local export's bytes).
+fn local_export_bytes(data_dir: &Path, bundle: &Path) -> Vec<u8> {
+    let manifest = resguardo::operator::verify_bundle_file(bundle).expect("a valid bundle");
+    let (store, _) = SubmissionStore::open(data_dir, StoreOptions::default()).expect("store");
+    let batch = store
+        .export_batch(&manifest.batch)
+        .expect("the batch is in the store");
+    store.write_export(&batch, Vec::new()).expect("export")
+}
+
+#[test]
+fn fetch_and_network_purge_do_what_local_export_and_purge_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let gateway = Gateway::start_with(dir.path(), "plain-http", &courier_config());
+    fill(&gateway.url, 6, 50_000);
+    let bundle = dir.path().join("bundle.tar");
+    let out = fetch(&gateway.url, &bundle);
+    assert!(out.status.success(), "fetch: {}", stderr(&out));
+    assert!(stdout(&out).contains("6 submissions"), "{}", stdout(&out));
+    // Nothing more to fetch: the batch was delivered.
+    let again = fetch(&gateway.url, &dir.path().join("again.tar"));
+    assert!(
+        stdout(&again).contains("nothing to fetch"),
+        "{}",
+        stdout(&again)
+    );
+    assert!(!dir.path().join("again.tar").exists());
+    // --out is never overwritten.
+    let exists = fetch(&gateway.url, &bundle);
+    assert_eq!(exists.status.code(), Some(3), "{}", stderr(&exists));
+    assert!(
+        stderr(&exists).contains("already exists"),
+        "{}",
+        stderr(&exists)
+    );
+
+    // Open it offline (as the reviewers do) for the receipt.
+    let opened = dir.path().join("opened");
+    let open = run(Command::new(review_bin())
+        .arg("open")
+        .arg(&bundle)
+        .arg("--key")
+        .arg(demo_sec(1))
+        .arg("--passphrase-file")
+        .arg(demo_passphrase(1))
+        .arg("--out")
+        .arg(&opened));
+    assert!(open.status.success(), "open: {}", stderr(&open));
+    let receipt = std::fs::read_dir(&opened)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("open-receipt-")
+        })
+        .expect("a receipt");
+
+    // The fetched bytes are the store's own export of that batch.
+    let data_dir = gateway.data_dir.clone();
+    gateway.stop();
+    assert_eq!(
+        std::fs::read(&bundle).unwrap(),
+        local_export_bytes(&data_dir, &bundle),
+        "fetch gives the local export's bytes"
+    );
+
+    // The network purge deletes what the receipt says was opened, and leaves an empty store.
+    let gateway = Gateway::start_with(dir.path(), "plain-http", &courier_config());
+    let purge = run(courier_command("purge", &gateway.url)
+        .arg("--bundle")
+        .arg(&bundle)
+        .arg("--receipt")
+        .arg(&receipt));
+    assert!(purge.status.success(), "purge: {}", stderr(&purge));
+    assert!(
+        stdout(&purge).starts_with("purged: 6"),
+        "{}",
+        stdout(&purge)
+    );
+    let status = run(Command::new(gateway_bin())
+        .args(["status", "--data-dir"])
+        .arg(&gateway.data_dir));
+    let status = stdout(&status);
+    assert!(
+        status.contains("waiting for export: 0") && status.contains("exported, not purged: 0"),
+        "{status}"
+    );
+    // Purging again: all already gone, nothing refused.
+    let twice = run(courier_command("purge", &gateway.url)
+        .arg("--bundle")
+        .arg(&bundle)
+        .arg("--receipt")
+        .arg(&receipt));
+    assert!(
+        stdout(&twice).contains("already gone: 6"),
+        "{}",
+        stdout(&twice)
+    );
+    gateway.stop();
+}
+
+/// A TCP proxy that cuts the first connection which carries more than `cut_after` bytes from
+/// the gateway, and can be pointed at a new gateway.
+struct CuttingProxy {
+    addr: SocketAddr,
+    upstream: Arc<Mutex<SocketAddr>>,
+    downstream_bytes: Arc<AtomicU64>,
+    cut: Arc<AtomicBool>,
+}
+
+impl CuttingProxy {
+    fn start(upstream: SocketAddr, cut_after: u64) -> CuttingProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let upstream = Arc::new(Mutex::new(upstream));
+        let downstream_bytes = Arc::new(AtomicU64::new(0));
+        let cut = Arc::new(AtomicBool::new(false));
+        let proxy = CuttingProxy {
+            addr,
+            upstream: upstream.clone(),
+            downstream_bytes: downstream_bytes.clone(),
+            cut: cut.clone(),
+        };
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                let target = *upstream.lock().unwrap();
+                let Ok(server) = TcpStream::connect(target) else {
+                    continue;
+                };
+                let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                std::thread::spawn(move || pump(c2, s2, None));
+                let (counter, cut) = (downstream_bytes.clone(), cut.clone());
+                std::thread::spawn(move || pump(server, client, Some((counter, cut, cut_after))));
+            }
+        });
+        proxy
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+}
+
+type Cutter = (Arc<AtomicU64>, Arc<AtomicBool>, u64);
+
+fn pump(mut from: TcpStream, mut to: TcpStream, cutter: Option<Cutter>) {
+    let mut buf = [0u8; 16 * 1024];
+    let mut this_connection = 0u64;
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if let Some((total, cut, after)) = &cutter {
+            total.fetch_add(n as u64, Ordering::SeqCst);
+            this_connection += n as u64;
+            if this_connection > *after && !cut.swap(true, Ordering::SeqCst) {
+                break; // cut once, mid-download
+            }
+        }
+        if to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown(std::net::Shutdown::Both);
+    let _ = from.shutdown(std::net::Shutdown::Both);
+}
+
+#[test]
+fn a_download_cut_at_half_and_a_gateway_killed_mid_fetch_resume_without_loss_or_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let gateway = Gateway::start_with(dir.path(), "plain-http", &courier_config());
+    fill(&gateway.url, 12, 400_000);
+    // About 5 MB of bundle: the first connection to carry 2.5 MB is cut.
+    let proxy = CuttingProxy::start(gateway.addr, 2_500_000);
+    let bundle = dir.path().join("bundle.tar");
+
+    // The gateway dies (kill -9) when the cut happens; the fetch gives up for now.
+    let fetch_run = {
+        let url = proxy.url();
+        let bundle = bundle.clone();
+        std::thread::spawn(move || fetch(&url, &bundle))
+    };
+    while !proxy.cut.load(Ordering::SeqCst) && !fetch_run.is_finished() {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let killed_logs = gateway.kill9();
+    let first = fetch_run.join().unwrap();
+    assert!(
+        !first.status.success(),
+        "the first fetch cannot finish: {}",
+        stdout(&first)
+    );
+    assert!(!bundle.exists(), "no bundle is written until it is whole");
+    let part = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".part"))
+        .expect("the part file is kept");
+    let had = std::fs::metadata(&part).unwrap().len();
+    assert!(had > 1_000_000, "about half arrived: {had}\n{killed_logs}");
+
+    // A new gateway on the same data directory; the same batch resumes where it stopped.
+    let gateway = Gateway::start_with(dir.path(), "plain-http", &courier_config());
+    *proxy.upstream.lock().unwrap() = gateway.addr;
+    let before = proxy.downstream_bytes.load(Ordering::SeqCst);
+    let second = fetch(&proxy.url(), &bundle);
+    assert!(
+        second.status.success(),
+        "resumed fetch: {}",
+        stderr(&second)
+    );
+    assert!(
+        stdout(&second).contains(&format!("resumed from byte {had}")),
+        "{}",
+        stdout(&second)
+    );
+    let size = std::fs::metadata(&bundle).unwrap().len();
+    let resent = proxy.downstream_bytes.load(Ordering::SeqCst) - before;
+    println!("bundle {size} bytes; had {had}; the resumed fetch received {resent} bytes");
+    assert!(
+        resent < size - had + 100_000,
+        "only the rest was sent again: {resent}"
+    );
+    assert!(!part.exists(), "the part file became the bundle");
+    let data_dir = gateway.data_dir.clone();
+    gateway.stop();
+    assert_eq!(
+        std::fs::read(&bundle).unwrap(),
+        local_export_bytes(&data_dir, &bundle),
+        "nothing lost, nothing twice: the store's own export of the batch"
+    );
+    let manifest = resguardo::operator::verify_bundle_file(&bundle).unwrap();
+    assert_eq!(manifest.submissions.len(), 12);
+}
+
+#[test]
+fn an_urgent_report_is_fetched_alone_and_the_rest_follows_in_the_next_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let gateway = Gateway::start_with(dir.path(), "plain-http", &courier_config());
+    let ids = fill(&gateway.url, 3, 1000);
+    let urgent = dir.path().join("urgent.tar");
+    let out = run(courier_command("fetch", &gateway.url)
+        .arg("--out")
+        .arg(&urgent)
+        .args(["--id", &ids[0]]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let manifest = resguardo::operator::verify_bundle_file(&urgent).unwrap();
+    let only: Vec<String> = manifest
+        .submissions
+        .iter()
+        .map(|e| e.id.to_string())
+        .collect();
+    assert_eq!(only, [ids[0].clone()]);
+
+    let rest = dir.path().join("rest.tar");
+    assert!(fetch(&gateway.url, &rest).status.success());
+    let mut others: Vec<String> = resguardo::operator::verify_bundle_file(&rest)
+        .unwrap()
+        .submissions
+        .iter()
+        .map(|e| e.id.to_string())
+        .collect();
+    others.sort();
+    let mut expected = ids[1..].to_vec();
+    expected.sort();
+    assert_eq!(others, expected, "each submission in exactly one batch");
+
+    // Asking for it again, or for an id the gateway never had: refused, with the reason.
+    for (id, code) in [
+        (ids[0].as_str(), "already_exported"),
+        ("0123456789abcdef0123456789abcdef", "not_found"),
+    ] {
+        let again = run(courier_command("fetch", &gateway.url)
+            .arg("--out")
+            .arg(dir.path().join(format!("{code}.tar")))
+            .args(["--id", id]));
+        assert!(!again.status.success());
+        assert!(stderr(&again).contains(code), "{}", stderr(&again));
+    }
+    gateway.stop();
+}
