@@ -312,6 +312,25 @@ mod tests {
         );
     }
 
+    /// Regression: sq's default keys carry an authentication subkey next to a signing one; a
+    /// reviewer using such a key was refused as "a courier key".
+    #[test]
+    fn a_key_that_can_sign_and_authenticate_is_a_reviewer_key() {
+        let (sq_like, _) = CertBuilder::new()
+            .add_userid("sq-style")
+            .add_signing_subkey()
+            .add_authentication_subkey()
+            .add_transport_encryption_subkey()
+            .generate()
+            .unwrap();
+        let public = sq_like.strip_secret_key_material();
+        assert!(ReviewerKeyring::from_certs(Path::new("t"), vec![public.clone()]).is_ok());
+        assert!(matches!(
+            CourierKeyring::from_certs(Path::new("t"), vec![public]),
+            Err(KeyringError::NotACourierKey { .. })
+        ));
+    }
+
     #[test]
     fn a_reviewer_key_is_not_a_courier_and_the_reverse() {
         let reviewer = crate::testing::reviewer_key("r", KeyProfile::Compatible);

@@ -113,9 +113,9 @@ pub enum KeyringError {
     /// More than [`MAX_REVIEWERS`] certificates were given.
     #[error("more than {MAX_REVIEWERS} reviewer certificates are configured")]
     TooMany,
-    /// A courier key (it has an authentication subkey) where a reviewer key belongs.
+    /// A courier key (an authentication subkey and no signing key) where a reviewer key belongs.
     #[error(
-        "{path}: certificate {fingerprint} is a courier key (it has an authentication subkey); \
+        "{path}: certificate {fingerprint} is a courier key (it authenticates and cannot sign); \
          list it under [[couriers]], and give reviewer_certs the reviewers' offline keys"
     )]
     CourierKeyAsReviewer {
@@ -124,10 +124,12 @@ pub enum KeyringError {
         /// Fingerprint of the certificate's primary key.
         fingerprint: Fingerprint,
     },
-    /// A reviewer (or other) key without an authentication subkey where a courier key belongs.
+    /// A key that is not courier-shaped (an authentication subkey and no signing key) where a
+    /// courier key belongs.
     #[error(
-        "{path}: certificate {fingerprint} is not a courier key (no valid authentication \
-         subkey); make one with `resguardo-review keygen --courier`"
+        "{path}: certificate {fingerprint} is not a courier key (a courier key has a valid \
+         authentication subkey and no signing key); make one with `resguardo-review keygen \
+         --courier`"
     )]
     NotACourierKey {
         /// The file that holds it.
@@ -400,8 +402,20 @@ fn validate(path: &Path, cert: Cert, role: KeyRole) -> Result<Reviewer, KeyringE
     if encryption_keys.is_empty() {
         return Err(KeyringError::NoEncryptionKey { path, fingerprint });
     }
-    let authenticates = !authentication_keys(&cert).is_empty();
-    match (role, authenticates) {
+    // A courier key (`keygen --courier`) authenticates and cannot sign. Keys that can do both
+    // (sq's default keys have an authentication subkey next to a signing one) are ordinary
+    // OpenPGP keys that reviewers use too.
+    let signs = cert
+        .keys()
+        .with_policy(&POLICY, None)
+        .supported()
+        .alive()
+        .revoked(false)
+        .key_flags(KeyFlags::empty().set_signing())
+        .next()
+        .is_some();
+    let courier_shaped = !signs && !authentication_keys(&cert).is_empty();
+    match (role, courier_shaped) {
         (KeyRole::Reviewer, true) => {
             return Err(KeyringError::CourierKeyAsReviewer { path, fingerprint })
         }
