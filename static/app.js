@@ -482,7 +482,9 @@ async function onSubmit(event) {
       config: { preferredCompressionAlgorithm: openpgp.enums.compression.uncompressed },
     });
     plain.fill(0);
-    const triage = await sealTriage(report);
+    // The note for the people on call must never cost the report: if it cannot be made (a
+    // courier key expired or changed since the page loaded), the report goes without it.
+    let triage = await sealTriage(report).catch(() => null);
     if (sealed.length > maxBytes) throw new Error(t('page.files.too_large', { limit: humanSize(maxBytes) }));
     // A refused proof of work that is not the reporter's doing (a restart, an expired or
     // outdated challenge) is fetched and solved again, quietly, a few times.
@@ -494,6 +496,10 @@ async function onSubmit(event) {
       progress.value = 0;
       setStatus(t('page.status.uploading', { percent: 0 }));
       answer = await upload(sealed, solution, triage);
+      if (answer.status === 400 && answer.body.error === 'bad_triage' && triage) {
+        triage = null;
+        continue;
+      }
       if (!(answer.status >= 400 && POW_RETRY_CODES.has(answer.body.error))) break;
     }
     if (answer.status === 201 && answer.body.id) {

@@ -472,3 +472,43 @@ fn watch_killed_twenty_times_while_reports_arrive_rings_each_urgent_report_once(
     assert_eq!(std::fs::read_dir(&rang).unwrap().count(), urgent_ids.len());
     gateway.stop();
 }
+
+/// A triage envelope the gateway refuses (sealed to a courier key removed since, say) never
+/// costs the report: the client sends it again without the envelope.
+#[test]
+fn a_refused_triage_envelope_does_not_cost_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let gateway = Gateway::start_with(dir.path(), "plain-http", &courier_config());
+    let client =
+        resguardo::submit::GatewayClient::new(&gateway.url, resguardo::submit::Trust::WebPki, None)
+            .unwrap();
+    let mut keys = client.reviewer_keys().unwrap();
+    // A courier the gateway does not know, as if the rota changed after the keys were fetched.
+    let stranger = resguardo::testing::courier_key("removed").strip_secret_key_material();
+    keys.couriers =
+        resguardo::keyring::CourierKeyring::from_certs(Path::new("test"), vec![stranger]).unwrap();
+    let message = dir.path().join("m.txt");
+    std::fs::write(&message, "Nos amenazaron.").unwrap();
+    let input = resguardo::submit::ReportInput {
+        message,
+        attachments: vec![],
+        language: "es".into(),
+        urgent: true,
+        fields: vec![],
+    };
+    let sealed = resguardo::submit::seal_report(&keys, &input).unwrap();
+    assert!(sealed.triage.is_some());
+    let id = client
+        .submit_sealed(sealed.file, sealed.triage.as_deref())
+        .expect("the report is accepted, without the envelope");
+    let data_dir = gateway.data_dir.clone();
+    gateway.stop();
+    let (store, _) =
+        resguardo::store::SubmissionStore::open(&data_dir, Default::default()).unwrap();
+    let record = store
+        .records()
+        .unwrap()
+        .into_iter()
+        .find(|r| r.id.to_string() == id);
+    assert!(record.expect("stored").triage.is_none());
+}
