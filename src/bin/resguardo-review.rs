@@ -137,24 +137,8 @@ enum Command {
     /// RESGUARDO_TYPES, RESGUARDO_REGION, RESGUARDO_DAY and RESGUARDO_SUMMARY. Each urgent
     /// report rings exactly once, across restarts and kill -9 (state in --state).
     Watch {
-        /// The gateway, e.g. http://xyz….onion/ or https://reportes.example.org/
-        #[arg(long, value_name = "URL")]
-        server: String,
-        /// Your courier key (from `keygen --courier`).
-        #[arg(long, value_name = "FILE")]
-        courier_key: PathBuf,
-        /// Read the key's passphrase from the first line of this file instead of the terminal.
-        #[arg(long, value_name = "FILE")]
-        passphrase_file: Option<PathBuf>,
-        /// Connect through this proxy, e.g. socks5h://127.0.0.1:9050 for Tor.
-        #[arg(long, value_name = "URL")]
-        proxy: Option<String>,
-        /// Trust only this CA or self-signed certificate (PEM) for the gateway.
-        #[arg(long, value_name = "PEM", conflicts_with = "insecure_self_signed")]
-        ca_cert: Option<PathBuf>,
-        /// Accept any TLS certificate. Only for a test gateway with a self-signed certificate.
-        #[arg(long)]
-        insecure_self_signed: bool,
+        #[command(flatten)]
+        connection: Connection,
         /// Seconds between polls (1 to 3600; below 10 only for tests).
         #[arg(long, value_name = "SECONDS", default_value_t = 30,
               value_parser = clap::value_parser!(u64).range(1..=3600))]
@@ -173,27 +157,11 @@ enum Command {
     /// interrupted download.
     ///
     /// The same batches and bundle bytes as the operator's local `export`; the bundle is checked
-    /// against the size and SHA-256 the gateway announced and entry by entry before it is
-    /// written to --out and the batch is marked delivered.
+    /// against the size the gateway announced and entry by entry against its manifest before it
+    /// is written to --out and the batch is marked delivered.
     Fetch {
-        /// The gateway, e.g. http://xyz….onion/ or https://reportes.example.org/
-        #[arg(long, value_name = "URL")]
-        server: String,
-        /// Your courier key (from `keygen --courier`).
-        #[arg(long, value_name = "FILE")]
-        courier_key: PathBuf,
-        /// Read the key's passphrase from the first line of this file instead of the terminal.
-        #[arg(long, value_name = "FILE")]
-        passphrase_file: Option<PathBuf>,
-        /// Connect through this proxy, e.g. socks5h://127.0.0.1:9050 for Tor.
-        #[arg(long, value_name = "URL")]
-        proxy: Option<String>,
-        /// Trust only this CA or self-signed certificate (PEM) for the gateway.
-        #[arg(long, value_name = "PEM", conflicts_with = "insecure_self_signed")]
-        ca_cert: Option<PathBuf>,
-        /// Accept any TLS certificate. Only for a test gateway with a self-signed certificate.
-        #[arg(long)]
-        insecure_self_signed: bool,
+        #[command(flatten)]
+        connection: Connection,
         /// Where to write the bundle (must not exist).
         #[arg(long, value_name = "BUNDLE")]
         out: PathBuf,
@@ -205,24 +173,8 @@ enum Command {
     /// Delete from the gateway what the reviewers opened from a fetched bundle (with a courier
     /// key), with the same checks as the operator's local `purge`.
     Purge {
-        /// The gateway, e.g. http://xyz….onion/ or https://reportes.example.org/
-        #[arg(long, value_name = "URL")]
-        server: String,
-        /// Your courier key (from `keygen --courier`).
-        #[arg(long, value_name = "FILE")]
-        courier_key: PathBuf,
-        /// Read the key's passphrase from the first line of this file instead of the terminal.
-        #[arg(long, value_name = "FILE")]
-        passphrase_file: Option<PathBuf>,
-        /// Connect through this proxy, e.g. socks5h://127.0.0.1:9050 for Tor.
-        #[arg(long, value_name = "URL")]
-        proxy: Option<String>,
-        /// Trust only this CA or self-signed certificate (PEM) for the gateway.
-        #[arg(long, value_name = "PEM", conflicts_with = "insecure_self_signed")]
-        ca_cert: Option<PathBuf>,
-        /// Accept any TLS certificate. Only for a test gateway with a self-signed certificate.
-        #[arg(long)]
-        insecure_self_signed: bool,
+        #[command(flatten)]
+        connection: Connection,
         /// The bundle that was opened.
         #[arg(long, value_name = "BUNDLE")]
         bundle: PathBuf,
@@ -400,25 +352,12 @@ fn run(command: Command, lang: Lang) -> Result<(), Failure> {
             Ok(())
         }
         Command::Watch {
-            server,
-            courier_key,
-            passphrase_file,
-            proxy,
-            ca_cert,
-            insecure_self_signed,
+            connection,
             every,
             on_alert,
             state,
             once,
         } => {
-            let connection = Connection {
-                server,
-                courier_key,
-                passphrase_file,
-                proxy,
-                ca_cert,
-                insecure_self_signed,
-            };
             let mut courier = connection.courier(lang, true)?;
             let options = watch::WatchOptions {
                 every: Duration::from_secs(every),
@@ -430,12 +369,7 @@ fn run(command: Command, lang: Lang) -> Result<(), Failure> {
                 .map_err(|e| Failure::environment(e.to_string()))
         }
         Command::Fetch {
-            server,
-            courier_key,
-            passphrase_file,
-            proxy,
-            ca_cert,
-            insecure_self_signed,
+            connection,
             out,
             id,
         } => {
@@ -444,14 +378,6 @@ fn run(command: Command, lang: Lang) -> Result<(), Failure> {
                 .map(|i| i.parse())
                 .collect::<Result<Vec<resguardo::submission::SubmissionId>, _>>()
                 .map_err(|e| Failure::usage(e.to_string()))?;
-            let connection = Connection {
-                server,
-                courier_key,
-                passphrase_file,
-                proxy,
-                ca_cert,
-                insecure_self_signed,
-            };
             let mut courier = connection.courier(lang, false)?;
             let fetched = courier.fetch(&out, &only).map_err(transfer_failure)?;
             match fetched.batch {
@@ -477,23 +403,10 @@ fn run(command: Command, lang: Lang) -> Result<(), Failure> {
             Ok(())
         }
         Command::Purge {
-            server,
-            courier_key,
-            passphrase_file,
-            proxy,
-            ca_cert,
-            insecure_self_signed,
+            connection,
             bundle,
             receipt,
         } => {
-            let connection = Connection {
-                server,
-                courier_key,
-                passphrase_file,
-                proxy,
-                ca_cert,
-                insecure_self_signed,
-            };
             let mut courier = connection.courier(lang, false)?;
             let purged = courier.purge(&bundle, &receipt).map_err(transfer_failure)?;
             println!(
@@ -526,13 +439,36 @@ fn run(command: Command, lang: Lang) -> Result<(), Failure> {
     }
 }
 
-/// How a courier command reaches the gateway, and with which key.
+/// The Spanish help of [`Connection`]'s options.
+const CONNECTION_HELP: &[(&str, &str)] = &[
+    ("server", "El servidor, p. ej. http://xyz….onion/ o https://reportes.example.org/"),
+    ("courier_key", "Tu clave de enlace (de `keygen --courier`)."),
+    ("passphrase_file", "Leer la frase de contraseña de la clave de la primera línea de este archivo en vez de la terminal."),
+    ("proxy", "Conectar a través de este proxy, p. ej. socks5h://127.0.0.1:9050 para Tor."),
+    ("ca_cert", "Confiar solo en este certificado de CA o autofirmado (PEM) para el servidor."),
+    ("insecure_self_signed", "Aceptar cualquier certificado TLS. Solo para un servidor de prueba."),
+];
+
+/// How a courier command reaches the gateway, and with which key (`watch`, `fetch`, `purge`).
+#[derive(clap::Args)]
 struct Connection {
+    /// The gateway, e.g. http://xyz….onion/ or https://reportes.example.org/
+    #[arg(long, value_name = "URL")]
     server: String,
+    /// Your courier key (from `keygen --courier`).
+    #[arg(long, value_name = "FILE")]
     courier_key: PathBuf,
+    /// Read the key's passphrase from the first line of this file instead of the terminal.
+    #[arg(long, value_name = "FILE")]
     passphrase_file: Option<PathBuf>,
+    /// Connect through this proxy, e.g. socks5h://127.0.0.1:9050 for Tor.
+    #[arg(long, value_name = "URL")]
     proxy: Option<String>,
+    /// Trust only this CA or self-signed certificate (PEM) for the gateway.
+    #[arg(long, value_name = "PEM", conflicts_with = "insecure_self_signed")]
     ca_cert: Option<PathBuf>,
+    /// Accept any TLS certificate. Only for a test gateway with a self-signed certificate.
+    #[arg(long)]
     insecure_self_signed: bool,
 }
 
@@ -923,6 +859,7 @@ fn localized_command(lang: Lang) -> clap::Command {
         )
     })
     .mut_subcommand("watch", |c| {
+        let c = arg_help(c, CONNECTION_HELP);
         arg_help(
             spanish(
                 c,
@@ -931,12 +868,6 @@ fn localized_command(lang: Lang) -> clap::Command {
                 None,
             ),
             &[
-                ("server", "El servidor, p. ej. http://xyz….onion/ o https://reportes.example.org/"),
-                ("courier_key", "Tu clave de enlace (de `keygen --courier`)."),
-                ("passphrase_file", "Leer la frase de contraseña de la clave de la primera línea de este archivo en vez de la terminal."),
-                ("proxy", "Conectar a través de este proxy, p. ej. socks5h://127.0.0.1:9050 para Tor."),
-                ("ca_cert", "Confiar solo en este certificado de CA o autofirmado (PEM) para el servidor."),
-                ("insecure_self_signed", "Aceptar cualquier certificado TLS. Solo para un servidor de prueba."),
                 ("every", "Segundos entre consultas (1 a 3600; menos de 10 solo para pruebas)."),
                 ("on_alert", "Una orden de shell que se ejecuta por cada reporte urgente (para reenviarlo por signal-cli, SMS o correo)."),
                 ("state", "Dónde guarda la vigilancia lo que ya vio y qué alarmas sonaron."),
@@ -945,6 +876,7 @@ fn localized_command(lang: Lang) -> clap::Command {
         )
     })
     .mut_subcommand("fetch", |c| {
+        let c = arg_help(c, CONNECTION_HELP);
         arg_help(
             spanish(
                 c,
@@ -953,18 +885,13 @@ fn localized_command(lang: Lang) -> clap::Command {
                 None,
             ),
             &[
-                ("server", "El servidor, p. ej. http://xyz….onion/ o https://reportes.example.org/"),
-                ("courier_key", "Tu clave de enlace (de `keygen --courier`)."),
-                ("passphrase_file", "Leer la frase de contraseña de la clave de la primera línea de este archivo en vez de la terminal."),
-                ("proxy", "Conectar a través de este proxy, p. ej. socks5h://127.0.0.1:9050 para Tor."),
-                ("ca_cert", "Confiar solo en este certificado de CA o autofirmado (PEM) para el servidor."),
-                ("insecure_self_signed", "Aceptar cualquier certificado TLS. Solo para un servidor de prueba."),
                 ("out", "Dónde escribir el paquete (no debe existir)."),
                 ("id", "Solo este envío, en un lote propio (un reporte urgente para llevar de inmediato; se puede repetir)."),
             ],
         )
     })
     .mut_subcommand("purge", |c| {
+        let c = arg_help(c, CONNECTION_HELP);
         arg_help(
             spanish(
                 c,
@@ -973,12 +900,6 @@ fn localized_command(lang: Lang) -> clap::Command {
                 None,
             ),
             &[
-                ("server", "El servidor, p. ej. http://xyz….onion/ o https://reportes.example.org/"),
-                ("courier_key", "Tu clave de enlace (de `keygen --courier`)."),
-                ("passphrase_file", "Leer la frase de contraseña de la clave de la primera línea de este archivo en vez de la terminal."),
-                ("proxy", "Conectar a través de este proxy, p. ej. socks5h://127.0.0.1:9050 para Tor."),
-                ("ca_cert", "Confiar solo en este certificado de CA o autofirmado (PEM) para el servidor."),
-                ("insecure_self_signed", "Aceptar cualquier certificado TLS. Solo para un servidor de prueba."),
                 ("bundle", "El paquete que se abrió."),
                 ("receipt", "El recibo que escribió `open` (open-receipt-<lote>.json en su carpeta --out)."),
             ],
