@@ -365,6 +365,11 @@ pub struct RateLimits {
     pub challenges_per_second: u32,
     /// Challenge requests that may come at once before `challenges_per_second` paces them.
     pub challenge_burst: u32,
+    /// The courier routes (`/api/v1/courier/…`) per second, for the whole gateway: a budget of
+    /// their own, so that a flood of the reporters' routes cannot silence early alerts.
+    pub courier_per_second: u32,
+    /// Courier requests that may come at once before `courier_per_second` paces them.
+    pub courier_burst: u32,
     /// Each connection's own share of the routes above (a page load makes about a dozen
     /// requests), so one client cannot take a whole budget.
     pub per_connection_per_second: u32,
@@ -390,6 +395,8 @@ impl Default for RateLimits {
             keys_burst: 100,
             challenges_per_second: 50,
             challenge_burst: 100,
+            courier_per_second: 20,
+            courier_burst: 60,
             per_connection_per_second: 10,
             per_connection_burst: 40,
             max_requests_per_connection: 200,
@@ -550,6 +557,8 @@ impl GatewayConfig {
             ("rate_limits.keys_burst", r.keys_burst),
             ("rate_limits.challenges_per_second", r.challenges_per_second),
             ("rate_limits.challenge_burst", r.challenge_burst),
+            ("rate_limits.courier_per_second", r.courier_per_second),
+            ("rate_limits.courier_burst", r.courier_burst),
             (
                 "rate_limits.per_connection_per_second",
                 r.per_connection_per_second,

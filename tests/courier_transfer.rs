@@ -67,6 +67,36 @@ fn fetch(url: &str, out: &Path) -> std::process::Output {
 }
 
 /// The bundle the store itself writes for the batch in `bundle` (the local export's bytes).
+fn receipt_signature(receipt: &Path) -> PathBuf {
+    resguardo::bundle::receipt::signature_path(receipt)
+}
+
+/// Opens `bundle` with the demo reviewer key into `out`; returns the receipt's path.
+fn open_offline(bundle: &Path, out: &Path) -> PathBuf {
+    let open = run(Command::new(review_bin())
+        .arg("open")
+        .arg(bundle)
+        .arg("--key")
+        .arg(demo_sec(1))
+        .arg("--passphrase-file")
+        .arg(demo_passphrase(1))
+        .arg("--out")
+        .arg(out));
+    assert!(open.status.success(), "open: {}", stderr(&open));
+    let batch = resguardo::operator::verify_bundle_file(bundle)
+        .unwrap()
+        .batch;
+    out.join(format!("open-receipt-{batch}.json"))
+}
+
+fn network_purge(url: &str, bundle: &Path, receipt: &Path) -> std::process::Output {
+    run(courier_command("purge", url)
+        .arg("--bundle")
+        .arg(bundle)
+        .arg("--receipt")
+        .arg(receipt))
+}
+
 fn local_export_bytes(data_dir: &Path, bundle: &Path) -> Vec<u8> {
     let manifest = resguardo::operator::verify_bundle_file(bundle).expect("a valid bundle");
     let (store, _) = SubmissionStore::open(data_dir, StoreOptions::default()).expect("store");
@@ -104,26 +134,7 @@ fn fetch_and_network_purge_do_what_local_export_and_purge_do() {
 
     // Open it offline (as the reviewers do) for the receipt.
     let opened = dir.path().join("opened");
-    let open = run(Command::new(review_bin())
-        .arg("open")
-        .arg(&bundle)
-        .arg("--key")
-        .arg(demo_sec(1))
-        .arg("--passphrase-file")
-        .arg(demo_passphrase(1))
-        .arg("--out")
-        .arg(&opened));
-    assert!(open.status.success(), "open: {}", stderr(&open));
-    let receipt = std::fs::read_dir(&opened)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("open-receipt-")
-        })
-        .expect("a receipt");
+    let receipt = open_offline(&bundle, &opened);
 
     // The fetched bytes are the store's own export of that batch.
     let data_dir = gateway.data_dir.clone();
@@ -136,6 +147,10 @@ fn fetch_and_network_purge_do_what_local_export_and_purge_do() {
 
     // The network purge deletes what the receipt says was opened, and leaves an empty store.
     let gateway = Gateway::start_with(dir.path(), "plain-http", &courier_config());
+    assert!(
+        receipt_signature(&receipt).exists(),
+        "open signs the receipt with the demo reviewer key's signing subkey"
+    );
     let purge = run(courier_command("purge", &gateway.url)
         .arg("--bundle")
         .arg(&bundle)
@@ -306,15 +321,19 @@ fn a_download_cut_at_half_and_a_gateway_killed_mid_fetch_resume_without_loss_or_
 }
 
 #[test]
-fn an_urgent_report_is_fetched_alone_and_the_rest_follows_in_the_next_batch() {
+fn an_urgent_report_is_copied_at_once_leaves_no_batch_and_is_purged_only_with_its_batch() {
     let dir = tempfile::tempdir().unwrap();
     let gateway = Gateway::start_with(dir.path(), "plain-http", &courier_config());
     let ids = fill(&gateway.url, 3, 1000);
-    let urgent = dir.path().join("urgent.tar");
-    let out = run(courier_command("fetch", &gateway.url)
-        .arg("--out")
-        .arg(&urgent)
-        .args(["--id", &ids[0]]));
+    let copy = |name: &str, id: &str| {
+        let out = dir.path().join(name);
+        let done = run(courier_command("fetch", &gateway.url)
+            .arg("--out")
+            .arg(&out)
+            .args(["--id", id]));
+        (out, done)
+    };
+    let (urgent, out) = copy("urgent.tar", &ids[0]);
     assert!(out.status.success(), "{}", stderr(&out));
     let manifest = resguardo::operator::verify_bundle_file(&urgent).unwrap();
     let only: Vec<String> = manifest
@@ -323,31 +342,133 @@ fn an_urgent_report_is_fetched_alone_and_the_rest_follows_in_the_next_batch() {
         .map(|e| e.id.to_string())
         .collect();
     assert_eq!(only, [ids[0].clone()]);
+    // The same copy is the same bytes (a broken download resumes), and nothing was recorded:
+    // no batch on the server dates the urgent report.
+    let (again, out) = copy("again.tar", &ids[0]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read(&again).unwrap(),
+        std::fs::read(&urgent).unwrap()
+    );
+    let listed = run(courier_command("fetch", &gateway.url).arg("--list"));
+    assert!(
+        stdout(&listed).contains("no batches"),
+        "{}",
+        stdout(&listed)
+    );
 
+    // The next batch carries all three, the urgent one included.
     let rest = dir.path().join("rest.tar");
     assert!(fetch(&gateway.url, &rest).status.success());
-    let mut others: Vec<String> = resguardo::operator::verify_bundle_file(&rest)
+    let mut all: Vec<String> = resguardo::operator::verify_bundle_file(&rest)
         .unwrap()
         .submissions
         .iter()
         .map(|e| e.id.to_string())
         .collect();
-    others.sort();
-    let mut expected = ids[1..].to_vec();
+    all.sort();
+    let mut expected = ids.clone();
     expected.sort();
-    assert_eq!(others, expected, "each submission in exactly one batch");
+    assert_eq!(all, expected, "the copied report goes out with its batch");
 
-    // Asking for it again, or for an id the gateway never had: refused, with the reason.
-    for (id, code) in [
-        (ids[0].as_str(), "already_exported"),
-        ("0123456789abcdef0123456789abcdef", "not_found"),
-    ] {
-        let again = run(courier_command("fetch", &gateway.url)
-            .arg("--out")
-            .arg(dir.path().join(format!("{code}.tar")))
-            .args(["--id", id]));
-        assert!(!again.status.success());
-        assert!(stderr(&again).contains(code), "{}", stderr(&again));
-    }
+    // Offline: the copy opens first; the batch opens the other two and skips it.
+    let opened = dir.path().join("opened");
+    let copy_receipt = open_offline(&urgent, &opened);
+    let batch_receipt = open_offline(&rest, &opened);
+    // The copy's receipt purges nothing: the report is in another batch.
+    let purge = network_purge(&gateway.url, &urgent, &copy_receipt);
+    assert!(purge.status.success(), "{}", stderr(&purge));
+    assert!(
+        stdout(&purge).starts_with("purged: 0"),
+        "{}",
+        stdout(&purge)
+    );
+    let purge = network_purge(&gateway.url, &rest, &batch_receipt);
+    assert!(
+        stdout(&purge).starts_with("purged: 3"),
+        "{}",
+        stdout(&purge)
+    );
+
+    // A copy of an id the gateway does not hold: refused, with the reason.
+    let (_, unknown) = copy("unknown.tar", "0123456789abcdef0123456789abcdef");
+    assert!(!unknown.status.success());
+    assert!(
+        stderr(&unknown).contains("not_found"),
+        "{}",
+        stderr(&unknown)
+    );
+    gateway.stop();
+}
+
+#[test]
+fn a_stolen_courier_key_cannot_purge_and_a_batch_marked_delivered_can_be_fetched_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let gateway = Gateway::start_with(dir.path(), "plain-http", &courier_config());
+    fill(&gateway.url, 2, 1000);
+    let bundle = dir.path().join("bundle.tar");
+    assert!(fetch(&gateway.url, &bundle).status.success());
+    let batch = resguardo::operator::verify_bundle_file(&bundle)
+        .unwrap()
+        .batch;
+
+    // Marked delivered (as a thief could without taking it): listed, and fetched again whole.
+    let listed = run(courier_command("fetch", &gateway.url).arg("--list"));
+    let listed = stdout(&listed);
+    assert!(
+        listed.contains(&batch.to_string()) && listed.contains("delivered, not yet purged"),
+        "{listed}"
+    );
+    let again = dir.path().join("again.tar");
+    let out = run(courier_command("fetch", &gateway.url)
+        .arg("--out")
+        .arg(&again)
+        .args(["--batch", &batch.to_string()]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read(&again).unwrap(),
+        std::fs::read(&bundle).unwrap()
+    );
+
+    // Receipts a courier key alone can make are refused, and nothing is deleted.
+    let opened = dir.path().join("opened");
+    let receipt = open_offline(&bundle, &opened);
+    let signature = std::fs::read(receipt_signature(&receipt)).unwrap();
+    let text = std::fs::read_to_string(&receipt).unwrap();
+    // (1) unsigned: the client says so before sending anything.
+    std::fs::remove_file(receipt_signature(&receipt)).unwrap();
+    let unsigned = network_purge(&gateway.url, &bundle, &receipt);
+    assert_eq!(unsigned.status.code(), Some(3), "{}", stderr(&unsigned));
+    assert!(
+        stderr(&unsigned).contains("not signed"),
+        "{}",
+        stderr(&unsigned)
+    );
+    // (2) made up, beside a real signature of another receipt: the gateway refuses it.
+    std::fs::write(&receipt, text.replace("\n  ", "\n   ")).unwrap();
+    std::fs::write(receipt_signature(&receipt), &signature).unwrap();
+    let forged = network_purge(&gateway.url, &bundle, &receipt);
+    assert!(!forged.status.success());
+    assert!(
+        stderr(&forged).contains("receipt_not_signed"),
+        "{}",
+        stderr(&forged)
+    );
+    let status = run(Command::new(gateway_bin())
+        .args(["status", "--data-dir"])
+        .arg(&gateway.data_dir));
+    assert!(
+        stdout(&status).contains("exported, not purged: 2"),
+        "{}",
+        stdout(&status)
+    );
+    // The signed receipt, restored: purged.
+    std::fs::write(&receipt, text).unwrap();
+    let purge = network_purge(&gateway.url, &bundle, &receipt);
+    assert!(
+        stdout(&purge).starts_with("purged: 2"),
+        "{}",
+        stdout(&purge)
+    );
     gateway.stop();
 }

@@ -332,7 +332,8 @@ fn the_operator_guide_runs_step_by_step() {
         .filter_map(|e| e.ok().map(|e| e.path()))
         .find(|p| {
             p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("open-receipt-"))
+                .map(|n| n.to_string_lossy().into_owned())
+                .is_some_and(|n| n.starts_with("open-receipt-") && n.ends_with(".json"))
         })
         .expect("open wrote a receipt");
     let carried = home.join(receipt.file_name().expect("name"));

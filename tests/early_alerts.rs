@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use resguardo::courier::{signed_text, ChallengeBody, TriageList};
+use resguardo::courier::{body_hash, signed_text, ChallengeBody, TriageList};
 use resguardo::review::secret_key::{KeyPair, LockedKey};
 use resguardo::triage::{Triage, TRIAGE_BYTES};
 use sequoia_openpgp as openpgp;
@@ -123,7 +123,7 @@ fn an_urgent_report_rings_once_with_only_triage_fields_and_a_calm_one_is_listed(
         let name = line.split('=').next().unwrap_or("");
         assert!(
             name.starts_with("RESGUARDO_")
-                || ["PATH", "PWD", "SHLVL", "_", "OLDPWD"].contains(&name),
+                || ["PATH", "HOME", "LANG", "PWD", "SHLVL", "_", "OLDPWD"].contains(&name),
             "only triage fields reach --on-alert, not {line:?}"
         );
     }
@@ -207,7 +207,7 @@ fn courier_requests_are_refused_with_a_code_for_each_bad_credential() {
     let urgent = submit(&gateway, dir.path(), true);
     let calm = submit(&gateway, dir.path(), false);
     let path = "/api/v1/courier/triage?since=2000-01-01";
-    let text = |c: &str| signed_text("GET", path, c, b"");
+    let text = |c: &str| signed_text("GET", path, c, &body_hash(b""));
     let mut good = courier_signer();
 
     // A good request lists both envelopes, of one size, and each opens to its triage note.
@@ -281,7 +281,12 @@ fn courier_requests_are_refused_with_a_code_for_each_bad_credential() {
             "courier_wrong_request",
             Box::new(|c| {
                 let mut k = courier_signer();
-                let other = signed_text("GET", "/api/v1/courier/triage?since=2026-01-01", c, b"");
+                let other = signed_text(
+                    "GET",
+                    "/api/v1/courier/triage?since=2026-01-01",
+                    c,
+                    &body_hash(b""),
+                );
                 (Some(c.to_string()), Some(sign(&mut k, &other)))
             }),
         ),

@@ -22,6 +22,7 @@ use resguardo::review::messages::{self, Localized, Verb};
 use resguardo::review::open::{self, Limits, ParserProgram, DEFAULT_MAX_PLAINTEXT, DISK_RESERVE};
 use resguardo::review::output::OutputDir;
 use resguardo::review::secret_key::LockedKey;
+use resguardo::review::transfer::FetchWhat;
 use resguardo::review::{courier, index, keygen, passphrase, sandbox, transfer, watch, worker};
 use resguardo::submit::{GatewayClient, Trust};
 use resguardo::terminal::clean_line;
@@ -75,6 +76,23 @@ enum Command {
         /// signs requests to the gateway, and can never open a report.
         #[arg(long)]
         courier: bool,
+    },
+    /// Give a reviewer key made before version 0.2 the signing subkey that signs open receipts
+    /// (run it offline).
+    ///
+    /// Writes NAME.pub.asc and NAME.sec.asc into --out: the same key (same fingerprint, same
+    /// passphrase) with a new Ed25519 signing subkey. Replace the old secret key with the new one,
+    /// and give the new public key to the gateway operator.
+    AddSigningKey {
+        /// The reviewer's secret key.
+        #[arg(long, value_name = "SECRET_KEY_FILE")]
+        key: PathBuf,
+        /// Directory to write the new key files into (not over existing files).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Read the key's passphrase from the first line of this file instead of the terminal.
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
     },
     /// Decrypt and check every submission of a bundle into DIR/<id>/ (run it offline).
     ///
@@ -163,12 +181,20 @@ enum Command {
         #[command(flatten)]
         connection: Connection,
         /// Where to write the bundle (must not exist).
-        #[arg(long, value_name = "BUNDLE")]
-        out: PathBuf,
-        /// Only this submission, in a batch of its own (an urgent report to carry at once;
-        /// repeatable).
-        #[arg(long, value_name = "ID")]
+        #[arg(long, value_name = "BUNDLE", required_unless_present = "list")]
+        out: Option<PathBuf>,
+        /// A copy of only this submission, at once (an urgent report to carry to the offline
+        /// machine; repeatable, up to 20). Nothing on the server records it: the submission goes
+        /// out again with the next batch, and only that batch's receipt purges it.
+        #[arg(long, value_name = "ID", conflicts_with = "batch")]
         id: Vec<String>,
+        /// That batch again (one the gateway still holds, delivered or not).
+        #[arg(long, value_name = "BATCH")]
+        batch: Option<String>,
+        /// List the batches the gateway still holds instead (a delivered batch that never
+        /// reached the reviewers shows up here).
+        #[arg(long, conflicts_with_all = ["id", "batch", "out"])]
+        list: bool,
     },
     /// Delete from the gateway what the reviewers opened from a fetched bundle (with a courier
     /// key), with the same checks as the operator's local `purge`.
@@ -299,6 +325,49 @@ fn run(command: Command, lang: Lang) -> Result<(), Failure> {
             eprint!("{stderr}");
             Ok(())
         }
+        Command::AddSigningKey {
+            key,
+            out,
+            passphrase_file,
+        } => {
+            let locked = LockedKey::load(&key).map_err(|e| Failure::bad_input(e.message(lang)))?;
+            if locked.can_sign() {
+                return Err(Failure::usage(lang.pick(
+                    "this key has a signing subkey already; nothing to do",
+                    "esta clave ya tiene una subclave de firma; no hay nada que hacer",
+                )));
+            }
+            let passphrase = read_key_passphrase(
+                &locked,
+                passphrase_file.as_deref(),
+                lang.pick("Passphrase for key", "Frase de contraseña de la clave"),
+                lang,
+            )?;
+            let upgraded = keygen::add_signing_key(locked.cert(), passphrase.as_ref(), &out)
+                .map_err(|e| match e {
+                    keygen::KeygenError::Write { .. } => Failure::environment(e.message(lang)),
+                    other => Failure::bad_input(other.message(lang)),
+                })?;
+            println!(
+                "{}: {}",
+                lang.pick("Fingerprint", "Huella digital"),
+                messages::grouped_fingerprint(&upgraded.fingerprint)
+            );
+            eprintln!(
+                "  {}: {}\n  {}: {}",
+                lang.pick(
+                    "new public key (give to the gateway operator)",
+                    "nueva clave pública (para quien opera el servidor)"
+                ),
+                upgraded.public.display(),
+                lang.pick(
+                    "new secret key (replaces the old one, offline)",
+                    "nueva clave secreta (reemplaza a la anterior, sin red)"
+                ),
+                upgraded.secret.display()
+            );
+            Ok(())
+        }
         Command::Open {
             bundle,
             key,
@@ -372,14 +441,56 @@ fn run(command: Command, lang: Lang) -> Result<(), Failure> {
             connection,
             out,
             id,
+            batch,
+            list,
         } => {
-            let only = id
-                .iter()
-                .map(|i| i.parse())
-                .collect::<Result<Vec<resguardo::submission::SubmissionId>, _>>()
-                .map_err(|e| Failure::usage(e.to_string()))?;
+            let what = match (batch, id.is_empty()) {
+                (Some(batch), _) => FetchWhat::Batch(
+                    batch
+                        .parse()
+                        .map_err(|e: resguardo::submission::BadId| Failure::usage(e.to_string()))?,
+                ),
+                (None, true) => FetchWhat::Next,
+                (None, false) if id.len() > resguardo::courier::MAX_COPY_IDS => {
+                    return Err(Failure::usage(lang.pick(
+                        "--id: at most 20 submissions at once",
+                        "--id: como mucho 20 envíos a la vez",
+                    )))
+                }
+                (None, false) => FetchWhat::Copy(
+                    id.iter()
+                        .map(|i| i.parse())
+                        .collect::<Result<_, _>>()
+                        .map_err(|e: resguardo::submission::BadId| Failure::usage(e.to_string()))?,
+                ),
+            };
             let mut courier = connection.courier(lang, false)?;
-            let fetched = courier.fetch(&out, &only).map_err(transfer_failure)?;
+            if list {
+                let listed = courier.batches().map_err(transfer_failure)?;
+                if listed.batches.is_empty() {
+                    println!(
+                        "{}",
+                        lang.pick("no batches on the gateway", "no hay lotes en el servidor")
+                    );
+                }
+                for b in listed.batches {
+                    println!(
+                        "{}  {}  {} {}  {}",
+                        b.batch,
+                        b.created,
+                        b.submissions,
+                        lang.pick("submissions", "envíos"),
+                        match b.delivered {
+                            true =>
+                                lang.pick("delivered, not yet purged", "entregado, aún sin purgar"),
+                            false => lang.pick("not yet delivered", "aún sin entregar"),
+                        }
+                    );
+                }
+                return Ok(());
+            }
+            let out = out.unwrap_or_default();
+            let fetched = courier.fetch(&out, &what).map_err(transfer_failure)?;
             match fetched.batch {
                 None => println!("{}", lang.pick("nothing to fetch", "nada que descargar")),
                 Some(batch) => println!(
@@ -520,23 +631,11 @@ fn unlock_courier(
     Failure,
 > {
     let locked = LockedKey::load(key_path).map_err(|e| Failure::bad_input(e.message(lang)))?;
-    let usage = |e: passphrase::PassphraseError| Failure::usage(e.message(lang));
-    let passphrase = if locked.needs_passphrase() {
-        Some(match passphrase_file {
-            Some(path) => passphrase::from_file(path).map_err(usage)?,
-            None => passphrase::ask(&format!(
-                "{} {}: ",
-                lang.pick(
-                    "Passphrase for courier key",
-                    "Frase de contraseña de la clave de enlace"
-                ),
-                locked.fingerprint()
-            ))
-            .map_err(usage)?,
-        })
-    } else {
-        None
-    };
+    let prompt = lang.pick(
+        "Passphrase for courier key",
+        "Frase de contraseña de la clave de enlace",
+    );
+    let passphrase = read_key_passphrase(&locked, passphrase_file, prompt, lang)?;
     let signer = locked
         .authentication_signer(passphrase.as_ref())
         .map_err(|e| Failure::bad_input(e.message(lang)))?;
@@ -591,6 +690,25 @@ fn bundle_failure(e: bundle::BundleError, lang: Lang) -> Failure {
     }
 }
 
+/// The key's passphrase from `file` or the terminal; `None` for a key without one.
+fn read_key_passphrase(
+    locked: &LockedKey,
+    file: Option<&Path>,
+    prompt: &str,
+    lang: Lang,
+) -> Result<Option<sequoia_openpgp::crypto::Password>, Failure> {
+    if !locked.needs_passphrase() {
+        return Ok(None);
+    }
+    let usage = |e: passphrase::PassphraseError| Failure::usage(e.message(lang));
+    match file {
+        Some(path) => passphrase::from_file(path).map(Some).map_err(usage),
+        None => passphrase::ask(&format!("{prompt} {}: ", locked.fingerprint()))
+            .map(Some)
+            .map_err(usage),
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn open_command(
     lang: Lang,
@@ -605,20 +723,12 @@ fn open_command(
     let bundle = open_file(bundle_path)?;
     let bundle_size = bundle.metadata().map(|m| m.len()).unwrap_or(0);
     let locked = LockedKey::load(key_path).map_err(|e| Failure::bad_input(e.message(lang)))?;
-    let usage = |e: passphrase::PassphraseError| Failure::usage(e.message(lang));
-    let passphrase = if locked.needs_passphrase() {
-        Some(match passphrase_file {
-            Some(path) => passphrase::from_file(path).map_err(usage)?,
-            None => passphrase::ask(&format!(
-                "{} {}: ",
-                lang.pick("Passphrase for key", "Frase de contraseña de la clave"),
-                locked.fingerprint()
-            ))
-            .map_err(usage)?,
-        })
-    } else {
-        None
-    };
+    let passphrase = read_key_passphrase(
+        &locked,
+        passphrase_file,
+        lang.pick("Passphrase for key", "Frase de contraseña de la clave"),
+        lang,
+    )?;
     let key = locked
         .unlock(passphrase.as_ref())
         .map_err(|e| Failure::bad_input(e.message(lang)))?;

@@ -13,6 +13,15 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use sequoia_openpgp as openpgp;
+
+use openpgp::armor;
+use openpgp::crypto::KeyPair;
+use openpgp::packet::signature::SignatureBuilder;
+use openpgp::parse::Parse;
+use openpgp::serialize::Serialize as _;
+use openpgp::types::SignatureType;
+use openpgp::Packet;
 use serde::{Deserialize, Serialize};
 
 use crate::submission::{BatchId, SubmissionId};
@@ -105,6 +114,13 @@ pub enum ReceiptError {
         /// The receipt file.
         path: PathBuf,
     },
+    /// No signature beside the receipt (`<receipt>.sig`): the key that opened the bundle has no
+    /// signing subkey.
+    #[error("{path} is not signed (no {path}.sig beside it): open the bundle again with a reviewer key that has a signing subkey (`resguardo-review add-signing-key` gives an older key one)")]
+    Unsigned {
+        /// The receipt file.
+        path: PathBuf,
+    },
     /// Serialising the receipt or writing it atomically failed.
     #[error("{path}: cannot write the receipt: {source}")]
     Write {
@@ -175,6 +191,11 @@ impl OpenReceipt {
 /// listed once (in `opened` and `failed` together), reasons of 1 to 200 characters with no
 /// control, bidirectional or invisible characters.
 pub fn read(path: &Path) -> Result<OpenReceipt, ReceiptError> {
+    parse(&read_bytes(path)?, path)
+}
+
+/// The receipt file's bytes exactly (what its signature covers), at most 16 MiB.
+pub fn read_bytes(path: &Path) -> Result<Vec<u8>, ReceiptError> {
     let read_error = |source| ReceiptError::Read {
         path: path.to_path_buf(),
         source,
@@ -189,6 +210,16 @@ pub fn read(path: &Path) -> Result<OpenReceipt, ReceiptError> {
             path: path.to_path_buf(),
         });
     }
+    Ok(bytes)
+}
+
+/// Checks a receipt in memory as [`read`] does; `path` names it in errors.
+pub fn parse(bytes: &[u8], path: &Path) -> Result<OpenReceipt, ReceiptError> {
+    if bytes.len() as u64 > MAX_RECEIPT_BYTES {
+        return Err(ReceiptError::TooLarge {
+            path: path.to_path_buf(),
+        });
+    }
     let malformed = |e: serde_json::Error| ReceiptError::Malformed {
         path: path.to_path_buf(),
         reason: crate::terminal::clean_line(&e.to_string()),
@@ -198,7 +229,7 @@ pub fn read(path: &Path) -> Result<OpenReceipt, ReceiptError> {
     struct Version {
         format: String,
     }
-    let version: Version = serde_json::from_slice(&bytes).map_err(malformed)?;
+    let version: Version = serde_json::from_slice(bytes).map_err(malformed)?;
     if version.format != FORMAT {
         return Err(ReceiptError::UnknownFormat {
             path: path.to_path_buf(),
@@ -207,25 +238,102 @@ pub fn read(path: &Path) -> Result<OpenReceipt, ReceiptError> {
             ),
         });
     }
-    let receipt: OpenReceipt = serde_json::from_slice(&bytes).map_err(malformed)?;
+    let receipt: OpenReceipt = serde_json::from_slice(bytes).map_err(malformed)?;
     receipt.check(path)?;
     Ok(receipt)
 }
 
 /// Writes `receipt` to `path` atomically (a temporary file in the same folder, synced, renamed
 /// over the old one, the folder synced): a reader sees the old receipt or the new, never half.
-pub fn write(path: &Path, receipt: &OpenReceipt) -> Result<(), ReceiptError> {
+/// With `signer` (the reviewer's signing subkey), also writes its armored detached signature to
+/// [`signature_path`]; without, removes an older signature there (it would not match). Returns
+/// whether the receipt is signed.
+pub fn write(
+    path: &Path,
+    receipt: &OpenReceipt,
+    signer: Option<&mut KeyPair>,
+) -> Result<bool, ReceiptError> {
     receipt.check(path)?;
-    let mut bytes = serde_json::to_vec_pretty(receipt).map_err(|e| ReceiptError::Write {
-        path: path.to_path_buf(),
-        source: io::Error::other(e),
-    })?;
-    bytes.push(b'\n');
-    write_atomically(path, &bytes).map_err(|source| ReceiptError::Write {
+    let write_error = |source| ReceiptError::Write {
         path: path.to_path_buf(),
         source,
-    })
+    };
+    let mut bytes =
+        serde_json::to_vec_pretty(receipt).map_err(|e| write_error(io::Error::other(e)))?;
+    bytes.push(b'\n');
+    let sig_path = signature_path(path);
+    // The old signature goes first: a crash between the two writes leaves an unsigned receipt,
+    // never a receipt beside another one's signature.
+    match fs::remove_file(&sig_path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(write_error(e)),
+        _ => {}
+    }
+    write_atomically(path, &bytes).map_err(write_error)?;
+    let Some(signer) = signer else {
+        return Ok(false);
+    };
+    let armored = sign_detached(signer, &bytes).map_err(|e| write_error(io::Error::other(e)))?;
+    write_atomically(&sig_path, &armored).map_err(write_error)?;
+    Ok(true)
 }
+
+/// Where the signature of the receipt at `receipt` lives: `open-receipt-<batch>.json.sig`.
+pub fn signature_path(receipt: &Path) -> PathBuf {
+    let mut name = receipt.as_os_str().to_owned();
+    name.push(".sig");
+    PathBuf::from(name)
+}
+
+/// An armored detached OpenPGP signature over `bytes` (binary mode, as `gpg --verify` reads it).
+fn sign_detached(signer: &mut KeyPair, bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let sig = SignatureBuilder::new(SignatureType::Binary).sign_message(signer, bytes)?;
+    let mut writer = armor::Writer::new(Vec::new(), armor::Kind::Signature)?;
+    Packet::from(sig).serialize(&mut writer)?;
+    Ok(writer.finalize()?)
+}
+
+/// Reads the signature of the receipt at `receipt` ([`signature_path`]): the binary packet,
+/// armored or not in the file, at most 64 KiB.
+pub fn read_signature(receipt: &Path) -> Result<Vec<u8>, ReceiptError> {
+    let path = signature_path(receipt);
+    let unsigned = || ReceiptError::Unsigned {
+        path: receipt.to_path_buf(),
+    };
+    let file = File::open(&path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => unsigned(),
+        _ => ReceiptError::Read {
+            path: path.clone(),
+            source: e,
+        },
+    })?;
+    let mut bytes = Vec::new();
+    file.take(MAX_SIGNATURE_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|source| ReceiptError::Read {
+            path: path.clone(),
+            source,
+        })?;
+    let bad = || ReceiptError::Malformed {
+        path: path.clone(),
+        reason: "not one OpenPGP signature".into(),
+    };
+    if bytes.len() as u64 > MAX_SIGNATURE_FILE {
+        return Err(bad());
+    }
+    let mut binary = Vec::new();
+    let mut reader = armor::Reader::from_bytes(
+        &bytes,
+        armor::ReaderMode::Tolerant(Some(armor::Kind::Signature)),
+    );
+    reader.read_to_end(&mut binary).map_err(|_| bad())?;
+    match Packet::from_bytes(&binary) {
+        Ok(Packet::Signature(_)) => Ok(binary),
+        _ => Err(bad()),
+    }
+}
+
+/// Bound on a receipt's signature file (a real one is about 300 bytes).
+const MAX_SIGNATURE_FILE: u64 = 64 * 1024;
 
 /// Replaces `path` with `bytes` atomically and durably (mode 0600).
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
@@ -288,7 +396,7 @@ mod tests {
                 reason: "payload over its bound".into(),
             }],
         );
-        write(&path, &first).expect("write");
+        write(&path, &first, None).expect("write");
         assert_eq!(read(&path).expect("read"), first);
         let text = fs::read_to_string(&path).expect("text");
         assert!(
@@ -297,7 +405,7 @@ mod tests {
         );
 
         let second = OpenReceipt::new(batch, vec![id(1), id(2)], vec![]);
-        write(&path, &second).expect("rewrite");
+        write(&path, &second, None).expect("rewrite");
         assert_eq!(read(&path).expect("read"), second);
         // Nothing but the receipt is left in the folder.
         let names: Vec<_> = fs::read_dir(dir.path())
@@ -324,7 +432,7 @@ mod tests {
             }],
         );
         assert!(matches!(
-            write(&path, &twice),
+            write(&path, &twice, None),
             Err(ReceiptError::DuplicateId { .. })
         ));
         assert!(!path.exists());

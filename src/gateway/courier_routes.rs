@@ -19,13 +19,15 @@ use serde::Deserialize;
 use super::error::ApiError;
 use super::form_token::TokenError;
 use super::AppState;
+use crate::bundle::receipt;
 use crate::courier::{
-    signed_text, BatchAnswer, BatchRequest, ChallengeBody, PurgeAnswer, PurgeRequest, TriageItem,
-    TriageList, CHALLENGE_HEADER, MAX_BATCH_IDS, MAX_PURGE_REQUEST, MAX_TRIAGE_ITEMS,
+    body_hash, signed_text, BatchAnswer, BatchList, BatchRequest, BatchSummary, ChallengeBody,
+    CopyRequest, PurgeAnswer, PurgeRequest, TriageItem, TriageList, BODY_HASH_HEADER,
+    CHALLENGE_HEADER, MAX_COPY_IDS, MAX_LISTED_BATCHES, MAX_PURGE_REQUEST, MAX_TRIAGE_ITEMS,
     SIGNATURE_HEADER,
 };
 use crate::keyring::SignatureRefusal;
-use crate::store::{RecordState, StoreError};
+use crate::store::{ExportBatch, RecordState, StoreError};
 use crate::submission::{BatchId, SubmissionId, UtcDay};
 
 /// Seconds a courier challenge is valid.
@@ -76,13 +78,22 @@ impl CourierRefusal {
     }
 }
 
-/// Checks a courier request: a challenge of this gateway, not expired, not used; a signature by
-/// a configured courier's authentication subkey over exactly this request. Spends the challenge.
-fn authenticate(app: &AppState, parts: &Parts, body: &[u8]) -> Result<(), ApiError> {
+/// Checks a courier request before its body is read: a challenge of this gateway, not expired,
+/// not used; a signature by a configured courier's authentication subkey over exactly this
+/// request, whose body hash is the one announced in [`BODY_HASH_HEADER`] (none announced: an
+/// empty body). Spends the challenge; returns the body hash the signature covers.
+fn authenticate(app: &AppState, parts: &Parts) -> Result<String, ApiError> {
     let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
     let (Some(challenge), Some(signature)) = (header(CHALLENGE_HEADER), header(SIGNATURE_HEADER))
     else {
         return Err(CourierRefusal::Missing.into());
+    };
+    let body_hash = match header(BODY_HASH_HEADER) {
+        None => body_hash(b""),
+        Some(h) if h.len() == 64 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) => {
+            h.to_string()
+        }
+        Some(_) => return Err(CourierRefusal::Malformed.into()),
     };
     let ticket = app
         .courier_challenges
@@ -100,27 +111,31 @@ fn authenticate(app: &AppState, parts: &Parts, body: &[u8]) -> Result<(), ApiErr
         .path_and_query()
         .map(|p| p.as_str())
         .unwrap_or("/");
-    let text = signed_text(parts.method.as_str(), path, challenge, body);
+    let text = signed_text(parts.method.as_str(), path, challenge, &body_hash);
     app.couriers
         .verify_request(&signature, &text, &app.keyring, SystemTime::now())
         .map_err(CourierRefusal::from)?;
     app.courier_challenges
         .spend(ticket)
         .map_err(|_| CourierRefusal::ChallengeReused)?;
-    Ok(())
+    Ok(body_hash)
 }
 
-/// Splits a request and reads its body (at most `limit` bytes), then authenticates it.
+/// Authenticates a request, then reads its body (at most `limit` bytes), which must be the one
+/// the signature covers.
 async fn authenticated(
     app: &AppState,
     request: Request,
     limit: usize,
 ) -> Result<(Parts, Vec<u8>), ApiError> {
     let (parts, body) = request.into_parts();
+    let signed_hash = authenticate(app, &parts)?;
     let body = axum::body::to_bytes(body, limit)
         .await
-        .map_err(|_| CourierRefusal::Malformed)?;
-    authenticate(app, &parts, &body)?;
+        .map_err(|_| ApiError::BadBody("a body no larger than the route takes"))?;
+    if body_hash(&body) != signed_hash {
+        return Err(CourierRefusal::Signature(SignatureRefusal::WrongRequest).into());
+    }
     Ok((parts, body.to_vec()))
 }
 
@@ -151,33 +166,38 @@ async fn list_triage(app: &AppState, request: Request) -> Result<TriageList, Api
     let (parts, _) = authenticated(app, request, SMALL_BODY).await?;
     let Query(query) = Query::<TriageQuery>::try_from_uri(&parts.uri)
         .map_err(|_| ApiError::BadQuery("since=YYYY-MM-DD and optionally after=ID"))?;
-    let mut items = Vec::new();
-    let mut more = false;
-    for record in app.store.records()? {
-        let Some(triage) = record.triage else {
-            continue;
-        };
-        if record.day < query.since
-            || record.state == RecordState::Purging
-            || query.after.is_some_and(|after| record.id <= after)
-        {
-            continue;
+    let store = app.store.clone();
+    // Reading every record is blocking work: off the async threads.
+    blocking(move || {
+        let mut items = Vec::new();
+        let mut more = false;
+        for record in store.records()? {
+            let Some(triage) = record.triage else {
+                continue;
+            };
+            if record.day < query.since
+                || record.state == RecordState::Purging
+                || query.after.is_some_and(|after| record.id <= after)
+            {
+                continue;
+            }
+            if items.len() == MAX_TRIAGE_ITEMS {
+                more = true;
+                break;
+            }
+            items.push(TriageItem {
+                id: record.id,
+                day: record.day,
+                triage,
+            });
         }
-        if items.len() == MAX_TRIAGE_ITEMS {
-            more = true;
-            break;
-        }
-        items.push(TriageItem {
-            id: record.id,
-            day: record.day,
-            triage,
-        });
-    }
-    Ok(TriageList {
-        today: UtcDay::today(),
-        items,
-        more,
+        Ok(TriageList {
+            today: UtcDay::today(),
+            items,
+            more,
+        })
     })
+    .await
 }
 
 /// A JSON answer, or the refusal.
@@ -198,41 +218,85 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// `POST /api/v1/courier/batches`: begins the next export batch, or resumes an undelivered one
-/// (the same crash-safe batches as the operator's local `export`), or — with `ids` — a batch of
-/// just those submissions; says its size.
+/// (the same crash-safe batches as the operator's local `export`), or names one the store holds;
+/// says its size.
 pub async fn begin_batch(State(app): State<Arc<AppState>>, request: Request) -> Response {
     answer(
         async {
             let (_, body) = authenticated(&app, request, SMALL_BODY).await?;
-            let wanted: BatchRequest = serde_json::from_slice(&body)
-                .ok()
-                .filter(|r: &BatchRequest| r.ids.len() <= MAX_BATCH_IDS)
-                .ok_or(ApiError::BadBody(
-                    "{} or {\"ids\": [up to 100 submission ids]}",
-                ))?;
+            let wanted = serde_json::from_slice::<BatchRequest>(&body)
+                .map_err(|_| ApiError::BadBody("{} or {\"batch\": BATCH}"))?;
             let store = app.store.clone();
             blocking(move || {
-                let begun = if wanted.ids.is_empty() {
-                    store.begin_export()?
-                } else {
-                    Some(store.begin_export_of(&wanted.ids)?)
+                let batch = match wanted.batch {
+                    None => store.begin_export()?,
+                    Some(batch) => Some(store.export_batch(&batch)?),
                 };
-                let Some(batch) = begun else {
-                    return Ok(BatchAnswer {
-                        batch: None,
-                        size: 0,
-                        submissions: 0,
-                    });
-                };
-                let size =
-                    crate::bundle::bundle_length(&batch.manifest).map_err(StoreError::from)?;
-                Ok(BatchAnswer {
-                    batch: Some(batch.manifest.batch),
-                    size,
-                    submissions: batch.manifest.submissions.len(),
-                })
+                Ok(batch.as_ref().map(described).transpose()?)
             })
             .await
+            .map(|answer| {
+                answer.unwrap_or(BatchAnswer {
+                    batch: None,
+                    size: 0,
+                    submissions: 0,
+                })
+            })
+        }
+        .await,
+    )
+}
+
+/// What a client needs to fetch `batch`'s bundle.
+fn described(batch: &ExportBatch) -> Result<BatchAnswer, StoreError> {
+    Ok(BatchAnswer {
+        batch: Some(batch.manifest.batch),
+        size: crate::bundle::bundle_length(&batch.manifest)?,
+        submissions: batch.manifest.submissions.len(),
+    })
+}
+
+/// `GET /api/v1/courier/batches`: the batches the store still holds, oldest first (a batch
+/// marked delivered by mistake, or by a stolen courier key, can then be fetched again).
+pub async fn list_batches(State(app): State<Arc<AppState>>, request: Request) -> Response {
+    answer(
+        async {
+            authenticated(&app, request, SMALL_BODY).await?;
+            let store = app.store.clone();
+            blocking(move || {
+                let mut batches = Vec::new();
+                for record in store.batches()?.into_iter().take(MAX_LISTED_BATCHES) {
+                    let mut held = 0;
+                    for id in &record.ids {
+                        held += usize::from(store.get(id)?.is_some());
+                    }
+                    batches.push(BatchSummary {
+                        batch: record.batch,
+                        created: record.created,
+                        submissions: held,
+                        delivered: record.delivered,
+                    });
+                }
+                Ok(BatchList { batches })
+            })
+            .await
+        }
+        .await,
+    )
+}
+
+/// `POST /api/v1/courier/copies`: the size of a copy of these submissions ([`CopyRequest`]);
+/// nothing is written.
+pub async fn describe_copy(State(app): State<Arc<AppState>>, request: Request) -> Response {
+    answer(
+        async {
+            let (_, body) = authenticated(&app, request, SMALL_BODY).await?;
+            let wanted: CopyRequest = serde_json::from_slice(&body)
+                .ok()
+                .filter(|r: &CopyRequest| (1..=MAX_COPY_IDS).contains(&r.ids.len()))
+                .ok_or(ApiError::BadBody("{\"ids\": [1 to 20 submission ids]}"))?;
+            let store = app.store.clone();
+            blocking(move || Ok(described(&store.copy_of(&wanted.ids)?)?)).await
         }
         .await,
     )
@@ -241,6 +305,15 @@ pub async fn begin_batch(State(app): State<Arc<AppState>>, request: Request) -> 
 #[derive(Deserialize)]
 pub struct DownloadQuery {
     /// Bytes the client already has (a resumed download starts there).
+    #[serde(default)]
+    offset: u64,
+}
+
+#[derive(Deserialize)]
+pub struct CopyQuery {
+    /// The copy's submissions, comma-separated.
+    ids: String,
+    /// Bytes the client already has.
     #[serde(default)]
     offset: u64,
 }
@@ -266,10 +339,41 @@ pub async fn download_batch(
         Ok::<_, ApiError>((export, query.offset))
     }
     .await;
-    let (export, offset) = match prepared {
-        Ok(prepared) => prepared,
-        Err(e) => return e.into_response(),
-    };
+    match prepared {
+        Ok((export, offset)) => stream_bundle(&app, export, offset),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `GET /api/v1/courier/copies?ids=ID,…&offset=N`: the copy's bundle from byte `N` on.
+pub async fn download_copy(State(app): State<Arc<AppState>>, request: Request) -> Response {
+    let prepared = async {
+        let (parts, _) = authenticated(&app, request, SMALL_BODY).await?;
+        let bad = || ApiError::BadQuery("ids=ID,ID,… (1 to 20) and offset=BYTES");
+        let Query(query) = Query::<CopyQuery>::try_from_uri(&parts.uri).map_err(|_| bad())?;
+        let ids: Vec<SubmissionId> = query
+            .ids
+            .split(',')
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .map_err(|_| bad())?;
+        if !(1..=MAX_COPY_IDS).contains(&ids.len()) {
+            return Err(bad());
+        }
+        let store = app.store.clone();
+        let export = blocking(move || Ok(store.copy_of(&ids)?)).await?;
+        Ok::<_, ApiError>((export, query.offset))
+    }
+    .await;
+    match prepared {
+        Ok((export, offset)) => stream_bundle(&app, export, offset),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Streams `export`'s bundle from byte `offset` on, written afresh from the store with bounded
+/// memory; a failure cuts the body short (the client sees a broken download and resumes).
+fn stream_bundle(app: &AppState, export: ExportBatch, offset: u64) -> Response {
     let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(DOWNLOAD_DEPTH);
     let store = app.store.clone();
     tokio::task::spawn_blocking(move || {
@@ -282,7 +386,6 @@ pub async fn download_batch(
             .map_err(|e| io::Error::other(e.to_string()))
             .and_then(|mut w| w.flush());
         if let Err(e) = written {
-            // Cut the body short: the client sees a broken download and resumes.
             let _ = tx.blocking_send(Err(e));
         }
     });
@@ -341,22 +444,38 @@ pub async fn batch_delivered(
 }
 
 /// `POST /api/v1/courier/purge`: the network form of the operator's `purge`, with the same
-/// checks: only submissions of that batch that the receipt lists as opened and whose size and
-/// SHA-256 match are deleted.
+/// checks (only submissions of that batch that the receipt lists as opened and whose size and
+/// SHA-256 match are deleted) and one more: the receipt is signed by a current reviewer's
+/// signing subkey, which never leaves the offline machine. A courier key alone deletes nothing.
 pub async fn purge(State(app): State<Arc<AppState>>, request: Request) -> Response {
     answer(
         async {
             let (_, body) = authenticated(&app, request, MAX_PURGE_REQUEST).await?;
-            let request: PurgeRequest = serde_json::from_slice(&body)
-                .map_err(|_| ApiError::BadBody("a bundle manifest and its open receipt"))?;
-            if request.receipt.batch != request.manifest.batch {
+            let request: PurgeRequest = serde_json::from_slice(&body).map_err(|_| {
+                ApiError::BadBody("a bundle manifest, its open receipt and the receipt's signature")
+            })?;
+            let signature = base64::engine::general_purpose::STANDARD
+                .decode(&request.signature)
+                .map_err(|_| ApiError::ReceiptNotSigned(SignatureRefusal::Malformed))?;
+            app.keyring
+                .verify_document(&signature, request.receipt.as_bytes(), SystemTime::now())
+                .map_err(ApiError::ReceiptNotSigned)?;
+            let receipt = receipt::parse(
+                request.receipt.as_bytes(),
+                std::path::Path::new("the receipt"),
+            )
+            .map_err(|_| {
+                ApiError::BadBody("an open receipt as `resguardo-review open` writes it")
+            })?;
+            if receipt.batch != request.manifest.batch {
                 return Err(ApiError::BadBody(
                     "the receipt of this bundle (its batch differs)",
                 ));
             }
-            let opened: HashSet<SubmissionId> = request.receipt.opened.into_iter().collect();
+            let opened: HashSet<SubmissionId> = receipt.opened.into_iter().collect();
+            let manifest = request.manifest;
             let store = app.store.clone();
-            let report = blocking(move || Ok(store.purge(&request.manifest, &opened)?)).await?;
+            let report = blocking(move || Ok(store.purge(&manifest, &opened)?)).await?;
             Ok(PurgeAnswer {
                 purged: report.purged,
                 already_gone: report.already_gone,

@@ -23,7 +23,6 @@ pub fn store_refusal(e: &StoreError) -> (StatusCode, &'static str, Option<u64>) 
         StoreError::NotFound(_) | StoreError::BatchNotFound(_) => {
             (StatusCode::NOT_FOUND, "not_found", None)
         }
-        StoreError::AlreadyExported { .. } => (StatusCode::CONFLICT, "already_exported", None),
         _ => (
             StatusCode::SERVICE_UNAVAILABLE,
             "storage_unavailable",
@@ -94,6 +93,10 @@ pub enum ApiError {
     /// A request body that is not what the route takes; says what it takes (400).
     #[error("the request body is not valid here; expected {0}")]
     BadBody(&'static str),
+    /// A network purge whose open receipt is not signed by a current reviewer's signing subkey
+    /// (403): a courier key alone may not delete.
+    #[error("the open receipt is not signed by a current reviewer key ({0}); only a receipt `resguardo-review open` signed on the offline machine can purge")]
+    ReceiptNotSigned(crate::keyring::SignatureRefusal),
 }
 
 /// Tells the operator about a server-side failure, at most once per code every ten minutes:
@@ -183,6 +186,7 @@ impl ApiError {
             ApiError::Courier(e) => (StatusCode::UNAUTHORIZED, e.code(), None),
             ApiError::BadQuery(_) => (StatusCode::BAD_REQUEST, "bad_query", None),
             ApiError::BadBody(_) => (StatusCode::BAD_REQUEST, "bad_body", None),
+            ApiError::ReceiptNotSigned(_) => (StatusCode::FORBIDDEN, "receipt_not_signed", None),
         }
     }
 
@@ -291,10 +295,6 @@ mod tests {
             StoreError::QuotaExceeded,
             StoreError::DiskFull,
             StoreError::Io(Error::other("x")),
-            StoreError::AlreadyExported {
-                id: crate::submission::SubmissionId::random(),
-                batch: crate::submission::BatchId::random(),
-            },
         ];
         let mut all: Vec<ApiError> = envelope.into_iter().map(ApiError::Envelope).collect();
         all.extend(pow.into_iter().map(ApiError::Pow));
@@ -310,6 +310,7 @@ mod tests {
             ApiError::Triage(crate::triage::SealedTriageError::Encoding),
             ApiError::BadQuery("x"),
             ApiError::BadBody("x"),
+            ApiError::ReceiptNotSigned(crate::keyring::SignatureRefusal::UnknownKey),
         ]);
         {
             use super::super::courier_routes::CourierRefusal as C;

@@ -37,6 +37,8 @@ pub enum Budget {
     Keys,
     /// `GET /api/v1/challenge`.
     Challenges,
+    /// The courier routes (`/api/v1/courier/…`); never reported by `/healthz`.
+    Courier,
     /// The queue of `POST /api/v1/submissions`.
     Submissions,
     /// The upload slots ([`UploadSlots`]).
@@ -54,6 +56,7 @@ impl Budget {
             Budget::Page => "page",
             Budget::Keys => "keys",
             Budget::Challenges => "challenges",
+            Budget::Courier => "courier",
             Budget::Submissions => "submissions",
             Budget::Uploads => "uploads",
             Budget::Form => "form",
@@ -71,6 +74,8 @@ pub enum Route {
     Keys,
     /// `GET /api/v1/challenge`.
     Challenge,
+    /// `/api/v1/courier/…`.
+    Courier,
 }
 
 /// When each budget last refused something.
@@ -93,12 +98,15 @@ impl Saturation {
 
     /// Budgets that made requests wait or refused them in the last minute, sorted. The form's
     /// budget is small enough that a few honest posts fill it: saying so publicly would show
-    /// when reports without JavaScript are sent, so it is left out.
+    /// when reports without JavaScript are sent, so it is left out; the couriers' likewise
+    /// would show when the people on call are at work.
     pub fn recent(&self) -> Vec<&'static str> {
         let last = self.last.lock().unwrap_or_else(|p| p.into_inner());
         let mut names: Vec<Budget> = last
             .iter()
-            .filter(|(b, t)| t.elapsed() < SATURATION_WINDOW && **b != Budget::Form)
+            .filter(|(b, t)| {
+                t.elapsed() < SATURATION_WINDOW && !matches!(b, Budget::Form | Budget::Courier)
+            })
             .map(|(b, _)| *b)
             .collect();
         names.sort();
@@ -172,6 +180,7 @@ pub struct Admission {
     page: FairQueue,
     keys: FairQueue,
     challenges: FairQueue,
+    courier: FairQueue,
     form_posts: FairQueue,
     /// Kilobytes of form posts (sealed on arrival: the gateway does the work).
     form_kilobytes: DefaultDirectRateLimiter,
@@ -216,6 +225,7 @@ impl Admission {
                 limits.challenge_burst,
                 MAX_WAIT,
             ),
+            courier: FairQueue::new(limits.courier_per_second, limits.courier_burst, MAX_WAIT),
             form_posts: FairQueue::per_minute(
                 form.posts_per_minute,
                 form.post_burst,
@@ -297,6 +307,7 @@ impl Admission {
             Route::Page => (&self.page, Budget::Page),
             Route::Keys => (&self.keys, Budget::Keys),
             Route::Challenge => (&self.challenges, Budget::Challenges),
+            Route::Courier => (&self.courier, Budget::Courier),
         };
         self.turn(queue, budget)
             .await

@@ -206,29 +206,37 @@ pub fn router(state: Arc<AppState>, tls: bool) -> Router {
         )
         .route(
             "/api/v1/courier/challenge",
-            get(courier_routes::challenge).route_layer(budget(limits::Route::Challenge)),
+            get(courier_routes::challenge).route_layer(budget(limits::Route::Courier)),
         )
         .route(
             "/api/v1/courier/triage",
-            get(courier_routes::triage).route_layer(budget(limits::Route::Keys)),
+            get(courier_routes::triage).route_layer(budget(limits::Route::Courier)),
         )
         .route(
             "/api/v1/courier/batches",
-            post(courier_routes::begin_batch).route_layer(budget(limits::Route::Keys)),
+            post(courier_routes::begin_batch)
+                .get(courier_routes::list_batches)
+                .route_layer(budget(limits::Route::Courier)),
         )
         .route(
             "/api/v1/courier/batches/{batch}",
-            get(courier_routes::download_batch).route_layer(budget(limits::Route::Keys)),
+            get(courier_routes::download_batch).route_layer(budget(limits::Route::Courier)),
         )
         .route(
             "/api/v1/courier/batches/{batch}/delivered",
-            post(courier_routes::batch_delivered).route_layer(budget(limits::Route::Keys)),
+            post(courier_routes::batch_delivered).route_layer(budget(limits::Route::Courier)),
+        )
+        .route(
+            "/api/v1/courier/copies",
+            post(courier_routes::describe_copy)
+                .get(courier_routes::download_copy)
+                .route_layer(budget(limits::Route::Courier)),
         )
         .route(
             "/api/v1/courier/purge",
             post(courier_routes::purge)
                 .layer(DefaultBodyLimit::max(crate::courier::MAX_PURGE_REQUEST))
-                .route_layer(budget(limits::Route::Keys)),
+                .route_layer(budget(limits::Route::Courier)),
         )
         .fallback(api::asset.layer(budget(limits::Route::Page)));
     Router::new()

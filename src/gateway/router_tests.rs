@@ -83,6 +83,13 @@ fn one_of_each() -> Vec<(Method, String, Option<&'static str>)> {
             "/api/v1/courier/batches/0123456789abcdef0123456789abcdef?offset=0".into(),
             None,
         ),
+        (Method::GET, "/api/v1/courier/batches".into(), None),
+        (Method::POST, "/api/v1/courier/copies".into(), None),
+        (
+            Method::GET,
+            "/api/v1/courier/copies?ids=0123456789abcdef0123456789abcdef&offset=0".into(),
+            None,
+        ),
         (Method::POST, "/api/v1/courier/purge".into(), None),
         (Method::GET, "/style.css".into(), None),
         (Method::GET, app_js, None),
@@ -485,5 +492,48 @@ async fn an_expired_courier_challenge_is_refused_with_its_code() {
     assert_eq!(
         json_of(response).await["error"],
         "courier_challenge_expired"
+    );
+}
+
+/// Regression: a purge body (up to tens of MiB) was read before the signature was checked, so
+/// anyone could make the gateway read it. The signature covers the announced body hash and is
+/// checked first; a refused request's body is never polled.
+#[tokio::test]
+async fn a_courier_body_is_not_read_before_the_signature_is_checked() {
+    let gw = gateway(|_| {});
+    let challenge = json_of(gw.get("/api/v1/courier/challenge").await).await["challenge"]
+        .as_str()
+        .expect("a challenge")
+        .to_string();
+    let polled = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = polled.clone();
+    let body = futures_util::stream::poll_fn(move |_| {
+        flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        std::task::Poll::Ready(Some(Ok::<_, std::io::Error>(axum::body::Bytes::from(
+            vec![b'x'; 1 << 20],
+        ))))
+    });
+    let mut request = request(
+        Method::POST,
+        "/api/v1/courier/purge",
+        Some("application/json"),
+        Body::from_stream(body),
+    );
+    for (name, value) in [
+        ("resguardo-challenge", challenge.as_str()),
+        ("resguardo-signature", "AAAA"),
+        (
+            "resguardo-body-sha256",
+            "00000000000000000000000000000000000000000000000000000000000000ff",
+        ),
+    ] {
+        request.headers_mut().insert(name, value.parse().unwrap());
+    }
+    let response = gw.send(false, request).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(json_of(response).await["error"], "courier_malformed");
+    assert!(
+        !polled.load(std::sync::atomic::Ordering::SeqCst),
+        "the body was read before the signature was checked"
     );
 }

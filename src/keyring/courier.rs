@@ -139,17 +139,7 @@ impl CourierKeyring {
         reviewers: &ReviewerKeyring,
         now: SystemTime,
     ) -> Result<Fingerprint, SignatureRefusal> {
-        if signature.len() > MAX_SIGNATURE_BYTES {
-            return Err(SignatureRefusal::Malformed);
-        }
-        let sig = match Packet::from_bytes(signature) {
-            Ok(Packet::Signature(sig)) => sig,
-            _ => return Err(SignatureRefusal::Malformed),
-        };
-        let issuers = sig.get_issuers();
-        if issuers.is_empty() {
-            return Err(SignatureRefusal::Malformed);
-        }
+        let (sig, issuers) = parse_signature(signature)?;
         let Some(courier) = self
             .couriers
             .iter()
@@ -165,22 +155,58 @@ impl CourierKeyring {
                 SignatureRefusal::UnknownKey
             });
         };
-        check_signer(courier.cert(), &sig, &issuers, signed, now)?;
+        check_signer(
+            courier.cert(),
+            &sig,
+            &issuers,
+            signed,
+            now,
+            SignerRole::Courier,
+        )?;
         Ok(courier.fingerprint())
     }
 }
 
-fn has_key(cert: &Cert, handle: &KeyHandle) -> bool {
+pub(super) fn has_key(cert: &Cert, handle: &KeyHandle) -> bool {
     cert.keys().any(|k| k.key().key_handle().aliases(handle))
 }
 
-/// The signature must be by the certificate's authentication subkey, valid at `now`.
-fn check_signer(
+/// Which kind of key a signature must come from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum SignerRole {
+    /// A courier's authentication subkey, over a request.
+    Courier,
+    /// A reviewer's signing subkey, over a document (an open receipt).
+    Reviewer,
+}
+
+/// Parses one detached signature packet and its issuers.
+pub(super) fn parse_signature(
+    bytes: &[u8],
+) -> Result<(Signature, Vec<KeyHandle>), SignatureRefusal> {
+    if bytes.len() > MAX_SIGNATURE_BYTES {
+        return Err(SignatureRefusal::Malformed);
+    }
+    let sig = match Packet::from_bytes(bytes) {
+        Ok(Packet::Signature(sig)) => sig,
+        _ => return Err(SignatureRefusal::Malformed),
+    };
+    let issuers = sig.get_issuers();
+    if issuers.is_empty() {
+        return Err(SignatureRefusal::Malformed);
+    }
+    Ok((sig, issuers))
+}
+
+/// The signature must be by the certificate's key for `role` (authentication or signing),
+/// valid at `now`.
+pub(super) fn check_signer(
     cert: &Cert,
     sig: &Signature,
     issuers: &[KeyHandle],
     signed: &[u8],
     now: SystemTime,
+    role: SignerRole,
 ) -> Result<(), SignatureRefusal> {
     let valid = match cert.with_policy(&POLICY, now) {
         Ok(valid) => valid,
@@ -205,14 +231,19 @@ fn check_signer(
     if key.alive().is_err() {
         return Err(SignatureRefusal::Expired);
     }
-    if !key
-        .key_flags()
-        .is_some_and(|flags| flags.for_authentication())
-    {
-        return Err(SignatureRefusal::NotACourier);
+    let capable = key.key_flags().is_some_and(|flags| match role {
+        SignerRole::Courier => flags.for_authentication(),
+        SignerRole::Reviewer => flags.for_signing(),
+    });
+    if !capable {
+        return Err(match role {
+            SignerRole::Courier => SignatureRefusal::NotACourier,
+            SignerRole::Reviewer => SignatureRefusal::UnknownKey,
+        });
     }
     sig.verify_message(key.key(), signed)
         .map_err(|_| SignatureRefusal::WrongRequest)?;
+    // Freshness is the challenge's business; this only refuses a signature from the future.
     sig.signature_alive(now, CLOCK_SKEW)
         .map_err(|_| SignatureRefusal::WrongRequest)
 }

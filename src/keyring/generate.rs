@@ -38,8 +38,8 @@ pub struct ReviewerKeyOptions {
     pub passphrase: Password,
     /// None: the key does not expire.
     pub validity: Option<Duration>,
-    /// A reviewer's offline key, or a courier's on-call key (which adds an authentication
-    /// subkey for signing courier requests).
+    /// A reviewer's offline key (with a signing subkey for receipts and replies), or a
+    /// courier's on-call key (an authentication subkey for courier requests instead).
     pub role: KeyRole,
 }
 
@@ -51,8 +51,9 @@ pub struct GeneratedKey {
     pub revocation: Signature,
 }
 
-/// Generates a Curve25519 certification key with a separate encryption subkey (and, for a
-/// courier, an Ed25519 authentication subkey), the secret parts protected by the passphrase.
+/// Generates a Curve25519 certification key with a separate encryption subkey and, for a
+/// reviewer, an Ed25519 signing subkey (for a courier, an Ed25519 authentication subkey and no
+/// signing one), the secret parts protected by the passphrase.
 pub fn generate_reviewer_key(options: ReviewerKeyOptions) -> openpgp::Result<GeneratedKey> {
     let builder = CertBuilder::new()
         .set_cipher_suite(CipherSuite::Cv25519)
@@ -68,7 +69,8 @@ pub fn generate_reviewer_key(options: ReviewerKeyOptions) -> openpgp::Result<Gen
         .set_validity_period(options.validity)
         .set_password(Some(options.passphrase));
     let builder = match options.role {
-        KeyRole::Reviewer => builder,
+        // A reviewer signs what leaves the offline machine (open receipts, replies).
+        KeyRole::Reviewer => builder.add_signing_subkey(),
         KeyRole::Courier => builder.add_subkey(KeyFlags::empty().set_authentication(), None, None),
     };
     let builder = match options.profile {
@@ -79,4 +81,108 @@ pub fn generate_reviewer_key(options: ReviewerKeyOptions) -> openpgp::Result<Gen
     };
     let (cert, revocation) = builder.generate()?;
     Ok(GeneratedKey { cert, revocation })
+}
+
+/// Adds an Ed25519 signing subkey to a reviewer key made before reviewer keys had one (same
+/// primary key and fingerprint, same passphrase). `key` must hold the secret primary key.
+pub fn add_signing_subkey(key: &Cert, passphrase: Option<&Password>) -> openpgp::Result<Cert> {
+    let policy = &super::POLICY;
+    let primary = key.primary_key().key().clone().parts_into_secret()?;
+    let primary = match (primary.secret().is_encrypted(), passphrase) {
+        (true, Some(p)) => primary.decrypt_secret(p)?,
+        (true, None) => return Err(anyhow::anyhow!("the key needs its passphrase")),
+        (false, _) => primary,
+    };
+    let valid = key.with_policy(policy, None)?;
+    KeyBuilder::new(KeyFlags::empty().set_signing())
+        .set_cipher_suite(CipherSuite::Cv25519)
+        .set_password(passphrase.cloned())
+        .subkey(valid)?
+        .set_primary_key_signer(primary.into_keypair()?)
+        .attach_cert()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keyring::ReviewerKeyring;
+    use openpgp::packet::signature::SignatureBuilder;
+    use openpgp::serialize::SerializeInto;
+    use openpgp::types::SignatureType;
+    use std::time::SystemTime;
+
+    /// A reviewer key as `keygen` made them before reviewer keys had a signing subkey.
+    fn old_reviewer_key(passphrase: &Password) -> Cert {
+        CertBuilder::new()
+            .set_cipher_suite(CipherSuite::Cv25519)
+            .add_userid("old reviewer")
+            .set_primary_key_flags(KeyFlags::empty().set_certification())
+            .add_subkey(
+                KeyFlags::empty()
+                    .set_transport_encryption()
+                    .set_storage_encryption(),
+                None,
+                None,
+            )
+            .set_password(Some(passphrase.clone()))
+            .generate()
+            .unwrap()
+            .0
+    }
+
+    fn sign_with_signing_subkey(key: &Cert, passphrase: &Password, text: &[u8]) -> Vec<u8> {
+        let subkey = key
+            .keys()
+            .with_policy(&crate::keyring::POLICY, None)
+            .secret()
+            .for_signing()
+            .next()
+            .expect("a signing subkey")
+            .key()
+            .clone()
+            .decrypt_secret(passphrase)
+            .expect("the same passphrase unlocks it");
+        let mut signer = subkey.into_keypair().unwrap();
+        let sig = SignatureBuilder::new(SignatureType::Binary)
+            .sign_message(&mut signer, text)
+            .unwrap();
+        openpgp::Packet::from(sig).to_vec().unwrap()
+    }
+
+    #[test]
+    fn new_reviewer_keys_sign_and_older_ones_gain_a_signing_subkey_keeping_their_fingerprint() {
+        let passphrase = Password::from("correct horse");
+        let fresh = generate_reviewer_key(ReviewerKeyOptions {
+            name: "new".into(),
+            profile: KeyProfile::Compatible,
+            passphrase: passphrase.clone(),
+            validity: None,
+            role: KeyRole::Reviewer,
+        })
+        .unwrap()
+        .cert;
+        let old = old_reviewer_key(&passphrase);
+        assert!(add_signing_subkey(&old, Some(&Password::from("wrong"))).is_err());
+        let upgraded = add_signing_subkey(&old, Some(&passphrase)).unwrap();
+        assert_eq!(upgraded.fingerprint(), old.fingerprint());
+
+        let dir = tempfile::tempdir().unwrap();
+        let mut paths = Vec::new();
+        for (n, cert) in [&fresh, &upgraded].into_iter().enumerate() {
+            let path = dir.path().join(format!("{n}.asc"));
+            std::fs::write(&path, cert.armored().to_vec().unwrap()).unwrap();
+            paths.push(path);
+        }
+        let keyring = ReviewerKeyring::load(&paths).expect("both are reviewer keys");
+        for cert in [&fresh, &upgraded] {
+            let sig = sign_with_signing_subkey(cert, &passphrase, b"receipt");
+            assert_eq!(
+                keyring.verify_document(&sig, b"receipt", SystemTime::now()),
+                Ok(cert.fingerprint())
+            );
+            assert!(keyring
+                .verify_document(&sig, b"another receipt", SystemTime::now())
+                .is_err());
+        }
+    }
 }

@@ -9,7 +9,9 @@ mod courier;
 mod generate;
 
 pub use courier::{CourierKeyring, SignatureRefusal, MAX_SIGNATURE_BYTES};
-pub use generate::{generate_reviewer_key, GeneratedKey, KeyProfile, ReviewerKeyOptions};
+pub use generate::{
+    add_signing_subkey, generate_reviewer_key, GeneratedKey, KeyProfile, ReviewerKeyOptions,
+};
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -271,6 +273,32 @@ impl ReviewerKeyring {
     /// each with its certificate's features, so SEIPD v1-only certs get SEIPD v1.
     pub fn recipients(&self) -> Vec<Recipient<'_>> {
         recipients_of(&self.reviewers)
+    }
+
+    /// Checks a detached signature over `signed` (an open receipt): by the valid signing subkey
+    /// of a configured reviewer, made no later than `now`. Returns the reviewer's fingerprint.
+    /// A courier's key never passes: it has no signing subkey.
+    pub fn verify_document(
+        &self,
+        signature: &[u8],
+        signed: &[u8],
+        now: SystemTime,
+    ) -> Result<Fingerprint, SignatureRefusal> {
+        let (sig, issuers) = courier::parse_signature(signature)?;
+        let reviewer = self
+            .reviewers
+            .iter()
+            .find(|r| issuers.iter().any(|h| courier::has_key(r.cert(), h)))
+            .ok_or(SignatureRefusal::UnknownKey)?;
+        courier::check_signer(
+            reviewer.cert(),
+            &sig,
+            &issuers,
+            signed,
+            now,
+            courier::SignerRole::Reviewer,
+        )?;
+        Ok(reviewer.fingerprint())
     }
 }
 

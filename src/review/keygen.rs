@@ -12,10 +12,11 @@ use std::path::{Path, PathBuf};
 
 use sequoia_openpgp as openpgp;
 
+use openpgp::crypto::Password;
 use openpgp::serialize::SerializeInto;
-use openpgp::Fingerprint;
+use openpgp::{Cert, Fingerprint};
 
-use crate::keyring::{generate_reviewer_key, ReviewerKeyOptions};
+use crate::keyring::{add_signing_subkey, generate_reviewer_key, ReviewerKeyOptions};
 
 /// Why `keygen` wrote no key, or not all of it.
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +116,53 @@ pub fn keygen(options: ReviewerKeyOptions, out: &Path) -> Result<KeygenOutcome, 
         public,
         secret,
         revocation,
+    })
+}
+
+/// The two files `add-signing-key` writes.
+pub struct UpgradedKey {
+    /// The primary key's fingerprint: unchanged.
+    pub fingerprint: Fingerprint,
+    /// The new certificate (give it to the gateway operator in place of the old one).
+    pub public: PathBuf,
+    /// The new secret key (replaces the old one on the offline machine).
+    pub secret: PathBuf,
+}
+
+/// Adds a signing subkey to a reviewer key made before reviewer keys had one, writing the new
+/// certificate and secret key into `out` as `<stem>.pub.asc` and `<stem>.sec.asc` (never over an
+/// existing file). The fingerprint stays, so the gateway's config only needs the new file.
+pub fn add_signing_key(
+    key: &Cert,
+    passphrase: Option<&Password>,
+    out: &Path,
+) -> Result<UpgradedKey, KeygenError> {
+    let name = key
+        .userids()
+        .next()
+        .map(|u| String::from_utf8_lossy(u.userid().value()).into_owned())
+        .unwrap_or_default();
+    let stem = file_stem(&name);
+    let public = out.join(format!("{stem}.pub.asc"));
+    let secret = out.join(format!("{stem}.sec.asc"));
+    for path in [&public, &secret] {
+        if path.exists() {
+            return Err(KeygenError::Exists(path.clone()));
+        }
+    }
+    std::fs::create_dir_all(out).map_err(|source| KeygenError::Write {
+        path: out.to_path_buf(),
+        source,
+    })?;
+    let cert =
+        add_signing_subkey(key, passphrase).map_err(|e| KeygenError::Generate(e.to_string()))?;
+    let armored = |r: openpgp::Result<Vec<u8>>| r.map_err(|e| KeygenError::Generate(e.to_string()));
+    write_new(&secret, &armored(cert.as_tsk().armored().to_vec())?, 0o600)?;
+    write_new(&public, &armored(cert.armored().to_vec())?, 0o644)?;
+    Ok(UpgradedKey {
+        fingerprint: cert.fingerprint(),
+        public,
+        secret,
     })
 }
 

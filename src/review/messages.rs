@@ -308,7 +308,7 @@ pub fn summary(summary: &OpenSummary, verb: Verb, out: &Path, lang: Lang) -> Pri
         }
     }
     match &summary.receipt {
-        Some(Ok(path)) => {
+        Some(Ok(receipt)) => {
             let _ = writeln!(
                 stdout,
                 "{}: {}",
@@ -316,7 +316,7 @@ pub fn summary(summary: &OpenSummary, verb: Verb, out: &Path, lang: Lang) -> Pri
                     "Receipt for the operator",
                     "Recibo para quien opera el servidor"
                 ),
-                clean_line(&path.display().to_string())
+                clean_line(&receipt.path.display().to_string())
             );
             let _ = writeln!(
                 stdout,
@@ -326,6 +326,25 @@ pub fn summary(summary: &OpenSummary, verb: Verb, out: &Path, lang: Lang) -> Pri
                     "llévalo al servidor: purge lo necesita y borra solo lo que el recibo da por abierto"
                 )
             );
+            let _ = if receipt.signed {
+                writeln!(
+                    stdout,
+                    "  {}",
+                    lang.pick(
+                        "signed with your key (the .sig beside it): a courier can purge it over the network",
+                        "firmado con tu clave (el .sig a su lado): un enlace puede purgarlo por la red"
+                    )
+                )
+            } else {
+                writeln!(
+                    stderr,
+                    "  {}",
+                    lang.pick(
+                        "not signed: your key has no signing subkey, so only the operator's local purge takes it (`resguardo-review add-signing-key` gives the key one)",
+                        "sin firma: tu clave no tiene subclave de firma, así que solo el purge local del servidor lo acepta (`resguardo-review add-signing-key` le añade una)"
+                    )
+                )
+            };
         }
         Some(Err(e)) => {
             let _ = writeln!(

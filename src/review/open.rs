@@ -48,7 +48,7 @@ use ring::digest;
 use super::index;
 use super::opened;
 use super::output::{check_report_tree, OutputDir, Staging, TreeKind};
-use super::secret_key::UnlockedKey;
+use super::secret_key::{KeyPair, UnlockedKey};
 use super::worker::{self, Answer, Job};
 use crate::bundle::receipt::{self, FailedOpen, OpenReceipt, ReceiptError};
 use crate::bundle::{self, BundleEntry, BundleEntryReader, BundleError, BundleManifest};
@@ -175,7 +175,7 @@ pub struct OpenSummary {
     /// The bound on them.
     pub max_bundle_plaintext: u64,
     /// Where the receipt was written, or why not (`None`: no manifest, so no receipt).
-    pub receipt: Option<Result<PathBuf, ReceiptError>>,
+    pub receipt: Option<Result<WrittenReceipt, ReceiptError>>,
     /// How many reports the index lists, or why it could not be written.
     pub index: Option<Result<usize, String>>,
 }
@@ -251,6 +251,15 @@ impl DiskGuard {
     }
 }
 
+/// The receipt a run wrote.
+#[derive(Debug)]
+pub struct WrittenReceipt {
+    /// `open-receipt-<batch>.json` in `--out`.
+    pub path: PathBuf,
+    /// Whether its signature (`.sig` beside it) was written: the key has a signing subkey.
+    pub signed: bool,
+}
+
 /// Opens every submission of `bundle` with `key` into `out`; `progress` is called after each.
 /// The key is wiped before anything a parser wrote is read; then the urgency of earlier runs'
 /// reports is read, the index rebuilt and the receipt written.
@@ -302,19 +311,19 @@ pub fn open_bundle(
     }
     summary.kept_bytes = run.kept;
     summary.stopped = run.stop.take();
-    // The key goes first (its secrets are zeroed on drop): what follows reads parser output.
+    // The decryption keys go first (their secrets are zeroed on drop). The signing subkey signs
+    // the receipt, which is made of the manifest and of which report folders exist, and goes
+    // too: only then is parser output read.
+    let mut signer = run.key.take_signer();
     drop(run);
+    write_receipt(&mut summary, out, signer.as_mut());
+    drop(signer);
     after_the_key(&mut summary, out);
     summary
 }
 
-/// Urgency of earlier runs' reports, the receipt, the index.
-fn after_the_key(summary: &mut OpenSummary, out: &OutputDir) {
-    for (id, outcome) in &mut summary.outcomes {
-        if let Outcome::AlreadyOpen { urgency } = outcome {
-            *urgency = opened::urgency_in(&out.root().join(id.to_string()));
-        }
-    }
+/// The receipt: which submissions of the bundle are open in `out`, signed with `signer`.
+fn write_receipt(summary: &mut OpenSummary, out: &OutputDir, signer: Option<&mut KeyPair>) {
     if let Some(manifest) = &summary.manifest {
         let opened: Vec<SubmissionId> = manifest
             .submissions
@@ -335,7 +344,18 @@ fn after_the_key(summary: &mut OpenSummary, out: &OutputDir) {
             .collect();
         let path = out.root().join(OpenReceipt::file_name(&manifest.batch));
         let receipt = OpenReceipt::new(manifest.batch, opened, failed);
-        summary.receipt = Some(receipt::write(&path, &receipt).map(|()| path));
+        summary.receipt = Some(
+            receipt::write(&path, &receipt, signer).map(|signed| WrittenReceipt { path, signed }),
+        );
+    }
+}
+
+/// Urgency of earlier runs' reports, the index.
+fn after_the_key(summary: &mut OpenSummary, out: &OutputDir) {
+    for (id, outcome) in &mut summary.outcomes {
+        if let Outcome::AlreadyOpen { urgency } = outcome {
+            *urgency = opened::urgency_in(&out.root().join(id.to_string()));
+        }
     }
     summary.index = Some(index::rebuild(out.root()).map_err(|e| e.to_string()));
 }

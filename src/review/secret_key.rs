@@ -68,6 +68,8 @@ pub struct LockedKey {
 pub struct UnlockedKey {
     cert: Cert,
     keys: Vec<(KeyID, Fingerprint, KeyPair)>,
+    /// The signing subkey (signs the open receipt), if the key has one.
+    signer: Option<KeyPair>,
     /// True if the secret key was stored without a passphrase.
     pub unprotected: bool,
 }
@@ -115,6 +117,25 @@ impl LockedKey {
         self.cert.fingerprint()
     }
 
+    /// The key as read (secret parts still locked).
+    pub fn cert(&self) -> &Cert {
+        &self.cert
+    }
+
+    /// True if the key has a valid secret signing subkey already.
+    pub fn can_sign(&self) -> bool {
+        self.cert
+            .keys()
+            .with_policy(&crate::keyring::POLICY, None)
+            .supported()
+            .alive()
+            .revoked(false)
+            .secret()
+            .key_flags(KeyFlags::empty().set_signing())
+            .next()
+            .is_some()
+    }
+
     /// True if at least one secret encryption subkey needs a passphrase.
     pub fn needs_passphrase(&self) -> bool {
         self.secret_encryption_keys()
@@ -151,7 +172,17 @@ impl LockedKey {
         &self,
         passphrase: Option<&Password>,
     ) -> Result<KeyPair, KeyError> {
-        let key = self
+        self.signer_for(KeyFlags::empty().set_authentication(), passphrase)?
+            .ok_or_else(|| KeyError::NotACourierKey(self.path.clone()))
+    }
+
+    /// The valid secret subkey with `flags`, unlocked with `passphrase`; `None` if there is none.
+    fn signer_for(
+        &self,
+        flags: KeyFlags,
+        passphrase: Option<&Password>,
+    ) -> Result<Option<KeyPair>, KeyError> {
+        let Some(key) = self
             .cert
             .keys()
             .with_policy(&crate::keyring::POLICY, None)
@@ -159,10 +190,12 @@ impl LockedKey {
             .alive()
             .revoked(false)
             .secret()
-            .key_flags(KeyFlags::empty().set_authentication())
+            .key_flags(flags)
             .next()
             .map(|ka| ka.key().clone().role_into_unspecified())
-            .ok_or_else(|| KeyError::NotACourierKey(self.path.clone()))?;
+        else {
+            return Ok(None);
+        };
         let key = if key.secret().is_encrypted() {
             let password = passphrase.ok_or(KeyError::WrongPassphrase(self.cert.fingerprint()))?;
             key.decrypt_secret(password)
@@ -171,6 +204,7 @@ impl LockedKey {
             key
         };
         key.into_keypair()
+            .map(Some)
             .map_err(|_| KeyError::WrongPassphrase(self.cert.fingerprint()))
     }
 
@@ -180,6 +214,9 @@ impl LockedKey {
         if secrets.is_empty() {
             return Err(KeyError::NoSecretEncryptionKey(self.path));
         }
+        // Keys made before reviewer keys had a signing subkey open reports all the same; their
+        // receipts go unsigned.
+        let signer = self.signer_for(KeyFlags::empty().set_signing(), passphrase)?;
         let mut keys = Vec::new();
         let mut unprotected = true;
         for key in secrets {
@@ -204,6 +241,7 @@ impl LockedKey {
         Ok(UnlockedKey {
             cert: self.cert.strip_secret_key_material(),
             keys,
+            signer,
             unprotected,
         })
     }
@@ -213,6 +251,11 @@ impl UnlockedKey {
     /// The primary key's fingerprint.
     pub fn fingerprint(&self) -> Fingerprint {
         self.cert.fingerprint()
+    }
+
+    /// Takes the signing subkey out (to sign the receipt after the decryption keys are gone).
+    pub fn take_signer(&mut self) -> Option<KeyPair> {
+        self.signer.take()
     }
 
     /// A decryption helper for one message. It sets `addressed_to_us` when a session key in the

@@ -15,7 +15,11 @@ use std::path::{Path, PathBuf};
 
 use super::courier::Courier;
 use crate::bundle::receipt;
-use crate::courier::{BatchAnswer, BatchRequest, PurgeAnswer, PurgeRequest};
+use base64::Engine as _;
+
+use crate::courier::{
+    copy_query, BatchAnswer, BatchList, BatchRequest, CopyRequest, PurgeAnswer, PurgeRequest,
+};
 use crate::submission::{BatchId, SubmissionId};
 use crate::submit::SubmitError;
 
@@ -67,18 +71,39 @@ pub struct Fetched {
     pub resumed_from: u64,
 }
 
+/// What `fetch` brings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchWhat {
+    /// The next export batch (or the one an interrupted fetch left undelivered).
+    Next,
+    /// A batch the gateway still holds, again (delivered or not).
+    Batch(BatchId),
+    /// A copy of these submissions, at once (an urgent report): recorded nowhere on the server;
+    /// they go out again with their batch, which is what purge works from.
+    Copy(Vec<SubmissionId>),
+}
+
 impl Courier {
-    /// Fetches into `out` the next export batch, or a batch of just `only` (an urgent report to
-    /// carry at once).
-    pub fn fetch(&mut self, out: &Path, only: &[SubmissionId]) -> Result<Fetched, TransferError> {
+    /// Fetches `what` into `out`.
+    pub fn fetch(&mut self, out: &Path, what: &FetchWhat) -> Result<Fetched, TransferError> {
         if out.exists() {
             return Err(TransferError::OutputExists(out.to_path_buf()));
         }
-        let request = serde_json::to_vec(&BatchRequest { ids: only.to_vec() })
-            .map_err(|e| TransferError::Invalid(e.to_string()))?;
-        let answer: BatchAnswer = self.signed(|client, sign| {
-            client.courier_post("api/v1/courier/batches", &request, sign, 4096)
-        })?;
+        let (path, request) = match what {
+            FetchWhat::Next => ("api/v1/courier/batches", json(&BatchRequest::default())),
+            FetchWhat::Batch(batch) => (
+                "api/v1/courier/batches",
+                json(&BatchRequest {
+                    batch: Some(*batch),
+                }),
+            ),
+            FetchWhat::Copy(ids) => (
+                "api/v1/courier/copies",
+                json(&CopyRequest { ids: ids.clone() }),
+            ),
+        };
+        let answer: BatchAnswer =
+            self.signed(|client, sign| client.courier_post(path, &request, sign, 4096))?;
         let Some(batch) = answer.batch else {
             return Ok(Fetched {
                 batch: None,
@@ -86,6 +111,10 @@ impl Courier {
                 size: 0,
                 resumed_from: 0,
             });
+        };
+        let download = |have: u64| match what {
+            FetchWhat::Copy(ids) => format!("api/v1/courier/copies?{}", copy_query(ids, have)),
+            _ => format!("api/v1/courier/batches/{batch}?offset={have}"),
         };
         let part = part_path(out, &batch);
         let mut file = OpenOptions::new()
@@ -103,8 +132,10 @@ impl Courier {
             if have >= answer.size {
                 break;
             }
-            let path = format!("api/v1/courier/batches/{batch}?offset={have}");
-            match self.signed(|client, sign| client.courier_download(&path, sign, &mut file)) {
+            let path = download(have);
+            let rest = answer.size - have;
+            match self.signed(|client, sign| client.courier_download(&path, sign, &mut file, rest))
+            {
                 Ok(_) => last_error = None,
                 Err(e) => last_error = Some(e),
             }
@@ -116,9 +147,10 @@ impl Courier {
                 .map(TransferError::Gateway)
                 .unwrap_or(TransferError::Mismatch));
         }
-        // Every entry against the manifest's size and SHA-256: what a partial or mixed-up
-        // download cannot pass.
-        if have != answer.size || crate::operator::verify_bundle_file(&part).is_err() {
+        // Every entry against the manifest's size and SHA-256, and the manifest against the batch
+        // announced: what a partial, mixed-up or substituted download cannot pass.
+        let verified = crate::operator::verify_bundle_file(&part);
+        if have != answer.size || !verified.is_ok_and(|m| m.batch == batch) {
             let _ = fs::remove_file(&part);
             return Err(TransferError::Mismatch);
         }
@@ -128,10 +160,12 @@ impl Courier {
                 .and_then(|d| d.sync_all())
                 .map_err(file_error(dir))?;
         }
-        let path = format!("api/v1/courier/batches/{batch}/delivered");
-        self.signed(|client, sign| {
-            client.courier_post::<serde_json::Value>(&path, b"{}", sign, 4096)
-        })?;
+        if !matches!(what, FetchWhat::Copy(_)) {
+            let path = format!("api/v1/courier/batches/{batch}/delivered");
+            self.signed(|client, sign| {
+                client.courier_post::<serde_json::Value>(&path, b"{}", sign, 4096)
+            })?;
+        }
         Ok(Fetched {
             batch: Some(batch),
             submissions: answer.submissions,
@@ -140,7 +174,15 @@ impl Courier {
         })
     }
 
-    /// Purges, on the gateway, what the reviewers opened from `bundle` (per their `receipt`).
+    /// The batches the gateway still holds, oldest first.
+    pub fn batches(&mut self) -> Result<BatchList, TransferError> {
+        Ok(self.signed(|client, sign| {
+            client.courier_get("api/v1/courier/batches", sign, 1024 * 1024)
+        })?)
+    }
+
+    /// Purges, on the gateway, what the reviewers opened from `bundle`, per their `receipt` and
+    /// its signature (`<receipt>.sig`, written by `open` with a reviewer's signing subkey).
     pub fn purge(
         &mut self,
         bundle_path: &Path,
@@ -148,23 +190,36 @@ impl Courier {
     ) -> Result<PurgeAnswer, TransferError> {
         let manifest = crate::operator::verify_bundle_file(bundle_path)
             .map_err(|e| TransferError::Invalid(e.to_string()))?;
-        let receipt = receipt::read(receipt_path).map_err(|e| {
-            TransferError::Invalid(format!("receipt {}: {e}", receipt_path.display()))
-        })?;
-        if receipt.batch != manifest.batch {
+        let invalid = |e: receipt::ReceiptError| TransferError::Invalid(e.to_string());
+        let bytes = receipt::read_bytes(receipt_path).map_err(invalid)?;
+        let parsed = receipt::parse(&bytes, receipt_path).map_err(invalid)?;
+        if parsed.batch != manifest.batch {
             return Err(TransferError::Invalid(format!(
                 "receipt {} is for bundle {}, not for this bundle ({}); use the receipt `resguardo-review open` wrote for this bundle",
                 receipt_path.display(),
-                receipt.batch,
+                parsed.batch,
                 manifest.batch
             )));
         }
-        let body = serde_json::to_vec(&PurgeRequest { manifest, receipt })
-            .map_err(|e| TransferError::Invalid(e.to_string()))?;
+        let signature = receipt::read_signature(receipt_path).map_err(invalid)?;
+        let receipt = String::from_utf8(bytes).map_err(|_| {
+            TransferError::Invalid(format!("{}: not UTF-8", receipt_path.display()))
+        })?;
+        let body = serde_json::to_vec(&PurgeRequest {
+            manifest,
+            receipt,
+            signature: base64::engine::general_purpose::STANDARD.encode(signature),
+        })
+        .map_err(|e| TransferError::Invalid(e.to_string()))?;
         Ok(self.signed(|client, sign| {
             client.courier_post("api/v1/courier/purge", &body, sign, 16 * 1024 * 1024)
         })?)
     }
+}
+
+/// A request body (these shapes always serialise).
+fn json(body: &impl serde::Serialize) -> Vec<u8> {
+    serde_json::to_vec(body).unwrap_or_default()
 }
 
 /// Where a download of `batch` for `out` is kept until it is whole.

@@ -37,9 +37,6 @@ use crate::triage::{Triage, TRIAGE_BYTES};
 /// Largest triage answer read (a full page of items is about 2.5 MiB).
 const MAX_TRIAGE_ANSWER: u64 = 4 * 1024 * 1024;
 
-/// Seen ids are forgotten this many days after their day (the gateway is asked from yesterday).
-const REMEMBER_DAYS: i32 = 7;
-
 /// The state file in the state directory.
 const STATE_FILE: &str = "watch-state.json";
 /// The folder of ring claims in the state directory.
@@ -64,11 +61,45 @@ pub enum WatchError {
     Sign(String),
 }
 
-/// What the watch remembers between runs: the ids it has handled, with their day.
+/// What the watch remembers between runs: the ids it has handled, with their day, and the
+/// gateway's day at the last poll that answered (the next poll asks from the day before it, so a
+/// watch that was off for a week still sees that week).
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct WatchState {
     seen: BTreeMap<SubmissionId, UtcDay>,
+    #[serde(default)]
+    last_poll: Option<UtcDay>,
 }
+
+impl WatchState {
+    /// The first day to ask the gateway for: the day before the last poll that answered; on a
+    /// first run, the last [`FIRST_RUN_DAYS`] days.
+    fn since(&self, today: UtcDay) -> UtcDay {
+        let from = match self.last_poll {
+            Some(day) => day.days_since_epoch().min(today.days_since_epoch()) - 1,
+            None => today.days_since_epoch() - FIRST_RUN_DAYS,
+        };
+        UtcDay::from_days_since_epoch(from)
+    }
+}
+
+/// A first run lists (and rings for) the reports of this many days back.
+const FIRST_RUN_DAYS: i32 = 7;
+
+/// A ring claim stays at least this long after the report left the watch's memory (a watch
+/// killed between ringing and saving its state must still find the claim).
+const CLAIM_DAYS: u64 = 14;
+
+/// What a desktop notification needs from the session `watch` runs in; `ring` gets these, and
+/// `--on-alert` only `HOME` and `LANG` of them.
+const SESSION_VARIABLES: &[&str] = &[
+    "HOME",
+    "LANG",
+    "DISPLAY",
+    "WAYLAND_DISPLAY",
+    "DBUS_SESSION_BUS_ADDRESS",
+    "XDG_RUNTIME_DIR",
+];
 
 /// One new report, as the on-call person reads it.
 #[derive(Debug, Clone)]
@@ -231,17 +262,17 @@ pub fn watch(
     let dir = &options.state_dir;
     fs::create_dir_all(dir.join(ALERTS_DIR)).map_err(state_error(dir))?;
     let mut state = load_state(dir)?;
+    forget_old_claims(dir, &state);
     let mut polls = 0u64;
-    let mut today = UtcDay::today();
     loop {
-        let since = UtcDay::from_days_since_epoch(today.days_since_epoch() - 1);
+        let since = state.since(UtcDay::today());
         match courier.triage_since(since) {
             Ok((gateway_today, items)) => {
-                today = gateway_today;
                 handle(courier, &mut state, items, options, out)?;
-                state.seen.retain(|_, day| {
-                    day.days_since_epoch() + REMEMBER_DAYS >= today.days_since_epoch()
-                });
+                state.last_poll = Some(gateway_today);
+                // What the next poll cannot return any more need not be remembered.
+                let next = state.since(gateway_today);
+                state.seen.retain(|_, day| *day >= next);
                 save_state(dir, &state)?;
             }
             // A gateway out of reach (a broken Tor circuit) is tried again at the next poll.
@@ -285,6 +316,29 @@ fn handle(
     Ok(())
 }
 
+/// Removes ring claims of reports the watch no longer remembers, once they are old: a report it
+/// does not remember is never asked for again, so its claim has done its work.
+fn forget_old_claims(dir: &Path, state: &WatchState) {
+    let Ok(entries) = fs::read_dir(dir.join(ALERTS_DIR)) else {
+        return;
+    };
+    let old = Duration::from_secs(CLAIM_DAYS * 86_400);
+    for entry in entries.flatten() {
+        let remembered = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<SubmissionId>().ok())
+            .is_some_and(|id| state.seen.contains_key(&id));
+        let aged = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > old));
+        if !remembered && aged {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// Starts `resguardo-review ring` for one urgent report, in its own process group so that it
 /// finishes even if the watch is killed.
 fn spawn_ring(sighting: &Sighting, options: &WatchOptions) -> Result<(), WatchError> {
@@ -300,8 +354,10 @@ fn spawn_ring(sighting: &Sighting, options: &WatchOptions) -> Result<(), WatchEr
         .envs(sighting.environment())
         .stdin(Stdio::null())
         .process_group(0);
-    if let Some(path) = std::env::var_os("PATH") {
-        command.env("PATH", path);
+    for name in std::iter::once("PATH").chain(SESSION_VARIABLES.iter().copied()) {
+        if let Some(value) = std::env::var_os(name) {
+            command.env(name, value);
+        }
     }
     if let Some(cmd) = &options.on_alert {
         command.arg("--on-alert").arg(cmd);
@@ -352,11 +408,78 @@ pub fn ring(
         .stderr(Stdio::null())
         .status();
     if let Some(cmd) = on_alert {
-        let _ = Command::new("/bin/sh")
-            .arg("-c")
-            .arg(cmd)
-            .stdin(Stdio::null())
-            .status();
+        // The triage fields, PATH, HOME and LANG (a forwarding tool finds its settings there);
+        // not the desktop session.
+        let mut command = Command::new("/bin/sh");
+        command.arg("-c").arg(cmd).stdin(Stdio::null()).env_clear();
+        for (name, value) in std::env::vars_os() {
+            let keep = name.to_str().is_some_and(|n| {
+                n.starts_with("RESGUARDO_") || ["PATH", "HOME", "LANG"].contains(&n)
+            });
+            if keep {
+                command.env(name, value);
+            }
+        }
+        let _ = command.status();
     }
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(n: i32) -> UtcDay {
+        UtcDay::from_days_since_epoch(20_000 + n)
+    }
+
+    #[test]
+    fn a_first_run_asks_for_the_last_week() {
+        assert_eq!(WatchState::default().since(day(10)), day(3));
+    }
+
+    /// Regression: the watch asked from yesterday whatever its state, so reports that arrived
+    /// while it was off for more than a day were never listed nor rung.
+    #[test]
+    fn a_watch_that_was_off_asks_from_the_day_before_its_last_poll() {
+        let state = WatchState {
+            seen: BTreeMap::new(),
+            last_poll: Some(day(0)),
+        };
+        assert_eq!(state.since(day(30)), day(-1));
+        // A gateway day ahead of this device's clock does not skip today's reports.
+        let ahead = WatchState {
+            seen: BTreeMap::new(),
+            last_poll: Some(day(31)),
+        };
+        assert_eq!(ahead.since(day(30)), day(29));
+    }
+
+    #[test]
+    fn old_claims_of_forgotten_reports_go_and_the_others_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let alerts = dir.path().join(ALERTS_DIR);
+        fs::create_dir_all(&alerts).unwrap();
+        let (forgotten, remembered, fresh) = (
+            SubmissionId::random(),
+            SubmissionId::random(),
+            SubmissionId::random(),
+        );
+        let long_ago = std::time::SystemTime::now() - Duration::from_secs(30 * 86_400);
+        for id in [forgotten, remembered, fresh] {
+            let file = File::create(alerts.join(id.to_string())).unwrap();
+            if id != fresh {
+                file.set_modified(long_ago).unwrap();
+            }
+        }
+        let mut state = WatchState::default();
+        state.seen.insert(remembered, day(0));
+        forget_old_claims(dir.path(), &state);
+        assert!(!alerts.join(forgotten.to_string()).exists());
+        assert!(alerts.join(remembered.to_string()).exists());
+        assert!(
+            alerts.join(fresh.to_string()).exists(),
+            "a recent claim stays"
+        );
+    }
 }

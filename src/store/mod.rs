@@ -104,14 +104,6 @@ pub enum StoreError {
     /// No batch record with this id.
     #[error("export batch {0} is not in the store (was it completed or purged already?)")]
     BatchNotFound(BatchId),
-    /// The submission is already in an export batch (fetch or export that batch instead).
-    #[error("submission {id} is already in export batch {batch}")]
-    AlreadyExported {
-        /// The submission.
-        id: SubmissionId,
-        /// The batch that holds it.
-        batch: BatchId,
-    },
     /// Writing or checking a bundle failed.
     #[error(transparent)]
     Bundle(#[from] BundleError),
@@ -550,27 +542,55 @@ impl SubmissionStore {
         self.fix_batch(ids).map(Some)
     }
 
-    /// Fixes a batch of exactly these stored submissions (an urgent report carried to the offline
-    /// machine at once). Each must be stored and not yet in a batch.
-    pub fn begin_export_of(&self, ids: &[SubmissionId]) -> Result<ExportBatch, StoreError> {
-        let _admin = self.lock_admin();
-        for id in ids {
-            match self.get(id)? {
-                None => return Err(StoreError::NotFound(*id)),
-                Some(SubmissionRecord {
-                    state: RecordState::Exported { batch },
-                    ..
-                }) => return Err(StoreError::AlreadyExported { id: *id, batch }),
-                Some(record) if record.state != RecordState::Stored => {
-                    return Err(StoreError::NotFound(*id))
-                }
-                Some(_) => {}
-            }
-        }
+    /// A copy of these submissions (an urgent report carried to the offline machine at once):
+    /// a bundle of them written from the store, recorded nowhere. Its batch id is derived from
+    /// the ids and its day is the latest of theirs, so the same copy is the same bytes on every
+    /// request (a download resumes) and says nothing the entries do not. The submissions stay
+    /// where they are and go out again with their batch, which is what purge works from.
+    pub fn copy_of(&self, ids: &[SubmissionId]) -> Result<ExportBatch, StoreError> {
         let mut unique = ids.to_vec();
         unique.sort();
         unique.dedup();
-        self.fix_batch(unique)
+        let mut submissions = Vec::with_capacity(unique.len());
+        let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+        digest.update(b"resguardo copy/1\n");
+        for id in &unique {
+            let record = match self.get(id)? {
+                Some(record) if record.state != RecordState::Purging => record,
+                _ => return Err(StoreError::NotFound(*id)),
+            };
+            digest.update(id.as_bytes());
+            submissions.push(BundleEntry {
+                id: record.id,
+                day: record.day,
+                size: record.size,
+                sha256: record.sha256,
+                sealing: record.sealing,
+            });
+        }
+        let mut batch = [0u8; 16];
+        batch.copy_from_slice(&digest.finish().as_ref()[..16]);
+        let created = submissions
+            .iter()
+            .map(|e| e.day)
+            .max()
+            .unwrap_or_else(UtcDay::today);
+        Ok(ExportBatch {
+            manifest: BundleManifest {
+                format: bundle::FORMAT.into(),
+                batch: BatchId::from_bytes(batch),
+                created,
+                submissions,
+            },
+            resumed: false,
+        })
+    }
+
+    /// The export batches the store still holds (not yet purged), oldest first.
+    pub fn batches(&self) -> Result<Vec<BatchRecord>, StoreError> {
+        let mut batches = self.batch_records()?;
+        batches.sort_by_key(|b| b.created);
+        Ok(batches)
     }
 
     /// Marks `ids` exported in a new batch, durably, and returns its manifest.

@@ -321,8 +321,8 @@ impl GatewayClient {
             expect_json(self.agent.get(&url).call(), 200, 4096)?;
         let path = format!("/{}", path_and_query.trim_start_matches('/'));
         let method = if body.is_some() { "POST" } else { "GET" };
-        let text =
-            crate::courier::signed_text(method, &path, &challenge.challenge, body.unwrap_or(b""));
+        let body_hash = crate::courier::body_hash(body.unwrap_or(b""));
+        let text = crate::courier::signed_text(method, &path, &challenge.challenge, &body_hash);
         let signature = base64::engine::general_purpose::STANDARD.encode(sign(&text)?);
         let url = format!("{}{}", self.base, path.trim_start_matches('/'));
         let sent = match body {
@@ -337,6 +337,7 @@ impl GatewayClient {
                 .post(&url)
                 .header(crate::courier::CHALLENGE_HEADER, &challenge.challenge)
                 .header(crate::courier::SIGNATURE_HEADER, &signature)
+                .header(crate::courier::BODY_HASH_HEADER, &body_hash)
                 .header("Content-Type", "application/json")
                 .send(body),
         };
@@ -368,7 +369,8 @@ impl GatewayClient {
         expect_json(Ok(self.courier_call(path, Some(body), sign)?), 200, limit)
     }
 
-    /// A signed courier GET whose answer (200) is copied into `out`; returns the bytes copied.
+    /// A signed courier GET whose answer (200) is copied into `out`, at most `limit` bytes (a
+    /// longer answer is an error, its first `limit` bytes copied); returns the bytes copied.
     /// If the connection breaks, `out` keeps what arrived and the error is returned (a caller
     /// resumes from there).
     pub fn courier_download(
@@ -376,6 +378,7 @@ impl GatewayClient {
         path_and_query: &str,
         sign: &mut RequestSigner<'_>,
         out: &mut dyn std::io::Write,
+        limit: u64,
     ) -> Result<u64, SubmitError> {
         let mut response = self.courier_call(path_and_query, None, sign)?;
         if response.status().as_u16() != 200 {
@@ -385,14 +388,22 @@ impl GatewayClient {
                     .unwrap_or_else(|| SubmitError::BadResponse("unexpected answer".into())),
             );
         }
-        let mut reader = response.body_mut().with_config().limit(u64::MAX).reader();
+        let reader = response.body_mut().with_config().limit(u64::MAX).reader();
+        // One byte past the bound tells "longer than announced" from "exactly as long".
+        let mut reader = std::io::Read::take(reader, limit.saturating_add(1));
         // Large writes: a bundle is tens of MiB, and 8 KiB writes cost more than the network.
         let mut out = std::io::BufWriter::with_capacity(1024 * 1024, out);
-        let copied = std::io::copy(&mut reader, &mut out);
+        let copied = std::io::copy(&mut std::io::Read::take(&mut reader, limit), &mut out);
         // What arrived is kept even when the connection broke, so a retry resumes after it.
         let flushed = std::io::Write::flush(&mut out);
         let copied = copied.map_err(|e| SubmitError::Unreachable(e.to_string()))?;
         flushed.map_err(|e| SubmitError::Unreachable(e.to_string()))?;
+        let mut past = [0u8; 1];
+        if std::io::Read::read(&mut reader, &mut past).unwrap_or(0) > 0 {
+            return Err(SubmitError::BadResponse(format!(
+                "the gateway sent more than the {limit} bytes it announced"
+            )));
+        }
         Ok(copied)
     }
 }
