@@ -116,6 +116,7 @@ fn main() {
             language: "es".into(),
             urgent: true,
             fields: vec![("what_happened".into(), "threat".into())],
+            conversation: None,
         };
         let sealed = seal_report(&gateway_keys, &input).expect("seal");
         let id = client

@@ -70,6 +70,7 @@ fn main() {
             language: "es".into(),
             urgent: false,
             fields: vec![],
+            conversation: None,
         };
         let sealed = seal_report(&gateway_keys, &input).expect("seal");
         client

@@ -43,6 +43,7 @@ fn sealed_payload(keyring: &ReviewerKeyring, seed: u8) -> Vec<u8> {
             media_type: "application/octet-stream".into(),
             path: "files/001.bin".into(),
         }],
+        conversation: None,
     };
     let mut out = Vec::new();
     let mut sealer = resguardo::seal::sealer(keyring, &mut out).expect("sealer");

@@ -72,6 +72,7 @@ fn main() {
             media_type: "text/plain".into(),
             path: "files/001.txt".into(),
         }],
+        conversation: None,
     };
     let (plain, _) = payload::write_payload(Vec::new(), &report, vec![Box::new(&attachment[..])])
         .expect("payload");

@@ -193,13 +193,26 @@ impl Default for StoreConfig {
     }
 }
 
-/// Deletion of submissions that were never exported (`[retention]`).
-#[derive(Debug, Clone, Default, Deserialize)]
+/// Deletion of submissions that were never exported, and of quiet conversations
+/// (`[retention]`).
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetentionConfig {
     /// Delete submissions never exported after this many days; 0 keeps them until exported.
     /// (Exported submissions are deleted by `purge`.)
     pub unexported_days: u32,
+    /// Delete a conversation (its locked reply key and replies) this many days after its last
+    /// message (`docs/replies-v1.md`); 1 to 3650.
+    pub conversation_days: u32,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            unexported_days: 0,
+            conversation_days: 180,
+        }
+    }
 }
 
 /// The proof of work asked of every submission (`[proof_of_work]`).
@@ -370,6 +383,11 @@ pub struct RateLimits {
     pub courier_per_second: u32,
     /// Courier requests that may come at once before `courier_per_second` paces them.
     pub courier_burst: u32,
+    /// Reporters' check-ins (`POST /api/v1/conversations/check`) per minute, for the whole
+    /// gateway; each also pays a proof of work. Bounds receipt guessing.
+    pub checks_per_minute: u32,
+    /// Check-ins that may come at once before `checks_per_minute` paces them.
+    pub check_burst: u32,
     /// Each connection's own share of the routes above (a page load makes about a dozen
     /// requests), so one client cannot take a whole budget.
     pub per_connection_per_second: u32,
@@ -397,6 +415,8 @@ impl Default for RateLimits {
             challenge_burst: 100,
             courier_per_second: 20,
             courier_burst: 60,
+            checks_per_minute: 120,
+            check_burst: 30,
             per_connection_per_second: 10,
             per_connection_burst: 40,
             max_requests_per_connection: 200,
@@ -559,6 +579,8 @@ impl GatewayConfig {
             ("rate_limits.challenge_burst", r.challenge_burst),
             ("rate_limits.courier_per_second", r.courier_per_second),
             ("rate_limits.courier_burst", r.courier_burst),
+            ("rate_limits.checks_per_minute", r.checks_per_minute),
+            ("rate_limits.check_burst", r.check_burst),
             (
                 "rate_limits.per_connection_per_second",
                 r.per_connection_per_second,
@@ -639,6 +661,9 @@ impl GatewayConfig {
         }
         if !(1..=60).contains(&self.store.sweep_secs) {
             problems.push("store.sweep_secs must be between 1 and 60".into());
+        }
+        if !(1..=3650).contains(&self.retention.conversation_days) {
+            problems.push("retention.conversation_days must be 1 to 3650".into());
         }
         if self.retention.unexported_days > 3650 {
             problems.push("retention.unexported_days must be at most 3650".into());

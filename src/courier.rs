@@ -8,11 +8,13 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::bundle::BundleManifest;
 use crate::submission::{BatchId, SubmissionId, UtcDay};
 
 /// The header that carries the challenge a request answers.
 pub const CHALLENGE_HEADER: &str = "resguardo-challenge";
+/// The header of an answer to an authenticated courier request that carries a fresh challenge
+/// for the next request: a courier that keeps polling never needs the public challenge route.
+pub const NEXT_CHALLENGE_HEADER: &str = "resguardo-next-challenge";
 /// The header that carries the base64 detached signature.
 pub const SIGNATURE_HEADER: &str = "resguardo-signature";
 /// The first line of every signed text (a signature for anything else never matches).
@@ -131,14 +133,13 @@ pub struct BatchList {
 /// Most batches one list answers with.
 pub const MAX_LISTED_BATCHES: usize = 1000;
 
-/// `POST /api/v1/courier/purge`: the fetched bundle's manifest and the reviewers' open receipt
-/// with its signature. The receipt travels as its exact bytes, which the signature covers.
+/// `POST /api/v1/courier/purge`: the reviewers' open receipt with its signature. The receipt
+/// travels as its exact bytes, which the signature covers, and says by itself what may go (the
+/// size and SHA-256 of each ciphertext opened): no manifest from the courier is trusted.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PurgeRequest {
-    /// The manifest of the bundle the reviewers opened.
-    pub manifest: BundleManifest,
-    /// What `resguardo-review open` wrote for it (`open-receipt-<batch>.json`), byte for byte.
+    /// What `resguardo-review open` wrote (`open-receipt-<batch>.json`, format v2), byte for byte.
     pub receipt: String,
     /// Base64 of the detached signature `open` wrote beside it, by a reviewer's signing subkey.
     pub signature: String,

@@ -313,6 +313,7 @@ impl FormDefinition {
             fields,
             description,
             attachments,
+            conversation: None,
         })
     }
 }

@@ -44,6 +44,7 @@ fn fill(url: &str, n: usize, size: usize) -> Vec<String> {
                 language: "es".into(),
                 urgent: i % 3 == 0,
                 fields: vec![("what_happened".into(), "threat".into())],
+                conversation: None,
             };
             let sealed = seal_report(&keys, &input).unwrap();
             client
@@ -469,6 +470,53 @@ fn a_stolen_courier_key_cannot_purge_and_a_batch_marked_delivered_can_be_fetched
         stdout(&purge).starts_with("purged: 2"),
         "{}",
         stdout(&purge)
+    );
+    gateway.stop();
+}
+
+/// Regression (hostile review): a courier who carried the bundle could put another report's
+/// ciphertext under an urgent report's id; the reviewers opened "it", signed a receipt naming
+/// it, and the purge, going by the courier's manifest, deleted the real one unread. The receipt
+/// now names the ciphertext that was opened, and the gateway compares with its own.
+#[test]
+fn a_ciphertext_swapped_in_the_bundle_does_not_get_the_real_one_purged() {
+    let dir = tempfile::tempdir().unwrap();
+    let gateway = Gateway::start_with(dir.path(), "plain-http", &courier_config());
+    fill(&gateway.url, 2, 1000);
+    let bundle = dir.path().join("bundle.tar");
+    assert!(fetch(&gateway.url, &bundle).status.success());
+    let entries = read_bundle(&bundle);
+    let manifest = resguardo::operator::verify_bundle_file(&bundle).unwrap();
+    let decoy = &manifest.submissions[1];
+    let decoy_bytes = entries
+        .iter()
+        .find(|(id, _)| *id == decoy.id.to_string())
+        .map(|(_, b)| b.clone())
+        .unwrap();
+    // The target's entry now holds the decoy's ciphertext, and says so in the manifest.
+    let mut swapped = manifest.clone();
+    swapped.submissions[0].size = decoy.size;
+    swapped.submissions[0].sha256 = decoy.sha256.clone();
+    let tampered = dir.path().join("tampered.tar");
+    let file = std::fs::File::create(&tampered).unwrap();
+    resguardo::bundle::write_bundle(file, &swapped, |_| {
+        Ok(std::io::Cursor::new(decoy_bytes.clone()))
+    })
+    .unwrap();
+    let receipt = open_offline(&tampered, &dir.path().join("opened"));
+    assert!(receipt_signature(&receipt).exists());
+    // Sent with the real manifest's bundle on the side: the gateway goes by the receipt.
+    let purge = network_purge(&gateway.url, &bundle, &receipt);
+    assert!(purge.status.success(), "{}", stderr(&purge));
+    let out = stdout(&purge);
+    assert!(out.starts_with("purged: 1"), "{out}");
+    let status = run(Command::new(gateway_bin())
+        .args(["status", "--data-dir"])
+        .arg(&gateway.data_dir));
+    assert!(
+        stdout(&status).contains("exported, not purged: 1"),
+        "the target is kept: {}",
+        stdout(&status)
     );
     gateway.stop();
 }

@@ -172,6 +172,27 @@ fn courier_get(
     )
 }
 
+/// A signed GET; its status and the next challenge the answer hands out, if any.
+fn courier_get_next(
+    gateway: &Gateway,
+    path: &str,
+    challenge: &str,
+    signature: String,
+) -> (u16, Option<String>) {
+    let response = agent()
+        .get(&format!("{}{}", gateway.url, path.trim_start_matches('/')))
+        .header("Resguardo-Challenge", challenge)
+        .header("Resguardo-Signature", signature)
+        .call()
+        .expect("answer");
+    let next = response
+        .headers()
+        .get("resguardo-next-challenge")
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
+    (response.status().as_u16(), next)
+}
+
 fn challenge(gateway: &Gateway) -> String {
     let (status, body) = get(&format!("{}api/v1/courier/challenge", gateway.url));
     assert_eq!(status, 200);
@@ -306,6 +327,23 @@ fn courier_requests_are_refused_with_a_code_for_each_bad_credential() {
     let c = challenge(&gateway);
     let (status, _) = courier_get(&gateway, path, Some(&c), Some(sign(&mut good, &text(&c))));
     assert_eq!(status, 200);
+    // An authenticated answer hands out the next challenge, which answers the next request
+    // without the public challenge route; a refused request gets none.
+    let c = challenge(&gateway);
+    let (status, next) = courier_get_next(&gateway, path, &c, sign(&mut good, &text(&c)));
+    assert_eq!(status, 200);
+    let next = next.expect("an authenticated answer carries the next challenge");
+    let (status, again) = courier_get_next(&gateway, path, &next, sign(&mut good, &text(&next)));
+    assert_eq!(
+        status, 200,
+        "the handed-out challenge answers the next request"
+    );
+    let (status, refused) = courier_get_next(&gateway, path, &again.unwrap(), "AAAA".into());
+    assert_eq!(status, 401);
+    assert!(
+        refused.is_none(),
+        "a refused request is handed no challenge"
+    );
     let logs = gateway.stop();
     assert!(
         !logs.contains(&c) && !logs.contains("D27756FA"),
@@ -396,6 +434,7 @@ fn quick_submit(gateway: &Gateway, keys: &resguardo::submit::GatewayKeys, urgent
         language: "es".into(),
         urgent,
         fields: vec![("what_happened".into(), "threat".into())],
+        conversation: None,
     };
     let sealed = resguardo::submit::seal_report(keys, &input).expect("seal");
     let client =
@@ -500,6 +539,7 @@ fn a_refused_triage_envelope_does_not_cost_the_report() {
         language: "es".into(),
         urgent: true,
         fields: vec![],
+        conversation: None,
     };
     let sealed = resguardo::submit::seal_report(&keys, &input).unwrap();
     assert!(sealed.triage.is_some());

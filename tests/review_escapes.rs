@@ -227,6 +227,7 @@ fn hostile_report_text_reaches_no_terminal_and_no_file_for_people() {
             media_type: "text/plain".into(),
             path: "files/001.txt".into(),
         }],
+        conversation: None,
     };
     let (plain, _) =
         payload::write_payload(Vec::new(), &report, vec![Box::new(&b"ok"[..])]).expect("payload");

@@ -45,6 +45,7 @@ fn sealed_report(description: &str, attachment: &[u8], urgent: bool) -> Vec<u8> 
             media_type: "application/pdf".into(),
             path: "files/001.pdf".into(),
         }],
+        conversation: None,
     };
     let (plain, _) =
         payload::write_payload(Vec::new(), &report, vec![Box::new(attachment)]).expect("payload");
@@ -401,6 +402,7 @@ fn bad_submissions_fail_alone_with_a_reason_and_leave_nothing() {
         fields: BTreeMap::new(),
         description: "x".into(),
         attachments: vec![],
+        conversation: None,
     };
     let with_attachment = |path: &str, size: u64, hash: &str| {
         let mut r = base.clone();
@@ -716,6 +718,7 @@ fn sealed_answer(
         fields,
         description: description.into(),
         attachments: vec![],
+        conversation: None,
     };
     let (plain, _) = payload::write_payload(Vec::new(), &report, vec![]).expect("payload");
     sealed(&plain)
@@ -894,9 +897,17 @@ fn open_writes_the_receipt_purge_will_require() {
     );
     assert!(stdout(&o).contains("purge needs it"), "{}", stdout(&o));
     let receipt = resguardo::bundle::receipt::read(&receipt_path).expect("receipt");
-    assert_eq!(receipt.format, "resguardo.open-receipt/1");
+    assert_eq!(receipt.format, "resguardo.open-receipt/2");
     assert_eq!(receipt.batch, manifest.batch);
     assert_eq!(receipt.opened, vec![ids[0], ids[2]]);
+    // Each opened ciphertext, as the bundle gave it: what a network purge deletes by.
+    for (opened, id) in receipt.ciphertexts.iter().zip([ids[0], ids[2]]) {
+        let entry = manifest.submissions.iter().find(|e| e.id == id).unwrap();
+        assert_eq!(
+            (opened.id, opened.size, &opened.sha256),
+            (id, entry.size, &entry.sha256)
+        );
+    }
     assert_eq!(receipt.failed.len(), 1);
     assert_eq!(receipt.failed[0].id, ids[1]);
     assert_eq!(receipt.failed[0].reason, "not encrypted to this key");

@@ -85,6 +85,26 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         data_dir: PathBuf,
     },
+    /// The reporters' conversations (docs/replies-v1.md).
+    #[command(subcommand)]
+    Replies(RepliesCommand),
+}
+
+#[derive(Subcommand)]
+enum RepliesCommand {
+    /// Store the answers of an outbox from `resguardo-review reply` (the local form of the
+    /// courier's `push`): each must be signed by a reviewer key of the configuration and
+    /// addressed to an existing conversation.
+    Import {
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+        /// The gateway's configuration (its reviewer keys check the signatures); the embedded
+        /// default without it.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// The outbox.
+        outbox: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -168,6 +188,42 @@ fn run(command: Command) -> Result<(), Failure> {
                     format!("{} submissions were not purged", report.refused.len()),
                 ))
             }
+        }
+        Command::Replies(RepliesCommand::Import {
+            data_dir,
+            config,
+            outbox,
+        }) => {
+            let (config, embedded) = match config {
+                Some(path) => (GatewayConfig::load(&path)?, false),
+                None => (GatewayConfig::embedded_default(), true),
+            };
+            let validated = config.validate(embedded)?;
+            let outbox = resguardo::replies::outbox::read(&outbox)
+                .map_err(|e| Failure::bad_input(e.to_string()))?;
+            let imported = operator::import_replies(&data_dir, &outbox, &validated.keyring)?;
+            let mut refused = 0;
+            for reply in &imported {
+                let short = &reply.conversation.to_string()[..16];
+                match &reply.outcome {
+                    Ok((n, true)) => println!("{short}…  already stored as answer {n}"),
+                    Ok((n, false)) => println!("{short}…  stored as answer {n}"),
+                    Err(reason) => {
+                        refused += 1;
+                        println!(
+                            "{short}…  refused: {}",
+                            resguardo::terminal::clean_line(reason)
+                        );
+                    }
+                }
+            }
+            if refused > 0 {
+                return Err(Failure::new(
+                    EXIT_PARTIAL,
+                    format!("{refused} answers were not stored"),
+                ));
+            }
+            Ok(())
         }
         Command::Status { data_dir } => {
             let status = operator::status(&data_dir)?;

@@ -196,6 +196,45 @@ enum Command {
         #[arg(long, conflicts_with_all = ["id", "batch", "out"])]
         list: bool,
     },
+    /// Answer the reporter of an opened report (run it offline; docs/replies-v1.md).
+    ///
+    /// The answer is signed with your key's signing subkey and encrypted to the reporter's reply
+    /// key and to every reviewer key (yours and each --team certificate), appended to OUTBOX
+    /// (carry it to a networked machine and `push` it), and a readable copy is kept in the
+    /// report's conversation/ folder.
+    Reply {
+        /// The opened report's folder (DIR/<id> of `open`).
+        #[arg(long, value_name = "DIR")]
+        report: PathBuf,
+        /// The answer: a UTF-8 text file.
+        #[arg(long, value_name = "FILE")]
+        message: PathBuf,
+        /// A file for the reporter (repeatable; 8 MiB in all).
+        #[arg(long = "attach", value_name = "FILE")]
+        attachments: Vec<PathBuf>,
+        /// Your secret key (it signs the answer).
+        #[arg(long, value_name = "SECRET_KEY_FILE")]
+        key: PathBuf,
+        /// Read the key's passphrase from the first line of this file instead of the terminal.
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
+        /// Another reviewer's public certificate, who gets a copy (repeatable).
+        #[arg(long = "team", value_name = "CERT")]
+        team: Vec<PathBuf>,
+        /// Language of the answer (BCP 47 tag).
+        #[arg(long, default_value = "es", value_name = "TAG")]
+        language: String,
+        /// The outbox file to append to (made if missing).
+        #[arg(long, value_name = "OUTBOX")]
+        out: PathBuf,
+    },
+    /// Send an outbox of answers to the gateway (with a courier key).
+    Push {
+        #[command(flatten)]
+        connection: Connection,
+        /// The outbox `reply` wrote.
+        outbox: PathBuf,
+    },
     /// Delete from the gateway what the reviewers opened from a fetched bundle (with a courier
     /// key), with the same checks as the operator's local `purge`.
     Purge {
@@ -331,18 +370,18 @@ fn run(command: Command, lang: Lang) -> Result<(), Failure> {
             passphrase_file,
         } => {
             let locked = LockedKey::load(&key).map_err(|e| Failure::bad_input(e.message(lang)))?;
-            if locked.can_sign() {
-                return Err(Failure::usage(lang.pick(
-                    "this key has a signing subkey already; nothing to do",
-                    "esta clave ya tiene una subclave de firma; no hay nada que hacer",
-                )));
-            }
             let passphrase = read_key_passphrase(
                 &locked,
                 passphrase_file.as_deref(),
                 lang.pick("Passphrase for key", "Frase de contraseña de la clave"),
                 lang,
             )?;
+            if locked.can_sign(passphrase.as_ref()) {
+                return Err(Failure::usage(lang.pick(
+                    "this key has a signing subkey already; nothing to do",
+                    "esta clave ya tiene una subclave de firma; no hay nada que hacer",
+                )));
+            }
             let upgraded = keygen::add_signing_key(locked.cert(), passphrase.as_ref(), &out)
                 .map_err(|e| match e {
                     keygen::KeygenError::Write { .. } => Failure::environment(e.message(lang)),
@@ -531,6 +570,95 @@ fn run(command: Command, lang: Lang) -> Result<(), Failure> {
             );
             for (id, reason) in &purged.refused {
                 println!("  {id}  {}", clean_line(reason));
+            }
+            Ok(())
+        }
+        Command::Reply {
+            report,
+            message,
+            attachments,
+            key,
+            passphrase_file,
+            team,
+            language,
+            out,
+        } => {
+            let locked = LockedKey::load(&key).map_err(|e| Failure::bad_input(e.message(lang)))?;
+            let passphrase = read_key_passphrase(
+                &locked,
+                passphrase_file.as_deref(),
+                lang.pick("Passphrase for key", "Frase de contraseña de la clave"),
+                lang,
+            )?;
+            let signer = locked
+                .signing_key(passphrase.as_ref())
+                .map_err(|e| Failure::bad_input(e.message(lang)))?;
+            let mut certs = vec![locked.cert().clone().strip_secret_key_material()];
+            for path in &team {
+                let cert = std::fs::read(path)
+                    .map_err(|e| e.to_string())
+                    .and_then(|b| {
+                        use sequoia_openpgp::parse::Parse;
+                        sequoia_openpgp::Cert::from_bytes(&b).map_err(|e| e.to_string())
+                    })
+                    .map_err(|e| Failure::bad_input(format!("{}: {e}", path.display())))?;
+                certs.push(cert.strip_secret_key_material());
+            }
+            let written = resguardo::review::reply::reply(resguardo::review::reply::ReplyRequest {
+                report: &report,
+                message: &message,
+                attachments: &attachments,
+                language: &language,
+                signer,
+                team: &certs,
+                outbox: &out,
+            })
+            .map_err(|e| match e {
+                resguardo::review::reply::ReplyCommandError::Write(_) => {
+                    Failure::environment(e.to_string())
+                }
+                other => Failure::bad_input(other.to_string()),
+            })?;
+            println!(
+                "{} ({} {}): {}",
+                lang.pick("answer written", "respuesta escrita"),
+                written.in_outbox,
+                lang.pick("in the outbox", "en la bandeja de salida"),
+                clean_line(&out.display().to_string())
+            );
+            println!(
+                "  {}: {}",
+                lang.pick("copy kept in", "copia guardada en"),
+                clean_line(&written.copy.display().to_string())
+            );
+            Ok(())
+        }
+        Command::Push { connection, outbox } => {
+            let outbox = resguardo::replies::outbox::read(&outbox)
+                .map_err(|e| Failure::bad_input(e.to_string()))?;
+            let mut courier = connection.courier(lang, false)?;
+            let mut failed = 0;
+            for pushed in courier.push(&outbox) {
+                let short = &pushed.conversation.to_string()[..16];
+                match pushed.outcome {
+                    Ok(answer) if answer.already_stored => println!(
+                        "{short}…  {} {}",
+                        lang.pick("already stored as answer", "ya guardada como respuesta"),
+                        answer.n
+                    ),
+                    Ok(answer) => println!(
+                        "{short}…  {} {}",
+                        lang.pick("stored as answer", "guardada como respuesta"),
+                        answer.n
+                    ),
+                    Err(e) => {
+                        failed += 1;
+                        println!("{short}…  {}", clean_line(&e.to_string()));
+                    }
+                }
+            }
+            if failed > 0 {
+                return Err(Failure::new(1, format!("{failed} answers were not stored")));
             }
             Ok(())
         }

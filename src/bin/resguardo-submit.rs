@@ -5,13 +5,15 @@
 #[global_allocator]
 static ALLOCATOR: resguardo::process::ZeroingAllocator = resguardo::process::ZEROING_ALLOCATOR;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Args, Parser, Subcommand};
 
 use resguardo::cli::{finish, Failure};
-use resguardo::submit::{self, GatewayClient, ReportInput, SubmitError, Trust};
+use resguardo::replies::Receipt;
+use resguardo::submit::{self, Conversation, GatewayClient, ReportInput, SubmitError, Trust};
+use resguardo::terminal::{clean_line, clean_text};
 
 const PROGRAM: &str = "resguardo-submit";
 
@@ -23,20 +25,18 @@ const PROGRAM: &str = "resguardo-submit";
 /// ciphertext leaves this computer. To send something you encrypted yourself with gpg or sq,
 /// use --sealed FILE instead of --message.
 #[derive(Parser)]
-#[command(name = PROGRAM, version, max_term_width = 100)]
+#[command(
+    name = PROGRAM,
+    version,
+    max_term_width = 100,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
 struct Cli {
-    /// The gateway, e.g. https://reportes.example.org/ or http://xyz….onion/
-    #[arg(long, value_name = "URL")]
-    server: String,
-    /// Trust only this CA or self-signed certificate (PEM) for the gateway.
-    #[arg(long, value_name = "PEM", conflicts_with = "insecure_self_signed")]
-    ca_cert: Option<PathBuf>,
-    /// Accept any TLS certificate. Only for a test gateway with a self-signed certificate.
-    #[arg(long)]
-    insecure_self_signed: bool,
-    /// Connect through this proxy, e.g. socks5h://127.0.0.1:9050 for Tor.
-    #[arg(long, value_name = "URL")]
-    proxy: Option<String>,
+    #[command(subcommand)]
+    command: Option<Sub>,
+    #[command(flatten)]
+    connection: Connection,
     /// The account of what happened: a UTF-8 text file.
     #[arg(long, value_name = "FILE", required_unless_present = "sealed")]
     message: Option<PathBuf>,
@@ -60,6 +60,51 @@ struct Cli {
     /// Submit a message already encrypted to the reviewers (gpg --encrypt or sq encrypt).
     #[arg(long, value_name = "FILE", conflicts_with = "message")]
     sealed: Option<PathBuf>,
+    /// Write the receipt (the 12 words that read the team's answers) to FILE, a new file of
+    /// mode 0600, instead of showing it here.
+    #[arg(long, value_name = "FILE", conflicts_with = "sealed")]
+    receipt_out: Option<PathBuf>,
+    /// Send without a receipt: the team will have no way to answer.
+    #[arg(long, conflicts_with_all = ["sealed", "receipt_out", "follow_up"])]
+    no_replies: bool,
+    /// This report adds to the conversation of the receipt in FILE (a follow-up).
+    #[arg(long, value_name = "RECEIPT_FILE", conflicts_with_all = ["sealed", "receipt_out"])]
+    follow_up: Option<PathBuf>,
+}
+
+/// Where the gateway is and how to reach it.
+#[derive(Args, Clone)]
+struct Connection {
+    /// The gateway, e.g. https://reportes.example.org/ or http://xyz….onion/ (required).
+    #[arg(long, value_name = "URL")]
+    server: Option<String>,
+    /// Trust only this CA or self-signed certificate (PEM) for the gateway.
+    #[arg(long, value_name = "PEM", conflicts_with = "insecure_self_signed")]
+    ca_cert: Option<PathBuf>,
+    /// Accept any TLS certificate. Only for a test gateway with a self-signed certificate.
+    #[arg(long)]
+    insecure_self_signed: bool,
+    /// Connect through this proxy, e.g. socks5h://127.0.0.1:9050 for Tor.
+    #[arg(long, value_name = "URL")]
+    proxy: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Sub {
+    /// Read the team's answers to a report, with its receipt (docs/replies-v1.md).
+    ///
+    /// Each answer is decrypted on this computer and checked against the reviewer keys the report
+    /// was sent to; one that cannot be verified is shown with a warning, never as the team's.
+    Check {
+        #[command(flatten)]
+        connection: Connection,
+        /// A file holding the 12 words of the receipt.
+        #[arg(long, value_name = "FILE")]
+        receipt_file: PathBuf,
+        /// Save the answers' attachments into this directory (created if missing).
+        #[arg(long, value_name = "DIR")]
+        save: Option<PathBuf>,
+    },
 }
 
 fn parse_field(s: &str) -> Result<(String, String), String> {
@@ -78,24 +123,78 @@ fn failure(e: SubmitError) -> Failure {
         SubmitError::BadUrl(_) | SubmitError::InsecureUrl(_) | SubmitError::CaCert { .. } => {
             Failure::usage(e)
         }
-        SubmitError::Input { .. } | SubmitError::TooLarge { .. } | SubmitError::Refused { .. } => {
-            Failure::bad_input(e)
-        }
+        SubmitError::Input { .. }
+        | SubmitError::TooLarge { .. }
+        | SubmitError::Refused { .. }
+        | SubmitError::NoConversation => Failure::bad_input(e),
         other => Failure::environment(other),
     }
 }
 
+impl Connection {
+    fn client(&self) -> Result<GatewayClient, Failure> {
+        let trust = match (&self.ca_cert, self.insecure_self_signed) {
+            (Some(pem), _) => Trust::CaCert(pem.clone()),
+            (None, true) => {
+                eprintln!("warning: --insecure-self-signed: the gateway's identity is not checked");
+                Trust::InsecureAnyCertificate
+            }
+            (None, false) => Trust::WebPki,
+        };
+        let server = self
+            .server
+            .as_deref()
+            .ok_or_else(|| Failure::usage("give the gateway with --server URL"))?;
+        GatewayClient::new(server, trust, self.proxy.as_deref()).map_err(failure)
+    }
+}
+
+/// Reads a receipt file (at most 4 KiB).
+fn read_receipt(path: &Path) -> Result<Receipt, Failure> {
+    let bad = |reason: String| Failure::bad_input(format!("{}: {reason}", path.display()));
+    let text = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    if text.len() > 4096 {
+        return Err(bad("larger than a receipt".into()));
+    }
+    Receipt::parse(&String::from_utf8_lossy(&text)).map_err(|e| bad(e.to_string()))
+}
+
 fn run(cli: Cli) -> Result<(), Failure> {
-    let trust = match (&cli.ca_cert, cli.insecure_self_signed) {
-        (Some(pem), _) => Trust::CaCert(pem.clone()),
-        (None, true) => {
-            eprintln!("warning: --insecure-self-signed: the gateway's identity is not checked");
-            Trust::InsecureAnyCertificate
-        }
-        (None, false) => Trust::WebPki,
-    };
-    let client = GatewayClient::new(&cli.server, trust, cli.proxy.as_deref()).map_err(failure)?;
+    match cli.command {
+        Some(Sub::Check {
+            connection,
+            receipt_file,
+            save,
+        }) => check(&connection, &receipt_file, save.as_deref()),
+        None => send(cli),
+    }
+}
+
+fn send(cli: Cli) -> Result<(), Failure> {
+    let client = cli.connection.client()?;
     let keys = client.reviewer_keys().map_err(failure)?;
+    let follow_up = cli.follow_up.as_deref().map(read_receipt).transpose()?;
+    let started = match (&cli.sealed, cli.no_replies, &follow_up) {
+        (None, false, None) => Some(submit::start_conversation(&keys).map_err(failure)?),
+        _ => None,
+    };
+    // Written before anything is sent: a report is never accepted with its receipt lost.
+    if let (Some(path), Some(started)) = (&cli.receipt_out, &started) {
+        write_receipt(path, &started.receipt)?;
+    }
+    let conversation = match (&started, &follow_up) {
+        (Some(started), _) => Conversation::Start(started.start.clone()),
+        (None, Some(receipt)) => Conversation::FollowUp(receipt.locator()),
+        (None, None) => Conversation::None,
+    };
+    let reference = match (&started, &follow_up) {
+        (Some(started), _) => Some(started.reference.clone()),
+        (None, Some(receipt)) => Some(resguardo::payload::ConversationRef {
+            locator: receipt.locator(),
+            reply_key: None,
+        }),
+        (None, None) => None,
+    };
     let (sealed, triage) = match (&cli.sealed, &cli.message) {
         // A message sealed elsewhere goes without a triage envelope: its content is unknown here.
         (Some(path), _) => (
@@ -113,6 +212,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 language: cli.language.clone(),
                 urgent: cli.urgent,
                 fields: cli.fields.clone(),
+                conversation: reference.clone(),
             };
             let sealed = submit::seal_report(&keys, &input).map_err(failure)?;
             eprintln!("Sealed report: {} bytes. Uploading…", sealed.size);
@@ -121,9 +221,129 @@ fn run(cli: Cli) -> Result<(), Failure> {
         (None, None) => return Err(Failure::usage("give --message FILE or --sealed FILE")),
     };
     let id = client
-        .submit_sealed(sealed, triage.as_deref())
+        .submit_with(sealed, triage.as_deref(), &conversation)
         .map_err(failure)?;
     println!("{id}");
     eprintln!("Received by the gateway. Keep this id if you may want to refer to the report; it is not needed otherwise.");
+    if let Some(started) = &started {
+        match &cli.receipt_out {
+            Some(path) => eprintln!(
+                "Your receipt is in {} (keep it safe, off this computer if you can): it reads the team's answers with `{PROGRAM} check --server URL --receipt-file {}`.",
+                path.display(),
+                path.display()
+            ),
+            None => {
+                eprintln!("Your receipt: write these 12 words on paper. Whoever has them can read the team's answers; do not keep them on this computer.");
+                for line in started.receipt.display_lines() {
+                    eprintln!("    {line}");
+                }
+                eprintln!("Read the answers later with `{PROGRAM} check --server URL --receipt-file FILE` (FILE holding the words).");
+            }
+        }
+    }
     Ok(())
+}
+
+/// Writes the receipt's words to a new file of mode 0600.
+fn write_receipt(path: &Path, receipt: &Receipt) -> Result<(), Failure> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| Failure::environment(format!("{}: {e}", path.display())))?;
+    let text = format!("{}\n", receipt.display_lines().join("\n"));
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| Failure::environment(format!("{}: {e}", path.display())))
+}
+
+/// `check`: the answers, each verified or marked as not.
+fn check(connection: &Connection, receipt_file: &Path, save: Option<&Path>) -> Result<(), Failure> {
+    let receipt = read_receipt(receipt_file)?;
+    let client = connection.client()?;
+    let replies = client.check_in(&receipt).map_err(failure)?;
+    if replies.is_empty() {
+        println!("No answers yet.");
+        return Ok(());
+    }
+    for checked in replies {
+        let Some(reply) = &checked.read.reply else {
+            println!(
+                "Answer {} ({}): WARNING: it could not be read ({}).",
+                checked.n,
+                checked.day,
+                clean_line(
+                    checked
+                        .read
+                        .verified
+                        .as_ref()
+                        .err()
+                        .map_or("", |e| e.as_str())
+                )
+            );
+            continue;
+        };
+        match &checked.read.verified {
+            Ok(fingerprint) => println!(
+                "Answer {} ({}), from the team (signed by {}):",
+                checked.n,
+                checked.day,
+                fingerprint.to_hex()
+            ),
+            Err(why) => println!(
+                "Answer {} ({}): WARNING: this message could not be verified as coming from the team ({}). Do not trust it.",
+                checked.n,
+                checked.day,
+                clean_line(why)
+            ),
+        }
+        println!("{}", clean_text(&reply.message));
+        for (i, attachment) in reply.attachments.iter().enumerate() {
+            let name = clean_line(&attachment.name);
+            match save {
+                None => println!("  attachment: {name} (use --save DIR to keep it)"),
+                Some(dir) => {
+                    let saved = save_attachment(dir, checked.n, i, attachment)?;
+                    println!("  attachment: {name} -> {}", saved.display());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Saves an answer's attachment under a name we make (`DIR/<answer>-<n>-<cleaned name>`).
+fn save_attachment(
+    dir: &Path,
+    answer: u32,
+    index: usize,
+    attachment: &resguardo::replies::ReplyAttachment,
+) -> Result<PathBuf, Failure> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(&attachment.data)
+        .map_err(|_| Failure::bad_input("an attachment is not base64"))?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Failure::environment(format!("{}: {e}", dir.display())))?;
+    let safe: String = attachment
+        .name
+        .chars()
+        .filter(|c| c.is_alphanumeric() || matches!(c, '.' | '-' | '_'))
+        .take(80)
+        .collect();
+    let path = dir.join(format!(
+        "{answer:03}-{:02}-{}",
+        index + 1,
+        safe.trim_start_matches('.')
+    ));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, &bytes))
+        .map_err(|e| Failure::environment(format!("{}: {e}", path.display())))?;
+    Ok(path)
 }

@@ -26,8 +26,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::submission::{BatchId, SubmissionId};
 
-/// The format this code writes and reads.
-pub const FORMAT: &str = "resguardo.open-receipt/1";
+/// The format this code writes: v1 plus, for every opened submission, the size and SHA-256 of
+/// the ciphertext that was opened (what a network purge deletes by).
+pub const FORMAT: &str = "resguardo.open-receipt/2";
+
+/// The first format (ids only), still read for the operator's local purge.
+pub const FORMAT_V1: &str = "resguardo.open-receipt/1";
 
 /// Bound on a receipt file (a receipt for the largest bundle is far smaller).
 pub const MAX_RECEIPT_BYTES: u64 = 16 * 1024 * 1024;
@@ -47,6 +51,22 @@ pub struct OpenReceipt {
     pub opened: Vec<SubmissionId>,
     /// The other submissions the run reached, each with a short reason.
     pub failed: Vec<FailedOpen>,
+    /// v2: for each id of `opened`, the ciphertext that was opened. A purge deletes a stored
+    /// submission only if it is byte-for-byte this one, whatever manifest comes with it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ciphertexts: Vec<OpenedCiphertext>,
+}
+
+/// The ciphertext of one opened submission, as the bundle entry that was opened gave it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenedCiphertext {
+    /// The submission.
+    pub id: SubmissionId,
+    /// Bytes of its ciphertext.
+    pub size: u64,
+    /// Lowercase hex SHA-256 of its ciphertext.
+    pub sha256: String,
 }
 
 /// A submission that was reached but could not be opened.
@@ -84,8 +104,10 @@ pub enum ReceiptError {
         /// The parser's message, made printable.
         reason: String,
     },
-    /// `format` is not [`FORMAT`].
-    #[error("{path}: unknown receipt format {format:?} (this tool reads {FORMAT})")]
+    /// `format` is neither [`FORMAT`] nor [`FORMAT_V1`].
+    #[error(
+        "{path}: unknown receipt format {format:?} (this tool reads {FORMAT} and {FORMAT_V1})"
+    )]
     UnknownFormat {
         /// The receipt file.
         path: PathBuf,
@@ -107,6 +129,13 @@ pub enum ReceiptError {
         path: PathBuf,
         /// The submission whose reason is bad.
         id: SubmissionId,
+    },
+    /// `ciphertexts` does not name exactly the opened ids (v2), each once with a size and a
+    /// SHA-256; or a v1 receipt has it.
+    #[error("{path}: the opened ciphertexts do not match the opened submissions")]
+    BadCiphertexts {
+        /// The receipt file.
+        path: PathBuf,
     },
     /// More than [`crate::bundle::MAX_SUBMISSIONS`] ids in all.
     #[error("{path}: more than {} submissions", crate::bundle::MAX_SUBMISSIONS)]
@@ -132,14 +161,32 @@ pub enum ReceiptError {
 }
 
 impl OpenReceipt {
-    /// A receipt in the current [`FORMAT`]; checked only when written ([`write()`]).
-    pub fn new(batch: BatchId, opened: Vec<SubmissionId>, failed: Vec<FailedOpen>) -> Self {
+    /// A receipt in the current [`FORMAT`]: `opened` are the ciphertexts opened; checked only
+    /// when written ([`write()`]).
+    pub fn new(batch: BatchId, opened: Vec<OpenedCiphertext>, failed: Vec<FailedOpen>) -> Self {
         OpenReceipt {
             format: FORMAT.into(),
             batch,
-            opened,
+            opened: opened.iter().map(|c| c.id).collect(),
             failed,
+            ciphertexts: opened,
         }
+    }
+
+    /// The opened submissions as manifest entries (id, size and SHA-256 from the receipt; the
+    /// day and the sealing are not known to it and mean nothing here): what a purge by the
+    /// receipt alone compares with the store. Empty for a v1 receipt.
+    pub fn opened_entries(&self) -> Vec<crate::bundle::BundleEntry> {
+        self.ciphertexts
+            .iter()
+            .map(|c| crate::bundle::BundleEntry {
+                id: c.id,
+                day: crate::submission::UtcDay::from_days_since_epoch(0),
+                size: c.size,
+                sha256: c.sha256.clone(),
+                sealing: crate::submission::Sealing::BySender,
+            })
+            .collect()
     }
 
     /// The file name `open` gives the receipt of this batch.
@@ -149,7 +196,7 @@ impl OpenReceipt {
 
     /// Checks everything [`read`] checks, on a receipt in memory.
     fn check(&self, path: &Path) -> Result<(), ReceiptError> {
-        if self.format != FORMAT {
+        if self.format != FORMAT && self.format != FORMAT_V1 {
             return Err(ReceiptError::UnknownFormat {
                 path: path.to_path_buf(),
                 format: crate::terminal::clean_line(
@@ -171,6 +218,26 @@ impl OpenReceipt {
                     id: *id,
                 });
             }
+        }
+        let listed: HashSet<SubmissionId> = self.ciphertexts.iter().map(|c| c.id).collect();
+        let consistent = match self.format.as_str() {
+            FORMAT => {
+                listed.len() == self.ciphertexts.len()
+                    && listed == self.opened.iter().copied().collect()
+                    && self.ciphertexts.iter().all(|c| {
+                        c.size > 0
+                            && c.sha256.len() == 64
+                            && c.sha256
+                                .bytes()
+                                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+                    })
+            }
+            _ => self.ciphertexts.is_empty(),
+        };
+        if !consistent {
+            return Err(ReceiptError::BadCiphertexts {
+                path: path.to_path_buf(),
+            });
         }
         for f in &self.failed {
             let ok = !f.reason.trim().is_empty()
@@ -230,7 +297,7 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<OpenReceipt, ReceiptError> {
         format: String,
     }
     let version: Version = serde_json::from_slice(bytes).map_err(malformed)?;
-    if version.format != FORMAT {
+    if version.format != FORMAT && version.format != FORMAT_V1 {
         return Err(ReceiptError::UnknownFormat {
             path: path.to_path_buf(),
             format: crate::terminal::clean_line(
@@ -379,6 +446,14 @@ mod tests {
         SubmissionId::from_bytes([n; 16])
     }
 
+    fn opened(n: u8) -> OpenedCiphertext {
+        OpenedCiphertext {
+            id: id(n),
+            size: 100 + u64::from(n),
+            sha256: format!("{n:02x}").repeat(32),
+        }
+    }
+
     #[test]
     fn a_receipt_round_trips_and_is_rewritten_whole() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -390,7 +465,7 @@ mod tests {
         );
         let first = OpenReceipt::new(
             batch,
-            vec![id(1)],
+            vec![opened(1)],
             vec![FailedOpen {
                 id: id(2),
                 reason: "payload over its bound".into(),
@@ -400,11 +475,11 @@ mod tests {
         assert_eq!(read(&path).expect("read"), first);
         let text = fs::read_to_string(&path).expect("text");
         assert!(
-            text.contains("\"format\": \"resguardo.open-receipt/1\""),
+            text.contains("\"format\": \"resguardo.open-receipt/2\""),
             "{text}"
         );
 
-        let second = OpenReceipt::new(batch, vec![id(1), id(2)], vec![]);
+        let second = OpenReceipt::new(batch, vec![opened(1), opened(2)], vec![]);
         write(&path, &second, None).expect("rewrite");
         assert_eq!(read(&path).expect("read"), second);
         // Nothing but the receipt is left in the folder.
@@ -420,12 +495,44 @@ mod tests {
     }
 
     #[test]
+    fn a_v1_receipt_is_still_read_and_a_v2_one_must_name_each_opened_ciphertext() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("r.json");
+        fs::write(
+            &path,
+            format!(
+                "{{\"format\":\"{FORMAT_V1}\",\"batch\":\"{}\",\"opened\":[\"{}\"],\"failed\":[]}}",
+                BatchId::from_bytes([9; 16]),
+                id(1)
+            ),
+        )
+        .unwrap();
+        let v1 = read(&path).expect("v1 is read");
+        assert!(
+            v1.opened_entries().is_empty(),
+            "v1 says nothing of ciphertexts"
+        );
+        let mut missing = OpenReceipt::new(BatchId::from_bytes([9; 16]), vec![opened(1)], vec![]);
+        missing.opened.push(id(2));
+        assert!(matches!(
+            write(&path, &missing, None),
+            Err(ReceiptError::BadCiphertexts { .. })
+        ));
+        let mut bad_hash = OpenReceipt::new(BatchId::from_bytes([9; 16]), vec![opened(1)], vec![]);
+        bad_hash.ciphertexts[0].sha256 = "XYZ".into();
+        assert!(matches!(
+            write(&path, &bad_hash, None),
+            Err(ReceiptError::BadCiphertexts { .. })
+        ));
+    }
+
+    #[test]
     fn the_writer_refuses_what_the_reader_would_refuse() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("r.json");
         let twice = OpenReceipt::new(
             BatchId::from_bytes([9; 16]),
-            vec![id(1)],
+            vec![opened(1)],
             vec![FailedOpen {
                 id: id(1),
                 reason: "x".into(),
@@ -452,6 +559,8 @@ mod tests {
             ("fail_bad_id.json", "Malformed"),
             ("fail_uppercase_id.json", "Malformed"),
             ("fail_future_format.json", "UnknownFormat"),
+            ("fail_v2_without_ciphertexts.json", "BadCiphertexts"),
+            ("fail_v2_other_ciphertext.json", "BadCiphertexts"),
             ("fail_bundle_format.json", "UnknownFormat"),
             ("fail_duplicate_opened.json", "DuplicateId"),
             ("fail_opened_and_failed.json", "DuplicateId"),

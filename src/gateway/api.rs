@@ -20,6 +20,7 @@ use super::upload::receive_sealed;
 use super::AppState;
 use crate::assets;
 use crate::pow;
+use crate::replies;
 use crate::triage;
 
 /// Media types a sealed message may be sent as (armored or binary, both accepted).
@@ -47,6 +48,13 @@ pub async fn submit(
             }
         },
     };
+    let conversation = match conversation_headers(&headers) {
+        Ok(conversation) => conversation,
+        Err(e) => {
+            drain(body, announced).await;
+            return Err(e);
+        }
+    };
     let admitted = admit(&app, &headers)
         .await
         .and_then(|slot| Ok((app.store.begin(announced)?, slot)));
@@ -64,13 +72,41 @@ pub async fn submit(
         body,
         app.upload_pace,
         &slot,
-        triage,
+        super::upload::Beside {
+            triage,
+            conversation: conversation.start,
+        },
     )
     .await?;
+    if let Some(locator) = conversation.touch {
+        // A follow-up: its conversation's last day moves (nothing links the two records).
+        let store = app.store.clone();
+        let _ = tokio::task::spawn_blocking(move || store.touch_conversation(&locator)).await;
+    }
     let body = Accepted {
         id: record.id.to_string(),
     };
     Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// The conversation headers of a submission (`docs/replies-v1.md`).
+struct ConversationHeaders {
+    /// A first report starts a conversation.
+    start: Option<replies::NewConversation>,
+    /// A follow-up moves its conversation's last day.
+    touch: Option<replies::Locator>,
+}
+
+fn conversation_headers(headers: &HeaderMap) -> Result<ConversationHeaders, ApiError> {
+    let start = headers
+        .get(replies::START_HEADER)
+        .map(|v| replies::NewConversation::from_header(v.as_bytes()))
+        .transpose()?;
+    let touch = headers
+        .get(replies::TOUCH_HEADER)
+        .map(|v| replies::touched_locator(v.as_bytes()))
+        .transpose()?;
+    Ok(ConversationHeaders { start, touch })
 }
 
 /// Everything checked before the body is read: media type, proof of work, a turn in the
@@ -97,6 +133,16 @@ async fn admit(app: &AppState, headers: &HeaderMap) -> Result<Slot, ApiError> {
     let slot = app.admission.admit_upload().await?;
     held.spend()?;
     Ok(slot)
+}
+
+/// Verifies and spends a proof of work at once (a check-in holds nothing while it waits).
+pub(super) fn spend_proof_of_work(app: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    if !app.pow.enabled() {
+        return Ok(());
+    }
+    let solution = headers.get(pow::HEADER).and_then(|v| v.to_str().ok());
+    let verified = app.pow.verify(solution)?;
+    Ok(app.pow.spend(verified)?)
 }
 
 /// A verified solution held by one request: released when dropped (the request was refused, or

@@ -123,13 +123,17 @@ fn authenticate(app: &AppState, parts: &Parts) -> Result<String, ApiError> {
 
 /// Authenticates a request, then reads its body (at most `limit` bytes), which must be the one
 /// the signature covers.
-async fn authenticated(
+pub(super) async fn authenticated(
     app: &AppState,
     request: Request,
     limit: usize,
 ) -> Result<(Parts, Vec<u8>), ApiError> {
     let (parts, body) = request.into_parts();
     let signed_hash = authenticate(app, &parts)?;
+    // Charged only now: requests without a courier key cannot spend the couriers' budget.
+    app.admission
+        .admit_request(super::limits::Route::Courier)
+        .await?;
     let body = axum::body::to_bytes(body, limit)
         .await
         .map_err(|_| ApiError::BadBody("a body no larger than the route takes"))?;
@@ -137,6 +141,24 @@ async fn authenticated(
         return Err(CourierRefusal::Signature(SignatureRefusal::WrongRequest).into());
     }
     Ok((parts, body.to_vec()))
+}
+
+/// Gives every answer to an authenticated courier request (anything but a 401: authentication
+/// comes first in every signed route) a fresh challenge for the next request.
+pub async fn hand_out_next_challenge(
+    State(app): State<Arc<AppState>>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let mut response = next.run(request).await;
+    if response.status() != axum::http::StatusCode::UNAUTHORIZED {
+        if let Ok(value) = app.courier_challenges.issue().parse() {
+            response
+                .headers_mut()
+                .insert(crate::courier::NEXT_CHALLENGE_HEADER, value);
+        }
+    }
+    response
 }
 
 /// `GET /api/v1/courier/challenge`.
@@ -339,8 +361,8 @@ pub async fn download_batch(
         Ok::<_, ApiError>((export, query.offset))
     }
     .await;
-    match prepared {
-        Ok((export, offset)) => stream_bundle(&app, export, offset),
+    match prepared.and_then(|(export, offset)| stream_bundle(&app, export, offset)) {
+        Ok(response) => response,
         Err(e) => e.into_response(),
     }
 }
@@ -365,18 +387,31 @@ pub async fn download_copy(State(app): State<Arc<AppState>>, request: Request) -
         Ok::<_, ApiError>((export, query.offset))
     }
     .await;
-    match prepared {
-        Ok((export, offset)) => stream_bundle(&app, export, offset),
+    match prepared.and_then(|(export, offset)| stream_bundle(&app, export, offset)) {
+        Ok(response) => response,
         Err(e) => e.into_response(),
     }
 }
 
-/// Streams `export`'s bundle from byte `offset` on, written afresh from the store with bounded
-/// memory; a failure cuts the body short (the client sees a broken download and resumes).
-fn stream_bundle(app: &AppState, export: ExportBatch, offset: u64) -> Response {
+/// Streams `export`'s bundle from byte `offset` (at most its length) on, written afresh from the
+/// store with bounded memory; a failure cuts the body short (the client sees a broken download
+/// and resumes). At most [`DOWNLOADS_AT_ONCE`] at a time: each holds a blocking thread.
+fn stream_bundle(app: &AppState, export: ExportBatch, offset: u64) -> Result<Response, ApiError> {
+    let length = crate::bundle::bundle_length(&export.manifest).map_err(StoreError::from)?;
+    if offset > length {
+        return Err(ApiError::BadQuery(
+            "offset=BYTES, at most the bundle's length",
+        ));
+    }
+    let permit = app
+        .downloads
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ApiError::TooManyRequests { retry_after: 5 })?;
     let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(DOWNLOAD_DEPTH);
     let store = app.store.clone();
     tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         let writer = ChannelWriter {
             tx: tx.clone(),
             skip: offset,
@@ -392,12 +427,15 @@ fn stream_bundle(app: &AppState, export: ExportBatch, offset: u64) -> Response {
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|chunk| (chunk, rx))
     });
-    (
+    Ok((
         [(axum::http::header::CONTENT_TYPE, "application/x-tar")],
         Body::from_stream(stream),
     )
-        .into_response()
+        .into_response())
 }
+
+/// Bundle downloads streamed at once.
+pub const DOWNLOADS_AT_ONCE: usize = 2;
 
 /// Sends what is written to the connection, leaving out the first `skip` bytes.
 struct ChannelWriter {
@@ -407,6 +445,13 @@ struct ChannelWriter {
 
 impl Write for ChannelWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        // Skipping sends nothing, so a client gone away is noticed here.
+        if self.tx.is_closed() {
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the client went away",
+            ));
+        }
         let skipped = usize::try_from(self.skip)
             .unwrap_or(usize::MAX)
             .min(buf.len());
@@ -443,10 +488,10 @@ pub async fn batch_delivered(
     )
 }
 
-/// `POST /api/v1/courier/purge`: the network form of the operator's `purge`, with the same
-/// checks (only submissions of that batch that the receipt lists as opened and whose size and
-/// SHA-256 match are deleted) and one more: the receipt is signed by a current reviewer's
-/// signing subkey, which never leaves the offline machine. A courier key alone deletes nothing.
+/// `POST /api/v1/courier/purge`: the network form of the operator's `purge`: only submissions of
+/// the receipt's batch whose stored ciphertext is byte-for-byte one the receipt names as opened
+/// are deleted; and the receipt is signed by a current reviewer's signing subkey, which never
+/// leaves the offline machine. A courier key alone deletes nothing.
 pub async fn purge(State(app): State<Arc<AppState>>, request: Request) -> Response {
     answer(
         async {
@@ -464,16 +509,20 @@ pub async fn purge(State(app): State<Arc<AppState>>, request: Request) -> Respon
                 request.receipt.as_bytes(),
                 std::path::Path::new("the receipt"),
             )
-            .map_err(|_| {
-                ApiError::BadBody("an open receipt as `resguardo-review open` writes it")
-            })?;
-            if receipt.batch != request.manifest.batch {
+            .map_err(|_| ApiError::BadBody("an open receipt as `resguardo-review open` writes it"))?;
+            if receipt.format != receipt::FORMAT {
                 return Err(ApiError::BadBody(
-                    "the receipt of this bundle (its batch differs)",
+                    "a receipt of format 2, which names each opened ciphertext (open the bundle again with this version)",
                 ));
             }
+            // The receipt alone says what may go: the courier's manifest is not asked for.
+            let manifest = crate::bundle::BundleManifest {
+                format: crate::bundle::FORMAT.into(),
+                batch: receipt.batch,
+                created: UtcDay::today(),
+                submissions: receipt.opened_entries(),
+            };
             let opened: HashSet<SubmissionId> = receipt.opened.into_iter().collect();
-            let manifest = request.manifest;
             let store = app.store.clone();
             let report = blocking(move || Ok(store.purge(&manifest, &opened)?)).await?;
             Ok(PurgeAnswer {

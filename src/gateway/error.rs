@@ -23,6 +23,9 @@ pub fn store_refusal(e: &StoreError) -> (StatusCode, &'static str, Option<u64>) 
         StoreError::NotFound(_) | StoreError::BatchNotFound(_) => {
             (StatusCode::NOT_FOUND, "not_found", None)
         }
+        StoreError::ConversationExists => (StatusCode::CONFLICT, "conversation_exists", None),
+        StoreError::ConversationNotFound => (StatusCode::NOT_FOUND, "conversation_not_found", None),
+        StoreError::ConversationFull => (StatusCode::CONFLICT, "conversation_full", None),
         _ => (
             StatusCode::SERVICE_UNAVAILABLE,
             "storage_unavailable",
@@ -93,6 +96,12 @@ pub enum ApiError {
     /// A request body that is not what the route takes; says what it takes (400).
     #[error("the request body is not valid here; expected {0}")]
     BadBody(&'static str),
+    /// A pushed reply whose outer signature is not by a current reviewer's signing subkey (403).
+    #[error("the reply is not signed by a current reviewer key ({0})")]
+    ReplyNotSigned(crate::keyring::SignatureRefusal),
+    /// A conversation header that is not what it should be (400).
+    #[error(transparent)]
+    Conversation(#[from] crate::replies::ConversationHeaderError),
     /// A network purge whose open receipt is not signed by a current reviewer's signing subkey
     /// (403): a courier key alone may not delete.
     #[error("the open receipt is not signed by a current reviewer key ({0}); only a receipt `resguardo-review open` signed on the offline machine can purge")]
@@ -187,6 +196,8 @@ impl ApiError {
             ApiError::BadQuery(_) => (StatusCode::BAD_REQUEST, "bad_query", None),
             ApiError::BadBody(_) => (StatusCode::BAD_REQUEST, "bad_body", None),
             ApiError::ReceiptNotSigned(_) => (StatusCode::FORBIDDEN, "receipt_not_signed", None),
+            ApiError::Conversation(_) => (StatusCode::BAD_REQUEST, "bad_conversation", None),
+            ApiError::ReplyNotSigned(_) => (StatusCode::FORBIDDEN, "reply_not_signed", None),
         }
     }
 
@@ -295,6 +306,9 @@ mod tests {
             StoreError::QuotaExceeded,
             StoreError::DiskFull,
             StoreError::Io(Error::other("x")),
+            StoreError::ConversationExists,
+            StoreError::ConversationNotFound,
+            StoreError::ConversationFull,
         ];
         let mut all: Vec<ApiError> = envelope.into_iter().map(ApiError::Envelope).collect();
         all.extend(pow.into_iter().map(ApiError::Pow));
@@ -311,6 +325,8 @@ mod tests {
             ApiError::BadQuery("x"),
             ApiError::BadBody("x"),
             ApiError::ReceiptNotSigned(crate::keyring::SignatureRefusal::UnknownKey),
+            ApiError::Conversation(crate::replies::ConversationHeaderError::Malformed),
+            ApiError::ReplyNotSigned(crate::keyring::SignatureRefusal::UnknownKey),
         ]);
         {
             use super::super::courier_routes::CourierRefusal as C;

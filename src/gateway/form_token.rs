@@ -64,30 +64,11 @@ pub struct FormTokens {
 impl FormTokens {
     /// Loads the key from `data_dir`, making it on first use.
     pub fn open(data_dir: &Path, min_age: u64, ttl: u64) -> io::Result<Self> {
-        let path = data_dir.join(KEY_FILE);
-        let mut bytes = [0u8; 32];
-        match fs::File::open(&path) {
-            Ok(mut file) => {
-                file.read_exact(&mut bytes)
-                    .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                SystemRandom::new()
-                    .fill(&mut bytes)
-                    .map_err(|_| io::Error::other("no random numbers"))?;
-                let mut file = OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(&path)?;
-                file.write_all(&bytes)?;
-                file.sync_all()?;
-            }
-            Err(e) => return Err(e),
-        }
+        let bytes = load_or_create_key(&data_dir.join(KEY_FILE))?;
         Ok(Self::with_key(&bytes, min_age, ttl))
     }
 
+    /// Tokens under `key` (kept in memory only).
     pub fn with_key(key: &[u8], min_age: u64, ttl: u64) -> Self {
         FormTokens {
             key: hmac::Key::new(hmac::HMAC_SHA256, key),
@@ -180,6 +161,31 @@ fn now_secs() -> u64 {
         .duration_since(UNIX_EPOCH)
         .unwrap_or(Duration::ZERO)
         .as_secs()
+}
+
+/// The 32-byte key in `path`, made (random, mode 0600, synced) if the file does not exist.
+pub(super) fn load_or_create_key(path: &Path) -> io::Result<[u8; 32]> {
+    let mut bytes = [0u8; 32];
+    match fs::File::open(path) {
+        Ok(mut file) => {
+            file.read_exact(&mut bytes)
+                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            SystemRandom::new()
+                .fill(&mut bytes)
+                .map_err(|_| io::Error::other("no random numbers"))?;
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)?;
+            file.write_all(&bytes)?;
+            file.sync_all()?;
+        }
+        Err(e) => return Err(e),
+    }
+    Ok(bytes)
 }
 
 #[cfg(test)]

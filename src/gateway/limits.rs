@@ -39,6 +39,8 @@ pub enum Budget {
     Challenges,
     /// The courier routes (`/api/v1/courier/…`); never reported by `/healthz`.
     Courier,
+    /// `POST /api/v1/conversations/check`.
+    Checks,
     /// The queue of `POST /api/v1/submissions`.
     Submissions,
     /// The upload slots ([`UploadSlots`]).
@@ -57,6 +59,7 @@ impl Budget {
             Budget::Keys => "keys",
             Budget::Challenges => "challenges",
             Budget::Courier => "courier",
+            Budget::Checks => "checks",
             Budget::Submissions => "submissions",
             Budget::Uploads => "uploads",
             Budget::Form => "form",
@@ -74,8 +77,12 @@ pub enum Route {
     Keys,
     /// `GET /api/v1/challenge`.
     Challenge,
-    /// `/api/v1/courier/…`.
+    /// The signed `/api/v1/courier/…` routes, charged after authentication.
     Courier,
+    /// `GET /api/v1/courier/challenge`.
+    CourierChallenge,
+    /// `POST /api/v1/conversations/check`.
+    Check,
 }
 
 /// When each budget last refused something.
@@ -98,14 +105,15 @@ impl Saturation {
 
     /// Budgets that made requests wait or refused them in the last minute, sorted. The form's
     /// budget is small enough that a few honest posts fill it: saying so publicly would show
-    /// when reports without JavaScript are sent, so it is left out; the couriers' likewise
-    /// would show when the people on call are at work.
+    /// when reports without JavaScript are sent, so it is left out; the couriers' and the
+    /// check-ins' likewise would show when the people on call, or reporters, are at work.
     pub fn recent(&self) -> Vec<&'static str> {
         let last = self.last.lock().unwrap_or_else(|p| p.into_inner());
         let mut names: Vec<Budget> = last
             .iter()
             .filter(|(b, t)| {
-                t.elapsed() < SATURATION_WINDOW && !matches!(b, Budget::Form | Budget::Courier)
+                t.elapsed() < SATURATION_WINDOW
+                    && !matches!(b, Budget::Form | Budget::Courier | Budget::Checks)
             })
             .map(|(b, _)| *b)
             .collect();
@@ -181,6 +189,8 @@ pub struct Admission {
     keys: FairQueue,
     challenges: FairQueue,
     courier: FairQueue,
+    courier_challenges: FairQueue,
+    checks: FairQueue,
     form_posts: FairQueue,
     /// Kilobytes of form posts (sealed on arrival: the gateway does the work).
     form_kilobytes: DefaultDirectRateLimiter,
@@ -226,6 +236,12 @@ impl Admission {
                 MAX_WAIT,
             ),
             courier: FairQueue::new(limits.courier_per_second, limits.courier_burst, MAX_WAIT),
+            courier_challenges: FairQueue::new(
+                limits.courier_per_second,
+                limits.courier_burst,
+                MAX_WAIT,
+            ),
+            checks: FairQueue::per_minute(limits.checks_per_minute, limits.check_burst, MAX_WAIT),
             form_posts: FairQueue::per_minute(
                 form.posts_per_minute,
                 form.post_burst,
@@ -308,6 +324,8 @@ impl Admission {
             Route::Keys => (&self.keys, Budget::Keys),
             Route::Challenge => (&self.challenges, Budget::Challenges),
             Route::Courier => (&self.courier, Budget::Courier),
+            Route::CourierChallenge => (&self.courier_challenges, Budget::Courier),
+            Route::Check => (&self.checks, Budget::Checks),
         };
         self.turn(queue, budget)
             .await

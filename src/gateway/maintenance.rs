@@ -7,18 +7,25 @@
 //! rewrites its index ([`SubmissionStore::daily`]). Every hour, if retention is configured,
 //! submissions never exported are deleted after their time, with a warning in the log (once a
 //! day) three days before. Log lines carry counts and days only, and are written by the daily and
-//! hourly passes, never at the moment of a submission.
+//! hourly passes, never at the moment of a submission. The daily pass also deletes conversations
+//! quiet for `[retention] conversation_days`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::config::RetentionConfig;
 use crate::store::SubmissionStore;
 use crate::submission::UtcDay;
 
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 const WARN_DAYS: u32 = 3;
 
-pub async fn run(store: Arc<SubmissionStore>, sweep_every: Duration, unexported_days: u32) {
+pub async fn run(
+    store: Arc<SubmissionStore>,
+    sweep_every: Duration,
+    retention_config: RetentionConfig,
+) {
+    let unexported_days = retention_config.unexported_days;
     let mut last_daily: Option<UtcDay> = None;
     let mut last_retention: Option<Instant> = None;
     let mut warned_on: Option<UtcDay> = None;
@@ -31,6 +38,7 @@ pub async fn run(store: Arc<SubmissionStore>, sweep_every: Duration, unexported_
         if last_daily != Some(today) {
             last_daily = Some(today);
             daily(&store, today).await;
+            expire_conversations(&store, today, retention_config.conversation_days).await;
         }
         if unexported_days > 0 && last_retention.is_none_or(|t| t.elapsed() >= RETENTION_EVERY) {
             last_retention = Some(Instant::now());
@@ -72,6 +80,16 @@ async fn daily(store: &Arc<SubmissionStore>, today: UtcDay) {
         }
         Ok(Err(e)) => tracing::warn!("daily store pass failed: {e}"),
         Err(_) => tracing::warn!("daily store pass failed"),
+    }
+}
+
+async fn expire_conversations(store: &Arc<SubmissionStore>, today: UtcDay, days: u32) {
+    let s = store.clone();
+    match tokio::task::spawn_blocking(move || s.expire_conversations(today, days)).await {
+        Ok(Ok(0)) => {}
+        Ok(Ok(n)) => tracing::info!("retention: deleted {n} conversations quiet for {days} days"),
+        Ok(Err(e)) => tracing::warn!("conversation expiry failed: {e}"),
+        Err(_) => tracing::warn!("conversation expiry task failed"),
     }
 }
 

@@ -12,6 +12,7 @@
 
 mod api;
 mod connections;
+mod conversation_routes;
 mod courier_routes;
 mod error;
 mod form_post;
@@ -114,6 +115,47 @@ pub struct AppState {
     form_max_bytes: u64,
     /// Refused form posts whose answers are being read back, at most this many at once.
     echoes: Arc<tokio::sync::Semaphore>,
+    /// The decoy boxes of check-ins for locators that have no conversation.
+    decoys: conversation_routes::Decoys,
+    /// Bundle downloads in progress (each holds a blocking thread).
+    downloads: Arc<tokio::sync::Semaphore>,
+}
+
+/// The signed courier routes. They are not charged before their signature is checked (see
+/// `courier_routes::authenticated`), and every authenticated answer carries the next challenge.
+fn courier_signed_routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/api/v1/courier/triage", get(courier_routes::triage))
+        .route(
+            "/api/v1/courier/batches",
+            post(courier_routes::begin_batch).get(courier_routes::list_batches),
+        )
+        .route(
+            "/api/v1/courier/batches/{batch}",
+            get(courier_routes::download_batch),
+        )
+        .route(
+            "/api/v1/courier/batches/{batch}/delivered",
+            post(courier_routes::batch_delivered),
+        )
+        .route(
+            "/api/v1/courier/copies",
+            post(courier_routes::describe_copy).get(courier_routes::download_copy),
+        )
+        .route(
+            "/api/v1/courier/replies",
+            post(conversation_routes::push)
+                .layer(DefaultBodyLimit::max(conversation_routes::MAX_PUSH_REQUEST)),
+        )
+        .route(
+            "/api/v1/courier/purge",
+            post(courier_routes::purge)
+                .layer(DefaultBodyLimit::max(crate::courier::MAX_PURGE_REQUEST)),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state,
+            courier_routes::hand_out_next_challenge,
+        ))
 }
 
 /// Refused form posts read back at once (each holds up to a few MiB while its page is made).
@@ -206,38 +248,13 @@ pub fn router(state: Arc<AppState>, tls: bool) -> Router {
         )
         .route(
             "/api/v1/courier/challenge",
-            get(courier_routes::challenge).route_layer(budget(limits::Route::Courier)),
+            get(courier_routes::challenge).route_layer(budget(limits::Route::CourierChallenge)),
         )
         .route(
-            "/api/v1/courier/triage",
-            get(courier_routes::triage).route_layer(budget(limits::Route::Courier)),
+            "/api/v1/conversations/check",
+            post(conversation_routes::check).route_layer(budget(limits::Route::Check)),
         )
-        .route(
-            "/api/v1/courier/batches",
-            post(courier_routes::begin_batch)
-                .get(courier_routes::list_batches)
-                .route_layer(budget(limits::Route::Courier)),
-        )
-        .route(
-            "/api/v1/courier/batches/{batch}",
-            get(courier_routes::download_batch).route_layer(budget(limits::Route::Courier)),
-        )
-        .route(
-            "/api/v1/courier/batches/{batch}/delivered",
-            post(courier_routes::batch_delivered).route_layer(budget(limits::Route::Courier)),
-        )
-        .route(
-            "/api/v1/courier/copies",
-            post(courier_routes::describe_copy)
-                .get(courier_routes::download_copy)
-                .route_layer(budget(limits::Route::Courier)),
-        )
-        .route(
-            "/api/v1/courier/purge",
-            post(courier_routes::purge)
-                .layer(DefaultBodyLimit::max(crate::courier::MAX_PURGE_REQUEST))
-                .route_layer(budget(limits::Route::Courier)),
-        )
+        .merge(courier_signed_routes(state.clone()))
         .fallback(api::asset.layer(budget(limits::Route::Page)));
     Router::new()
         .route(
@@ -321,6 +338,14 @@ pub fn prepare(validated: &ValidatedConfig) -> Result<(Arc<AppState>, Recovery),
             reason: format!("form token key: {e}"),
         })
     })?;
+    let decoy_key =
+        form_token::load_or_create_key(&config.data_dir.join(conversation_routes::DECOY_KEY_FILE))
+            .map_err(|e| {
+                GatewayError::Store(StoreError::Unavailable {
+                    path: config.data_dir.clone(),
+                    reason: format!("conversation decoy key: {e}"),
+                })
+            })?;
     let languages = crate::i18n::Catalog::embedded()
         .languages()
         .map(String::from)
@@ -370,6 +395,10 @@ pub fn prepare(validated: &ValidatedConfig) -> Result<(Arc<AppState>, Recovery),
         form_tokens,
         form_max_bytes: config.form.max_post_bytes(&config.limits),
         echoes: Arc::new(tokio::sync::Semaphore::new(ECHOES_AT_ONCE)),
+        decoys: conversation_routes::Decoys::new(&decoy_key),
+        downloads: Arc::new(tokio::sync::Semaphore::new(
+            courier_routes::DOWNLOADS_AT_ONCE,
+        )),
     };
     Ok((Arc::new(state), recovery))
 }
@@ -403,7 +432,7 @@ pub async fn serve(
     let maintenance = tokio::spawn(maintenance::run(
         state.store.clone(),
         Duration::from_secs(config.store.sweep_secs),
-        config.retention.unexported_days,
+        config.retention.clone(),
     ));
     let app = router(state, tls.is_some());
     let handle = axum_server::Handle::new();

@@ -537,3 +537,61 @@ async fn a_courier_body_is_not_read_before_the_signature_is_checked() {
         "the body was read before the signature was checked"
     );
 }
+
+/// A wrong receipt and a conversation with nothing new get the same status and the same length
+/// (and the same decoy for the same wrong locator every time): nothing to tell them apart but
+/// the receipt itself.
+#[tokio::test]
+async fn a_wrong_receipt_and_an_empty_conversation_answer_alike() {
+    use crate::replies::{Locator, BOX_BYTES};
+    let gw = gateway(|c| c.proof_of_work.enabled = false);
+    let real = Locator([1; 32]);
+    let mut incoming = gw.state.store.begin(Some(4)).expect("begin");
+    std::io::Write::write_all(&mut incoming, b"aaaa").expect("write");
+    gw.state
+        .store
+        .commit_with(
+            incoming,
+            crate::submission::Sealing::BySender,
+            None,
+            Some((&real, &vec![9; BOX_BYTES])),
+        )
+        .expect("commit");
+    let check = |locator: Locator| {
+        let body = format!("{{\"locator\":\"{locator}\"}}");
+        request(
+            Method::POST,
+            "/api/v1/conversations/check",
+            Some("application/json"),
+            Body::from(body),
+        )
+    };
+    let mut answers = Vec::new();
+    for locator in [real, Locator([2; 32]), Locator([2; 32])] {
+        let response = gw.send(false, check(locator)).await;
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        answers.push((status, bytes));
+    }
+    assert_eq!(answers[0].0, StatusCode::OK);
+    assert_eq!(answers[1].0, StatusCode::OK);
+    assert_eq!(answers[0].1.len(), answers[1].1.len(), "one size class");
+    assert_ne!(answers[0].1, answers[1].1);
+    assert_eq!(answers[1].1, answers[2].1, "the same decoy each time");
+    // Malformed locators are refused with a reason.
+    let bad = gw
+        .send(
+            false,
+            request(
+                Method::POST,
+                "/api/v1/conversations/check",
+                Some("application/json"),
+                Body::from("{\"locator\":\"XYZ\"}"),
+            ),
+        )
+        .await;
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(json_of(bad).await["error"], "bad_body");
+}

@@ -19,14 +19,25 @@ use super::error::ApiError;
 use super::paced::{PacedBody, Stalled, UploadPace};
 use super::slots::Slot;
 use crate::envelope::{self, RecipientSet};
+use crate::replies::NewConversation;
 use crate::store::{IncomingSubmission, SubmissionRecord, SubmissionStore};
 use crate::submission::Sealing;
 
 /// Chunks in flight between the connection and the checker.
 const CHANNEL_DEPTH: usize = 4;
 
+/// What arrives beside a report, checked before its body is read, and committed with it.
+#[derive(Default)]
+pub struct Beside {
+    /// The triage envelope for the couriers.
+    pub triage: Option<Vec<u8>>,
+    /// The conversation a first report starts.
+    pub conversation: Option<NewConversation>,
+}
+
 /// Streams `body` through the envelope check into `incoming` and commits it to the store with
-/// its (already checked) triage envelope; returns the durable record.
+/// its (already checked) triage envelope and the conversation it starts, if any; returns the
+/// durable record.
 pub async fn receive_sealed(
     store: Arc<SubmissionStore>,
     recipients: Arc<RecipientSet>,
@@ -34,13 +45,24 @@ pub async fn receive_sealed(
     body: Body,
     pace: UploadPace,
     slot: &Slot,
-    triage: Option<Vec<u8>>,
+    beside: Beside,
 ) -> Result<SubmissionRecord, ApiError> {
+    let Beside {
+        triage,
+        conversation,
+    } = beside;
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(CHANNEL_DEPTH);
     let checker = tokio::task::spawn_blocking(move || {
         let mut incoming = incoming;
         match envelope::check(ChannelReader::new(rx), &recipients, &mut incoming) {
-            Ok(_) => Ok(store.commit(incoming, Sealing::BySender, triage.as_deref())?),
+            Ok(_) => Ok(store.commit_with(
+                incoming,
+                Sealing::BySender,
+                triage.as_deref(),
+                conversation
+                    .as_ref()
+                    .map(|c| (&c.locator, c.sealed_box.as_slice())),
+            )?),
             // A limit or the disk stopped the spool: that, not the parse, is the reason.
             Err(e) => Err(match incoming.take_fault() {
                 Some(fault) => ApiError::Store(fault),

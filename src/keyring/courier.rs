@@ -23,6 +23,9 @@ use crate::envelope::RecipientSet;
 /// A request signature's creation time may be this far from the gateway's clock.
 const CLOCK_SKEW: Duration = Duration::from_secs(300);
 
+/// How far ahead a reviewer's signature (made on the offline machine) may be dated.
+const OFFLINE_CLOCK_SKEW: Duration = Duration::from_secs(86_400);
+
 /// Largest request signature read (a real one is about 120 bytes).
 pub const MAX_SIGNATURE_BYTES: usize = 2048;
 
@@ -243,8 +246,13 @@ pub(super) fn check_signer(
     }
     sig.verify_message(key.key(), signed)
         .map_err(|_| SignatureRefusal::WrongRequest)?;
-    // Freshness is the challenge's business; this only refuses a signature from the future.
-    sig.signature_alive(now, CLOCK_SKEW)
+    // Freshness is the challenge's business; this only refuses a signature from the future. An
+    // offline machine's clock (receipts, replies) may run ahead by more than a networked one's.
+    let skew = match role {
+        SignerRole::Courier => CLOCK_SKEW,
+        SignerRole::Reviewer => OFFLINE_CLOCK_SKEW,
+    };
+    sig.signature_alive(now, skew)
         .map_err(|_| SignatureRefusal::WrongRequest)
 }
 

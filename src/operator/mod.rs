@@ -138,6 +138,56 @@ pub fn purge(
     Ok((manifest, report))
 }
 
+/// What importing one reply of an outbox did.
+#[derive(Debug)]
+pub struct ImportedReply {
+    /// Its conversation.
+    pub conversation: crate::replies::Locator,
+    /// Its number there and whether it was stored before, or why it was refused.
+    pub outcome: Result<(u32, bool), String>,
+}
+
+/// Imports an outbox into the store (`resguardo-gateway replies import`): each reply whose
+/// signature is by a current signing subkey of `reviewers` and whose conversation exists is
+/// stored; the others are refused with the reason. Through the running gateway if it holds the
+/// store.
+pub fn import_replies(
+    data_dir: &Path,
+    outbox: &crate::replies::Outbox,
+    reviewers: &crate::keyring::ReviewerKeyring,
+) -> Result<Vec<ImportedReply>, OperatorError> {
+    let store = open_store(data_dir)?;
+    let client = socket::Client::new(data_dir);
+    let mut done = Vec::new();
+    for reply in &outbox.replies {
+        let outcome = (|| {
+            let message = reply.message_bytes().map_err(|e| e.to_string())?;
+            let signature = reply.signature_bytes().map_err(|e| e.to_string())?;
+            reviewers
+                .verify_document(
+                    &signature,
+                    &crate::replies::outbox::push_signed_text(&reply.conversation, &message),
+                    std::time::SystemTime::now(),
+                )
+                .map_err(|e| format!("not signed by a current reviewer key ({e})"))?;
+            match &store {
+                Some(store) => store
+                    .add_reply(&reply.conversation, &message)
+                    .map(socket::added_pair)
+                    .map_err(|e| e.to_string()),
+                None => client
+                    .add_reply(&reply.conversation, &message)
+                    .map_err(|e| e.to_string()),
+            }
+        })();
+        done.push(ImportedReply {
+            conversation: reply.conversation,
+            outcome,
+        });
+    }
+    Ok(done)
+}
+
 /// The store's counts, asked of the running gateway if it holds the store.
 pub fn status(data_dir: &Path) -> Result<StoreStatus, OperatorError> {
     match open_store(data_dir)? {

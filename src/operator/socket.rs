@@ -35,6 +35,12 @@ enum Request {
         opened: Vec<SubmissionId>,
     },
     Status,
+    /// A reply whose signature the operator's side has checked.
+    AddReply {
+        conversation: crate::replies::Locator,
+        /// Base64 of the sealed reply.
+        message: String,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -51,6 +57,8 @@ struct Reply {
     purge: Option<PurgeReport>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     status: Option<StoreStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    added: Option<(u32, bool)>,
 }
 
 impl Reply {
@@ -62,6 +70,7 @@ impl Reply {
             resumed: false,
             purge: None,
             status: None,
+            added: None,
         }
     }
 
@@ -142,6 +151,22 @@ fn handle(store: &SubmissionStore, stream: UnixStream) -> io::Result<()> {
             },
             Err(e) => Reply::error(e.to_string()),
         },
+        Request::AddReply {
+            conversation,
+            message,
+        } => {
+            use base64::Engine as _;
+            match base64::engine::general_purpose::STANDARD.decode(&message) {
+                Err(_) => Reply::error("the reply is not base64".into()),
+                Ok(bytes) => match store.add_reply(&conversation, &bytes) {
+                    Ok(added) => Reply {
+                        added: Some(added_pair(added)),
+                        ..Reply::ok()
+                    },
+                    Err(e) => Reply::error(e.to_string()),
+                },
+            }
+        }
     };
     send(&mut out, &reply)
 }
@@ -233,11 +258,35 @@ impl Client {
             .ok_or_else(|| self.fail("the reply has no purge report"))
     }
 
+    /// Asks the running gateway to store a reply (checked by the caller).
+    pub fn add_reply(
+        &self,
+        conversation: &crate::replies::Locator,
+        message: &[u8],
+    ) -> Result<(u32, bool), OperatorError> {
+        use base64::Engine as _;
+        let (reply, _) = self.call(&Request::AddReply {
+            conversation: *conversation,
+            message: base64::engine::general_purpose::STANDARD.encode(message),
+        })?;
+        reply
+            .added
+            .ok_or_else(|| self.fail("the reply has no answer for the reply"))
+    }
+
     /// The running gateway's store counts.
     pub fn status(&self) -> Result<StoreStatus, OperatorError> {
         let (reply, _) = self.call(&Request::Status)?;
         reply
             .status
             .ok_or_else(|| self.fail("the reply has no status"))
+    }
+}
+
+/// A reply's number and whether it was stored before.
+pub(super) fn added_pair(added: crate::store::ReplyAdded) -> (u32, bool) {
+    match added {
+        crate::store::ReplyAdded::Stored(n) => (n, false),
+        crate::store::ReplyAdded::AlreadyStored(n) => (n, true),
     }
 }

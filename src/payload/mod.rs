@@ -66,7 +66,26 @@ pub struct Report {
     pub description: String,
     /// At most [`MAX_ATTACHMENTS`], in archive order.
     pub attachments: Vec<Attachment>,
+    /// The anonymous conversation this report starts (with the reply key) or continues (a
+    /// follow-up, without it); `docs/replies-v1.md`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation: Option<ConversationRef>,
 }
+
+/// A report's place in a conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConversationRef {
+    /// The conversation's locator.
+    pub locator: crate::replies::Locator,
+    /// The reporter's reply certificate (armored), in the report that starts the conversation;
+    /// absent in a follow-up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_key: Option<String>,
+}
+
+/// Longest armored reply certificate a report may carry.
+pub const MAX_REPLY_KEY_CHARS: usize = 8 * 1024;
 
 /// The field that holds the answer to the urgency question: `"yes"` or `"no"`, absent when the
 /// reporter did not answer (the top-level `urgent` stays the writers' summary of it).

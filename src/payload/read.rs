@@ -296,6 +296,17 @@ pub fn validate(report: &Report, max_total: u64) -> Result<(), PayloadError> {
     if report.attachments.len() > MAX_ATTACHMENTS {
         return bad(format!("more than {MAX_ATTACHMENTS} attachments"));
     }
+    if let Some(key) = report
+        .conversation
+        .as_ref()
+        .and_then(|c| c.reply_key.as_ref())
+    {
+        if key.chars().count() > super::MAX_REPLY_KEY_CHARS
+            || !key.starts_with("-----BEGIN PGP PUBLIC KEY BLOCK-----")
+        {
+            return bad("the reply key is not an armored certificate of at most 8 KiB".into());
+        }
+    }
     let mut paths = HashSet::new();
     let mut total = 0u64;
     for (i, a) in report.attachments.iter().enumerate() {

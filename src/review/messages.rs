@@ -83,6 +83,10 @@ impl Localized for KeyError {
                 "{p}: no es una clave de enlace (no tiene subclave secreta de autenticación); \
                  créala con `resguardo-review keygen --courier`"
             ),
+            KeyError::NoSigningKey(p) => format!(
+                "{p}: no tiene subclave de firma utilizable; `resguardo-review add-signing-key` \
+                 le añade una"
+            ),
         }
     }
 }

@@ -16,6 +16,8 @@
 //!   back; [`index`]: `index.csv`, `index.txt` and `list DIR`;
 //! - [`courier`]: the courier's signed connection; [`watch`]: its early alerts; [`transfer`]:
 //!   its `fetch` and network `purge` (a networked device; no report is ever opened there);
+//! - [`reply`]: answers to reporters, written offline and pushed by the courier; [`thread`]:
+//!   each conversation's thread in the report folders;
 //! - [`sandbox`]: containment; [`lang`] and [`messages`]: what the tool says, in Spanish or
 //!   English.
 
@@ -29,8 +31,10 @@ pub mod opened;
 pub mod output;
 pub mod passphrase;
 pub mod render;
+pub mod reply;
 pub mod sandbox;
 pub mod secret_key;
+pub mod thread;
 pub mod transfer;
 pub mod watch;
 pub mod worker;

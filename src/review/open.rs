@@ -50,7 +50,7 @@ use super::opened;
 use super::output::{check_report_tree, OutputDir, Staging, TreeKind};
 use super::secret_key::{KeyPair, UnlockedKey};
 use super::worker::{self, Answer, Job};
-use crate::bundle::receipt::{self, FailedOpen, OpenReceipt, ReceiptError};
+use crate::bundle::receipt::{self, FailedOpen, OpenReceipt, OpenedCiphertext, ReceiptError};
 use crate::bundle::{self, BundleEntry, BundleEntryReader, BundleError, BundleManifest};
 use crate::payload::Urgency;
 use crate::submission::SubmissionId;
@@ -325,11 +325,19 @@ pub fn open_bundle(
 /// The receipt: which submissions of the bundle are open in `out`, signed with `signer`.
 fn write_receipt(summary: &mut OpenSummary, out: &OutputDir, signer: Option<&mut KeyPair>) {
     if let Some(manifest) = &summary.manifest {
-        let opened: Vec<SubmissionId> = manifest
+        // What was opened, by the ciphertext each folder was opened from (a folder without its
+        // entry is left out: its submission is then kept on the server).
+        let opened: Vec<OpenedCiphertext> = manifest
             .submissions
             .iter()
-            .map(|e| e.id)
-            .filter(|id| out.is_open(id))
+            .filter(|e| out.is_open(&e.id))
+            .filter_map(|e| opened::opened_entry(&out.root().join(e.id.to_string())))
+            .filter(|entry| manifest.submissions.iter().any(|e| e.id == entry.id))
+            .map(|entry| OpenedCiphertext {
+                id: entry.id,
+                size: entry.size,
+                sha256: entry.sha256,
+            })
             .collect();
         let failed = summary
             .outcomes
@@ -358,6 +366,8 @@ fn after_the_key(summary: &mut OpenSummary, out: &OutputDir) {
         }
     }
     summary.index = Some(index::rebuild(out.root()).map_err(|e| e.to_string()));
+    // Threads are a convenience: a failure here costs no report (the next run writes them).
+    let _ = super::thread::rebuild(out.root());
 }
 
 /// One run's state.

@@ -22,7 +22,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::bundle::BundleEntry;
-use crate::payload::{urgency_of, Attachment, FieldValue, Report, Urgency};
+use crate::payload::{urgency_of, Attachment, ConversationRef, FieldValue, Report, Urgency};
 
 /// Bound on a report folder's `report.json` (the payload's is at most 1 MiB; ours adds paths
 /// and pretty-printing).
@@ -50,6 +50,10 @@ pub struct OpenedReport {
     pub description: String,
     /// The attachments in archive order, each pointing at its saved file.
     pub attachments: Vec<SavedAttachment>,
+    /// The conversation the report starts (with the reporter's reply key) or continues (a
+    /// follow-up), as the payload gave it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation: Option<ConversationRef>,
 }
 
 /// One attachment as saved.
@@ -96,6 +100,7 @@ impl OpenedReport {
             fields: report.fields.clone(),
             description: report.description.clone(),
             attachments,
+            conversation: report.conversation.clone(),
         }
     }
 
@@ -136,6 +141,12 @@ pub fn read_folder(dir: &Path) -> Folder {
         Err(e) => Some(Err(format!("report.json: {e}"))),
     };
     Folder { entry, report }
+}
+
+/// The bundle entry a report folder was opened from (`bundle-entry.json`, which `open` writes
+/// itself): the size and SHA-256 of the ciphertext that was opened.
+pub fn opened_entry(dir: &Path) -> Option<BundleEntry> {
+    read_json(&dir.join("bundle-entry.json"), MAX_ENTRY_BYTES).ok()
 }
 
 /// The urgency of an opened report, from what the run that opened it wrote.

@@ -115,6 +115,26 @@ pub fn render(
         l("review.language", "Language"),
         one_line(lang)
     );
+    if let Some(conversation) = &report.conversation {
+        let short = conversation.locator.to_string();
+        let line = match conversation.reply_key {
+            Some(_) => l(
+                "review.conversation.first",
+                "the reporter can read answers (resguardo-review reply --report this folder)",
+            ),
+            None => l(
+                "review.conversation.follow_up",
+                "a follow-up; conversation.txt in the first report's folder holds the thread",
+            ),
+        };
+        let _ = writeln!(
+            out,
+            "{} {}: {}",
+            l("review.conversation", "Conversation"),
+            &short[..16],
+            one_line(&line)
+        );
+    }
     let answer = match urgency {
         Urgency::Yes => l("common.yes", "Yes"),
         Urgency::No => l("common.no", "No"),
@@ -261,6 +281,7 @@ mod tests {
             fields,
             description: "Texto \u{202E}oculto\u{202C} y \u{7} campana".into(),
             attachments: vec![],
+            conversation: None,
         }
     }
 

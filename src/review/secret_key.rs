@@ -53,6 +53,9 @@ pub enum KeyError {
     /// key's fingerprint.
     #[error("wrong passphrase for key {0}")]
     WrongPassphrase(Fingerprint),
+    /// No usable secret signing subkey (a key made before reviewer keys had one).
+    #[error("{0}: no usable signing subkey; `resguardo-review add-signing-key` gives the key one")]
+    NoSigningKey(String),
     /// No usable secret authentication subkey: not a courier key (`keygen --courier`).
     #[error("{0}: not a courier key (no secret authentication subkey); make one with `resguardo-review keygen --courier`")]
     NotACourierKey(String),
@@ -122,18 +125,13 @@ impl LockedKey {
         &self.cert
     }
 
-    /// True if the key has a valid secret signing subkey already.
-    pub fn can_sign(&self) -> bool {
-        self.cert
-            .keys()
-            .with_policy(&crate::keyring::POLICY, None)
-            .supported()
-            .alive()
-            .revoked(false)
-            .secret()
-            .key_flags(KeyFlags::empty().set_signing())
-            .next()
-            .is_some()
+    /// True if the key has a valid secret signing subkey that `passphrase` unlocks (a stub, as
+    /// gpg exports an offline key, does not count).
+    pub fn can_sign(&self, passphrase: Option<&Password>) -> bool {
+        matches!(
+            self.signer_for(KeyFlags::empty().set_signing(), passphrase),
+            Ok(Some(_))
+        )
     }
 
     /// True if at least one secret encryption subkey needs a passphrase.
@@ -176,6 +174,13 @@ impl LockedKey {
             .ok_or_else(|| KeyError::NotACourierKey(self.path.clone()))
     }
 
+    /// The reviewer key's signing subkey, unlocked with `passphrase`: what signs answers to
+    /// reporters.
+    pub fn signing_key(&self, passphrase: Option<&Password>) -> Result<KeyPair, KeyError> {
+        self.signer_for(KeyFlags::empty().set_signing(), passphrase)?
+            .ok_or_else(|| KeyError::NoSigningKey(self.path.clone()))
+    }
+
     /// The valid secret subkey with `flags`, unlocked with `passphrase`; `None` if there is none.
     fn signer_for(
         &self,
@@ -214,9 +219,13 @@ impl LockedKey {
         if secrets.is_empty() {
             return Err(KeyError::NoSecretEncryptionKey(self.path));
         }
-        // Keys made before reviewer keys had a signing subkey open reports all the same; their
-        // receipts go unsigned.
-        let signer = self.signer_for(KeyFlags::empty().set_signing(), passphrase)?;
+        // Keys without a usable signing subkey (made before reviewer keys had one, a gpg export
+        // whose signing key is a stub, one under another passphrase) open reports all the same;
+        // their receipts go unsigned.
+        let signer = self
+            .signer_for(KeyFlags::empty().set_signing(), passphrase)
+            .ok()
+            .flatten();
         let mut keys = Vec::new();
         let mut unprotected = true;
         for key in secrets {

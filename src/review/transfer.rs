@@ -206,7 +206,6 @@ impl Courier {
             TransferError::Invalid(format!("{}: not UTF-8", receipt_path.display()))
         })?;
         let body = serde_json::to_vec(&PurgeRequest {
-            manifest,
             receipt,
             signature: base64::engine::general_purpose::STANDARD.encode(signature),
         })

@@ -83,6 +83,10 @@ impl WatchState {
     }
 }
 
+/// Most urgent reports rung (and `--on-alert` runs) per poll; more are listed with one bell and
+/// rung at the next polls.
+pub const MAX_RINGS_PER_POLL: usize = 10;
+
 /// A first run lists (and rings for) the reports of this many days back.
 const FIRST_RUN_DAYS: i32 = 7;
 
@@ -306,12 +310,32 @@ fn handle(
         .collect();
     // Urgent first; otherwise the gateway's order (by id, which says nothing of arrival).
     new.sort_by_key(|(s, _)| !s.is_urgent());
+    let mut rung = 0;
+    let mut held_back = 0;
     for (sighting, day) in new {
         let _ = writeln!(out, "{}", sighting.line());
         if sighting.is_urgent() {
-            spawn_ring(&sighting, options)?;
+            if rung == MAX_RINGS_PER_POLL {
+                // Anyone can seal an urgent note to the couriers' published keys: a flood of
+                // them must not become a flood of `--on-alert` runs. Listed now, rung at a
+                // later poll (not recorded as seen).
+                held_back += 1;
+                continue;
+            } else if let Err(e) = spawn_ring(&sighting, options) {
+                // Not recorded as seen: the next poll tries again.
+                let _ = writeln!(out, "could not ring for {}: {e}", sighting.id);
+                continue;
+            } else {
+                rung += 1;
+            }
         }
         state.seen.insert(sighting.id, day);
+    }
+    if held_back > 0 {
+        let _ = writeln!(
+            out,
+            "\x07{held_back} more URGENT reports are listed above; they ring at the next polls (at most {MAX_RINGS_PER_POLL} rings per poll)"
+        );
     }
     Ok(())
 }

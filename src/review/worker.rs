@@ -321,6 +321,7 @@ mod tests {
                 media_type: "image/jpeg".into(),
                 path: "files/001.jpg".into(),
             }],
+            conversation: None,
         };
         let (plain, _) = payload::write_payload(Vec::new(), &report, vec![Box::new(&photo[..])])
             .expect("payload");

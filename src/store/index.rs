@@ -29,6 +29,10 @@ const PREFIX: &str = "index-";
 pub(super) struct Index {
     pub records: sled::Tree,
     pub batches: sled::Tree,
+    /// Conversations by locator (`docs/replies-v1.md`).
+    pub conversations: sled::Tree,
+    /// Sealed replies by locator and number.
+    pub replies: sled::Tree,
     pub commit: GroupCommit,
     name: String,
     db: sled::Db,
@@ -93,6 +97,10 @@ impl Index {
             })?;
         let records = db.open_tree("submissions").map_err(StoreError::from_sled)?;
         let batches = db.open_tree("batches").map_err(StoreError::from_sled)?;
+        let conversations = db
+            .open_tree("conversations")
+            .map_err(StoreError::from_sled)?;
+        let replies = db.open_tree("replies").map_err(StoreError::from_sled)?;
         let commit =
             GroupCommit::new(db.clone(), &dir.join("db")).map_err(|e| StoreError::Unavailable {
                 path: root.to_path_buf(),
@@ -101,6 +109,8 @@ impl Index {
         Ok(Index {
             records,
             batches,
+            conversations,
+            replies,
             commit,
             name,
             db,
@@ -124,7 +134,10 @@ impl Index {
             Some(found) => Err(StoreError::UnsupportedFormat {
                 found: String::from_utf8_lossy(&found).into_owned(),
             }),
-            None if self.records.is_empty() && self.batches.is_empty() => {
+            None if self.records.is_empty()
+                && self.batches.is_empty()
+                && self.conversations.is_empty() =>
+            {
                 self.db
                     .insert(FORMAT_KEY, STORE_FORMAT.as_bytes())
                     .map_err(StoreError::from_sled)?;
@@ -145,6 +158,8 @@ impl Index {
             for tree in [
                 (&self.records, &fresh.records),
                 (&self.batches, &fresh.batches),
+                (&self.conversations, &fresh.conversations),
+                (&self.replies, &fresh.replies),
             ] {
                 for item in tree.0.iter() {
                     let (key, value) = item?;

@@ -27,12 +27,14 @@
 //! (run by the gateway within a minute of any change, and at every start), and the index forgets
 //! purged records and the order of arrival by being rewritten ([`index`]).
 
+mod conversations;
 mod durable;
 mod incoming;
 mod index;
 mod pool;
 mod record;
 
+pub use conversations::{ConversationRecord, ReplyAdded, ReplyEntry, StoredReply};
 pub use incoming::{IncomingLimits, IncomingSubmission, Usage};
 pub use pool::Taken;
 pub use record::{BatchRecord, RecordState, SubmissionRecord};
@@ -104,6 +106,18 @@ pub enum StoreError {
     /// No batch record with this id.
     #[error("export batch {0} is not in the store (was it completed or purged already?)")]
     BatchNotFound(BatchId),
+    /// A conversation with this locator exists already.
+    #[error("a conversation with this locator exists already")]
+    ConversationExists,
+    /// No conversation with this locator.
+    #[error("no conversation with this locator")]
+    ConversationNotFound,
+    /// The conversation holds as many replies as it may.
+    #[error(
+        "the conversation holds {} replies, the most it may",
+        conversations::MAX_REPLIES
+    )]
+    ConversationFull,
     /// Writing or checking a bundle failed.
     #[error(transparent)]
     Bundle(#[from] BundleError),
@@ -368,6 +382,36 @@ impl SubmissionStore {
     /// Makes a fully received and checked submission durable and gives it an id, together with
     /// its checked triage envelope if it has one (one index write: both or neither). Blocking.
     pub fn commit(
+        &self,
+        incoming: IncomingSubmission,
+        sealing: Sealing,
+        triage: Option<&[u8]>,
+    ) -> Result<SubmissionRecord, StoreError> {
+        self.commit_with(incoming, sealing, triage, None)
+    }
+
+    /// [`SubmissionStore::commit`], starting a conversation (`locator`, locked box) in the same
+    /// sync of the index: both are acknowledged together or neither is.
+    pub fn commit_with(
+        &self,
+        incoming: IncomingSubmission,
+        sealing: Sealing,
+        triage: Option<&[u8]>,
+        conversation: Option<(&crate::replies::Locator, &[u8])>,
+    ) -> Result<SubmissionRecord, StoreError> {
+        if let Some((locator, sealed_box)) = conversation {
+            self.insert_conversation(locator, sealed_box)?;
+        }
+        let committed = self.commit_submission(incoming, sealing, triage);
+        if committed.is_err() {
+            if let Some((locator, _)) = conversation {
+                self.remove_conversation(locator);
+            }
+        }
+        committed
+    }
+
+    fn commit_submission(
         &self,
         incoming: IncomingSubmission,
         sealing: Sealing,
@@ -713,7 +757,7 @@ impl SubmissionStore {
         }
         self.delete(&doomed)?;
         report.purged = doomed.iter().map(|r| r.id).collect();
-        self.forget_empty_batch(&manifest.batch)?;
+        self.forget_purged(&manifest.batch)?;
         self.index().commit.sync().map_err(StoreError::from_io)?;
         self.rewrite_index_or_warn();
         Ok(report)
@@ -899,7 +943,10 @@ impl SubmissionStore {
     }
 
     /// Drops a batch record once none of its submissions is left.
-    fn forget_empty_batch(&self, batch: &BatchId) -> Result<(), StoreError> {
+    /// After a purge: the batch keeps only the ids the store still holds (so its bundle can be
+    /// written again, and a resumed export does not fail on what is gone), or goes when none is
+    /// left.
+    fn forget_purged(&self, batch: &BatchId) -> Result<(), StoreError> {
         let index = self.index();
         let Some(bytes) = index
             .batches
@@ -908,21 +955,31 @@ impl SubmissionStore {
         else {
             return Ok(());
         };
-        let record = BatchRecord::decode(&bytes)
+        let mut record = BatchRecord::decode(&bytes)
             .map_err(|e| StoreError::Integrity(vec![format!("batch {batch}: {e}")]))?;
-        for id in &record.ids {
+        let before = record.ids.len();
+        let mut held = Vec::with_capacity(before);
+        for id in record.ids {
             if index
                 .records
                 .contains_key(id.as_bytes())
                 .map_err(StoreError::from_sled)?
             {
-                return Ok(());
+                held.push(id);
             }
         }
-        index
-            .batches
-            .remove(batch.as_bytes())
-            .map_err(StoreError::from_sled)?;
+        if held.is_empty() {
+            index
+                .batches
+                .remove(batch.as_bytes())
+                .map_err(StoreError::from_sled)?;
+        } else if held.len() != before {
+            record.ids = held;
+            index
+                .batches
+                .insert(batch.as_bytes(), record.encode())
+                .map_err(StoreError::from_sled)?;
+        }
         Ok(())
     }
 

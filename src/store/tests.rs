@@ -456,6 +456,34 @@ fn purge_keeps_what_the_receipt_does_not_list_as_opened() {
     assert!(store.get(&b.id).expect("get").is_some());
 }
 
+/// Regression: a batch purged in part could no longer be written (its manifest named a purged
+/// submission as missing), which stopped `fetch --batch` and, for an undelivered batch, every
+/// later export.
+#[test]
+fn a_batch_purged_in_part_is_written_again_with_what_is_left() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let a = put(&store, b"aaaa");
+    let b = put(&store, b"bbbb");
+    // Begun, not delivered (the courier's last request failed).
+    let begun = store.begin_export().expect("export").expect("a batch");
+    let only_a: HashSet<SubmissionId> = [a.id].into_iter().collect();
+    store.purge(&begun.manifest, &only_a).expect("purge");
+    let again = store
+        .export_batch(&begun.manifest.batch)
+        .expect("the batch is still written");
+    let ids: Vec<SubmissionId> = again.manifest.submissions.iter().map(|e| e.id).collect();
+    assert_eq!(ids, vec![b.id]);
+    let resumed = store
+        .begin_export()
+        .expect("export")
+        .expect("the batch again");
+    assert_eq!(resumed.manifest.batch, begun.manifest.batch);
+    store
+        .write_export(&resumed, Vec::new())
+        .expect("its bundle");
+}
+
 /// Every byte of every regular file under `dir`.
 fn data_dir_bytes(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     let mut out = Vec::new();
@@ -576,5 +604,82 @@ fn uploads_are_written_into_spares_made_before_they_arrived() {
     assert_eq!(
         fs::read_dir(dir.path().join("pool")).expect("ls").count(),
         pool_inodes.len()
+    );
+}
+
+#[test]
+fn conversations_start_with_their_report_take_replies_once_and_expire_without_trace() {
+    use crate::replies::{Locator, BOX_BYTES};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let locator = Locator([7; 32]);
+    let sealed_box = vec![0x5a; BOX_BYTES];
+    let mut incoming = store.begin(Some(4)).expect("begin");
+    incoming.write_all(b"aaaa").expect("write");
+    let record = store
+        .commit_with(
+            incoming,
+            Sealing::BySender,
+            None,
+            Some((&locator, &sealed_box)),
+        )
+        .expect("commit");
+    let conversation = store
+        .conversation(&locator)
+        .expect("read")
+        .expect("started");
+    assert_eq!(conversation.box_bytes(), sealed_box);
+    assert!(
+        !String::from_utf8_lossy(&serde_json::to_vec(&conversation).unwrap())
+            .contains(&record.id.to_string()),
+        "no submission id in the conversation"
+    );
+    // The same locator again: refused, and the submission that carried it is not stored.
+    let mut again = store.begin(Some(4)).expect("begin");
+    again.write_all(b"bbbb").expect("write");
+    assert!(matches!(
+        store.commit_with(
+            again,
+            Sealing::BySender,
+            None,
+            Some((&locator, &sealed_box))
+        ),
+        Err(StoreError::ConversationExists)
+    ));
+    assert_eq!(store.records().expect("records").len(), 1);
+
+    let canary = b"CANARY-REPLY-CIPHERTEXT-1b2c";
+    assert_eq!(
+        store.add_reply(&locator, canary).unwrap(),
+        ReplyAdded::Stored(1)
+    );
+    assert_eq!(
+        store.add_reply(&locator, canary).unwrap(),
+        ReplyAdded::AlreadyStored(1)
+    );
+    assert_eq!(
+        store.add_reply(&locator, b"second").unwrap(),
+        ReplyAdded::Stored(2)
+    );
+    assert!(matches!(
+        store.add_reply(&Locator([8; 32]), b"x"),
+        Err(StoreError::ConversationNotFound)
+    ));
+    let replies = store.replies(&locator).expect("replies");
+    assert_eq!(replies.len(), 2);
+    assert_eq!(replies[0].message, canary);
+
+    // Kept while recent; gone (with its replies, from every file) once quiet for long enough.
+    let today = UtcDay::today();
+    assert_eq!(store.expire_conversations(today, 180).unwrap(), 0);
+    let later = UtcDay::from_days_since_epoch(today.days_since_epoch() + 181);
+    assert_eq!(store.expire_conversations(later, 180).unwrap(), 1);
+    assert!(store.conversation(&locator).unwrap().is_none());
+    drop(store);
+    let files = data_dir_bytes(dir.path());
+    assert!(
+        found_in(&files, canary).is_empty(),
+        "{:?}",
+        found_in(&files, canary)
     );
 }

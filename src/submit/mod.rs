@@ -6,7 +6,10 @@
 //! gateway only ever receives ciphertext. The sealed message is staged in an anonymous temporary
 //! file (ciphertext only) so its length is known and the upload can be retried.
 
+mod conversation;
 mod report;
+
+pub use conversation::{start_conversation, CheckedIn, StartedConversation};
 
 pub use report::{build_report, ReportInput};
 
@@ -75,6 +78,10 @@ pub enum SubmitError {
         /// What is wrong with it.
         reason: String,
     },
+    /// Check-in: these words open no conversation (mistyped, or the report was sent without
+    /// one). The gateway cannot tell; it answers every receipt alike.
+    #[error("no conversation for these words: check them (the words of the receipt shown when the report was sent)")]
+    NoConversation,
     /// The sealed message is larger than the gateway accepts.
     #[error("the sealed report is {size} bytes, over the gateway's limit of {limit}")]
     TooLarge {
@@ -170,6 +177,10 @@ struct AcceptedBody {
 pub struct GatewayClient {
     agent: ureq::Agent,
     base: String,
+    /// The challenge the gateway handed out with its last answer to a courier request: the
+    /// next courier request answers it instead of asking the public challenge route (which a
+    /// flood can hold up).
+    next_challenge: std::sync::Mutex<Option<String>>,
 }
 
 impl GatewayClient {
@@ -215,7 +226,11 @@ impl GatewayClient {
             .user_agent("resguardo-submit")
             .build()
             .into();
-        Ok(GatewayClient { agent, base })
+        Ok(GatewayClient {
+            agent,
+            base,
+            next_challenge: std::sync::Mutex::new(None),
+        })
     }
 
     /// Fetches and validates the reviewer certificates.
@@ -254,22 +269,47 @@ impl GatewayClient {
         }
     }
 
+    /// POSTs to `path` with a solved proof of work, as `send` finishes the request; a proof
+    /// refused for reasons that are not the sender's is solved again, a few times.
+    fn with_proof_of_work<T>(
+        &self,
+        send: impl Fn(ureq::RequestBuilder<ureq::typestate::WithBody>) -> Result<T, SubmitError>,
+        path: &str,
+    ) -> Result<T, SubmitError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut request = self.agent.post(&format!("{}{path}", self.base));
+            if let Some(solution) = self.proof_of_work()? {
+                request = request.header(crate::pow::HEADER, solution);
+            }
+            match send(request) {
+                Err(SubmitError::Refused { code, .. })
+                    if attempt < 4 && POW_RETRY.contains(&code.as_str()) => {}
+                other => return other,
+            }
+        }
+    }
+
     /// Uploads a sealed message (binary or armored), solving the gateway's proof of work first,
     /// and returns the id the gateway gave it. A proof of work refused for reasons that are not
     /// the sender's (the gateway restarted, the challenge expired or asks for more work now) is
     /// fetched and solved again, a few times.
     pub fn submit_sealed(
         &self,
+        sealed: File,
+        triage: Option<&[u8]>,
+    ) -> Result<String, SubmitError> {
+        self.submit_with(sealed, triage, &Conversation::None)
+    }
+
+    /// [`GatewayClient::submit_sealed`], starting or continuing a conversation.
+    pub fn submit_with(
+        &self,
         mut sealed: File,
         mut triage: Option<&[u8]>,
+        conversation: &Conversation,
     ) -> Result<String, SubmitError> {
-        const RETRY: &[&str] = &[
-            "pow_invalid",
-            "pow_expired",
-            "pow_outdated",
-            "pow_insufficient",
-            "pow_replayed",
-        ];
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -287,6 +327,15 @@ impl GatewayClient {
                 request =
                     request.header(crate::triage::HEADER, crate::triage::header_value(sealed));
             }
+            match conversation {
+                Conversation::None => {}
+                Conversation::Start(start) => {
+                    request = request.header(crate::replies::START_HEADER, start.header_value());
+                }
+                Conversation::FollowUp(locator) => {
+                    request = request.header(crate::replies::TOUCH_HEADER, locator.to_string());
+                }
+            }
             match expect_json::<AcceptedBody>(request.send(&sealed), 201, 64 * 1024) {
                 Ok(body) => return Ok(body.id),
                 // The note for the people on call never costs the report: without it, then.
@@ -296,11 +345,31 @@ impl GatewayClient {
                     triage = None;
                 }
                 Err(SubmitError::Refused { code, .. })
-                    if attempt < 4 && RETRY.contains(&code.as_str()) => {}
+                    if attempt < 4 && POW_RETRY.contains(&code.as_str()) => {}
                 Err(e) => return Err(e),
             }
         }
     }
+}
+
+/// Proof-of-work refusals that are not the sender's fault: solved again.
+const POW_RETRY: &[&str] = &[
+    "pow_invalid",
+    "pow_expired",
+    "pow_outdated",
+    "pow_insufficient",
+    "pow_replayed",
+];
+
+/// What a submission does in a conversation (`docs/replies-v1.md`).
+#[derive(Debug, Clone)]
+pub enum Conversation {
+    /// Nothing (a message sealed elsewhere, or `--no-replies`).
+    None,
+    /// Starts one (the first report): its locator and locked reply key go with it.
+    Start(crate::replies::NewConversation),
+    /// Continues one (a follow-up): its last day moves.
+    FollowUp(crate::replies::Locator),
 }
 
 /// Signs the text of a courier request with the courier's authentication key.
@@ -316,32 +385,73 @@ impl GatewayClient {
         body: Option<&[u8]>,
         sign: &mut RequestSigner<'_>,
     ) -> Result<ureq::http::Response<ureq::Body>, SubmitError> {
-        let url = format!("{}api/v1/courier/challenge", self.base);
-        let challenge: crate::courier::ChallengeBody =
-            expect_json(self.agent.get(&url).call(), 200, 4096)?;
+        let cached = self
+            .next_challenge
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let used_cached = cached.is_some();
+        let response = self.courier_call_with(path_and_query, body, sign, cached)?;
+        // A handed-out challenge may have expired meanwhile: once more with a fresh one.
+        if used_cached && response.status().as_u16() == 401 {
+            return self.courier_call_with(path_and_query, body, sign, None);
+        }
+        Ok(response)
+    }
+
+    fn courier_call_with(
+        &self,
+        path_and_query: &str,
+        body: Option<&[u8]>,
+        sign: &mut RequestSigner<'_>,
+        challenge: Option<String>,
+    ) -> Result<ureq::http::Response<ureq::Body>, SubmitError> {
+        let challenge = match challenge {
+            Some(challenge) => challenge,
+            None => {
+                let url = format!("{}api/v1/courier/challenge", self.base);
+                expect_json::<crate::courier::ChallengeBody>(
+                    self.agent.get(&url).call(),
+                    200,
+                    4096,
+                )?
+                .challenge
+            }
+        };
         let path = format!("/{}", path_and_query.trim_start_matches('/'));
         let method = if body.is_some() { "POST" } else { "GET" };
         let body_hash = crate::courier::body_hash(body.unwrap_or(b""));
-        let text = crate::courier::signed_text(method, &path, &challenge.challenge, &body_hash);
+        let text = crate::courier::signed_text(method, &path, &challenge, &body_hash);
         let signature = base64::engine::general_purpose::STANDARD.encode(sign(&text)?);
         let url = format!("{}{}", self.base, path.trim_start_matches('/'));
         let sent = match body {
             None => self
                 .agent
                 .get(&url)
-                .header(crate::courier::CHALLENGE_HEADER, &challenge.challenge)
+                .header(crate::courier::CHALLENGE_HEADER, &challenge)
                 .header(crate::courier::SIGNATURE_HEADER, &signature)
                 .call(),
             Some(body) => self
                 .agent
                 .post(&url)
-                .header(crate::courier::CHALLENGE_HEADER, &challenge.challenge)
+                .header(crate::courier::CHALLENGE_HEADER, &challenge)
                 .header(crate::courier::SIGNATURE_HEADER, &signature)
                 .header(crate::courier::BODY_HASH_HEADER, &body_hash)
                 .header("Content-Type", "application/json")
                 .send(body),
         };
-        sent.map_err(|e| SubmitError::Unreachable(e.to_string()))
+        let response = sent.map_err(|e| SubmitError::Unreachable(e.to_string()))?;
+        if let Some(next) = response
+            .headers()
+            .get(crate::courier::NEXT_CHALLENGE_HEADER)
+            .and_then(|v| v.to_str().ok())
+        {
+            *self
+                .next_challenge
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Some(next.to_string());
+        }
+        Ok(response)
     }
 
     /// A signed courier GET whose JSON answer is at most `limit` bytes.

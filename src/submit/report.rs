@@ -24,6 +24,8 @@ pub struct ReportInput {
     pub urgent: bool,
     /// `key=value` form answers (a key given twice becomes a list).
     pub fields: Vec<(String, String)>,
+    /// The conversation the report starts or continues (`docs/replies-v1.md`).
+    pub conversation: Option<crate::payload::ConversationRef>,
 }
 
 /// Reads and checks the input; returns the report and the attachment paths in report order.
@@ -90,6 +92,7 @@ pub fn build_report(input: &ReportInput) -> Result<(Report, Vec<PathBuf>), Submi
         fields,
         description,
         attachments,
+        conversation: input.conversation.clone(),
     };
     Ok((report, input.attachments.clone()))
 }

@@ -386,12 +386,19 @@ pub fn export(data_dir: &Path, out: &Path) -> Vec<(String, Vec<u8>)> {
 pub fn receipt_for(bundle: &Path) -> PathBuf {
     let file = std::fs::File::open(bundle).expect("bundle");
     let manifest = resguardo::bundle::read_manifest(BufReader::new(file)).expect("manifest");
-    let receipt = resguardo::bundle::receipt::OpenReceipt {
-        format: resguardo::bundle::receipt::FORMAT.into(),
-        batch: manifest.batch,
-        opened: manifest.submissions.iter().map(|e| e.id).collect(),
-        failed: Vec::new(),
-    };
+    let receipt = resguardo::bundle::receipt::OpenReceipt::new(
+        manifest.batch,
+        manifest
+            .submissions
+            .iter()
+            .map(|e| resguardo::bundle::receipt::OpenedCiphertext {
+                id: e.id,
+                size: e.size,
+                sha256: e.sha256.clone(),
+            })
+            .collect(),
+        Vec::new(),
+    );
     let path = bundle.with_extension("receipt.json");
     std::fs::write(&path, serde_json::to_vec(&receipt).expect("json")).expect("write receipt");
     path

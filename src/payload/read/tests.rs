@@ -51,6 +51,7 @@ fn report(attachments: &[(&str, &[u8])]) -> Report {
                 path: attachment_path(i, name),
             })
             .collect(),
+        conversation: None,
     }
 }
 

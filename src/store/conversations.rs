@@ -1,0 +1,255 @@
+//! Conversations (`docs/replies-v1.md`): per locator, the locked reply key and the sealed
+//! replies, in two trees of the index. A conversation record keeps no submission id: the store
+//! cannot say which report started which conversation.
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+
+use super::{StoreError, SubmissionStore};
+use crate::replies::Locator;
+use crate::submission::UtcDay;
+
+/// Most replies one conversation keeps.
+pub const MAX_REPLIES: u32 = 200;
+
+/// The index entry of one conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConversationRecord {
+    /// Base64 of the locked reply key ([`crate::replies::BOX_BYTES`] bytes).
+    #[serde(rename = "box")]
+    pub sealed_box: String,
+    /// The day it was started.
+    pub started: UtcDay,
+    /// The day of its last message (a reply, or a follow-up's touch): expiry counts from here.
+    pub last: UtcDay,
+    /// Its replies, in arrival order.
+    pub replies: Vec<ReplyEntry>,
+}
+
+/// One stored reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplyEntry {
+    /// 1, 2, … in arrival order.
+    pub n: u32,
+    /// The day it arrived.
+    pub day: UtcDay,
+    /// Lowercase hex SHA-256 of the sealed reply (a reply pushed twice is stored once).
+    pub sha256: String,
+}
+
+/// A stored reply, with its bytes.
+#[derive(Debug, Clone)]
+pub struct StoredReply {
+    /// Its entry.
+    pub entry: ReplyEntry,
+    /// The sealed reply.
+    pub message: Vec<u8>,
+}
+
+/// What adding a reply did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyAdded {
+    /// Stored now, with this number.
+    Stored(u32),
+    /// The same reply was stored before, with this number.
+    AlreadyStored(u32),
+}
+
+fn reply_key(locator: &Locator, n: u32) -> Vec<u8> {
+    [locator.0.as_slice(), &n.to_be_bytes()].concat()
+}
+
+impl ConversationRecord {
+    fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    fn decode(bytes: &[u8], locator: &Locator) -> Result<Self, StoreError> {
+        serde_json::from_slice(bytes)
+            .map_err(|e| StoreError::Integrity(vec![format!("conversation {locator}: {e}")]))
+    }
+
+    /// The locked box's bytes.
+    pub fn box_bytes(&self) -> Vec<u8> {
+        base64::engine::general_purpose::STANDARD
+            .decode(&self.sealed_box)
+            .unwrap_or_default()
+    }
+}
+
+impl SubmissionStore {
+    /// Starts a conversation (durably with the next sync of the index). Refused if the locator
+    /// is taken.
+    pub(super) fn insert_conversation(
+        &self,
+        locator: &Locator,
+        sealed_box: &[u8],
+    ) -> Result<(), StoreError> {
+        let today = UtcDay::today();
+        let record = ConversationRecord {
+            sealed_box: base64::engine::general_purpose::STANDARD.encode(sealed_box),
+            started: today,
+            last: today,
+            replies: Vec::new(),
+        };
+        let swapped = self
+            .index()
+            .conversations
+            .compare_and_swap(locator.0, None::<&[u8]>, Some(record.encode()))
+            .map_err(StoreError::from_sled)?;
+        swapped.map_err(|_| StoreError::ConversationExists)
+    }
+
+    /// Takes back a conversation whose submission was not acknowledged.
+    pub(super) fn remove_conversation(&self, locator: &Locator) {
+        let _ = self.index().conversations.remove(locator.0);
+    }
+
+    /// The conversation at `locator`, if there is one.
+    pub fn conversation(
+        &self,
+        locator: &Locator,
+    ) -> Result<Option<ConversationRecord>, StoreError> {
+        match self
+            .index()
+            .conversations
+            .get(locator.0)
+            .map_err(StoreError::from_sled)?
+        {
+            None => Ok(None),
+            Some(bytes) => ConversationRecord::decode(&bytes, locator).map(Some),
+        }
+    }
+
+    /// The conversation's replies with their bytes, in order.
+    pub fn replies(&self, locator: &Locator) -> Result<Vec<StoredReply>, StoreError> {
+        let Some(record) = self.conversation(locator)? else {
+            return Ok(Vec::new());
+        };
+        let index = self.index();
+        let mut out = Vec::with_capacity(record.replies.len());
+        for entry in record.replies {
+            let message = index
+                .replies
+                .get(reply_key(locator, entry.n))
+                .map_err(StoreError::from_sled)?
+                .ok_or_else(|| {
+                    StoreError::Integrity(vec![format!(
+                        "conversation {locator}: reply {} is missing",
+                        entry.n
+                    )])
+                })?
+                .to_vec();
+            out.push(StoredReply { entry, message });
+        }
+        Ok(out)
+    }
+
+    /// Adds a sealed reply to an existing conversation, durably; its last day becomes today.
+    pub fn add_reply(&self, locator: &Locator, message: &[u8]) -> Result<ReplyAdded, StoreError> {
+        let _admin = self.lock_admin();
+        let mut record = self
+            .conversation(locator)?
+            .ok_or(StoreError::ConversationNotFound)?;
+        let sha256 = hex::encode(ring::digest::digest(&ring::digest::SHA256, message));
+        if let Some(known) = record.replies.iter().find(|r| r.sha256 == sha256) {
+            return Ok(ReplyAdded::AlreadyStored(known.n));
+        }
+        let n = record.replies.last().map_or(1, |r| r.n + 1);
+        if n > MAX_REPLIES {
+            return Err(StoreError::ConversationFull);
+        }
+        let today = UtcDay::today();
+        record.replies.push(ReplyEntry {
+            n,
+            day: today,
+            sha256,
+        });
+        record.last = today;
+        self.touch();
+        {
+            let index = self.index();
+            index
+                .replies
+                .insert(reply_key(locator, n), message)
+                .map_err(StoreError::from_sled)?;
+            index
+                .conversations
+                .insert(locator.0, record.encode())
+                .map_err(StoreError::from_sled)?;
+            index.commit.sync().map_err(StoreError::from_io)?;
+        }
+        self.touch();
+        Ok(ReplyAdded::Stored(n))
+    }
+
+    /// Moves the conversation's last day to today (a follow-up arrived); nothing if there is no
+    /// such conversation.
+    pub fn touch_conversation(&self, locator: &Locator) -> Result<(), StoreError> {
+        let _admin = self.lock_admin();
+        let Some(mut record) = self.conversation(locator)? else {
+            return Ok(());
+        };
+        let today = UtcDay::today();
+        if record.last == today {
+            return Ok(());
+        }
+        record.last = today;
+        self.touch();
+        let index = self.index();
+        index
+            .conversations
+            .insert(locator.0, record.encode())
+            .map_err(StoreError::from_sled)?;
+        index.commit.sync().map_err(StoreError::from_io)
+    }
+
+    /// Deletes conversations whose last day is more than `days` days before `today`, with their
+    /// replies; then the index is rewritten, so nothing of them stays on disk. Returns how many.
+    pub fn expire_conversations(&self, today: UtcDay, days: u32) -> Result<usize, StoreError> {
+        let doomed: Vec<(Locator, ConversationRecord)> = {
+            let _admin = self.lock_admin();
+            let cutoff = today.days_since_epoch() - days as i32;
+            let mut doomed = Vec::new();
+            for item in self.index().conversations.iter() {
+                let (key, value) = item.map_err(StoreError::from_sled)?;
+                let Ok(bytes) = <[u8; 32]>::try_from(&key[..]) else {
+                    continue;
+                };
+                let locator = Locator(bytes);
+                let record = ConversationRecord::decode(&value, &locator)?;
+                if record.last.days_since_epoch() < cutoff {
+                    doomed.push((locator, record));
+                }
+            }
+            if doomed.is_empty() {
+                return Ok(0);
+            }
+            self.touch();
+            let index = self.index();
+            for (locator, record) in &doomed {
+                for reply in &record.replies {
+                    index
+                        .replies
+                        .remove(reply_key(locator, reply.n))
+                        .map_err(StoreError::from_sled)?;
+                }
+                index
+                    .conversations
+                    .remove(locator.0)
+                    .map_err(StoreError::from_sled)?;
+            }
+            index.commit.sync().map_err(StoreError::from_io)?;
+            doomed
+        };
+        self.rewrite_index_or_warn();
+        Ok(doomed.len())
+    }
+
+    /// How many conversations the store holds (for `status`).
+    pub fn conversation_count(&self) -> usize {
+        self.index().conversations.len()
+    }
+}
