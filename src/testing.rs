@@ -306,3 +306,99 @@ pub fn bench_scratch_dir() -> tempfile::TempDir {
     made.or_else(|_| tempfile::tempdir())
         .expect("a scratch directory for the benchmark")
 }
+
+/// A gateway started for a benchmark: self-signed TLS on a random loopback port, the demo
+/// reviewer 1 and the demo courier, rate limits out of the way; `extra` is appended to its
+/// config (e.g. `[proof_of_work]` settings). Killed on drop.
+pub struct BenchGateway {
+    /// The child process, while it runs.
+    child: Option<std::process::Child>,
+    /// `https://127.0.0.1:PORT/`.
+    pub url: String,
+    /// The gateway's self-signed certificate, to trust.
+    pub ca: std::path::PathBuf,
+    /// Its data directory.
+    pub data_dir: std::path::PathBuf,
+    config: std::path::PathBuf,
+    gateway_bin: std::path::PathBuf,
+}
+
+impl BenchGateway {
+    /// Starts `gateway_bin` (`env!("CARGO_BIN_EXE_resguardo-gateway")`) in `dir`.
+    pub fn start(gateway_bin: &std::path::Path, dir: &std::path::Path, extra: &str) -> Self {
+        let keys = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("keys-example");
+        let data_dir = dir.join("data");
+        let config = dir.join("gateway.toml");
+        let pow = if extra.contains("[proof_of_work]") {
+            ""
+        } else {
+            "[proof_of_work]\nenabled = false\n"
+        };
+        std::fs::write(
+            &config,
+            format!(
+                "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\nreviewer_certs = [\"{}\"]\n\
+                 [[couriers]]\ncert = \"{}\"\n[tls]\nmode = \"self-signed\"\n{pow}{extra}\n\
+                 [rate_limits]\nsubmissions_per_minute = 1000000\nsubmission_burst = 100000\n\
+                 requests_per_second = 1000000\nrequest_burst = 1000000\n\
+                 per_connection_per_second = 1000000\nper_connection_burst = 1000000\n\
+                 max_requests_per_connection = 1000000\nkeys_per_second = 1000000\n\
+                 keys_burst = 1000000\nchallenges_per_second = 1000000\n\
+                 challenge_burst = 1000000\ncourier_per_second = 1000000\n\
+                 courier_burst = 1000000\nchecks_per_minute = 1000000\ncheck_burst = 1000000\n",
+                data_dir.display(),
+                keys.join("demo-reviewer-1.pub.asc").display(),
+                keys.join("demo-courier-1.pub.asc").display(),
+            ),
+        )
+        .expect("config");
+        let mut gateway = BenchGateway {
+            child: None,
+            url: String::new(),
+            ca: data_dir.join("tls/cert.pem"),
+            data_dir,
+            config,
+            gateway_bin: gateway_bin.to_path_buf(),
+        };
+        gateway.restart();
+        gateway
+    }
+
+    /// Stops the gateway (if running) and starts it again on the same data directory.
+    pub fn restart(&mut self) {
+        use std::io::BufRead;
+        self.stop();
+        let mut child = std::process::Command::new(&self.gateway_bin)
+            .args(["serve", "--config"])
+            .arg(&self.config)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("gateway");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut url = String::new();
+        for line in std::io::BufReader::new(stdout).lines() {
+            if let Some(u) = line.expect("line").strip_prefix("Listening on ") {
+                url = u.to_string();
+                break;
+            }
+        }
+        assert!(!url.is_empty(), "the gateway did not start");
+        self.child = Some(child);
+        self.url = url;
+    }
+
+    /// Stops the gateway (the store is free for the benchmark to open).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for BenchGateway {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

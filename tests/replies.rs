@@ -219,3 +219,259 @@ fn a_reporter_reads_a_verified_answer_and_adds_a_follow_up_with_only_the_receipt
         assert!(!contains(&bytes, CANARY.as_bytes()), "{}", path.display());
     }
 }
+
+/// A key's secret subkey with `flags`, unlocked ("test" or the demo passphrase).
+fn subkey(
+    cert: &sequoia_openpgp::Cert,
+    passphrase: &str,
+    flags: sequoia_openpgp::types::KeyFlags,
+) -> sequoia_openpgp::crypto::KeyPair {
+    cert.keys()
+        .with_policy(&sequoia_openpgp::policy::StandardPolicy::new(), None)
+        .secret()
+        .key_flags(flags)
+        .next()
+        .expect("a subkey with these flags")
+        .key()
+        .clone()
+        .decrypt_secret(&passphrase.into())
+        .expect("passphrase")
+        .into_keypair()
+        .unwrap()
+}
+
+/// An outbox entry for `conversation`: `sealed` with a detached signature by `signer`.
+fn entry(
+    conversation: &resguardo::replies::Locator,
+    sealed: &[u8],
+    signer: &mut sequoia_openpgp::crypto::KeyPair,
+) -> resguardo::replies::OutboxReply {
+    use base64::Engine as _;
+    use sequoia_openpgp::serialize::SerializeInto;
+    let sig = sequoia_openpgp::packet::signature::SignatureBuilder::new(
+        sequoia_openpgp::types::SignatureType::Binary,
+    )
+    .sign_message(
+        signer,
+        resguardo::replies::outbox::push_signed_text(conversation, sealed),
+    )
+    .unwrap();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    resguardo::replies::OutboxReply {
+        conversation: *conversation,
+        message: b64.encode(sealed),
+        signature: b64.encode(sequoia_openpgp::Packet::from(sig).to_vec().unwrap()),
+    }
+}
+
+fn write_outbox(path: &Path, replies: Vec<resguardo::replies::OutboxReply>) {
+    let outbox = resguardo::replies::Outbox {
+        format: resguardo::replies::outbox::OUTBOX_FORMAT.into(),
+        replies,
+    };
+    std::fs::write(path, serde_json::to_vec(&outbox).unwrap()).unwrap();
+}
+
+#[test]
+fn forged_answers_are_refused_by_the_gateway_and_flagged_by_the_reporter() {
+    use sequoia_openpgp::parse::Parse;
+    use sequoia_openpgp::types::KeyFlags;
+    let dir = tempfile::tempdir().unwrap();
+    let gateway = Gateway::start_with(dir.path(), "plain-http", &config());
+    let receipt = dir.path().join("receipt.txt");
+    let sent = submit(
+        &gateway.url,
+        dir.path(),
+        "Vigilan mi casa.",
+        &["--receipt-out", &receipt.display().to_string()],
+    );
+    assert!(sent.status.success(), "{}", stderr(&sent));
+    let id = stdout(&sent).trim().to_string();
+    let out = dir.path().join("reports");
+    fetch_and_open(&gateway.url, dir.path(), "b", &out);
+    let opened: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join(&id).join("report.json")).unwrap()).unwrap();
+    let here: resguardo::replies::Locator = opened["conversation"]["locator"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let reply_cert = sequoia_openpgp::Cert::from_bytes(
+        opened["conversation"]["reply_key"]
+            .as_str()
+            .unwrap()
+            .as_bytes(),
+    )
+    .unwrap();
+    let elsewhere = Receipt::generate().locator();
+    let plain = |conversation| resguardo::replies::ReplyPlaintext {
+        schema: resguardo::replies::message::REPLY_SCHEMA.into(),
+        conversation,
+        language: "es".into(),
+        message: "Llame a este número.".into(),
+        attachments: vec![],
+    };
+    let stranger =
+        resguardo::testing::reviewer_key("stranger", resguardo::keyring::KeyProfile::Compatible);
+    let reviewer = sequoia_openpgp::Cert::from_bytes(&std::fs::read(demo_sec(1)).unwrap()).unwrap();
+    let demo_pass = std::fs::read_to_string(demo_passphrase(1)).unwrap();
+    let demo_pass = demo_pass.trim_end_matches('\n');
+    let courier_cert =
+        sequoia_openpgp::Cert::from_bytes(&std::fs::read(courier_file("sec.asc")).unwrap())
+            .unwrap();
+    let courier_pass = std::fs::read_to_string(courier_file("passphrase")).unwrap();
+    let signing = KeyFlags::empty().set_signing();
+    let recipients = [reply_cert.clone()];
+    let by_stranger = resguardo::replies::seal_reply(
+        &plain(here),
+        subkey(&stranger, "test", signing.clone()),
+        &recipients,
+    )
+    .unwrap();
+    let by_reviewer = resguardo::replies::seal_reply(
+        &plain(here),
+        subkey(&reviewer, demo_pass, signing.clone()),
+        &recipients,
+    )
+    .unwrap();
+    let cases = [
+        (
+            "reply_not_signed",
+            entry(
+                &here,
+                &by_stranger,
+                &mut subkey(&stranger, "test", signing.clone()),
+            ),
+        ),
+        (
+            "reply_not_signed",
+            entry(
+                &here,
+                &by_reviewer,
+                &mut subkey(
+                    &courier_cert,
+                    courier_pass.trim_end_matches('\n'),
+                    KeyFlags::empty().set_authentication(),
+                ),
+            ),
+        ),
+        (
+            // Signed for this conversation, sent to another: the signature does not match.
+            "reply_not_signed",
+            resguardo::replies::OutboxReply {
+                conversation: elsewhere,
+                ..entry(
+                    &here,
+                    &by_reviewer,
+                    &mut subkey(&reviewer, demo_pass, signing.clone()),
+                )
+            },
+        ),
+        (
+            "conversation_not_found",
+            entry(
+                &elsewhere,
+                &by_reviewer,
+                &mut subkey(&reviewer, demo_pass, signing.clone()),
+            ),
+        ),
+    ];
+    for (code, forged) in cases {
+        let outbox = dir.path().join(format!("forged-{code}.json"));
+        write_outbox(&outbox, vec![forged]);
+        let o = run(courier("push", &gateway.url).arg(&outbox));
+        assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+        assert!(stdout(&o).contains(code), "{code}: {}", stdout(&o));
+    }
+    let malformed = dir.path().join("malformed.json");
+    std::fs::write(
+        &malformed,
+        b"{\"format\":\"resguardo.outbox/1\",\"replies\":[{}]}",
+    )
+    .unwrap();
+    let o = run(courier("push", &gateway.url).arg(&malformed));
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not an outbox"), "{}", stderr(&o));
+
+    // Injected into the store directly (a hostile server): the reporter is warned.
+    let data_dir = gateway.data_dir.clone();
+    gateway.stop();
+    {
+        let (store, _) = resguardo::store::SubmissionStore::open(
+            &data_dir,
+            resguardo::store::StoreOptions::default(),
+        )
+        .unwrap();
+        store.add_reply(&here, &by_stranger).unwrap();
+        let moved = resguardo::replies::seal_reply(
+            &plain(elsewhere),
+            subkey(&reviewer, demo_pass, signing.clone()),
+            &recipients,
+        )
+        .unwrap();
+        store.add_reply(&here, &moved).unwrap();
+    }
+    let gateway = Gateway::start_config(&dir.path().join("gateway.toml"), &data_dir);
+    let o = check(&gateway.url, &receipt, &dir.path().join("saved"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let shown = stdout(&o);
+    assert_eq!(shown.matches("WARNING").count(), 2, "{shown}");
+    assert!(!shown.contains(", from the team (signed by"), "{shown}");
+    assert!(shown.contains("another conversation"), "{shown}");
+    gateway.stop();
+}
+
+#[test]
+fn an_acknowledged_answer_survives_kill_9_and_a_quiet_conversation_is_deleted_in_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let gateway = Gateway::start_with(dir.path(), "plain-http", &config());
+    let receipt = dir.path().join("receipt.txt");
+    let sent = submit(
+        &gateway.url,
+        dir.path(),
+        "Nos siguen.",
+        &["--receipt-out", &receipt.display().to_string()],
+    );
+    assert!(sent.status.success(), "{}", stderr(&sent));
+    let id = stdout(&sent).trim().to_string();
+    let out = dir.path().join("reports");
+    fetch_and_open(&gateway.url, dir.path(), "b", &out);
+    let outbox = dir.path().join("outbox.json");
+    let o = reply(
+        &out.join(&id),
+        dir.path(),
+        &format!("Recibido. {CANARY}"),
+        &outbox,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(courier("push", &gateway.url).arg(&outbox));
+    assert!(stdout(&o).contains("stored as answer 1"), "{}", stdout(&o));
+    // Killed right after the acknowledgement: the answer is there after the restart.
+    let data_dir = gateway.data_dir.clone();
+    gateway.kill9();
+    let config_path = dir.path().join("gateway.toml");
+    let gateway = Gateway::start_config(&config_path, &data_dir);
+    let o = check(&gateway.url, &receipt, &dir.path().join("saved"));
+    assert!(stdout(&o).contains(CANARY), "{}{}", stdout(&o), stderr(&o));
+    gateway.stop();
+    // A gateway whose conversations expire after one day, started two days later (the store
+    // is aged by the daily pass's own clock: its expiry is given "today"): gone.
+    let (store, _) = resguardo::store::SubmissionStore::open(
+        &data_dir,
+        resguardo::store::StoreOptions::default(),
+    )
+    .unwrap();
+    let later = resguardo::submission::UtcDay::from_days_since_epoch(
+        resguardo::submission::UtcDay::today().days_since_epoch() + 2,
+    );
+    assert_eq!(store.expire_conversations(later, 1).unwrap(), 1);
+    drop(store);
+    let gateway = Gateway::start_config(&config_path, &data_dir);
+    let o = check(&gateway.url, &receipt, &dir.path().join("saved2"));
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("no conversation"), "{}", stderr(&o));
+    gateway.stop();
+    for (path, bytes) in all_files(&data_dir) {
+        assert!(!contains(&bytes, CANARY.as_bytes()), "{}", path.display());
+    }
+}

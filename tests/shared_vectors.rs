@@ -245,3 +245,72 @@ fn triage_notes_are_the_vectors() {
         }
     }
 }
+
+/// `replies/`: the receipt's words and typing rules, the derivations and the locked box
+/// (`docs/replies-v1.md`); `tests/browser/vectors.test.mjs` checks the page against the same.
+#[test]
+fn receipts_derivations_and_boxes_follow_the_vectors() {
+    use base64::Engine as _;
+    use resguardo::replies::lockbox::{open, seal_with_nonce, BoxContents};
+    use resguardo::replies::{Receipt, ReceiptError};
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut seen = 0;
+    for (name, case) in cases::<serde_json::Value>("replies") {
+        let typed = case["typed"]
+            .as_str()
+            .or(case["words"].as_str())
+            .expect("words");
+        let parsed = Receipt::parse(typed);
+        if name.starts_with("fail_") {
+            let err = parsed.expect_err(&name);
+            let matches = match (case["error"].as_str().expect("error"), &err) {
+                ("word_count", ReceiptError::WordCount(n)) => {
+                    Some(*n as u64) == case["count"].as_u64()
+                }
+                ("unknown_word", ReceiptError::UnknownWord(p)) => {
+                    Some(*p as u64) == case["position"].as_u64()
+                }
+                ("checksum", ReceiptError::Checksum) => true,
+                _ => false,
+            };
+            assert!(matches, "{name}: {err:?}");
+            seen += 1;
+            continue;
+        }
+        let receipt = parsed.unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(
+            hex::encode(receipt.entropy()),
+            case["entropy"].as_str().unwrap(),
+            "{name}"
+        );
+        if let Some(words) = case["words"].as_str() {
+            assert_eq!(receipt.words().join(" "), words, "{name}");
+            assert_eq!(
+                receipt.locator().to_string(),
+                case["locator"].as_str().unwrap()
+            );
+            assert_eq!(
+                hex::encode(receipt.lock_key().expose()),
+                case["lock_key"].as_str().unwrap()
+            );
+            let contents: BoxContents =
+                serde_json::from_value(case["box_contents"].clone()).unwrap();
+            let sealed = b64.decode(case["box"].as_str().unwrap()).unwrap();
+            assert_eq!(
+                open(&receipt.lock_key(), &receipt.locator(), &sealed).unwrap(),
+                contents
+            );
+            let nonce: [u8; 12] = hex::decode(case["box_nonce"].as_str().unwrap())
+                .unwrap()
+                .try_into()
+                .unwrap();
+            assert_eq!(
+                seal_with_nonce(&receipt.lock_key(), &receipt.locator(), &contents, nonce).unwrap(),
+                sealed,
+                "{name}: the same box byte for byte"
+            );
+        }
+        seen += 1;
+    }
+    assert!(seen >= 8);
+}

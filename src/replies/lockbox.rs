@@ -45,21 +45,32 @@ fn key(lock: &LockKey) -> aead::LessSafeKey {
     aead::LessSafeKey::new(aead::UnboundKey::new(&aead::AES_256_GCM, &lock.0).expect("AES-256 key"))
 }
 
-/// Seals `contents` for the conversation at `locator`.
+/// Seals `contents` for the conversation at `locator`, under a random nonce.
 pub fn seal(
     lock: &LockKey,
     locator: &Locator,
     contents: &BoxContents,
+) -> Result<Vec<u8>, BoxError> {
+    let mut nonce = [0u8; 12];
+    SystemRandom::new()
+        .fill(&mut nonce)
+        .expect("the operating system's random number generator failed");
+    seal_with_nonce(lock, locator, contents, nonce)
+}
+
+/// [`seal`] under a given nonce: for the shared vectors only (in real use each receipt's lock
+/// key seals one box, under a random nonce).
+pub fn seal_with_nonce(
+    lock: &LockKey,
+    locator: &Locator,
+    contents: &BoxContents,
+    nonce: [u8; 12],
 ) -> Result<Vec<u8>, BoxError> {
     let mut plain = serde_json::to_vec(contents).map_err(|_| BoxError::TooLarge)?;
     if plain.len() > PLAINTEXT_BYTES {
         return Err(BoxError::TooLarge);
     }
     plain.resize(PLAINTEXT_BYTES, b' ');
-    let mut nonce = [0u8; 12];
-    SystemRandom::new()
-        .fill(&mut nonce)
-        .expect("the operating system's random number generator failed");
     key(lock)
         .seal_in_place_append_tag(
             aead::Nonce::assume_unique_for_key(nonce),

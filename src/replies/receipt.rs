@@ -100,6 +100,13 @@ impl<'de> serde::Deserialize<'de> for Locator {
 /// The key that locks the reply key. Not printable.
 pub struct LockKey(pub(super) [u8; 32]);
 
+impl LockKey {
+    /// Its bytes (the shared vectors print them; nothing else should).
+    pub fn expose(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
 impl Receipt {
     /// A new receipt from the operating system's CSPRNG.
     pub fn generate() -> Self {
@@ -113,6 +120,11 @@ impl Receipt {
     /// The receipt with these 16 bytes (tests and vectors).
     pub fn from_entropy(entropy: [u8; 16]) -> Self {
         Receipt { entropy }
+    }
+
+    /// Its 16 bytes (the shared vectors print them; nothing else should).
+    pub fn entropy(&self) -> &[u8; 16] {
+        &self.entropy
     }
 
     /// Its twelve words, as the Spanish list spells them (with accents).

@@ -69,6 +69,11 @@ struct WatchState {
     seen: BTreeMap<SubmissionId, UtcDay>,
     #[serde(default)]
     last_poll: Option<UtcDay>,
+    /// Urgent reports listed but not rung yet (over the per-poll cap), in the order they were
+    /// first listed: they ring first at the next polls. Not saved: after a restart they are new
+    /// again.
+    #[serde(skip)]
+    waiting: Vec<SubmissionId>,
 }
 
 impl WatchState {
@@ -85,7 +90,7 @@ impl WatchState {
 
 /// Most urgent reports rung (and `--on-alert` runs) per poll; more are listed with one bell and
 /// rung at the next polls.
-pub const MAX_RINGS_PER_POLL: usize = 10;
+pub const MAX_RINGS_PER_POLL: usize = 20;
 
 /// A first run lists (and rings for) the reports of this many days back.
 const FIRST_RUN_DAYS: i32 = 7;
@@ -308,18 +313,30 @@ fn handle(
             (Sighting { id: i.id, triage }, i.day)
         })
         .collect();
-    // Urgent first; otherwise the gateway's order (by id, which says nothing of arrival).
-    new.sort_by_key(|(s, _)| !s.is_urgent());
+    // Urgent first (those waiting from earlier polls first, in their order); otherwise the
+    // gateway's order (by id, which says nothing of arrival).
+    let waiting = std::mem::take(&mut state.waiting);
+    new.sort_by_key(|(s, _)| {
+        (
+            !s.is_urgent(),
+            waiting
+                .iter()
+                .position(|w| *w == s.id)
+                .unwrap_or(usize::MAX),
+        )
+    });
     let mut rung = 0;
-    let mut held_back = 0;
     for (sighting, day) in new {
-        let _ = writeln!(out, "{}", sighting.line());
+        let listed_before = waiting.contains(&sighting.id);
+        if !listed_before {
+            let _ = writeln!(out, "{}", sighting.line());
+        }
         if sighting.is_urgent() {
             if rung == MAX_RINGS_PER_POLL {
                 // Anyone can seal an urgent note to the couriers' published keys: a flood of
                 // them must not become a flood of `--on-alert` runs. Listed now, rung at a
                 // later poll (not recorded as seen).
-                held_back += 1;
+                state.waiting.push(sighting.id);
                 continue;
             } else if let Err(e) = spawn_ring(&sighting, options) {
                 // Not recorded as seen: the next poll tries again.
@@ -331,10 +348,11 @@ fn handle(
         }
         state.seen.insert(sighting.id, day);
     }
-    if held_back > 0 {
+    if !state.waiting.is_empty() {
         let _ = writeln!(
             out,
-            "\x07{held_back} more URGENT reports are listed above; they ring at the next polls (at most {MAX_RINGS_PER_POLL} rings per poll)"
+            "\x07{} more URGENT reports are listed above; they ring at the next polls (at most {MAX_RINGS_PER_POLL} rings per poll)",
+            state.waiting.len()
         );
     }
     Ok(())
@@ -467,14 +485,14 @@ mod tests {
     #[test]
     fn a_watch_that_was_off_asks_from_the_day_before_its_last_poll() {
         let state = WatchState {
-            seen: BTreeMap::new(),
             last_poll: Some(day(0)),
+            ..WatchState::default()
         };
         assert_eq!(state.since(day(30)), day(-1));
         // A gateway day ahead of this device's clock does not skip today's reports.
         let ahead = WatchState {
-            seen: BTreeMap::new(),
             last_poll: Some(day(31)),
+            ..WatchState::default()
         };
         assert_eq!(ahead.since(day(30)), day(29));
     }
