@@ -369,13 +369,7 @@ fn run(command: Command, lang: Lang) -> Result<(), Failure> {
             out,
             passphrase_file,
         } => {
-            let locked = LockedKey::load(&key).map_err(|e| Failure::bad_input(e.message(lang)))?;
-            let passphrase = read_key_passphrase(
-                &locked,
-                passphrase_file.as_deref(),
-                lang.pick("Passphrase for key", "Frase de contraseña de la clave"),
-                lang,
-            )?;
+            let (locked, passphrase) = load_reviewer_key(&key, passphrase_file.as_deref(), lang)?;
             if locked.can_sign(passphrase.as_ref()) {
                 return Err(Failure::usage(lang.pick(
                     "this key has a signing subkey already; nothing to do",
@@ -583,13 +577,7 @@ fn run(command: Command, lang: Lang) -> Result<(), Failure> {
             language,
             out,
         } => {
-            let locked = LockedKey::load(&key).map_err(|e| Failure::bad_input(e.message(lang)))?;
-            let passphrase = read_key_passphrase(
-                &locked,
-                passphrase_file.as_deref(),
-                lang.pick("Passphrase for key", "Frase de contraseña de la clave"),
-                lang,
-            )?;
+            let (locked, passphrase) = load_reviewer_key(&key, passphrase_file.as_deref(), lang)?;
             let signer = locked
                 .signing_key(passphrase.as_ref())
                 .map_err(|e| Failure::bad_input(e.message(lang)))?;
@@ -818,6 +806,22 @@ fn bundle_failure(e: bundle::BundleError, lang: Lang) -> Failure {
     }
 }
 
+/// A reviewer's secret key and its passphrase (from `file` or the terminal).
+fn load_reviewer_key(
+    key: &Path,
+    passphrase_file: Option<&Path>,
+    lang: Lang,
+) -> Result<(LockedKey, Option<sequoia_openpgp::crypto::Password>), Failure> {
+    let locked = LockedKey::load(key).map_err(|e| Failure::bad_input(e.message(lang)))?;
+    let passphrase = read_key_passphrase(
+        &locked,
+        passphrase_file,
+        lang.pick("Passphrase for key", "Frase de contraseña de la clave"),
+        lang,
+    )?;
+    Ok((locked, passphrase))
+}
+
 /// The key's passphrase from `file` or the terminal; `None` for a key without one.
 fn read_key_passphrase(
     locked: &LockedKey,
@@ -850,13 +854,7 @@ fn open_command(
 ) -> Result<(), Failure> {
     let bundle = open_file(bundle_path)?;
     let bundle_size = bundle.metadata().map(|m| m.len()).unwrap_or(0);
-    let locked = LockedKey::load(key_path).map_err(|e| Failure::bad_input(e.message(lang)))?;
-    let passphrase = read_key_passphrase(
-        &locked,
-        passphrase_file,
-        lang.pick("Passphrase for key", "Frase de contraseña de la clave"),
-        lang,
-    )?;
+    let (locked, passphrase) = load_reviewer_key(key_path, passphrase_file, lang)?;
     let key = locked
         .unlock(passphrase.as_ref())
         .map_err(|e| Failure::bad_input(e.message(lang)))?;

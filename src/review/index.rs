@@ -65,7 +65,23 @@ pub const CSV_HEADER: [&str; 9] = [
 
 /// Every report folder below `out`, urgent first, then newest, then by id.
 pub fn scan(out: &Path) -> std::io::Result<Vec<IndexRow>> {
-    let mut rows = Vec::new();
+    let mut rows: Vec<IndexRow> = report_folders(out)?
+        .into_iter()
+        .map(|(id, dir)| row(id, &dir))
+        .collect();
+    rows.sort_by(|a, b| {
+        (b.urgency == Urgency::Yes)
+            .cmp(&(a.urgency == Urgency::Yes))
+            .then_with(|| b.day.cmp(&a.day))
+            .then_with(|| a.id.cmp(&b.id))
+    });
+    Ok(rows)
+}
+
+/// Every report folder directly below `out` (a real directory named by a submission id; a
+/// symlink named like a report is not one).
+pub fn report_folders(out: &Path) -> std::io::Result<Vec<(SubmissionId, std::path::PathBuf)>> {
+    let mut folders = Vec::new();
     for entry in std::fs::read_dir(out)? {
         let entry = entry?;
         let Some(id) = entry
@@ -75,19 +91,11 @@ pub fn scan(out: &Path) -> std::io::Result<Vec<IndexRow>> {
         else {
             continue;
         };
-        // A real directory only: a symlink named like a report is not one.
-        if !entry.file_type()?.is_dir() {
-            continue;
+        if entry.file_type()?.is_dir() {
+            folders.push((id, entry.path()));
         }
-        rows.push(row(id, &entry.path()));
     }
-    rows.sort_by(|a, b| {
-        (b.urgency == Urgency::Yes)
-            .cmp(&(a.urgency == Urgency::Yes))
-            .then_with(|| b.day.cmp(&a.day))
-            .then_with(|| a.id.cmp(&b.id))
-    });
-    Ok(rows)
+    Ok(folders)
 }
 
 fn row(id: SubmissionId, dir: &Path) -> IndexRow {

@@ -30,19 +30,8 @@ struct Thread {
 /// Rewrites the thread files of every conversation in `out`; returns how many.
 pub fn rebuild(out: &Path) -> std::io::Result<usize> {
     let mut threads: BTreeMap<Locator, Thread> = BTreeMap::new();
-    for entry in fs::read_dir(out)? {
-        let entry = entry?;
-        let Some(id) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<SubmissionId>().ok())
-        else {
-            continue;
-        };
-        if !entry.file_type()?.is_dir() {
-            continue;
-        }
-        let folder = read_folder(&entry.path());
+    for (id, dir) in super::index::report_folders(out)? {
+        let folder = read_folder(&dir);
         let (Ok(bundle_entry), Some(Ok(report))) = (folder.entry, folder.report) else {
             continue;
         };

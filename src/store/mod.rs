@@ -604,13 +604,7 @@ impl SubmissionStore {
                 _ => return Err(StoreError::NotFound(*id)),
             };
             digest.update(id.as_bytes());
-            submissions.push(BundleEntry {
-                id: record.id,
-                day: record.day,
-                size: record.size,
-                sha256: record.sha256,
-                sealing: record.sealing,
-            });
+            submissions.push(record.bundle_entry());
         }
         let mut batch = [0u8; 16];
         batch.copy_from_slice(&digest.finish().as_ref()[..16]);
@@ -994,13 +988,7 @@ impl SubmissionStore {
                     batch.batch
                 )])
             })?;
-            submissions.push(BundleEntry {
-                id: record.id,
-                day: record.day,
-                size: record.size,
-                sha256: record.sha256,
-                sealing: record.sealing,
-            });
+            submissions.push(record.bundle_entry());
         }
         Ok(BundleManifest {
             format: bundle::FORMAT.into(),

@@ -71,6 +71,19 @@ pub struct BatchRecord {
     pub delivered: bool,
 }
 
+impl SubmissionRecord {
+    /// The submission as a bundle manifest announces it.
+    pub fn bundle_entry(self) -> crate::bundle::BundleEntry {
+        crate::bundle::BundleEntry {
+            id: self.id,
+            day: self.day,
+            size: self.size,
+            sha256: self.sha256,
+            sealing: self.sealing,
+        }
+    }
+}
+
 impl BatchRecord {
     /// The record as compact JSON, as stored in the index.
     pub fn encode(&self) -> Vec<u8> {
