@@ -94,43 +94,58 @@ impl GatewayClient {
             },
             "api/v1/conversations/check",
         )?;
-        let b64 = base64::engine::general_purpose::STANDARD;
-        let sealed_box = b64
-            .decode(&answer.sealed_box)
-            .map_err(|_| SubmitError::BadResponse("the box is not base64".into()))?;
-        let contents = lockbox::open(&receipt.lock_key(), &locator, &sealed_box)
-            .map_err(|_| SubmitError::NoConversation)?;
-        let secret = b64
-            .decode(&contents.key)
-            .map_err(|_| SubmitError::NoConversation)?;
-        let reply_key = Cert::from_bytes(&secret).map_err(|_| SubmitError::NoConversation)?;
-        // Verified only against the reviewers the report was sent to, as the box lists them: a
-        // gateway that swaps the keys it serves cannot swap these.
         let team: Vec<Cert> = self
             .reviewer_keys()?
             .keyring
             .reviewers()
             .iter()
-            .filter(|r| contents.reviewers.contains(&r.fingerprint().to_hex()))
             .map(|r| r.cert().clone())
             .collect();
-        Ok(answer
-            .replies
-            .into_iter()
-            .map(|r| {
-                let read = match b64.decode(&r.message) {
-                    Ok(sealed) => read_reply(&sealed, &reply_key, &team, &locator),
-                    Err(_) => ReadReply {
-                        reply: None,
-                        verified: Err("not base64".into()),
-                    },
-                };
-                CheckedIn {
-                    n: r.n,
-                    day: r.day,
-                    read,
-                }
-            })
-            .collect())
+        read_conversation(receipt, &answer, &team)
     }
+}
+
+/// Opens a check-in answer with the receipt: the box (else [`SubmitError::NoConversation`]), then
+/// every reply, verified against those of `reviewers` whose fingerprints the box lists (a gateway
+/// that swaps the keys it serves cannot swap these). Used by this client and by the gateway's
+/// check-in without JavaScript (in memory).
+pub fn read_conversation(
+    receipt: &Receipt,
+    answer: &CheckAnswer,
+    reviewers: &[Cert],
+) -> Result<Vec<CheckedIn>, SubmitError> {
+    let locator = receipt.locator();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let sealed_box = b64
+        .decode(&answer.sealed_box)
+        .map_err(|_| SubmitError::BadResponse("the box is not base64".into()))?;
+    let contents = lockbox::open(&receipt.lock_key(), &locator, &sealed_box)
+        .map_err(|_| SubmitError::NoConversation)?;
+    let secret = b64
+        .decode(&contents.key)
+        .map_err(|_| SubmitError::NoConversation)?;
+    let reply_key = Cert::from_bytes(&secret).map_err(|_| SubmitError::NoConversation)?;
+    let team: Vec<Cert> = reviewers
+        .iter()
+        .filter(|c| contents.reviewers.contains(&c.fingerprint().to_hex()))
+        .cloned()
+        .collect();
+    Ok(answer
+        .replies
+        .iter()
+        .map(|r| {
+            let read = match b64.decode(&r.message) {
+                Ok(sealed) => read_reply(&sealed, &reply_key, &team, &locator),
+                Err(_) => ReadReply {
+                    reply: None,
+                    verified: Err("not base64".into()),
+                },
+            };
+            CheckedIn {
+                n: r.n,
+                day: r.day,
+                read,
+            }
+        })
+        .collect())
 }

@@ -9,7 +9,7 @@
 mod conversation;
 mod report;
 
-pub use conversation::{start_conversation, CheckedIn, StartedConversation};
+pub use conversation::{read_conversation, start_conversation, CheckedIn, StartedConversation};
 
 pub use report::{build_report, ReportInput};
 
