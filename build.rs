@@ -100,24 +100,44 @@ fn main() {
         let url = format!("/{}", relative.to_string_lossy().replace('\\', "/"));
         entry(&mut table, &url, file);
     }
-    // openpgp.js from npm, pinned in static/package-lock.json (with its integrity hash), embedded
-    // as /vendor/openpgp.min.mjs. `npm ci` installs exactly the locked version.
-    let vendor = static_dir.join("node_modules/openpgp/dist/openpgp.min.mjs");
+    // Third-party code from npm, pinned in static/package-lock.json (with integrity hashes) and
+    // embedded under /vendor/: openpgp.js, and the BIP-39 Spanish word list of @scure/bip39 (the
+    // words of a reply receipt; only that one file ships). `npm ci` installs exactly the locked
+    // versions.
+    let vendored = [
+        (
+            "node_modules/openpgp/dist/openpgp.min.mjs",
+            "/vendor/openpgp.min.mjs",
+        ),
+        (
+            "node_modules/@scure/bip39/wordlists/spanish.js",
+            "/vendor/bip39-spanish.mjs",
+        ),
+    ];
     println!("cargo:rerun-if-changed=static/package-lock.json");
-    if !vendor.is_file() {
+    if vendored
+        .iter()
+        .any(|(file, _)| !static_dir.join(file).is_file())
+    {
         let status = std::process::Command::new("npm")
             .args(["ci", "--ignore-scripts", "--no-audit", "--no-fund"])
             .current_dir(&static_dir)
             .status();
-        if !matches!(status, Ok(s) if s.success()) || !vendor.is_file() {
+        let missing = vendored
+            .iter()
+            .any(|(file, _)| !static_dir.join(file).is_file());
+        if !matches!(status, Ok(s) if s.success()) || missing {
             panic!(
-                "openpgp.js is missing: run `npm ci` in static/ (needs Node.js and npm; \
-                 scripts/run and scripts/test do it for you)"
+                "openpgp.js or @scure/bip39 is missing: run `npm ci` in static/ (needs Node.js \
+                 and npm; scripts/run and scripts/test do it for you)"
             );
         }
     }
-    println!("cargo:rerun-if-changed={}", vendor.display());
-    entry(&mut table, "/vendor/openpgp.min.mjs", &vendor);
+    for (file, url) in vendored {
+        let vendor = static_dir.join(file);
+        println!("cargo:rerun-if-changed={}", vendor.display());
+        entry(&mut table, url, &vendor);
+    }
     table.push(']');
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("out dir"));
     std::fs::write(out_dir.join("assets.rs"), table).expect("write assets table");

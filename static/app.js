@@ -12,12 +12,21 @@
 // the limit refused before they are read; the keys fetched again if they failed once; a clear
 // "NOT sent" when the upload stalls, with a way to cancel; and a quiet retry when the proof of
 // work is refused for reasons that are not the reporter's (a restart, an expired challenge).
+//
+// Every report starts an anonymous conversation (docs/replies-v1.md): a receipt of twelve words
+// made here, a reply key locked under it, and, once the report is received, the words shown once
+// for the reporter to write on paper. Nothing of it is kept on this device.
 
 import * as openpgp from './vendor/openpgp.min.mjs';
 import { buildPayload, sha256Hex, paddedLength } from './js/payload.js';
 import { reportFromAnswers } from './js/report.js';
-import { paddedTriage, triageOfReport, utcDay } from './js/triage.js';
 import { cleanImage, imageKind } from './js/metadata.js';
+import { wordlist } from './vendor/bip39-spanish.mjs';
+import { receiptWords, startConversation, wordList } from './js/replies.js';
+import {
+  POW_RETRY_CODES, errorMessage as refusal, loadKeys as fetchKeys, proofOfWork as solveChallenge,
+  seal, sealTriage as sealTriageTo, shownFingerprints, translator, upload as uploadTo,
+} from './js/send.js';
 
 const main = document.getElementById('main');
 const form = document.getElementById('report');
@@ -46,12 +55,12 @@ let sending = null; // { abort } while an upload runs
 let cancelRequested = false;
 let powWorker = null;
 
-const POW_RETRY_CODES = new Set(['pow_invalid', 'pow_expired', 'pow_outdated', 'pow_insufficient',
-  'pow_replayed', 'pow_malformed', 'pow_missing']);
-
 /** A page string; never a key name (the server embeds every page and error string). */
-const t = (key, vars = {}) =>
-  Object.entries(vars).reduce((s, [k, v]) => s.replaceAll(`{${k}}`, v), strings[key] ?? strings['page.error.other']);
+const t = translator(strings);
+const receiptList = wordList(wordlist);
+/** A refused conversation (400 bad_conversation, 409 conversation_exists) gets a new receipt
+ * this many times; then the report goes without one, never lost for it. */
+const CONVERSATION_TRIES = 3;
 
 function humanSize(bytes) {
   return bytes >= 1048576 ? `${Math.round(bytes / 1048576)} MB` : `${Math.ceil(bytes / 1024)} KB`;
@@ -109,19 +118,9 @@ function clearMessage() {
 }
 
 async function loadKeys() {
-  const response = await fetch('/api/v1/keys', { cache: 'no-store', credentials: 'omit' });
-  if (!response.ok) throw new Error(`keys: HTTP ${response.status}`);
-  const body = await response.json();
-  const keys = await Promise.all(body.reviewers.map((r) => openpgp.readKey({ armoredKey: r.cert })));
-  // The people on call: each report's triage envelope is sealed to them (none: no envelope).
-  courierKeys = await Promise.all((body.couriers || []).map((c) => openpgp.readKey({ armoredKey: c.cert })));
-  // The page lists the fingerprints it was rendered with; the keys must be exactly those.
-  const shown = [...document.querySelectorAll('#key-list [data-fingerprint]')].map((li) => li.dataset.fingerprint);
-  const fetched = keys.map((k) => k.getFingerprint().toUpperCase());
-  if (shown.length !== fetched.length || fetched.some((f) => !shown.includes(f))) {
-    throw Object.assign(new Error('mismatch'), { mismatch: true });
-  }
-  return keys;
+  const { reviewers, couriers } = await fetchKeys(openpgp, shownFingerprints());
+  courierKeys = couriers;
+  return reviewers;
 }
 
 /** The keys, fetched again if an earlier try failed. */
@@ -297,29 +296,11 @@ async function attachFiles(answers) {
 }
 
 /** Gets and solves a proof-of-work challenge if the gateway asks for one; returns the header. */
-async function proofOfWork() {
-  const response = await fetch('/api/v1/challenge', { cache: 'no-store', credentials: 'omit' });
-  if (!response.ok) throw new Error(t(response.status === 429 ? 'error.too_many_requests' : 'page.error.busy'));
-  const challenge = await response.json();
-  if (!challenge.required) return null;
-  const started = performance.now();
-  const worker = new Worker(new URL('./js/pow-worker.js', import.meta.url), { type: 'module' });
-  powWorker = worker;
-  try {
-    return await new Promise((resolve, reject) => {
-      worker.addEventListener('error', () => reject(new Error(t('page.error.other'))));
-      worker.cancel = () => reject(new Error(t('page.error.cancelled')));
-      worker.addEventListener('message', (e) => {
-        if (e.data.solution) resolve(e.data.solution);
-        else setStatus(t('page.status.pow', { seconds: Math.round((performance.now() - started) / 1000) }));
-      });
-      setStatus(t('page.status.pow', { seconds: 0 }));
-      worker.postMessage({ challenge: challenge.challenge, difficulty: challenge.difficulty });
-    });
-  } finally {
-    worker.terminate();
-    powWorker = null;
-  }
+function proofOfWork() {
+  return solveChallenge(t, {
+    onSeconds: (seconds) => setStatus(t('page.status.pow', { seconds })),
+    onWorker: (worker) => { powWorker = worker; },
+  });
 }
 
 /** Stops here if the reporter pressed Cancel. */
@@ -327,91 +308,87 @@ function checkCancelled() {
   if (cancelRequested) throw new Error(t('page.error.cancelled'));
 }
 
-/**
- * Uploads the sealed message. Resolves { status, body }; rejects with a reason (network,
- * stalled, cancelled). An upload that makes no progress for `stallSeconds` is aborted.
- */
-/**
- * The triage envelope (docs/early-alerts.md): urgency, types, region and day only, padded to one
- * size and sealed to every courier, as base64 for the Resguardo-Triage header; null without
- * couriers.
- */
-async function sealTriage(report) {
-  if (!courierKeys.length) return null;
-  const note = paddedTriage(triageOfReport(report, utcDay()));
-  const message = await openpgp.createMessage({ binary: note, format: 'binary', date: new Date(0) });
-  const sealed = await openpgp.encrypt({
-    message,
-    encryptionKeys: courierKeys,
-    format: 'binary',
-    config: { preferredCompressionAlgorithm: openpgp.enums.compression.uncompressed },
-  });
-  let text = '';
-  for (const byte of sealed) text += String.fromCharCode(byte);
-  return btoa(text);
-}
+/** The triage envelope for the people on call (js/send.js), or null without couriers. */
+const sealTriage = (report) => sealTriageTo(openpgp, courierKeys, report);
 
-function upload(bytes, solution, triage) {
-  return new Promise((resolve, reject) => {
-    const xhr = new XMLHttpRequest();
-    let lastProgress = performance.now();
-    let reason = null;
-    let uploaded = false;
-    const watchdog = setInterval(() => {
-      if (performance.now() - lastProgress > stallSeconds * 1000) {
-        reason = uploaded ? 'no_answer' : 'stalled';
-        xhr.abort();
-      }
-    }, 1000);
-    const done = () => { clearInterval(watchdog); sending = null; };
-    sending = { abort: () => { reason = 'cancelled'; xhr.abort(); } };
-    xhr.open('POST', '/api/v1/submissions');
-    xhr.setRequestHeader('Content-Type', 'application/pgp-encrypted');
-    if (solution) xhr.setRequestHeader('Resguardo-PoW', solution);
-    if (triage) xhr.setRequestHeader('Resguardo-Triage', triage);
-    xhr.upload.addEventListener('progress', (e) => {
-      lastProgress = performance.now();
-      if (e.lengthComputable) {
-        const percent = Math.round((100 * e.loaded) / e.total);
-        progress.value = percent;
-        setStatus(t('page.status.uploading', { percent }));
-      }
-    });
-    // Once every byte is sent the gateway checks and stores it, which takes seconds; an answer
-    // that never comes is bounded too, and then the page cannot know whether it arrived.
-    xhr.upload.addEventListener('load', () => {
-      lastProgress = performance.now() + 30000;
-      uploaded = true;
-    });
-    xhr.addEventListener('load', () => {
-      done();
-      let body = {};
-      try { body = JSON.parse(xhr.responseText); } catch { /* not JSON: handled by status */ }
-      resolve({ status: xhr.status, body });
-    });
-    xhr.addEventListener('error', () => { done(); reject(new Error(t('page.error.network'))); });
-    xhr.addEventListener('abort', () => {
-      done();
-      reject(new Error({
-        cancelled: t('page.error.cancelled'),
-        no_answer: t('page.error.no_answer'),
-      }[reason] || t('page.error.stalled', { seconds: stallSeconds })));
-    });
-    xhr.send(bytes);
+/**
+ * Uploads the sealed message with its headers. Resolves { status, body }; rejects with a reason
+ * (network, stalled, cancelled). An upload that makes no progress for `stallSeconds` is aborted.
+ */
+function upload(bytes, headers) {
+  return uploadTo(t, {
+    bytes,
+    headers,
+    stallSeconds,
+    onPercent: (percent) => {
+      progress.value = percent;
+      setStatus(t('page.status.uploading', { percent }));
+    },
+    onAbort: (abort) => { sending = abort ? { abort } : null; },
   });
 }
 
 /** The sentence for a refused upload, in the page's language. */
-function errorMessage(status, body) {
-  const code = typeof body.error === 'string' ? body.error : '';
-  if (code && strings[`error.${code}`]) return t(`error.${code}`);
-  if (status === 413) return t('error.too_large');
-  if (status === 429 || status === 503) return t('page.error.busy');
-  if (status === 507) return t('page.error.full');
-  return t('page.error.other');
+const errorMessage = (status, body) => refusal(t, strings, status, body);
+
+/**
+ * The receipt, shown once: 4 lines of 3 words, with what to do with them. `words` is null when
+ * the report went without a conversation.
+ */
+function receiptSection(words) {
+  const section = document.createElement('section');
+  section.className = 'receipt';
+  section.id = 'receipt';
+  const h = document.createElement('h3');
+  const advice = document.createElement('p');
+  if (!words) {
+    h.textContent = t('page.receipt.none_title');
+    advice.textContent = t('page.receipt.none');
+    section.append(h, advice);
+    return section;
+  }
+  h.textContent = t('page.receipt.title');
+  const intro = document.createElement('p');
+  intro.textContent = t('page.receipt.intro');
+  const shown = document.createElement('div');
+  shown.className = 'receipt-words';
+  shown.id = 'receipt-words';
+  shown.lang = 'es';
+  for (let line = 0; line < 4; line += 1) {
+    const div = document.createElement('div');
+    // Spaces between the words, so the line copies as "uno dos tres".
+    words.slice(3 * line, 3 * line + 3).forEach((word, i) => {
+      const span = document.createElement('span');
+      span.textContent = word;
+      div.append(...(i ? [' ', span] : [span]));
+    });
+    shown.append(div);
+  }
+  advice.className = 'receipt-advice';
+  advice.textContent = t('page.receipt.advice');
+  const later = document.createElement('p');
+  later.append(`${t('page.receipt.later')} `);
+  const link = document.createElement('a');
+  link.href = `/check?lang=${encodeURIComponent(lang)}`;
+  link.id = 'check-link';
+  link.textContent = t('page.receipt.check_link');
+  later.append(link);
+  const hide = document.createElement('button');
+  hide.type = 'button';
+  hide.className = 'secondary';
+  hide.textContent = t('page.receipt.hide');
+  hide.addEventListener('click', () => {
+    shown.replaceChildren();
+    const gone = document.createElement('p');
+    gone.textContent = t('page.receipt.hidden');
+    shown.replaceWith(gone);
+    hide.remove();
+  });
+  section.append(h, intro, shown, advice, later, hide);
+  return section;
 }
 
-function showSuccess(id, urgent) {
+function showSuccess(id, urgent, words) {
   form.reset();
   chosen = [];
   renderFileList();
@@ -428,10 +405,34 @@ function showSuccess(id, urgent) {
   p1.append(code);
   const p2 = document.createElement('p');
   p2.textContent = t('page.success.advice');
-  result.append(h, p1, p2);
+  result.append(h, p1, receiptSection(words), p2);
   result.hidden = false;
   document.getElementById('urgent-after').hidden = !urgent;
   result.focus();
+}
+
+/**
+ * A new conversation for a report sealed to `keys` (js/replies.js), or null when one cannot be
+ * made here: the report never waits on it.
+ */
+async function newConversation(keys) {
+  try {
+    return await startConversation(openpgp, keys);
+  } catch {
+    return null;
+  }
+}
+
+/** The report, with its conversation (if any), sealed to `keys`. */
+async function sealReport(report, files, keys, conversation) {
+  const withConversation = conversation ? { ...report, conversation: conversation.conversation } : report;
+  const plain = buildPayload(withConversation, files);
+  setStatus(t('page.status.encrypting'));
+  try {
+    return await seal(openpgp, plain, keys);
+  } finally {
+    plain.fill(0);
+  }
 }
 
 function setSending(on) {
@@ -472,41 +473,58 @@ async function onSubmit(event) {
     checkCancelled();
     const { report, files } = await attachFiles(answers);
     checkCancelled();
-    const plain = buildPayload(report, files);
-    setStatus(t('page.status.encrypting'));
-    const message = await openpgp.createMessage({ binary: plain, format: 'binary', date: new Date(0) });
-    const sealed = await openpgp.encrypt({
-      message,
-      encryptionKeys: keys,
-      format: 'binary',
-      config: { preferredCompressionAlgorithm: openpgp.enums.compression.uncompressed },
-    });
-    plain.fill(0);
+    let conversation = await newConversation(keys);
+    let conversationTries = 1;
+    checkCancelled();
+    let sealed = await sealReport(report, files, keys, conversation);
     // The note for the people on call must never cost the report: if it cannot be made (a
     // courier key expired or changed since the page loaded), the report goes without it.
     let triage = await sealTriage(report).catch(() => null);
     if (sealed.length > maxBytes) throw new Error(t('page.files.too_large', { limit: humanSize(maxBytes) }));
     // A refused proof of work that is not the reporter's doing (a restart, an expired or
-    // outdated challenge) is fetched and solved again, quietly, a few times.
+    // outdated challenge) is fetched and solved again, quietly, a few times; so is a refused
+    // conversation, with a new receipt (and, after a few, without one: never the report lost).
     let answer;
-    for (let attempt = 0; attempt < 4; attempt += 1) {
+    for (let attempt = 0; attempt < 4 + CONVERSATION_TRIES; attempt += 1) {
       checkCancelled();
       const solution = await proofOfWork();
       checkCancelled();
       progress.value = 0;
       setStatus(t('page.status.uploading', { percent: 0 }));
-      answer = await upload(sealed, solution, triage);
+      answer = await upload(sealed, {
+        'Resguardo-PoW': solution,
+        'Resguardo-Triage': triage,
+        'Resguardo-Conversation': conversation?.header,
+      });
       if (answer.status === 400 && answer.body.error === 'bad_triage' && triage) {
         triage = null;
+        continue;
+      }
+      const refusedConversation = (answer.status === 400 && answer.body.error === 'bad_conversation')
+        || (answer.status === 409 && answer.body.error === 'conversation_exists');
+      if (refusedConversation && conversation) {
+        conversation.entropy.fill(0);
+        conversation = conversationTries < CONVERSATION_TRIES ? await newConversation(keys) : null;
+        conversationTries += 1;
+        checkCancelled();
+        sealed = await sealReport(report, files, keys, conversation);
         continue;
       }
       if (!(answer.status >= 400 && POW_RETRY_CODES.has(answer.body.error))) break;
     }
     if (answer.status === 201 && answer.body.id) {
+      // The words are made from the receipt only now, shown once, and the receipt dropped.
+      let words = null;
+      if (conversation) {
+        words = (await receiptWords(conversation.entropy, receiptList)).map((w) => w.normalize('NFC'));
+        conversation.entropy.fill(0);
+        conversation = null;
+      }
       setSending(false);
-      showSuccess(answer.body.id, report.urgent);
+      showSuccess(answer.body.id, report.urgent, words);
       return;
     }
+    conversation?.entropy.fill(0);
     if (answer.body.error === 'unknown_recipient') reviewerKeys = null;
     showMessage([errorMessage(answer.status, answer.body), t('page.error.kept')]);
   } catch (error) {

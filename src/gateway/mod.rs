@@ -239,6 +239,10 @@ pub fn router(state: Arc<AppState>, tls: bool) -> Router {
             get(page_routes::page).route_layer(budget(limits::Route::Page)),
         )
         .route(
+            "/check",
+            get(page_routes::check).route_layer(budget(limits::Route::Page)),
+        )
+        .route(
             "/api/v1/keys",
             get(api::keys).route_layer(budget(limits::Route::Keys)),
         )

@@ -41,6 +41,7 @@ pub struct PageRenderer {
     page_template: String,
     result_template: String,
     disabled_template: String,
+    check_template: String,
     /// (fingerprint, name) of each reviewer key.
     keys: Vec<(String, String)>,
     max_bytes: u64,
@@ -121,6 +122,7 @@ impl PageRenderer {
             page_template: template("page.html"),
             result_template: template("result.html"),
             disabled_template: template("disabled.html"),
+            check_template: template("check.html"),
             keys: settings.keys,
             max_bytes: settings.max_bytes,
             form_max_bytes: settings.form_max_bytes,
@@ -178,9 +180,14 @@ impl PageRenderer {
 
     /// The slots every page shares: languages, organisation, hotlines, asset version.
     fn common_slots(&self, lang: &str) -> HashMap<&'static str, String> {
+        self.slots_for(lang, "/")
+    }
+
+    /// [`Self::common_slots`] for the page at `path` (its language links stay on it).
+    fn slots_for(&self, lang: &str, path: &str) -> HashMap<&'static str, String> {
         let mut slots = HashMap::new();
         slots.insert("v", escape(&crate::assets::versioned_prefix()));
-        slots.insert("languages", self.languages_nav(lang));
+        slots.insert("languages", self.languages_nav(lang, path));
         slots.insert(
             "organisation",
             format!(
@@ -315,6 +322,18 @@ impl PageRenderer {
         out
     }
 
+    /// The check-in page (`GET /check`, `docs/replies-v1.md`): the receipt's words are read,
+    /// and the replies decrypted and checked, by its script (`check.js`); a follow-up is sealed
+    /// there too. Without JavaScript it says how else to read the answers.
+    pub fn check(&self, lang: &str) -> String {
+        let mut slots = self.slots_for(lang, "/check");
+        slots.insert("keys", self.key_list());
+        slots.insert("max_bytes", self.max_bytes.to_string());
+        slots.insert("stall_seconds", self.stall_seconds.to_string());
+        slots.insert("strings_json", self.strings_json(lang));
+        self.fill(&self.check_template, lang, &slots)
+    }
+
     /// The page shown after a form post was sealed and stored.
     pub fn result(&self, lang: &str, id: &str, urgent: bool) -> String {
         let mut slots = self.common_slots(lang);
@@ -347,7 +366,7 @@ impl PageRenderer {
         out
     }
 
-    fn languages_nav(&self, current: &str) -> String {
+    fn languages_nav(&self, current: &str, path: &str) -> String {
         let mut out = String::new();
         for lang in self.catalog.languages() {
             let name = self.catalog.exact(lang, "language.name").unwrap_or(lang);
@@ -358,8 +377,9 @@ impl PageRenderer {
             };
             let _ = write!(
                 out,
-                "<a href=\"/?lang={l}\" hreflang=\"{l}\" lang=\"{l}\"{current_attr}>{}</a>",
+                "<a href=\"{path}?lang={l}\" hreflang=\"{l}\" lang=\"{l}\"{current_attr}>{}</a>",
                 escape(name),
+                path = escape(path),
                 l = escape(lang)
             );
         }
@@ -665,6 +685,33 @@ mod tests {
         let answer = r.disabled("es");
         assert!(!answer.contains("<form"));
         assert!(answer.contains("Tor Browser"));
+    }
+
+    #[test]
+    fn the_check_page_is_complete_in_every_language_and_says_what_to_do_without_javascript() {
+        let r = renderer(true);
+        for lang in r.catalog.languages() {
+            let html = r.check(lang);
+            assert!(!html.contains("{{"), "{lang}: unfilled placeholder");
+            assert!(html.contains(&format!("<html lang=\"{lang}\">")));
+            assert!(html.contains("/check.js\""), "{lang}: its script");
+            assert!(
+                html.contains("href=\"/check?lang=en\""),
+                "{lang}: languages stay here"
+            );
+            assert!(
+                html.contains("C95C 29B4 4992"),
+                "{lang}: the keys a follow-up goes to"
+            );
+            assert!(
+                html.contains("resguardo-submit check"),
+                "{lang}: the way without JavaScript"
+            );
+            assert!(!html.contains("<script>"), "no inline script");
+            // The words are never a form value: nothing could carry them into a URL or a post.
+            assert!(!html.contains("name=\"receipt"), "{lang}");
+        }
+        assert!(r.page("es", &view("t")).contains("href=\"/check?lang=es\""));
     }
 
     #[test]

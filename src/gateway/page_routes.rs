@@ -1,4 +1,5 @@
-//! The HTML handlers: `GET /` (the page) and `POST /submit` (the form posted without JavaScript).
+//! The HTML handlers: `GET /` (the page), `GET /check` (the answers, read with the receipt) and
+//! `POST /submit` (the form posted without JavaScript).
 //! They admit and hand off; the page is drawn by [`super::page_render`], the post is read and
 //! sealed by [`super::form_post`].
 
@@ -29,6 +30,14 @@ pub async fn page(State(app): State<Arc<AppState>>, Query(query): Query<PageQuer
         ..PageView::default()
     };
     Html(app.page.page(&lang, &view)).into_response()
+}
+
+/// `GET /check` (and `/check?lang=en`): where a reporter reads the team's answers with the
+/// receipt's words and adds to the report (`docs/replies-v1.md`). The page's script does all of
+/// it in the browser; the words never reach the gateway.
+pub async fn check(State(app): State<Arc<AppState>>, Query(query): Query<PageQuery>) -> Response {
+    let lang = app.page.language(query.lang.as_deref());
+    Html(app.page.check(&lang)).into_response()
 }
 
 #[derive(Deserialize)]

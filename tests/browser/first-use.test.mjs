@@ -106,7 +106,9 @@ test('if the keys fail to load once, the page says so at the top in Spanish and 
 });
 
 test('every error the gateway can give is a sentence in the page\'s language, at the top', async () => {
-  const gateway = await gatewayWith('[proof_of_work]\nenabled = false\n');
+  // One connection asks for a challenge per error, faster than a person could: its own share of
+  // the budget is raised so that no "too many requests" stands in for the error under test.
+  const gateway = await gatewayWith('[proof_of_work]\nenabled = false\n[rate_limits]\nper_connection_per_second = 1000\nper_connection_burst = 1000\n');
   for (const [lang, strings] of Object.entries(languages)) {
     const { context, page } = await phone(browser);
     let answer = null;
@@ -236,7 +238,8 @@ test('every missing answer is listed at the top with links, marked, and focus mo
   assert.equal(await page.getAttribute('#f-what_happened', 'aria-invalid'), 'true');
   assert.equal(await page.getAttribute('#f-description', 'aria-invalid'), 'true');
   const top = await page.evaluate(() => document.getElementById('page-message').getBoundingClientRect().top);
-  assert.ok(top >= 0 && top < 780, 'the list is on screen');
+  // Sub-pixel layout (a 2x screen) may leave it a fraction of a pixel above the top.
+  assert.ok(top > -1 && top < 780, `the list is on screen: ${top}`);
   await shot(page, 'missing-360');
   await page.click('#page-message a[href="#f-description"]');
   assert.equal(await page.evaluate(() => document.activeElement?.id), 'f-description');

@@ -23,9 +23,11 @@ mkdirSync(artifacts, { recursive: true });
 
 /**
  * Starts a gateway on a free loopback port with the demo keys. `extra` is appended to the
- * config (TOML). Resolves to { url, origin, dataDir, workDir, proc, logs(), stop() }.
+ * config (TOML); `tls: true` serves HTTPS with the gateway's self-signed certificate (browsers
+ * need `ignoreHTTPSErrors`, the CLIs `--insecure-self-signed`). Resolves to { url, origin,
+ * dataDir, workDir, proc, logs(), stop() }.
  */
-export function startGateway(extra = '') {
+export function startGateway(extra = '', { tls = false } = {}) {
   const workDir = mkdtempSync(join(tmpdir(), 'resguardo-browser-'));
   const dataDir = join(workDir, 'data');
   const config = join(workDir, 'gateway.toml');
@@ -35,7 +37,7 @@ export function startGateway(extra = '') {
 data_dir = "${dataDir}"
 reviewer_certs = ["${join(repo, 'keys-example/demo-reviewer-1.pub.asc')}", "${join(repo, 'keys-example/demo-reviewer-2.pub.asc')}"]
 [tls]
-mode = "plain-http"
+mode = "${tls ? 'self-signed' : 'plain-http'}"
 ${pow}
 ${form}
 ${extra}
@@ -49,7 +51,7 @@ ${extra}
     let started = false;
     const onData = (chunk) => {
       output += chunk.toString();
-      const match = output.match(/Listening on (http:\/\/[^\s]+)/);
+      const match = output.match(/Listening on (https?:\/\/[^\s]+)/);
       if (match && !started) {
         started = true;
         clearTimeout(timer);

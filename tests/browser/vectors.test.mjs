@@ -81,3 +81,78 @@ test('triage notes are the vectors', async () => {
     assert.ok(!text.includes('CANARY'), name);
   }
 });
+
+// replies/: the receipt's words and typing rules, the derivations and the locked box
+// (docs/replies-v1.md), over static/js/replies.js with the word list the page ships.
+const replies = await import(join(repo, 'static/js/replies.js'));
+const { wordlist: shippedWords } = await import(join(repo, 'static/node_modules/@scure/bip39/wordlists/spanish.js'));
+const hex = (bytes) => Buffer.from(bytes).toString('hex');
+
+test('the page ships the Rust crate\'s Spanish word list, word for word', () => {
+  const rust = read(join(vectors, 'replies/wordlist-es.json'));
+  assert.equal(rust.count, 2048);
+  assert.deepEqual(shippedWords, rust.words);
+  assert.equal(createHash('sha256').update(shippedWords.join('\n')).digest('hex'), rust.sha256);
+  // 4 letters without accents name every word (what the typing rules rely on).
+  replies.wordList(shippedWords);
+});
+
+test('receipts, derivations and boxes follow the vectors', async () => {
+  const list = replies.wordList(shippedWords);
+  let seen = 0;
+  for (const [name, v] of cases('replies')) {
+    const parsed = await replies.parseReceipt(v.typed ?? v.words, list);
+    if (name.startsWith('fail_')) {
+      const expected = { error: v.error };
+      if (v.error === 'word_count') expected.count = v.count;
+      if (v.error === 'unknown_word') expected.position = v.position;
+      assert.deepEqual(parsed, expected, name);
+      seen += 1;
+      continue;
+    }
+    assert.ok(parsed.entropy, `${name}: ${JSON.stringify(parsed)}`);
+    assert.equal(hex(parsed.entropy), v.entropy, name);
+    if (v.words !== undefined) {
+      const entropy = Uint8Array.from(Buffer.from(v.entropy, 'hex'));
+      assert.equal((await replies.receiptWords(entropy, list)).join(' '), v.words, name);
+      assert.equal(hex(await replies.locatorOf(entropy)), v.locator, name);
+      assert.equal(hex(await replies.lockKeyBytesOf(entropy)), v.lock_key, name);
+      const { locator, locatorHex, lockKey } = await replies.deriveReceipt(entropy);
+      assert.equal(locatorHex, v.locator, name);
+      const sealed = Uint8Array.from(Buffer.from(v.box, 'base64'));
+      assert.equal(sealed.length, replies.BOX_BYTES, name);
+      assert.deepEqual(await replies.openBox(lockKey, locator, sealed), v.box_contents, name);
+      const again = await replies.sealBox(lockKey, locator, v.box_contents, Uint8Array.from(Buffer.from(v.box_nonce, 'hex')));
+      assert.equal(Buffer.from(again).toString('base64'), v.box, `${name}: the same box byte for byte`);
+      // Another receipt, or the box moved to another conversation, or one flipped bit: no box.
+      const other = await replies.deriveReceipt(new Uint8Array(16).fill(7));
+      assert.equal(await replies.openBox(other.lockKey, locator, sealed), null, name);
+      assert.equal(await replies.openBox(lockKey, other.locator, sealed), null, name);
+      const flipped = sealed.slice();
+      flipped[100] ^= 1;
+      assert.equal(await replies.openBox(lockKey, locator, flipped), null, name);
+    }
+    seen += 1;
+  }
+  assert.ok(seen >= 8, `only ${seen} vectors`);
+});
+
+test('typing rules: forgiving where the vectors are, precise everywhere else', async () => {
+  const list = replies.wordList(shippedWords);
+  const entropy = new Uint8Array(16).fill(9);
+  const words = await replies.receiptWords(entropy, list);
+  const typed = (ws) => replies.parseReceipt(ws.join(' '), list);
+  // Composed (NFC) accents, commas, hyphens and line breaks read as well as the list's NFD.
+  const parsed = await replies.parseReceipt(`${words.slice(0, 6).map((w) => w.normalize('NFC')).join(', ')}\n${words.slice(6).join('-')}`, list);
+  assert.equal(hex(parsed.entropy), hex(entropy));
+  assert.deepEqual(await typed(words.slice(0, 11)), { error: 'word_count', count: 11 });
+  assert.deepEqual(await typed([...words, words[0]]), { error: 'word_count', count: 13 });
+  assert.deepEqual(await replies.parseReceipt('', list), { error: 'word_count', count: 0 });
+  assert.deepEqual(await replies.parseReceipt('a '.repeat(201), list), { error: 'too_long' });
+  const unknown = [...words];
+  unknown[11] = 'zzzz';
+  assert.deepEqual(await typed(unknown), { error: 'unknown_word', position: 12 });
+  const swapped = [...words];
+  [swapped[0], swapped[1]] = [swapped[1], swapped[0]];
+  if (swapped[0] !== words[0]) assert.equal((await typed(swapped)).error, 'checksum');
+});

@@ -1,0 +1,153 @@
+// Sending from the browser, shared by the report page (app.js) and the check-in page (check.js):
+// the reviewer keys, sealing a payload to them, the proof of work, and an upload that says when it
+// stalls. Every message is a page string, through the page's `t`.
+
+import { paddedTriage, triageOfReport, utcDay } from './triage.js';
+
+/** Refusals of a proof of work that are not the reporter's doing: fetched and solved again. */
+export const POW_RETRY_CODES = new Set(['pow_invalid', 'pow_expired', 'pow_outdated', 'pow_insufficient',
+  'pow_replayed', 'pow_malformed', 'pow_missing']);
+
+/**
+ * The reviewer and courier keys from /api/v1/keys. The page lists the fingerprints it was
+ * rendered with (`shown`); the keys must be exactly those (else an error with `mismatch`). With
+ * `shown` null, the keys are taken as served (to verify replies: the box names the keys to use).
+ */
+export async function loadKeys(openpgp, shown) {
+  const response = await fetch('/api/v1/keys', { cache: 'no-store', credentials: 'omit' });
+  if (!response.ok) throw new Error(`keys: HTTP ${response.status}`);
+  const body = await response.json();
+  const reviewers = await Promise.all(body.reviewers.map((r) => openpgp.readKey({ armoredKey: r.cert })));
+  // The people on call: each report's triage envelope is sealed to them (none: no envelope).
+  const couriers = await Promise.all((body.couriers || []).map((c) => openpgp.readKey({ armoredKey: c.cert })));
+  const fetched = reviewers.map((k) => k.getFingerprint().toUpperCase());
+  if (shown && (shown.length !== fetched.length || fetched.some((f) => !shown.includes(f)))) {
+    throw Object.assign(new Error('mismatch'), { mismatch: true });
+  }
+  return { reviewers, couriers };
+}
+
+/** The fingerprints a page was rendered with (its #key-list). */
+export const shownFingerprints = () =>
+  [...document.querySelectorAll('#key-list [data-fingerprint]')].map((li) => li.dataset.fingerprint);
+
+/** `bytes` encrypted to `keys`, binary, uncompressed, with no date in it. */
+export async function seal(openpgp, bytes, keys) {
+  const message = await openpgp.createMessage({ binary: bytes, format: 'binary', date: new Date(0) });
+  return openpgp.encrypt({
+    message,
+    encryptionKeys: keys,
+    format: 'binary',
+    config: { preferredCompressionAlgorithm: openpgp.enums.compression.uncompressed },
+  });
+}
+
+/**
+ * Gets and solves a proof-of-work challenge if the gateway asks for one; resolves the
+ * Resguardo-PoW header value, or null. `onSeconds(n)` reports progress; `onWorker(worker)` hands
+ * out the worker while it runs (its `cancel()` rejects with "cancelled").
+ */
+export async function proofOfWork(t, { onSeconds = () => {}, onWorker = () => {} } = {}) {
+  const response = await fetch('/api/v1/challenge', { cache: 'no-store', credentials: 'omit' });
+  if (!response.ok) throw new Error(t(response.status === 429 ? 'error.too_many_requests' : 'page.error.busy'));
+  const challenge = await response.json();
+  if (!challenge.required) return null;
+  const started = performance.now();
+  const worker = new Worker(new URL('./pow-worker.js', import.meta.url), { type: 'module' });
+  onWorker(worker);
+  try {
+    return await new Promise((resolve, reject) => {
+      worker.addEventListener('error', () => reject(new Error(t('page.error.other'))));
+      worker.cancel = () => reject(new Error(t('page.error.cancelled')));
+      worker.addEventListener('message', (e) => {
+        if (e.data.solution) resolve(e.data.solution);
+        else onSeconds(Math.round((performance.now() - started) / 1000));
+      });
+      onSeconds(0);
+      worker.postMessage({ challenge: challenge.challenge, difficulty: challenge.difficulty });
+    });
+  } finally {
+    worker.terminate();
+    onWorker(null);
+  }
+}
+
+/**
+ * Uploads a sealed message to /api/v1/submissions with `headers`. Resolves { status, body };
+ * rejects with a reason (network, stalled, no answer, cancelled). An upload that makes no
+ * progress for `stallSeconds` is aborted. `onPercent(n)` reports progress; `onAbort(fn)` hands
+ * out the way to cancel while it runs (and null once it is over).
+ */
+export function upload(t, { bytes, headers, stallSeconds, onPercent = () => {}, onAbort = () => {} }) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    let lastProgress = performance.now();
+    let reason = null;
+    let uploaded = false;
+    const watchdog = setInterval(() => {
+      if (performance.now() - lastProgress > stallSeconds * 1000) {
+        reason = uploaded ? 'no_answer' : 'stalled';
+        xhr.abort();
+      }
+    }, 1000);
+    const done = () => { clearInterval(watchdog); onAbort(null); };
+    onAbort(() => { reason = 'cancelled'; xhr.abort(); });
+    xhr.open('POST', '/api/v1/submissions');
+    xhr.setRequestHeader('Content-Type', 'application/pgp-encrypted');
+    for (const [name, value] of Object.entries(headers)) if (value) xhr.setRequestHeader(name, value);
+    xhr.upload.addEventListener('progress', (e) => {
+      lastProgress = performance.now();
+      if (e.lengthComputable) onPercent(Math.round((100 * e.loaded) / e.total));
+    });
+    // Once every byte is sent the gateway checks and stores it, which takes seconds; an answer
+    // that never comes is bounded too, and then the page cannot know whether it arrived.
+    xhr.upload.addEventListener('load', () => {
+      lastProgress = performance.now() + 30000;
+      uploaded = true;
+    });
+    xhr.addEventListener('load', () => {
+      done();
+      let body = {};
+      try { body = JSON.parse(xhr.responseText); } catch { /* not JSON: handled by status */ }
+      resolve({ status: xhr.status, body });
+    });
+    xhr.addEventListener('error', () => { done(); reject(new Error(t('page.error.network'))); });
+    xhr.addEventListener('abort', () => {
+      done();
+      reject(new Error({
+        cancelled: t('page.error.cancelled'),
+        no_answer: t('page.error.no_answer'),
+      }[reason] || t('page.error.stalled', { seconds: stallSeconds })));
+    });
+    xhr.send(bytes);
+  });
+}
+
+/** The sentence for a refused upload, in the page's language. */
+export function errorMessage(t, strings, status, body) {
+  const code = typeof body.error === 'string' ? body.error : '';
+  if (code && strings[`error.${code}`]) return t(`error.${code}`);
+  if (status === 413) return t('error.too_large');
+  if (status === 429 || status === 503) return t('page.error.busy');
+  if (status === 507) return t('page.error.full');
+  return t('page.error.other');
+}
+
+/** A page-string function over the strings the server embedded (never shows a key name). */
+export function translator(strings) {
+  return (key, vars = {}) =>
+    Object.entries(vars).reduce((s, [k, v]) => s.replaceAll(`{${k}}`, v), strings[key] ?? strings['page.error.other']);
+}
+
+/**
+ * The triage envelope (docs/early-alerts.md): urgency, types, region and day only, padded to one
+ * size and sealed to every courier, as base64 for the Resguardo-Triage header; null without
+ * couriers.
+ */
+export async function sealTriage(openpgp, couriers, report) {
+  if (!couriers.length) return null;
+  const sealed = await seal(openpgp, paddedTriage(triageOfReport(report, utcDay())), couriers);
+  let text = '';
+  for (const byte of sealed) text += String.fromCharCode(byte);
+  return btoa(text);
+}
