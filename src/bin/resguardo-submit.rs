@@ -192,6 +192,7 @@ fn send(cli: Cli) -> Result<(), Failure> {
         (None, Some(receipt)) => Some(resguardo::payload::ConversationRef {
             locator: receipt.locator(),
             reply_key: None,
+            token: Some(receipt.follow_up_token()),
         }),
         (None, None) => None,
     };

@@ -82,6 +82,10 @@ pub struct ConversationRef {
     /// absent in a follow-up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_key: Option<String>,
+    /// The receipt's follow-up token (64 hex), the same in every report of the conversation:
+    /// reviewers thread a follow-up only if it matches the first report's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
 }
 
 /// Longest armored reply certificate a report may carry.

@@ -296,6 +296,15 @@ pub fn validate(report: &Report, max_total: u64) -> Result<(), PayloadError> {
     if report.attachments.len() > MAX_ATTACHMENTS {
         return bad(format!("more than {MAX_ATTACHMENTS} attachments"));
     }
+    if let Some(token) = report.conversation.as_ref().and_then(|c| c.token.as_ref()) {
+        let hex_ok = token.len() == 64
+            && token
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if !hex_ok {
+            return bad("the conversation token is not 64 lowercase hex characters".into());
+        }
+    }
     if let Some(key) = report
         .conversation
         .as_ref()

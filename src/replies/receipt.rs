@@ -23,6 +23,7 @@ pub const MAX_RECEIPT_CHARS: usize = 400;
 const SALT: &[u8] = b"resguardo receipt/1";
 const LOCATOR_INFO: &[u8] = b"conversation locator";
 const LOCK_INFO: &[u8] = b"reply key lock";
+const TOKEN_INFO: &[u8] = b"follow-up token";
 
 /// A receipt: the 16 bytes its words encode. Not `Debug`-printable: it is a secret.
 #[derive(Clone, PartialEq, Eq)]
@@ -181,6 +182,14 @@ impl Receipt {
     /// The key that locks the reply key.
     pub fn lock_key(&self) -> LockKey {
         LockKey(self.derive(LOCK_INFO))
+    }
+
+    /// The follow-up token (hex): inside every report of the conversation, encrypted to the
+    /// reviewers, never seen by the gateway. A follow-up whose token is not the first report's
+    /// was not sent with this receipt (the locator alone, which the gateway knows, is not
+    /// enough to add to a conversation).
+    pub fn follow_up_token(&self) -> String {
+        hex::encode(self.derive(TOKEN_INFO))
     }
 
     fn derive(&self, info: &'static [u8]) -> [u8; 32] {

@@ -111,6 +111,22 @@ pub fn reply(request: ReplyRequest<'_>) -> Result<ReplyWritten, ReplyCommandErro
             request.report.display()
         )));
     };
+    // The gateway knows every locator: a second report claiming to start this conversation may
+    // carry its own reply key. Answer neither until the team has decided.
+    if let Some(out) = request.report.parent() {
+        let contested = super::thread::threads(out)
+            .ok()
+            .and_then(|mut t| t.remove(&conversation.locator))
+            .is_some_and(|t| t.firsts.len() > 1);
+        if contested {
+            return Err(ReplyCommandError::Report(format!(
+                "conversation {} is contested: another report in {} claims to start it (see \
+                 conversation.txt); answer only once the team knows which is genuine",
+                &conversation.locator.to_string()[..16],
+                out.display()
+            )));
+        }
+    }
     let reply_key = Cert::from_bytes(armored.as_bytes())
         .map_err(|e| ReplyCommandError::Report(format!("the reporter's reply key: {e}")))?
         .strip_secret_key_material();

@@ -55,6 +55,7 @@ pub fn start_conversation(keys: &GatewayKeys) -> Result<StartedConversation, Sub
         reference: ConversationRef {
             locator,
             reply_key: Some(String::from_utf8_lossy(&armored).into_owned()),
+            token: Some(receipt.follow_up_token()),
         },
         start: NewConversation {
             locator,
