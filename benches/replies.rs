@@ -99,6 +99,8 @@ fn main() {
             let reply = ReplyPlaintext {
                 schema: resguardo::replies::message::REPLY_SCHEMA.into(),
                 conversation: receipt.locator(),
+                sequence: n + 1,
+                day: resguardo::submission::UtcDay::today(),
                 language: "es".into(),
                 message: format!("Respuesta {n}: pedimos protección. {}", "x".repeat(500)),
                 attachments: vec![],
@@ -134,7 +136,7 @@ fn main() {
         client.reviewer_keys().expect("keys");
         baseline.push(t.elapsed());
         let t = Instant::now();
-        let replies = client.check_in(&receipt).expect("check-in");
+        let replies = client.check_in(&receipt).expect("check-in").replies;
         checkin.push(t.elapsed());
         assert_eq!(replies.len(), 20);
         assert!(replies.iter().all(|r| r.read.verified.is_ok()));

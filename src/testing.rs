@@ -402,3 +402,23 @@ impl Drop for BenchGateway {
         self.stop();
     }
 }
+
+/// The secret subkey of `cert` with `flags`, unlocked with `passphrase`.
+pub fn subkey(
+    cert: &Cert,
+    passphrase: &str,
+    flags: openpgp::types::KeyFlags,
+) -> openpgp::crypto::KeyPair {
+    cert.keys()
+        .with_policy(&StandardPolicy::new(), None)
+        .secret()
+        .key_flags(flags)
+        .next()
+        .expect("a subkey with these flags")
+        .key()
+        .clone()
+        .decrypt_secret(&passphrase.into())
+        .expect("passphrase")
+        .into_keypair()
+        .expect("a usable key")
+}

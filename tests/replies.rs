@@ -220,26 +220,6 @@ fn a_reporter_reads_a_verified_answer_and_adds_a_follow_up_with_only_the_receipt
     }
 }
 
-/// A key's secret subkey with `flags`, unlocked ("test" or the demo passphrase).
-fn subkey(
-    cert: &sequoia_openpgp::Cert,
-    passphrase: &str,
-    flags: sequoia_openpgp::types::KeyFlags,
-) -> sequoia_openpgp::crypto::KeyPair {
-    cert.keys()
-        .with_policy(&sequoia_openpgp::policy::StandardPolicy::new(), None)
-        .secret()
-        .key_flags(flags)
-        .next()
-        .expect("a subkey with these flags")
-        .key()
-        .clone()
-        .decrypt_secret(&passphrase.into())
-        .expect("passphrase")
-        .into_keypair()
-        .unwrap()
-}
-
 /// An outbox entry for `conversation`: `sealed` with a detached signature by `signer`.
 fn entry(
     conversation: &resguardo::replies::Locator,
@@ -307,6 +287,8 @@ fn forged_answers_are_refused_by_the_gateway_and_flagged_by_the_reporter() {
     let plain = |conversation| resguardo::replies::ReplyPlaintext {
         schema: resguardo::replies::message::REPLY_SCHEMA.into(),
         conversation,
+        sequence: 1,
+        day: resguardo::submission::UtcDay::today(),
         language: "es".into(),
         message: "Llame a este número.".into(),
         attachments: vec![],
@@ -324,13 +306,13 @@ fn forged_answers_are_refused_by_the_gateway_and_flagged_by_the_reporter() {
     let recipients = [reply_cert.clone()];
     let by_stranger = resguardo::replies::seal_reply(
         &plain(here),
-        subkey(&stranger, "test", signing.clone()),
+        resguardo::testing::subkey(&stranger, "test", signing.clone()),
         &recipients,
     )
     .unwrap();
     let by_reviewer = resguardo::replies::seal_reply(
         &plain(here),
-        subkey(&reviewer, demo_pass, signing.clone()),
+        resguardo::testing::subkey(&reviewer, demo_pass, signing.clone()),
         &recipients,
     )
     .unwrap();
@@ -340,7 +322,7 @@ fn forged_answers_are_refused_by_the_gateway_and_flagged_by_the_reporter() {
             entry(
                 &here,
                 &by_stranger,
-                &mut subkey(&stranger, "test", signing.clone()),
+                &mut resguardo::testing::subkey(&stranger, "test", signing.clone()),
             ),
         ),
         (
@@ -348,7 +330,7 @@ fn forged_answers_are_refused_by_the_gateway_and_flagged_by_the_reporter() {
             entry(
                 &here,
                 &by_reviewer,
-                &mut subkey(
+                &mut resguardo::testing::subkey(
                     &courier_cert,
                     courier_pass.trim_end_matches('\n'),
                     KeyFlags::empty().set_authentication(),
@@ -363,7 +345,7 @@ fn forged_answers_are_refused_by_the_gateway_and_flagged_by_the_reporter() {
                 ..entry(
                     &here,
                     &by_reviewer,
-                    &mut subkey(&reviewer, demo_pass, signing.clone()),
+                    &mut resguardo::testing::subkey(&reviewer, demo_pass, signing.clone()),
                 )
             },
         ),
@@ -372,7 +354,7 @@ fn forged_answers_are_refused_by_the_gateway_and_flagged_by_the_reporter() {
             entry(
                 &elsewhere,
                 &by_reviewer,
-                &mut subkey(&reviewer, demo_pass, signing.clone()),
+                &mut resguardo::testing::subkey(&reviewer, demo_pass, signing.clone()),
             ),
         ),
     ];
@@ -405,7 +387,7 @@ fn forged_answers_are_refused_by_the_gateway_and_flagged_by_the_reporter() {
         store.add_reply(&here, &by_stranger).unwrap();
         let moved = resguardo::replies::seal_reply(
             &plain(elsewhere),
-            subkey(&reviewer, demo_pass, signing.clone()),
+            resguardo::testing::subkey(&reviewer, demo_pass, signing.clone()),
             &recipients,
         )
         .unwrap();

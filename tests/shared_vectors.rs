@@ -293,6 +293,10 @@ fn receipts_derivations_and_boxes_follow_the_vectors() {
                 hex::encode(receipt.lock_key().expose()),
                 case["lock_key"].as_str().unwrap()
             );
+            assert_eq!(
+                receipt.follow_up_token(),
+                case["follow_up_token"].as_str().unwrap()
+            );
             let contents: BoxContents =
                 serde_json::from_value(case["box_contents"].clone()).unwrap();
             let sealed = b64.decode(case["box"].as_str().unwrap()).unwrap();
@@ -313,4 +317,48 @@ fn receipts_derivations_and_boxes_follow_the_vectors() {
         seen += 1;
     }
     assert!(seen >= 8);
+}
+
+/// `reply-messages/`: sealed replies the reporter's client must judge as the vector says (signed
+/// by the team for this conversation, moved from another, signed by a stranger);
+/// `tests/browser/vectors.test.mjs` reads the same with openpgp.js.
+#[test]
+fn replies_are_judged_as_the_vectors_say() {
+    use base64::Engine as _;
+    use sequoia_openpgp::parse::Parse;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    for (name, case) in cases::<serde_json::Value>("reply-messages") {
+        let reply_key =
+            sequoia_openpgp::Cert::from_bytes(case["reply_key"].as_str().unwrap().as_bytes())
+                .unwrap();
+        let team: Vec<sequoia_openpgp::Cert> = case["team"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| sequoia_openpgp::Cert::from_bytes(c.as_str().unwrap().as_bytes()).unwrap())
+            .collect();
+        let locator: resguardo::replies::Locator =
+            case["locator"].as_str().unwrap().parse().unwrap();
+        let sealed = b64.decode(case["sealed"].as_str().unwrap()).unwrap();
+        let read = resguardo::replies::read_reply(&sealed, &reply_key, &team, &locator);
+        let expect = &case["expect"];
+        let reply = read.reply.expect(&name);
+        if name.starts_with("ok_") {
+            assert_eq!(
+                read.verified.expect(&name).to_hex(),
+                expect["signer"].as_str().unwrap()
+            );
+            assert_eq!(Some(u64::from(reply.sequence)), expect["sequence"].as_u64());
+            assert_eq!(reply.day.to_string(), expect["day"].as_str().unwrap());
+            assert_eq!(reply.message, expect["message"].as_str().unwrap());
+        } else {
+            let why = read.verified.expect_err(&name);
+            let fragment = match expect["why"].as_str().unwrap() {
+                "other_conversation" => "another conversation",
+                "not_signed" => "not signed",
+                other => panic!("{name}: unknown outcome {other}"),
+            };
+            assert!(why.contains(fragment), "{name}: {why}");
+        }
+    }
 }

@@ -265,16 +265,16 @@ fn write_receipt(path: &Path, receipt: &Receipt) -> Result<(), Failure> {
 fn check(connection: &Connection, receipt_file: &Path, save: Option<&Path>) -> Result<(), Failure> {
     let receipt = read_receipt(receipt_file)?;
     let client = connection.client()?;
-    let replies = client.check_in(&receipt).map_err(failure)?;
-    if replies.is_empty() {
+    let conversation = client.check_in(&receipt).map_err(failure)?;
+    if conversation.replies.is_empty() {
         println!("No answers yet.");
         return Ok(());
     }
-    for checked in replies {
+    for checked in &conversation.replies {
+        let number = checked.number();
         let Some(reply) = &checked.read.reply else {
             println!(
-                "Answer {} ({}): WARNING: it could not be read ({}).",
-                checked.n,
+                "Answer {number} ({}): WARNING: it could not be read ({}).",
                 checked.day,
                 clean_line(
                     checked
@@ -287,31 +287,45 @@ fn check(connection: &Connection, receipt_file: &Path, save: Option<&Path>) -> R
             );
             continue;
         };
-        match &checked.read.verified {
-            Ok(fingerprint) => println!(
-                "Answer {} ({}), from the team (signed by {}):",
-                checked.n,
-                checked.day,
-                fingerprint.to_hex()
-            ),
-            Err(why) => println!(
-                "Answer {} ({}): WARNING: this message could not be verified as coming from the team ({}). Do not trust it.",
-                checked.n,
-                checked.day,
-                clean_line(why)
-            ),
-        }
+        let verified = match &checked.read.verified {
+            Ok(fingerprint) => {
+                println!(
+                    "Answer {number} (written {}), from the team (signed by {}):",
+                    reply.day,
+                    fingerprint.to_hex()
+                );
+                true
+            }
+            Err(why) => {
+                println!(
+                    "Answer {number} ({}): WARNING: this message could not be verified as coming from the team ({}). Do not trust it.",
+                    checked.day,
+                    clean_line(why)
+                );
+                false
+            }
+        };
         println!("{}", clean_text(&reply.message));
         for (i, attachment) in reply.attachments.iter().enumerate() {
             let name = clean_line(&attachment.name);
             match save {
                 None => println!("  attachment: {name} (use --save DIR to keep it)"),
-                Some(dir) => {
-                    let saved = save_attachment(dir, checked.n, i, attachment)?;
-                    println!("  attachment: {name} -> {}", saved.display());
-                }
+                // A file nobody can vouch for is not written to the reporter's disk.
+                Some(_) if !verified => println!("  attachment: {name} (not saved: not verified)"),
+                Some(dir) => match save_attachment(dir, number, i, attachment)? {
+                    Some(saved) => println!("  attachment: {name} -> {}", saved.display()),
+                    None => println!("  attachment: {name} (already saved in {})", dir.display()),
+                },
             }
         }
+    }
+    if !conversation.missing.is_empty() {
+        let list: Vec<String> = conversation.missing.iter().map(u32::to_string).collect();
+        println!(
+            "WARNING: the team numbered answers that did not arrive: {}. Check again later; if \
+             they never come, the gateway may be holding them back.",
+            list.join(", ")
+        );
     }
     Ok(())
 }
@@ -322,7 +336,7 @@ fn save_attachment(
     answer: u32,
     index: usize,
     attachment: &resguardo::replies::ReplyAttachment,
-) -> Result<PathBuf, Failure> {
+) -> Result<Option<PathBuf>, Failure> {
     use base64::Engine as _;
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(&attachment.data)
@@ -340,11 +354,18 @@ fn save_attachment(
         index + 1,
         safe.trim_start_matches('.')
     ));
-    std::fs::OpenOptions::new()
+    // Named by the team's sequence number: the same answer saved twice is the same file.
+    let mut file = match std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(&path)
-        .and_then(|mut f| std::io::Write::write_all(&mut f, &bytes))
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(None),
+        Err(e) => return Err(Failure::environment(format!("{}: {e}", path.display()))),
+    };
+    std::io::Write::write_all(&mut file, &bytes)
+        .and_then(|()| file.sync_all())
         .map_err(|e| Failure::environment(format!("{}: {e}", path.display())))?;
-    Ok(path)
+    Ok(Some(path))
 }

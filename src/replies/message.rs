@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::receipt::Locator;
 use crate::keyring::POLICY;
+use crate::submission::UtcDay;
 
 /// The schema string of a reply's plaintext.
 pub const REPLY_SCHEMA: &str = "resguardo.reply/1";
@@ -32,6 +33,9 @@ pub const MAX_REPLY_ATTACHMENTS: usize = 10;
 /// Longest sealed reply read (attachments in base64, the text, the OpenPGP overhead).
 pub const MAX_SEALED_REPLY_BYTES: usize = 12 * 1024 * 1024;
 
+/// Highest sequence number a reply may carry (well above what a gateway keeps per conversation).
+pub const MAX_REPLY_SEQUENCE: u32 = 100_000;
+
 /// The user ID of every reply key: it names nobody.
 pub const REPLY_KEY_USER_ID: &str = "Resguardo reply key";
 
@@ -43,6 +47,11 @@ pub struct ReplyPlaintext {
     pub schema: String,
     /// The conversation it answers: a reply moved elsewhere is flagged.
     pub conversation: Locator,
+    /// Its place in the conversation's answers, from 1. Signed with the rest, so a server that
+    /// repeats, reorders or holds back answers is noticed by the reporter's client.
+    pub sequence: u32,
+    /// The UTC day it was written (`YYYY-MM-DD`), as the team wrote it.
+    pub day: UtcDay,
     /// BCP 47 tag of the reply's language.
     pub language: String,
     /// The text, at most [`MAX_REPLY_CHARS`] characters.
@@ -84,6 +93,12 @@ impl ReplyPlaintext {
             return Err(ReplyError::Malformed(format!(
                 "unknown schema {:?}",
                 self.schema.chars().take(60).collect::<String>()
+            )));
+        }
+        if self.sequence == 0 || self.sequence > MAX_REPLY_SEQUENCE {
+            return Err(ReplyError::Malformed(format!(
+                "sequence {} is not between 1 and {MAX_REPLY_SEQUENCE}",
+                self.sequence
             )));
         }
         if self.message.chars().count() > MAX_REPLY_CHARS {
@@ -142,7 +157,10 @@ pub fn seal_reply(
     let crypto = |e: anyhow::Error| ReplyError::Crypto(e.to_string());
     let plain = serde_json::to_vec(reply).map_err(|e| ReplyError::Malformed(e.to_string()))?;
     let mut keys: Vec<Recipient> = Vec::new();
+    // Every recipient must get the reply: a reply key (or a reviewer key) without a usable
+    // encryption subkey is an error, not a reply the reporter (or the team) silently cannot read.
     for cert in recipients {
+        let before = keys.len();
         for key in cert
             .keys()
             .with_policy(&POLICY, None)
@@ -153,6 +171,12 @@ pub fn seal_reply(
             .for_storage_encryption()
         {
             keys.push(key.into());
+        }
+        if keys.len() == before {
+            return Err(ReplyError::Crypto(format!(
+                "key {} has no usable encryption key",
+                cert.fingerprint()
+            )));
         }
     }
     if keys.is_empty() {
@@ -334,6 +358,8 @@ mod tests {
         ReplyPlaintext {
             schema: REPLY_SCHEMA.into(),
             conversation,
+            sequence: 1,
+            day: "2026-11-30".parse().unwrap(),
             language: "es".into(),
             message: "Pedimos protección policial.".into(),
             attachments: vec![],

@@ -134,6 +134,12 @@ pub fn append(path: &Path, reply: OutboxReply) -> Result<usize, OutboxError> {
     outbox.replies.push(reply);
     let bytes =
         serde_json::to_vec_pretty(&outbox).map_err(|e| OutboxError::Malformed(e.to_string()))?;
+    // An outbox over the bound could be written but never read back (nor pushed).
+    if bytes.len() as u64 > MAX_OUTBOX_BYTES {
+        return Err(OutboxError::Malformed(
+            "the outbox would grow past 64 MiB: push it, then start a new one".into(),
+        ));
+    }
     crate::bundle::receipt::write_atomically(path, &bytes).map_err(|source| OutboxError::Io {
         path: path.display().to_string(),
         source,

@@ -156,6 +156,8 @@ pub fn reply(request: ReplyRequest<'_>) -> Result<ReplyWritten, ReplyCommandErro
     let plain = ReplyPlaintext {
         schema: REPLY_SCHEMA.into(),
         conversation: conversation.locator,
+        sequence: replies_kept(request.report) + 1,
+        day: UtcDay::today(),
         language: request.language.into(),
         message: text,
         attachments,
@@ -175,10 +177,8 @@ pub fn reply(request: ReplyRequest<'_>) -> Result<ReplyWritten, ReplyCommandErro
         )
         .and_then(|sig| Packet::from(sig).to_vec())
         .map_err(|e| ReplyCommandError::Write(format!("signing: {e}")))?;
-    let copy = keep_copy(request.report, &plain)?;
-    if let Some(out) = request.report.parent() {
-        let _ = super::thread::rebuild(out);
-    }
+    // The outbox first: a reply kept as "sent" but missing from the outbox would leave a gap
+    // in the numbering the reporter sees; the copy is what numbers the next reply.
     let b64 = base64::engine::general_purpose::STANDARD;
     let in_outbox = outbox::append(
         request.outbox,
@@ -189,6 +189,10 @@ pub fn reply(request: ReplyRequest<'_>) -> Result<ReplyWritten, ReplyCommandErro
         },
     )
     .map_err(|e| ReplyCommandError::Write(e.to_string()))?;
+    let copy = keep_copy(request.report, &plain)?;
+    if let Some(out) = request.report.parent() {
+        let _ = super::thread::rebuild(out);
+    }
     Ok(ReplyWritten {
         conversation: conversation.locator,
         in_outbox,
@@ -211,19 +215,34 @@ fn read_bounded(path: &Path, bound: u64) -> Result<Vec<u8>, ReplyCommandError> {
     fs::read(path).map_err(|e| error(e.to_string()))
 }
 
-/// `conversation/NNN-reply.txt` in the report folder: the answer as sent, for the team.
+/// How many answers the report's `conversation/` folder keeps: the last sequence number used.
+fn replies_kept(report: &Path) -> u32 {
+    fs::read_dir(report.join(CONVERSATION_DIR))
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().ends_with(REPLY_COPY_SUFFIX))
+                .count()
+        })
+        .unwrap_or(0)
+        .try_into()
+        .unwrap_or(u32::MAX)
+}
+
+/// How a kept answer's file name ends.
+pub const REPLY_COPY_SUFFIX: &str = "-reply.txt";
+
+/// `conversation/NNN-reply.txt` in the report folder (NNN its sequence number): the answer as
+/// sent, for the team.
 fn keep_copy(report: &Path, plain: &ReplyPlaintext) -> Result<PathBuf, ReplyCommandError> {
     let dir = report.join(CONVERSATION_DIR);
     fs::create_dir_all(&dir)
         .map_err(|e| ReplyCommandError::Write(format!("{}: {e}", dir.display())))?;
-    let n = fs::read_dir(&dir)
-        .map(|entries| entries.flatten().count())
-        .unwrap_or(0)
-        + 1;
-    let path = dir.join(format!("{n:03}-reply.txt"));
+    let path = dir.join(format!("{:03}{REPLY_COPY_SUFFIX}", plain.sequence));
     let mut text = format!(
-        "Answer sent on {} (conversation {})\n\n{}\n",
-        UtcDay::today(),
+        "Answer {} sent on {} (conversation {})\n\n{}\n",
+        plain.sequence,
+        plain.day,
         &plain.conversation.to_string()[..16],
         plain.message
     );

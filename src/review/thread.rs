@@ -162,14 +162,16 @@ fn replies_sent(folder: &Path) -> Vec<(String, UtcDay)> {
         .flatten()
         .filter_map(|e| {
             let name = e.file_name().to_str()?.to_string();
-            if !name.ends_with("-reply.txt") {
+            if !name.ends_with(super::reply::REPLY_COPY_SUFFIX) {
                 return None;
             }
             let text = fs::read_to_string(e.path()).ok()?;
+            // "Answer N sent on DAY (conversation …)"
             let day = text
                 .lines()
                 .next()?
-                .strip_prefix("Answer sent on ")?
+                .split_once(" sent on ")?
+                .1
                 .split_whitespace()
                 .next()?
                 .parse()

@@ -67,7 +67,7 @@ pub fn start_conversation(keys: &GatewayKeys) -> Result<StartedConversation, Sub
 
 /// One reply, as the reporter reads it.
 pub struct CheckedIn {
-    /// Its number in the conversation.
+    /// Its number in the gateway's answer (the order it arrived there).
     pub n: u32,
     /// The day it arrived.
     pub day: UtcDay,
@@ -75,11 +75,34 @@ pub struct CheckedIn {
     pub read: ReadReply,
 }
 
+impl CheckedIn {
+    /// The number to show: the team's own (signed) sequence number once verified, else the
+    /// gateway's.
+    pub fn number(&self) -> u32 {
+        match (&self.read.verified, &self.read.reply) {
+            (Ok(_), Some(reply)) => reply.sequence,
+            _ => self.n,
+        }
+    }
+}
+
+/// A conversation as the reporter reads it: the answers in the team's order, and the answers
+/// the team numbered that did not arrive.
+pub struct ConversationRead {
+    /// Verified answers first, in the order of their signed sequence numbers; then the rest
+    /// (warnings) in the gateway's order. A verified answer seen twice is kept once; the
+    /// repeat is marked as not verified.
+    pub replies: Vec<CheckedIn>,
+    /// Sequence numbers below the highest verified one with no verified answer: held back or
+    /// dropped by the gateway (or not yet pushed).
+    pub missing: Vec<u32>,
+}
+
 impl GatewayClient {
     /// Checks in with `receipt`: every reply of its conversation, decrypted and verified. A
     /// receipt without a conversation is [`SubmitError::NoConversation`] (the gateway cannot
     /// tell; only the receipt's holder can).
-    pub fn check_in(&self, receipt: &Receipt) -> Result<Vec<CheckedIn>, SubmitError> {
+    pub fn check_in(&self, receipt: &Receipt) -> Result<ConversationRead, SubmitError> {
         let locator = receipt.locator();
         let body = serde_json::to_vec(&CheckRequest { locator })
             .map_err(|e| SubmitError::BadResponse(e.to_string()))?;
@@ -114,7 +137,7 @@ pub fn read_conversation(
     receipt: &Receipt,
     answer: &CheckAnswer,
     reviewers: &[Cert],
-) -> Result<Vec<CheckedIn>, SubmitError> {
+) -> Result<ConversationRead, SubmitError> {
     let locator = receipt.locator();
     let b64 = base64::engine::general_purpose::STANDARD;
     let sealed_box = b64
@@ -131,7 +154,7 @@ pub fn read_conversation(
         .filter(|c| contents.reviewers.contains(&c.fingerprint().to_hex()))
         .cloned()
         .collect();
-    Ok(answer
+    let replies = answer
         .replies
         .iter()
         .map(|r| {
@@ -148,5 +171,89 @@ pub fn read_conversation(
                 read,
             }
         })
-        .collect())
+        .collect();
+    Ok(in_order(replies))
+}
+
+/// Orders verified answers by their signed sequence numbers, marks repeats, finds gaps: a
+/// gateway can hold back, repeat or reorder answers, but cannot renumber them.
+fn in_order(mut replies: Vec<CheckedIn>) -> ConversationRead {
+    let mut seen = std::collections::BTreeSet::new();
+    for checked in &mut replies {
+        let ReadReply { reply, verified } = &mut checked.read;
+        if let (Ok(_), Some(reply)) = (&*verified, reply) {
+            if !seen.insert(reply.sequence) {
+                *verified = Err(format!(
+                    "a copy of answer {} (the gateway sent it more than once)",
+                    reply.sequence
+                ));
+            }
+        }
+    }
+    let highest = seen.last().copied().unwrap_or(0);
+    let missing = (1..highest).filter(|n| !seen.contains(n)).collect();
+    replies.sort_by_key(|c| match (&c.read.verified, &c.read.reply) {
+        (Ok(_), Some(reply)) => (0, reply.sequence),
+        _ => (1, c.n),
+    });
+    ConversationRead { replies, missing }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::replies::message::REPLY_SCHEMA;
+    use crate::replies::ReplyPlaintext;
+
+    fn arrived(n: u32, sequence: u32, verified: bool) -> CheckedIn {
+        CheckedIn {
+            n,
+            day: UtcDay::today(),
+            read: ReadReply {
+                reply: Some(ReplyPlaintext {
+                    schema: REPLY_SCHEMA.into(),
+                    conversation: Receipt::from_entropy([1; 16]).locator(),
+                    sequence,
+                    day: UtcDay::today(),
+                    language: "es".into(),
+                    message: format!("answer {sequence}"),
+                    attachments: vec![],
+                }),
+                verified: if verified {
+                    Ok(openpgp::Fingerprint::V4([7; 20]))
+                } else {
+                    Err("not signed".into())
+                },
+            },
+        }
+    }
+
+    #[test]
+    fn a_gateway_that_reorders_repeats_or_holds_back_answers_is_noticed() {
+        // Arrived in the gateway's order 1..5: answer 3, answer 1, answer 3 again, a forgery
+        // claiming 2, answer 5. Answers 2 and 4 never came.
+        let read = in_order(vec![
+            arrived(1, 3, true),
+            arrived(2, 1, true),
+            arrived(3, 3, true),
+            arrived(4, 2, false),
+            arrived(5, 5, true),
+        ]);
+        let shown: Vec<(u32, bool)> = read
+            .replies
+            .iter()
+            .map(|c| (c.number(), c.read.verified.is_ok()))
+            .collect();
+        assert_eq!(
+            shown,
+            [(1, true), (3, true), (5, true), (3, false), (4, false)]
+        );
+        assert!(read.replies[3]
+            .read
+            .verified
+            .as_ref()
+            .unwrap_err()
+            .contains("more than once"));
+        assert_eq!(read.missing, [2, 4]);
+    }
 }

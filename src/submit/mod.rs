@@ -9,7 +9,9 @@
 mod conversation;
 mod report;
 
-pub use conversation::{read_conversation, start_conversation, CheckedIn, StartedConversation};
+pub use conversation::{
+    read_conversation, start_conversation, CheckedIn, ConversationRead, StartedConversation,
+};
 
 pub use report::{build_report, ReportInput};
 
