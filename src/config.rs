@@ -541,7 +541,9 @@ impl GatewayConfig {
             (
                 "max_header_bytes",
                 l.max_header_bytes as u64,
-                8192..=1_048_576,
+                // A submission's headers carry the triage envelope and a conversation's locked
+                // box (about 9 KiB together): less would refuse every report from the page.
+                16_384..=1_048_576,
             ),
             ("max_connections", l.max_connections as u64, 16..=1_000_000),
         ] {

@@ -125,6 +125,13 @@ enum SeenState {
     Spent,
 }
 
+/// Whether a verified solution counts towards the load that sets the difficulty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Load {
+    Counted,
+    NotCounted,
+}
+
 /// A solution that passed every check and may be spent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Verified {
@@ -206,10 +213,17 @@ impl ProofOfWork {
     /// Checks a `Resguardo-PoW` header value; a solution seen for the first time counts towards
     /// the load. Does not spend it: see [`ProofOfWork::spend`].
     pub fn verify(&self, header: Option<&str>) -> Result<Verified, PowError> {
-        self.verify_at(header, now_secs())
+        self.verify_at(header, now_secs(), Load::Counted)
     }
 
-    fn verify_at(&self, header: Option<&str>, now: u64) -> Result<Verified, PowError> {
+    /// As [`ProofOfWork::verify`], for a request that is not a submission (a check-in): the
+    /// difficulty in force applies, but the solution does not raise it for submissions, so a
+    /// wave of check-ins does not make reporting harder.
+    pub fn verify_uncounted(&self, header: Option<&str>) -> Result<Verified, PowError> {
+        self.verify_at(header, now_secs(), Load::NotCounted)
+    }
+
+    fn verify_at(&self, header: Option<&str>, now: u64, load: Load) -> Result<Verified, PowError> {
         let header = header.ok_or(PowError::Missing)?;
         let (token_hex, counter) = header.trim().split_once('.').ok_or(PowError::Malformed)?;
         if token_hex.len() != TOKEN_LEN * 2 || counter.is_empty() || counter.len() > 20 {
@@ -240,13 +254,19 @@ impl ProofOfWork {
         }
         let mut nonce = [0u8; NONCE_LEN];
         nonce.copy_from_slice(&signed[10..10 + NONCE_LEN]);
-        self.hold(nonce, expiry, now)?;
+        self.hold(nonce, expiry, now, load)?;
         Ok(Verified { nonce })
     }
 
     /// Holds a verified solution for one submission: counted towards the load the first time it
     /// is seen; refused if spent, or held by another submission right now.
-    fn hold(&self, nonce: [u8; NONCE_LEN], expiry: u64, now: u64) -> Result<(), PowError> {
+    fn hold(
+        &self,
+        nonce: [u8; NONCE_LEN],
+        expiry: u64,
+        now: u64,
+        load: Load,
+    ) -> Result<(), PowError> {
         let mut seen = self.lock_seen();
         match seen.get_mut(&nonce) {
             Some(s) if s.state == SeenState::Free => {
@@ -269,7 +289,9 @@ impl ProofOfWork {
                 state: SeenState::Held,
             },
         );
-        self.load.add(now);
+        if load == Load::Counted {
+            self.load.add(now);
+        }
         Ok(())
     }
 
@@ -483,7 +505,7 @@ mod tests {
         );
         // Expired: checked as if five minutes and one second later.
         assert_eq!(
-            p.verify_at(Some(&solved), now_secs() + 301),
+            p.verify_at(Some(&solved), now_secs() + 301, Load::Counted),
             Err(PowError::Expired)
         );
         // A solution found for another challenge: a counter good for `other` but not for `c`.

@@ -98,10 +98,13 @@ enum RepliesCommand {
     Import {
         #[arg(long, value_name = "DIR")]
         data_dir: PathBuf,
-        /// The gateway's configuration (its reviewer keys check the signatures); the embedded
-        /// default without it.
-        #[arg(long, value_name = "FILE")]
+        /// The gateway's configuration: its reviewer keys check the signatures.
+        #[arg(long, value_name = "FILE", required_unless_present = "embedded_default")]
         config: Option<PathBuf>,
+        /// Check with the embedded default's reviewer keys instead: the demo keys, whose secret
+        /// parts are public (for `scripts/run` only, never on a real gateway).
+        #[arg(long, conflicts_with = "config")]
+        embedded_default: bool,
         /// The outbox.
         outbox: PathBuf,
     },
@@ -192,8 +195,10 @@ fn run(command: Command) -> Result<(), Failure> {
         Command::Replies(RepliesCommand::Import {
             data_dir,
             config,
+            embedded_default: _,
             outbox,
         }) => {
+            // Never the demo keys by omission: their secret parts are in the repository.
             let (config, embedded) = match config {
                 Some(path) => (GatewayConfig::load(&path)?, false),
                 None => (GatewayConfig::embedded_default(), true),

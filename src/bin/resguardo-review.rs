@@ -621,8 +621,11 @@ fn run(command: Command, lang: Lang) -> Result<(), Failure> {
             );
             Ok(())
         }
-        Command::Push { connection, outbox } => {
-            let outbox = resguardo::replies::outbox::read(&outbox)
+        Command::Push {
+            connection,
+            outbox: path,
+        } => {
+            let outbox = resguardo::replies::outbox::read(&path)
                 .map_err(|e| Failure::bad_input(e.to_string()))?;
             let mut courier = connection.courier(lang, false)?;
             let mut failed = 0;
@@ -648,6 +651,16 @@ fn run(command: Command, lang: Lang) -> Result<(), Failure> {
             if failed > 0 {
                 return Err(Failure::new(1, format!("{failed} answers were not stored")));
             }
+            // The outbox holds ciphertext only, but on a networked machine it still says that
+            // these conversations were answered, and when.
+            println!(
+                "{}: {}",
+                lang.pick(
+                    "every answer is stored; delete the outbox from this machine",
+                    "todas las respuestas están guardadas; borre la bandeja de salida de esta máquina"
+                ),
+                clean_line(&path.display().to_string())
+            );
             Ok(())
         }
         Command::Ring {

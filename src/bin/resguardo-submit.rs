@@ -178,9 +178,17 @@ fn send(cli: Cli) -> Result<(), Failure> {
         (None, false, None) => Some(submit::start_conversation(&keys).map_err(failure)?),
         _ => None,
     };
-    // Written before anything is sent: a report is never accepted with its receipt lost.
-    if let (Some(path), Some(started)) = (&cli.receipt_out, &started) {
-        write_receipt(path, &started.receipt)?;
+    // Written or shown before anything is sent: a report is never accepted with its receipt
+    // lost, even when the gateway's answer is.
+    match (&cli.receipt_out, &started) {
+        (Some(path), Some(started)) => write_receipt(path, &started.receipt)?,
+        (None, Some(started)) => {
+            eprintln!("Your receipt: write these 12 words on paper now, before the report is sent. Whoever has them can read the team's answers; do not keep them on this computer.");
+            for line in started.receipt.display_lines() {
+                eprintln!("    {line}");
+            }
+        }
+        _ => {}
     }
     let conversation = match (&started, &follow_up) {
         (Some(started), _) => Conversation::Start(started.start.clone()),
@@ -226,20 +234,16 @@ fn send(cli: Cli) -> Result<(), Failure> {
         .map_err(failure)?;
     println!("{id}");
     eprintln!("Received by the gateway. Keep this id if you may want to refer to the report; it is not needed otherwise.");
-    if let Some(started) = &started {
+    if started.is_some() {
         match &cli.receipt_out {
             Some(path) => eprintln!(
                 "Your receipt is in {} (keep it safe, off this computer if you can): it reads the team's answers with `{PROGRAM} check --server URL --receipt-file {}`.",
                 path.display(),
                 path.display()
             ),
-            None => {
-                eprintln!("Your receipt: write these 12 words on paper. Whoever has them can read the team's answers; do not keep them on this computer.");
-                for line in started.receipt.display_lines() {
-                    eprintln!("    {line}");
-                }
-                eprintln!("Read the answers later with `{PROGRAM} check --server URL --receipt-file FILE` (FILE holding the words).");
-            }
+            None => eprintln!(
+                "Your receipt is the 12 words shown above. Read the answers later with `{PROGRAM} check --server URL --receipt-file FILE` (FILE holding the words)."
+            ),
         }
     }
     Ok(())

@@ -135,13 +135,14 @@ async fn admit(app: &AppState, headers: &HeaderMap) -> Result<Slot, ApiError> {
     Ok(slot)
 }
 
-/// Verifies and spends a proof of work at once (a check-in holds nothing while it waits).
-pub(super) fn spend_proof_of_work(app: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+/// Verifies and spends a check-in's proof of work at once (a check-in holds nothing while it
+/// waits); it does not raise the difficulty of submissions.
+pub(super) fn spend_check_in_work(app: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     if !app.pow.enabled() {
         return Ok(());
     }
     let solution = headers.get(pow::HEADER).and_then(|v| v.to_str().ok());
-    let verified = app.pow.verify(solution)?;
+    let verified = app.pow.verify_uncounted(solution)?;
     Ok(app.pow.spend(verified)?)
 }
 

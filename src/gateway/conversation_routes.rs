@@ -13,11 +13,12 @@ use base64::Engine as _;
 use ring::hkdf;
 
 use super::error::ApiError;
+use super::limits::Route;
 use super::AppState;
 use crate::replies::outbox::push_signed_text;
 use crate::replies::protocol::{CheckAnswer, CheckRequest, CheckedReply, PushAnswer};
 use crate::replies::{Locator, OutboxReply, BOX_BYTES};
-use crate::store::{ReplyAdded, StoreError};
+use crate::store::ReplyAdded;
 
 /// The file in the data directory that holds the decoy key (made at first start, mode 0600).
 pub const DECOY_KEY_FILE: &str = "conversation-decoy.key";
@@ -62,8 +63,8 @@ impl Decoys {
     }
 }
 
-/// `POST /api/v1/conversations/check`: proof of work first, then one index read; 200 with a
-/// box and the replies for every well-formed locator.
+/// `POST /api/v1/conversations/check`: proof of work first, then a turn from the check-in
+/// budget, then the store; 200 with a box and the replies for every well-formed locator.
 pub async fn check(
     State(app): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -80,7 +81,10 @@ async fn check_in(
     headers: &HeaderMap,
     request: Request,
 ) -> Result<Response, ApiError> {
-    super::api::spend_proof_of_work(app, headers)?;
+    // The work first: requests without it never take a turn from the check-in budget, so a
+    // flood of cheap requests cannot lock reporters out of their answers.
+    super::api::spend_check_in_work(app, headers)?;
+    app.admission.admit_request(Route::Check).await?;
     let body = axum::body::to_bytes(request.into_body(), 4096)
         .await
         .map_err(|_| ApiError::BadBody("{\"locator\": \"<64 hex>\"}"))?;
@@ -88,16 +92,12 @@ async fn check_in(
         .map_err(|_| ApiError::BadBody("{\"locator\": \"<64 hex>\"}"))?;
     let store = app.store.clone();
     let locator = wanted.locator;
-    let found = tokio::task::spawn_blocking(move || {
-        let record = store.conversation(&locator)?;
-        let replies = store.replies(&locator)?;
-        Ok::<_, StoreError>((record, replies))
-    })
-    .await
-    .map_err(|_| ApiError::Unavailable)??;
+    let found = tokio::task::spawn_blocking(move || store.conversation_with_replies(&locator))
+        .await
+        .map_err(|_| ApiError::Unavailable)??;
     let (sealed_box, replies) = match found {
-        (Some(record), replies) => (record.box_bytes(), replies),
-        (None, _) => (app.decoys.decoy_box(&locator), Vec::new()),
+        Some((record, replies)) => (record.box_bytes(), replies),
+        None => (app.decoys.decoy_box(&locator), Vec::new()),
     };
     let b64 = base64::engine::general_purpose::STANDARD;
     let mut answer = CheckAnswer {

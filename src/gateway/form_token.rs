@@ -175,13 +175,29 @@ pub(super) fn load_or_create_key(path: &Path) -> io::Result<[u8; 32]> {
             SystemRandom::new()
                 .fill(&mut bytes)
                 .map_err(|_| io::Error::other("no random numbers"))?;
+            // Whole or absent, never short (a kill between creating and writing would leave a
+            // file no later start can read): written beside, then linked into place, which
+            // fails if another start got there first; then that one's key is used.
+            let beside = path.with_extension("new");
+            let _ = fs::remove_file(&beside);
             let mut file = OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .mode(0o600)
-                .open(path)?;
+                .open(&beside)?;
             file.write_all(&bytes)?;
             file.sync_all()?;
+            let linked = fs::hard_link(&beside, path);
+            fs::remove_file(&beside)?;
+            match linked {
+                Ok(()) => {
+                    if let Some(dir) = path.parent() {
+                        fs::File::open(dir)?.sync_all()?;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return load_or_create_key(path),
+                Err(e) => return Err(e),
+            }
         }
         Err(e) => return Err(e),
     }

@@ -256,7 +256,8 @@ pub fn router(state: Arc<AppState>, tls: bool) -> Router {
         )
         .route(
             "/api/v1/conversations/check",
-            post(conversation_routes::check).route_layer(budget(limits::Route::Check)),
+            // Its budget is taken inside, after the proof of work.
+            post(conversation_routes::check),
         )
         .merge(courier_signed_routes(state.clone()))
         .fallback(api::asset.layer(budget(limits::Route::Page)));

@@ -595,3 +595,45 @@ async fn a_wrong_receipt_and_an_empty_conversation_answer_alike() {
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
     assert_eq!(json_of(bad).await["error"], "bad_body");
 }
+
+/// Check-ins without proof of work are refused before they take a turn (a flood of them cannot
+/// use up the budget reporters need), and solved check-ins do not make submitting harder.
+#[tokio::test]
+async fn check_ins_pay_in_work_before_taking_a_turn_and_do_not_raise_the_difficulty() {
+    let gw = gateway(|c| {
+        c.proof_of_work.base_difficulty = 4;
+        c.rate_limits.check_burst = 2;
+        c.rate_limits.checks_per_minute = 1;
+        c.rate_limits.submissions_per_minute = 1;
+    });
+    let check = |solution: Option<String>| {
+        let mut r = request(
+            Method::POST,
+            "/api/v1/conversations/check",
+            Some("application/json"),
+            Body::from(format!("{{\"locator\":\"{}\"}}", "ab".repeat(32))),
+        );
+        if let Some(s) = solution {
+            r.headers_mut()
+                .insert(crate::pow::HEADER, s.parse().expect("header"));
+        }
+        r
+    };
+    for _ in 0..20 {
+        let refused = gw.send(false, check(None)).await;
+        assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(json_of(refused).await["error"], "pow_missing");
+    }
+    let solved = || {
+        let challenge = gw.state.pow.issue();
+        crate::pow::solve(&challenge.challenge, challenge.difficulty).expect("solved")
+    };
+    let before = gw.state.pow.current_difficulty();
+    for _ in 0..2 {
+        assert_eq!(gw.send(false, check(Some(solved()))).await.status(), StatusCode::OK);
+    }
+    // The burst of two is spent by the two solved check-ins, not by the twenty without work.
+    let third = gw.send(false, check(Some(solved()))).await;
+    assert_eq!(third.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(gw.state.pow.current_difficulty(), before);
+}

@@ -47,6 +47,7 @@ pub struct PushAnswer {
     pub already_stored: bool,
 }
 
-/// Largest check-in answer a client reads (200 replies of up to 12 MiB would be more; a client
-/// reads this much and says so).
-pub const MAX_CHECK_ANSWER: u64 = 256 * 1024 * 1024;
+/// Largest check-in answer a client reads: a conversation keeps at most
+/// [`crate::store::MAX_CONVERSATION_BYTES`] (32 MiB) of replies, 43 MiB in base64, padded to the
+/// next power of two.
+pub const MAX_CHECK_ANSWER: u64 = 64 * 1024 * 1024;

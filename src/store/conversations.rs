@@ -11,6 +11,10 @@ use crate::submission::UtcDay;
 
 /// Most replies one conversation keeps.
 pub const MAX_REPLIES: u32 = 200;
+/// Most bytes of sealed replies one conversation keeps: a check-in answer (base64, padded to a
+/// power of two) stays within 64 MiB, well below what a client reads
+/// ([`crate::replies::protocol::MAX_CHECK_ANSWER`]), and within reach of a phone.
+pub const MAX_CONVERSATION_BYTES: u64 = 32 * 1024 * 1024;
 
 /// The index entry of one conversation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,8 +23,6 @@ pub struct ConversationRecord {
     /// Base64 of the locked reply key ([`crate::replies::BOX_BYTES`] bytes).
     #[serde(rename = "box")]
     pub sealed_box: String,
-    /// The day it was started.
-    pub started: UtcDay,
     /// The day of its last message (a reply, or a follow-up's touch): expiry counts from here.
     pub last: UtcDay,
     /// Its replies, in arrival order.
@@ -37,6 +39,8 @@ pub struct ReplyEntry {
     pub day: UtcDay,
     /// Lowercase hex SHA-256 of the sealed reply (a reply pushed twice is stored once).
     pub sha256: String,
+    /// Its length.
+    pub bytes: u64,
 }
 
 /// A stored reply, with its bytes.
@@ -90,7 +94,6 @@ impl SubmissionStore {
         let today = UtcDay::today();
         let record = ConversationRecord {
             sealed_box: base64::engine::general_purpose::STANDARD.encode(sealed_box),
-            started: today,
             last: today,
             replies: Vec::new(),
         };
@@ -125,12 +128,23 @@ impl SubmissionStore {
 
     /// The conversation's replies with their bytes, in order.
     pub fn replies(&self, locator: &Locator) -> Result<Vec<StoredReply>, StoreError> {
+        Ok(self
+            .conversation_with_replies(locator)?
+            .map(|(_, replies)| replies)
+            .unwrap_or_default())
+    }
+
+    /// The conversation at `locator` and its replies, read once (a check-in).
+    pub fn conversation_with_replies(
+        &self,
+        locator: &Locator,
+    ) -> Result<Option<(ConversationRecord, Vec<StoredReply>)>, StoreError> {
         let Some(record) = self.conversation(locator)? else {
-            return Ok(Vec::new());
+            return Ok(None);
         };
         let index = self.index();
         let mut out = Vec::with_capacity(record.replies.len());
-        for entry in record.replies {
+        for entry in record.replies.iter().cloned() {
             let message = index
                 .replies
                 .get(reply_key(locator, entry.n))
@@ -144,7 +158,7 @@ impl SubmissionStore {
                 .to_vec();
             out.push(StoredReply { entry, message });
         }
-        Ok(out)
+        Ok(Some((record, out)))
     }
 
     /// Adds a sealed reply to an existing conversation, durably; its last day becomes today.
@@ -158,7 +172,9 @@ impl SubmissionStore {
             return Ok(ReplyAdded::AlreadyStored(known.n));
         }
         let n = record.replies.last().map_or(1, |r| r.n + 1);
-        if n > MAX_REPLIES {
+        let held: u64 = record.replies.iter().map(|r| r.bytes).sum();
+        let bytes = message.len() as u64;
+        if n > MAX_REPLIES || held + bytes > MAX_CONVERSATION_BYTES {
             return Err(StoreError::ConversationFull);
         }
         let today = UtcDay::today();
@@ -166,6 +182,7 @@ impl SubmissionStore {
             n,
             day: today,
             sha256,
+            bytes,
         });
         record.last = today;
         self.touch();

@@ -34,7 +34,9 @@ mod index;
 mod pool;
 mod record;
 
-pub use conversations::{ConversationRecord, ReplyAdded, ReplyEntry, StoredReply};
+pub use conversations::{
+    ConversationRecord, ReplyAdded, ReplyEntry, StoredReply, MAX_CONVERSATION_BYTES,
+};
 pub use incoming::{IncomingLimits, IncomingSubmission, Usage};
 pub use pool::Taken;
 pub use record::{BatchRecord, RecordState, SubmissionRecord};
@@ -112,10 +114,12 @@ pub enum StoreError {
     /// No conversation with this locator.
     #[error("no conversation with this locator")]
     ConversationNotFound,
-    /// The conversation holds as many replies as it may.
+    /// The conversation holds as many replies, or as many bytes of them, as it may.
     #[error(
-        "the conversation holds {} replies, the most it may",
-        conversations::MAX_REPLIES
+        "the conversation holds the most it may ({} replies or {} MiB); the reporter must \
+         start a new one",
+        conversations::MAX_REPLIES,
+        conversations::MAX_CONVERSATION_BYTES / (1024 * 1024)
     )]
     ConversationFull,
     /// Writing or checking a bundle failed.

@@ -668,6 +668,23 @@ fn conversations_start_with_their_report_take_replies_once_and_expire_without_tr
     let replies = store.replies(&locator).expect("replies");
     assert_eq!(replies.len(), 2);
     assert_eq!(replies[0].message, canary);
+    // Bounded in bytes as well as in number: what a check-in answers stays readable.
+    let big = vec![0x42; 12 * 1024 * 1024];
+    for n in 0..2u8 {
+        let mut reply = big.clone();
+        reply[0] = n;
+        assert!(matches!(
+            store.add_reply(&locator, &reply),
+            Ok(ReplyAdded::Stored(_))
+        ));
+    }
+    let mut over = big.clone();
+    over[0] = 9;
+    assert!(matches!(
+        store.add_reply(&locator, &over),
+        Err(StoreError::ConversationFull)
+    ));
+    assert_eq!(store.replies(&locator).expect("replies").len(), 4);
 
     // Kept while recent; gone (with its replies, from every file) once quiet for long enough.
     let today = UtcDay::today();
