@@ -37,7 +37,7 @@ fn main() {
     // A report that starts a conversation, as resguardo-submit sends it.
     let message = dir.path().join("m.txt");
     std::fs::write(&message, "Nos amenazaron.").expect("message");
-    let started = start_conversation(&keys).expect("conversation");
+    let started = start_conversation(&keys.keyring).expect("conversation");
     let sealed = seal_report(
         &keys,
         &ReportInput {

@@ -201,6 +201,27 @@ impl FormDefinition {
         self.fields.iter().find(|f| f.id == id)
     }
 
+    /// The follow-up form of the check-in page: the reporter's text and files, nothing else
+    /// (`docs/replies-v1.md`).
+    pub fn follow_up(default_language: &str) -> Self {
+        let field = |id: &str, kind| FieldDef {
+            id: id.into(),
+            kind,
+            required: false,
+            options: Vec::new(),
+            max: None,
+        };
+        FormDefinition {
+            comment: String::new(),
+            schema: "resguardo.form/1".into(),
+            default_language: default_language.into(),
+            fields: vec![
+                field("description", FieldKind::Description),
+                field("attachments", FieldKind::Attachments),
+            ],
+        }
+    }
+
     /// Turns answers into a report. Values are trimmed and empty ones dropped; a choice must be
     /// one of the field's options (a checkbox's only value is "yes", the urgency's "yes" or "no"),
     /// and only a multiple choice may have more than one value. The urgency sets the report's

@@ -4,29 +4,6 @@
 
 use crate::common::*;
 
-const BOUNDARY: &str = "----resguardotestboundary";
-
-/// A multipart body from (name, optional file name, content) parts.
-fn multipart(parts: &[(&str, Option<&str>, &[u8])]) -> Vec<u8> {
-    let mut body = Vec::new();
-    for (name, file, content) in parts {
-        body.extend_from_slice(format!("--{BOUNDARY}\r\n").as_bytes());
-        match file {
-            Some(f) => body.extend_from_slice(
-                format!("Content-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\nContent-Type: application/pdf\r\n\r\n")
-                    .as_bytes(),
-            ),
-            None => body.extend_from_slice(
-                format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes(),
-            ),
-        }
-        body.extend_from_slice(content);
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
-    body
-}
-
 /// Posts with the token of a freshly served page, as a browser would.
 fn post_form(gateway: &Gateway, body: &[u8], content_type: &str) -> (u16, String) {
     post_form_with(gateway, &form_token(&gateway.url), body, content_type)
@@ -38,11 +15,7 @@ fn post_form_with(
     body: &[u8],
     content_type: &str,
 ) -> (u16, String) {
-    let head = format!(
-        "POST /submit?t={token} HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    raw_request(gateway.addr, &head, body)
+    post_raw(gateway, &format!("/submit?t={token}"), body, content_type)
 }
 
 fn ok_parts<'a>(canary: &'a str, file: &'a [u8]) -> Vec<(&'a str, Option<&'a str>, &'a [u8])> {

@@ -457,3 +457,169 @@ fn an_acknowledged_answer_survives_kill_9_and_a_quiet_conversation_is_deleted_in
         assert!(!contains(&bytes, CANARY.as_bytes()), "{}", path.display());
     }
 }
+
+/// The text between `start` and the next `end` in `html`.
+fn between<'a>(html: &'a str, start: &str, end: &str) -> &'a str {
+    html.split(start)
+        .nth(1)
+        .and_then(|rest| rest.split(end).next())
+        .unwrap_or_else(|| panic!("no {start:?} in {html}"))
+}
+
+/// Without JavaScript (Tor Browser at "Safest"): the gateway makes the receipt for a form post,
+/// opens the answers in memory for a posted check-in and seals a follow-up on arrival; the
+/// reviewers see the follow-up threaded; nothing of the words or the answer stays on the server.
+#[test]
+fn without_javascript_a_reporter_gets_a_receipt_reads_the_answer_and_follows_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let small_forms = "[form]\ntoken_min_age_secs = 0\nposts_per_minute = 600\npost_burst = 100\n\
+                       max_post_bytes = 65536\n";
+    let gateway = Gateway::start_with(
+        dir.path(),
+        "plain-http",
+        &format!("{}{small_forms}", config()),
+    );
+    let form_type = format!("multipart/form-data; boundary={BOUNDARY}");
+    let report = multipart(&[
+        ("language", None, b"en"),
+        ("what_happened", None, b"threat"),
+        ("urgent", None, b"no"),
+        (
+            "description",
+            None,
+            "Nos siguieron hasta la comunidad.".as_bytes(),
+        ),
+    ]);
+    let token = form_token(&gateway.url);
+    let (status, html) = post_raw(&gateway, &format!("/submit?t={token}"), &report, &form_type);
+    assert_eq!(status, 200, "{html}");
+    let first_id = between(&html, "id=\"submission-id\">", "<").to_string();
+    let words: Vec<&str> = between(&html, "<ol class=\"receipt-words\" lang=\"es\">", "</ol>")
+        .split("</li>")
+        .filter_map(|li| li.strip_prefix("<li>"))
+        .collect();
+    assert_eq!(words.len(), 12, "{html}");
+    let words = words.join(" ");
+    Receipt::parse(&words).expect("a valid receipt");
+
+    // Offline: open, answer; the courier pushes.
+    let out = dir.path().join("reports");
+    fetch_and_open(&gateway.url, dir.path(), "first", &out);
+    let outbox = dir.path().join("outbox.json");
+    let o = reply(
+        &out.join(&first_id),
+        dir.path(),
+        &format!("Llame al 105. {CANARY}"),
+        &outbox,
+    );
+    assert!(o.status.success(), "reply: {}{}", stdout(&o), stderr(&o));
+    let o = run(courier("push", &gateway.url).arg(&outbox));
+    assert!(o.status.success(), "push: {}", stderr(&o));
+
+    // The check-in page's form without JavaScript, then the words posted (typed in capitals).
+    let fresh_token = || {
+        let (_, page) = get(&format!(
+            "{}/check?lang=en",
+            gateway.url.trim_end_matches('/')
+        ));
+        between(&page, "action=\"/check?t=", "&amp;").to_string()
+    };
+    let posted = |token: &str, words: &str| {
+        let body = format!("receipt={}", words.replace(' ', "+"));
+        post_raw(
+            &gateway,
+            &format!("/check?t={token}&lang=en"),
+            body.as_bytes(),
+            "application/x-www-form-urlencoded",
+        )
+    };
+    let token = fresh_token();
+    let (status, thread) = posted(&token, &words.to_uppercase());
+    assert_eq!(status, 200, "{thread}");
+    assert!(thread.contains(CANARY), "{thread}");
+    assert!(thread.contains("From the team"), "{thread}");
+    assert!(!thread.contains("WARNING"), "{thread}");
+    assert!(thread.contains("download=\"nota.txt\""), "{thread}");
+    // A token is good for one post.
+    let (status, again) = posted(&token, &words);
+    assert_eq!(status, 409, "{again}");
+
+    // Wrong words, and words that are no receipt: the check-in page again, with the reason.
+    let (status, refused) = posted(&fresh_token(), &Receipt::generate().words().join(" "));
+    assert_eq!(status, 404);
+    assert!(
+        refused.contains("There is no conversation for these words"),
+        "{refused}"
+    );
+    let (status, refused) = posted(&fresh_token(), "uno dos tres");
+    assert_eq!(status, 422);
+    assert!(refused.contains("you typed 3"), "{refused}");
+    assert!(
+        refused.contains("name=\"receipt\""),
+        "the form again: {refused}"
+    );
+
+    // A follow-up with a file, sealed on arrival.
+    let follow_token = between(&thread, "action=\"/check/follow-up?t=", "&amp;").to_string();
+    let hidden = between(&thread, "name=\"receipt\" value=\"", "\"").to_string();
+    let follow_up = multipart(&[
+        ("language", None, b"en"),
+        ("receipt", None, hidden.as_bytes()),
+        (
+            "description",
+            None,
+            b"Sigue la amenaza; la foto del cartel.",
+        ),
+        ("attachments", Some("cartel.pdf"), b"%PDF-1.4 cartel"),
+    ]);
+    // Too large: refused with the reason, nothing stored; the token of that page is spent, so
+    // the reporter checks in again for a fresh one.
+    let big = vec![b'x'; 70 * 1024];
+    let oversized = multipart(&[
+        ("language", None, b"en"),
+        ("receipt", None, hidden.as_bytes()),
+        ("attachments", Some("video.pdf"), &big),
+    ]);
+    let (status, refused) = post_raw(
+        &gateway,
+        &format!("/check/follow-up?t={follow_token}&lang=en"),
+        &oversized,
+        &form_type,
+    );
+    assert_eq!(status, 413, "{refused}");
+    assert!(refused.contains("too large"), "{refused}");
+    let (status, thread) = posted(&fresh_token(), &words);
+    assert_eq!(status, 200);
+    let follow_token = between(&thread, "action=\"/check/follow-up?t=", "&amp;").to_string();
+    let (status, done) = post_raw(
+        &gateway,
+        &format!("/check/follow-up?t={follow_token}&lang=en"),
+        &follow_up,
+        &form_type,
+    );
+    assert_eq!(status, 200, "{done}");
+    let follow_id = between(&done, "id=\"follow-up-id\">", "<").to_string();
+    fetch_and_open(&gateway.url, dir.path(), "second", &out);
+    let follow_text = std::fs::read_to_string(out.join(&follow_id).join("report.txt")).unwrap();
+    assert!(
+        follow_text.contains(&format!("Follow-up to report {first_id}")),
+        "{follow_text}"
+    );
+    assert!(
+        out.join(&follow_id).join("attachments").is_dir() || follow_text.contains("cartel.pdf")
+    );
+
+    // Neither the words nor the answer are on the server's disk or in its log.
+    let data_dir = gateway.data_dir.clone();
+    let logs = gateway.stop();
+    for needle in [words.as_str(), CANARY] {
+        assert!(!logs.contains(needle), "in the log: {needle}");
+        for (path, bytes) in all_files(&data_dir) {
+            assert!(
+                !contains(&bytes, needle.as_bytes()),
+                "{}: {needle}",
+                path.display()
+            );
+        }
+    }
+}

@@ -99,7 +99,11 @@ enum RepliesCommand {
         #[arg(long, value_name = "DIR")]
         data_dir: PathBuf,
         /// The gateway's configuration: its reviewer keys check the signatures.
-        #[arg(long, value_name = "FILE", required_unless_present = "embedded_default")]
+        #[arg(
+            long,
+            value_name = "FILE",
+            required_unless_present = "embedded_default"
+        )]
         config: Option<PathBuf>,
         /// Check with the embedded default's reviewer keys instead: the demo keys, whose secret
         /// parts are public (for `scripts/run` only, never on a real gateway).

@@ -175,7 +175,7 @@ fn send(cli: Cli) -> Result<(), Failure> {
     let keys = client.reviewer_keys().map_err(failure)?;
     let follow_up = cli.follow_up.as_deref().map(read_receipt).transpose()?;
     let started = match (&cli.sealed, cli.no_replies, &follow_up) {
-        (None, false, None) => Some(submit::start_conversation(&keys).map_err(failure)?),
+        (None, false, None) => Some(submit::start_conversation(&keys.keyring).map_err(failure)?),
         _ => None,
     };
     // Written or shown before anything is sent: a report is never accepted with its receipt

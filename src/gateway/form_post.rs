@@ -32,10 +32,12 @@ use super::page_render::FormValues;
 use super::slots::Slot;
 use crate::form::{AnswerError, FieldKind, FormDefinition, ReceivedFile};
 use crate::keyring::{CourierKeyring, ReviewerKeyring};
-use crate::payload::{self, FieldValue, Report};
+use crate::payload::{self, ConversationRef, FieldValue, Report};
+use crate::replies::{NewConversation, Receipt, ReceiptError};
 use crate::seal::{self, Scratch};
 use crate::store::{StoreError, SubmissionRecord, SubmissionStore};
 use crate::submission::{Sealing, UtcDay};
+use crate::submit::start_conversation;
 use crate::triage::{self, Triage};
 
 /// Bound on one text answer in bytes (the form's own bounds, in characters, are checked later).
@@ -75,6 +77,12 @@ pub enum FormPostError {
     Store(#[from] StoreError),
     #[error("sealing failed: {0}")]
     Seal(io::Error),
+    /// A follow-up's words are not a receipt.
+    #[error("the words are not a receipt: {0}")]
+    BadReceipt(ReceiptError),
+    /// A follow-up's receipt has no conversation (wrong words, or it expired).
+    #[error("no conversation for these words")]
+    NoConversation,
 }
 
 impl FormPostError {
@@ -96,6 +104,8 @@ impl FormPostError {
             FormPostError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             FormPostError::Store(e) => super::error::store_refusal(e).0,
             FormPostError::Seal(_) => StatusCode::SERVICE_UNAVAILABLE,
+            FormPostError::BadReceipt(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            FormPostError::NoConversation => StatusCode::NOT_FOUND,
         }
     }
 
@@ -125,6 +135,8 @@ impl FormPostError {
             | FormPostError::UnknownField(_)
             | FormPostError::BadValue(_)
             | FormPostError::TooMuchText => "page.error.form_invalid",
+            FormPostError::BadReceipt(e) => receipt_message_key(e),
+            FormPostError::NoConversation => "page.check.no_conversation",
         }
     }
 
@@ -154,6 +166,11 @@ impl FormPostError {
             FormPostError::Store(StoreError::TooLarge { limit: 1 }),
             FormPostError::Store(StoreError::Io(io())),
             FormPostError::Seal(io()),
+            FormPostError::BadReceipt(ReceiptError::WordCount(1)),
+            FormPostError::BadReceipt(ReceiptError::UnknownWord(1)),
+            FormPostError::BadReceipt(ReceiptError::Checksum),
+            FormPostError::BadReceipt(ReceiptError::TooLong),
+            FormPostError::NoConversation,
         ]
         .iter()
         .map(FormPostError::message_key)
@@ -174,8 +191,35 @@ enum Event {
     End,
 }
 
+/// The sentence for a receipt that cannot be read (its `{count}` and `{position}` filled in by
+/// the page).
+pub fn receipt_message_key(e: &ReceiptError) -> &'static str {
+    match e {
+        ReceiptError::WordCount(_) => "page.check.error.word_count",
+        ReceiptError::UnknownWord(_) => "page.check.error.unknown_word",
+        ReceiptError::Checksum => "page.check.error.checksum",
+        ReceiptError::TooLong => "page.check.error.too_long",
+    }
+}
+
+/// What a form post carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PostKind {
+    /// A report from the page's form. It starts a conversation whose receipt is made here, in
+    /// memory, and shown once on the answer page.
+    Report,
+    /// A follow-up from the check-in page: text and files, with the receipt's words (field
+    /// `receipt`), added to that receipt's conversation.
+    FollowUp,
+}
+
+/// The field of a follow-up that holds the receipt's words.
+pub const RECEIPT_FIELD: &str = "receipt";
+
 /// What the handler needs to seal.
 pub struct FormContext {
+    /// A report or a follow-up (whose `form` is [`FormDefinition::follow_up`]).
+    pub kind: PostKind,
     pub store: Arc<SubmissionStore>,
     pub keyring: Arc<ReviewerKeyring>,
     /// The couriers, to seal the triage envelope on arrival too.
@@ -188,8 +232,17 @@ pub struct FormContext {
 pub struct Posted {
     pub language: Option<String>,
     pub values: FormValues,
-    /// The stored record, and whether the report said someone is at imminent risk.
-    pub result: Result<(SubmissionRecord, bool), FormPostError>,
+    pub result: Result<Sealed, FormPostError>,
+}
+
+/// A post sealed and stored.
+pub struct Sealed {
+    /// The stored record.
+    pub record: SubmissionRecord,
+    /// Whether the report said someone is at imminent risk.
+    pub urgent: bool,
+    /// The receipt of the conversation a report started (shown once, then dropped and wiped).
+    pub receipt: Option<Receipt>,
 }
 
 /// Reads the post and seals it. `languages` are the tags the page offers.
@@ -412,6 +465,8 @@ struct FormSealer<'a> {
     languages: &'a [String],
     answers: BTreeMap<String, Vec<Zeroizing<String>>>,
     language: Option<String>,
+    /// A follow-up's receipt.
+    receipt: Option<Receipt>,
     /// The attachments received, and the scratch file holding each.
     files: Vec<ReceivedFile>,
     scratches: Vec<Scratch>,
@@ -427,6 +482,7 @@ impl<'a> FormSealer<'a> {
             languages,
             answers: BTreeMap::new(),
             language: None,
+            receipt: None,
             files: Vec::new(),
             scratches: Vec::new(),
             receiving: None,
@@ -441,6 +497,13 @@ impl<'a> FormSealer<'a> {
             if self.languages.iter().any(|l| l == value.as_str()) {
                 self.language = Some(value.to_string());
             }
+            return Ok(());
+        }
+        if self.ctx.kind == PostKind::FollowUp && name == RECEIPT_FIELD {
+            if self.receipt.is_some() {
+                return Err(FormPostError::TooMuchText);
+            }
+            self.receipt = Some(Receipt::parse(&value).map_err(FormPostError::BadReceipt)?);
             return Ok(());
         }
         let field = self
@@ -550,7 +613,7 @@ impl<'a> FormSealer<'a> {
         }
     }
 
-    fn seal(&self) -> Result<(SubmissionRecord, bool), FormPostError> {
+    fn seal(&self) -> Result<Sealed, FormPostError> {
         let mut report = self
             .ctx
             .form
@@ -564,13 +627,64 @@ impl<'a> FormSealer<'a> {
                 AnswerError::NotAllowed(field) => FormPostError::BadValue(field),
                 AnswerError::Missing(fields) => FormPostError::Missing(fields),
             })?;
+        let conversation = self.conversation(&report)?;
+        report.conversation = Some(conversation.reference.clone());
         let sealed = match payload::read::validate(&report, u64::MAX) {
-            Ok(()) => seal_and_store(self.ctx, &report, &self.scratches),
+            Ok(()) => seal_and_store(self.ctx, &report, &self.scratches, &conversation),
             Err(e) => Err(FormPostError::BadValue(e.to_string())),
         };
         wipe(&mut report);
-        sealed.map(|record| (record, report.urgent))
+        Ok(Sealed {
+            record: sealed?,
+            urgent: report.urgent,
+            receipt: conversation.receipt,
+        })
     }
+
+    /// The conversation the post belongs to: a new one for a report; for a follow-up, its
+    /// receipt's, which must exist (else nothing is stored).
+    fn conversation(&self, report: &Report) -> Result<PostConversation, FormPostError> {
+        match self.ctx.kind {
+            PostKind::Report => {
+                let started = start_conversation(&self.ctx.keyring)
+                    .map_err(|e| FormPostError::Seal(io::Error::other(e.to_string())))?;
+                Ok(PostConversation {
+                    reference: started.reference,
+                    start: Some(started.start),
+                    receipt: Some(started.receipt),
+                })
+            }
+            PostKind::FollowUp => {
+                let receipt = self
+                    .receipt
+                    .as_ref()
+                    .ok_or(FormPostError::BadReceipt(ReceiptError::WordCount(0)))?;
+                if report.description.is_empty() && report.attachments.is_empty() {
+                    return Err(FormPostError::Missing(vec!["description".into()]));
+                }
+                let locator = receipt.locator();
+                if self.ctx.store.conversation(&locator)?.is_none() {
+                    return Err(FormPostError::NoConversation);
+                }
+                Ok(PostConversation {
+                    reference: ConversationRef {
+                        locator,
+                        reply_key: None,
+                        token: Some(receipt.follow_up_token()),
+                    },
+                    start: None,
+                    receipt: None,
+                })
+            }
+        }
+    }
+}
+
+/// A post's conversation: what goes inside the report, what starts beside it, the new receipt.
+struct PostConversation {
+    reference: ConversationRef,
+    start: Option<NewConversation>,
+    receipt: Option<Receipt>,
 }
 
 /// Overwrites the plaintext a report holds before its memory is given back.
@@ -592,6 +706,7 @@ fn seal_and_store(
     ctx: &FormContext,
     report: &Report,
     scratches: &[Scratch],
+    conversation: &PostConversation,
 ) -> Result<SubmissionRecord, FormPostError> {
     let mut incoming = ctx.store.begin(None)?;
     let written = (|| -> io::Result<()> {
@@ -611,7 +726,19 @@ fn seal_and_store(
     }
     let note = Triage::of_report(report, UtcDay::today());
     let triage = triage::seal(&note, &ctx.couriers).map_err(FormPostError::Seal)?;
-    Ok(ctx
+    let start = conversation
+        .start
+        .as_ref()
+        .map(|s| (&s.locator, s.sealed_box.as_slice()));
+    let record = ctx
         .store
-        .commit(incoming, Sealing::OnArrival, triage.as_deref())?)
+        .commit_with(incoming, Sealing::OnArrival, triage.as_deref(), start)?;
+    if start.is_none() {
+        // A follow-up: expiry counts from the conversation's last message. Stored already, so
+        // a failure here only shortens its life.
+        let _ = ctx
+            .store
+            .touch_conversation(&conversation.reference.locator);
+    }
+    Ok(record)
 }

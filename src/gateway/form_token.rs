@@ -195,7 +195,9 @@ pub(super) fn load_or_create_key(path: &Path) -> io::Result<[u8; 32]> {
                         fs::File::open(dir)?.sync_all()?;
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return load_or_create_key(path),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    return load_or_create_key(path)
+                }
                 Err(e) => return Err(e),
             }
         }

@@ -11,6 +11,7 @@
 //! no user agents, no times of individual submissions.
 
 mod api;
+mod check_nojs;
 mod connections;
 mod conversation_routes;
 mod courier_routes;
@@ -240,7 +241,10 @@ pub fn router(state: Arc<AppState>, tls: bool) -> Router {
         )
         .route(
             "/check",
-            get(page_routes::check).route_layer(budget(limits::Route::Page)),
+            // The post (without JavaScript) takes its check-in turn inside, after its token.
+            get(page_routes::check)
+                .route_layer(budget(limits::Route::Page))
+                .post(page_routes::check_form),
         )
         .route(
             "/api/v1/keys",
@@ -269,6 +273,10 @@ pub fn router(state: Arc<AppState>, tls: bool) -> Router {
         .route(
             "/submit",
             post(page_routes::submit_form).layer(DefaultBodyLimit::max(form_body_limit)),
+        )
+        .route(
+            "/check/follow-up",
+            post(page_routes::follow_up_form).layer(DefaultBodyLimit::max(form_body_limit)),
         )
         .route("/healthz", get(api::healthz))
         .merge(cheap)

@@ -13,6 +13,8 @@ use std::sync::Arc;
 use crate::config::{LocalText, OrganisationConfig};
 use crate::form::{FieldDef, FieldKind, FormDefinition};
 use crate::i18n::Catalog;
+use crate::replies::Receipt;
+use crate::submit::ConversationRead;
 
 /// Values typed into the form, to show it again after a refused post (files are never kept).
 pub type FormValues = HashMap<String, Vec<String>>;
@@ -42,6 +44,8 @@ pub struct PageRenderer {
     result_template: String,
     disabled_template: String,
     check_template: String,
+    thread_template: String,
+    followed_template: String,
     /// (fingerprint, name) of each reviewer key.
     keys: Vec<(String, String)>,
     max_bytes: u64,
@@ -56,6 +60,27 @@ fn template(name: &str) -> String {
     crate::assets::find(&format!("/templates/{name}"))
         .map(|a| String::from_utf8_lossy(a.bytes).into_owned())
         .unwrap_or_default()
+}
+
+/// What the check-in page shows around its form.
+#[derive(Default)]
+pub struct CheckView<'a> {
+    /// The form token for the form without JavaScript.
+    pub token: &'a str,
+    /// Why the last post was refused.
+    pub message: Option<&'a str>,
+}
+
+/// A conversation opened by the gateway (check-in without JavaScript).
+pub struct ThreadView<'a> {
+    /// The answers, read and checked.
+    pub read: &'a ConversationRead,
+    /// The receipt, carried by the follow-up form.
+    pub receipt: &'a Receipt,
+    /// The form token for the follow-up.
+    pub token: &'a str,
+    /// Why the last follow-up was refused.
+    pub message: Option<&'a str>,
 }
 
 /// Escapes text for HTML content and attribute values.
@@ -123,6 +148,8 @@ impl PageRenderer {
             result_template: template("result.html"),
             disabled_template: template("disabled.html"),
             check_template: template("check.html"),
+            thread_template: template("thread.html"),
+            followed_template: template("followed.html"),
             keys: settings.keys,
             max_bytes: settings.max_bytes,
             form_max_bytes: settings.form_max_bytes,
@@ -325,8 +352,10 @@ impl PageRenderer {
     /// The check-in page (`GET /check`, `docs/replies-v1.md`): the receipt's words are read,
     /// and the replies decrypted and checked, by its script (`check.js`); a follow-up is sealed
     /// there too. Without JavaScript it says how else to read the answers.
-    pub fn check(&self, lang: &str) -> String {
+    pub fn check(&self, lang: &str, view: &CheckView<'_>) -> String {
         let mut slots = self.slots_for(lang, "/check");
+        slots.insert("token", escape(view.token));
+        slots.insert("message", self.message_box(lang, view.message));
         slots.insert("keys", self.key_list());
         slots.insert("max_bytes", self.max_bytes.to_string());
         slots.insert("stall_seconds", self.stall_seconds.to_string());
@@ -334,12 +363,166 @@ impl PageRenderer {
         self.fill(&self.check_template, lang, &slots)
     }
 
-    /// The page shown after a form post was sealed and stored.
-    pub fn result(&self, lang: &str, id: &str, urgent: bool) -> String {
+    /// The page shown after a form post was sealed and stored, with the receipt of the
+    /// conversation it started (shown this once).
+    pub fn result(&self, lang: &str, id: &str, urgent: bool, receipt: Option<&Receipt>) -> String {
         let mut slots = self.common_slots(lang);
         slots.insert("id", escape(id));
         slots.insert("urgent_hidden", if urgent { "" } else { " hidden" }.into());
+        slots.insert(
+            "receipt",
+            receipt
+                .map(|r| self.receipt_box(lang, r))
+                .unwrap_or_default(),
+        );
         self.fill(&self.result_template, lang, &slots)
+    }
+
+    /// The receipt's words as the page shows them after a report (`page.receipt.*`).
+    fn receipt_box(&self, lang: &str, receipt: &Receipt) -> String {
+        let mut out = format!(
+            "<section id=\"receipt\" class=\"receipt\" aria-labelledby=\"receipt-title\"><h2 id=\"receipt-title\">{}</h2><p>{}</p><ol class=\"receipt-words\" lang=\"es\">",
+            escape(self.text(lang, "page.receipt.title")),
+            escape(self.text(lang, "page.receipt.intro"))
+        );
+        for word in receipt.words() {
+            let _ = write!(out, "<li>{}</li>", escape(word));
+        }
+        let _ = write!(
+            out,
+            "</ol><p><strong>{}</strong></p><p>{} <a href=\"/check?lang={}\">{}</a></p></section>",
+            escape(self.text(lang, "page.receipt.advice")),
+            escape(self.text(lang, "page.receipt.later")),
+            escape(lang),
+            escape(self.text(lang, "page.receipt.check_link"))
+        );
+        out
+    }
+
+    /// The answers opened by the gateway for a check-in without JavaScript, and the follow-up
+    /// form, which carries the receipt's words back in a hidden field (never in a URL).
+    pub fn thread(&self, lang: &str, view: &ThreadView<'_>) -> String {
+        let mut slots = self.slots_for(lang, "/check");
+        slots.insert("token", escape(view.token));
+        slots.insert("message", self.message_box(lang, view.message));
+        slots.insert("receipt_words", escape(&view.receipt.words().join(" ")));
+        slots.insert("replies", self.replies(lang, view.read));
+        slots.insert(
+            "files_hint",
+            escape(
+                &self
+                    .text(lang, "page.error.too_large_nojs")
+                    .replace("{limit}", &human_size(self.form_max_bytes)),
+            ),
+        );
+        self.fill(&self.thread_template, lang, &slots)
+    }
+
+    /// The page after a follow-up was sealed and stored.
+    pub fn followed(&self, lang: &str, id: &str) -> String {
+        let mut slots = self.common_slots(lang);
+        slots.insert("id", escape(id));
+        self.fill(&self.followed_template, lang, &slots)
+    }
+
+    /// A message box (role alert) with one sentence, or nothing.
+    fn message_box(&self, lang: &str, message: Option<&str>) -> String {
+        message
+            .map(|m| {
+                format!(
+                    "<div id=\"page-message\" class=\"message\" role=\"alert\"><p><strong>{}</strong></p><p>{}</p></div>",
+                    escape(self.text(lang, "page.error.title")),
+                    escape(m)
+                )
+            })
+            .unwrap_or_default()
+    }
+
+    /// Each answer: the team's, in their order, with its files; every other one as a warning
+    /// whose files are not offered; then the numbers that did not arrive.
+    fn replies(&self, lang: &str, read: &ConversationRead) -> String {
+        if read.replies.is_empty() {
+            return format!("<p>{}</p>", escape(self.text(lang, "page.check.none_yet")));
+        }
+        let mut out = String::new();
+        for checked in &read.replies {
+            // The team's day for its own answers; the gateway's for anything else.
+            let heading = match (&checked.read.verified, &checked.read.reply) {
+                (Ok(_), Some(reply)) => self
+                    .text(lang, "page.check.reply.heading_written")
+                    .replace("{day}", &reply.day.to_string()),
+                _ => self
+                    .text(lang, "page.check.reply.heading")
+                    .replace("{day}", &checked.day.to_string()),
+            }
+            .replace("{n}", &checked.number().to_string());
+            let (class, status) = match (&checked.read.verified, &checked.read.reply) {
+                (Ok(fingerprint), Some(_)) => (
+                    "reply verified",
+                    self.text(lang, "page.check.reply.verified")
+                        .replace("{fingerprint}", &fingerprint.to_hex()),
+                ),
+                (_, Some(_)) => (
+                    "reply warning",
+                    self.text(lang, "page.check.reply.warning").into(),
+                ),
+                (_, None) => (
+                    "reply warning",
+                    self.text(lang, "page.check.reply.unreadable").into(),
+                ),
+            };
+            let _ = write!(
+                out,
+                "<article class=\"{class}\"><h3>{}</h3><p class=\"status\"><strong>{}</strong></p>",
+                escape(&heading),
+                escape(&status)
+            );
+            if let Some(reply) = &checked.read.reply {
+                let verified = checked.read.verified.is_ok();
+                let _ = write!(
+                    out,
+                    "<div class=\"reply-text\" lang=\"{}\">{}</div>",
+                    escape(&reply.language),
+                    escape(&reply.message).replace('\n', "<br>")
+                );
+                for file in &reply.attachments {
+                    if verified {
+                        // Offered as a download in the page itself: nothing is kept to fetch.
+                        let _ = write!(
+                            out,
+                            "<p>{} <a download=\"{name}\" href=\"data:application/octet-stream;base64,{}\">{name}</a></p>",
+                            escape(self.text(lang, "page.check.reply.file")),
+                            escape(&file.data),
+                            name = escape(&file.name)
+                        );
+                    } else {
+                        let _ = write!(
+                            out,
+                            "<p>{}</p>",
+                            escape(
+                                &self
+                                    .text(lang, "page.check.reply.file_withheld")
+                                    .replace("{name}", &file.name)
+                            )
+                        );
+                    }
+                }
+            }
+            out.push_str("</article>");
+        }
+        if !read.missing.is_empty() {
+            let numbers: Vec<String> = read.missing.iter().map(u32::to_string).collect();
+            let _ = write!(
+                out,
+                "<div class=\"message\" role=\"alert\"><p><strong>{}</strong></p></div>",
+                escape(
+                    &self
+                        .text(lang, "page.check.missing")
+                        .replace("{numbers}", &numbers.join(", "))
+                )
+            );
+        }
+        out
     }
 
     /// Replaces `{{lang}}`, `{{t:key}}` (escaped string) and `{{name}}` (pre-rendered HTML).
@@ -691,7 +874,13 @@ mod tests {
     fn the_check_page_is_complete_in_every_language_and_says_what_to_do_without_javascript() {
         let r = renderer(true);
         for lang in r.catalog.languages() {
-            let html = r.check(lang);
+            let html = r.check(
+                lang,
+                &CheckView {
+                    token: "tok",
+                    message: None,
+                },
+            );
             assert!(!html.contains("{{"), "{lang}: unfilled placeholder");
             assert!(html.contains(&format!("<html lang=\"{lang}\">")));
             assert!(html.contains("/check.js\""), "{lang}: its script");
@@ -708,8 +897,17 @@ mod tests {
                 "{lang}: the way without JavaScript"
             );
             assert!(!html.contains("<script>"), "no inline script");
-            // The words are never a form value: nothing could carry them into a URL or a post.
-            assert!(!html.contains("name=\"receipt"), "{lang}");
+            // With JavaScript the words are never a form value; only the form inside
+            // <noscript> posts them (to the gateway, never in a URL).
+            let mut scripted = String::new();
+            let mut nojs = String::new();
+            for (i, part) in html.split("noscript>").enumerate() {
+                // Odd parts lie between <noscript> and </noscript>.
+                if i % 2 == 1 { &mut nojs } else { &mut scripted }.push_str(part);
+            }
+            assert!(!scripted.contains("name=\"receipt"), "{lang}");
+            assert!(nojs.contains("name=\"receipt\""), "{lang}");
+            assert!(nojs.contains("method=\"post\" action=\"/check?t=tok&amp;lang="));
         }
         assert!(r.page("es", &view("t")).contains("href=\"/check?lang=es\""));
     }
@@ -717,12 +915,88 @@ mod tests {
     #[test]
     fn the_result_page_repeats_the_hotlines_only_for_urgent_reports() {
         let r = renderer(true);
-        let urgent = r.result("es", "abc", true);
+        let urgent = r.result("es", "abc", true, None);
         assert!(urgent.contains("href=\"tel:105\""));
         assert!(urgent.contains("cada 12 horas"), "{urgent}");
         assert!(!urgent.contains("class=\"urgent-after\" hidden"));
         assert!(r
-            .result("es", "abc", false)
+            .result("es", "abc", false, None)
             .contains("class=\"urgent-after\" hidden"));
+    }
+
+    #[test]
+    fn a_form_report_shows_its_receipt_once_on_the_result_page() {
+        let r = renderer(true);
+        let receipt = Receipt::from_entropy([3; 16]);
+        let html = r.result("es", "abc", false, Some(&receipt));
+        for word in receipt.words() {
+            assert!(html.contains(&format!("<li>{word}</li>")), "{word}");
+        }
+        assert!(html.contains("Escríbelas en papel"));
+        assert!(!r.result("es", "abc", false, None).contains("receipt-words"));
+    }
+
+    #[test]
+    fn the_thread_without_javascript_escapes_answers_and_offers_files_only_when_verified() {
+        use crate::replies::message::REPLY_SCHEMA;
+        use crate::replies::{ReadReply, ReplyAttachment, ReplyPlaintext};
+        use crate::submit::CheckedIn;
+        let r = renderer(true);
+        let receipt = Receipt::from_entropy([4; 16]);
+        let reply = |sequence, message: &str| ReplyPlaintext {
+            schema: REPLY_SCHEMA.into(),
+            conversation: receipt.locator(),
+            sequence,
+            day: crate::submission::UtcDay::today(),
+            language: "es".into(),
+            message: message.into(),
+            attachments: vec![ReplyAttachment {
+                name: "nota.pdf".into(),
+                media_type: "application/pdf".into(),
+                data: "QUJD".into(),
+            }],
+        };
+        let read = ConversationRead {
+            replies: vec![
+                CheckedIn {
+                    n: 1,
+                    day: crate::submission::UtcDay::today(),
+                    read: ReadReply {
+                        reply: Some(reply(1, "Llame al <b>105</b>\nhoy")),
+                        verified: Ok(sequoia_openpgp::Fingerprint::V4([7; 20])),
+                    },
+                },
+                CheckedIn {
+                    n: 2,
+                    day: crate::submission::UtcDay::today(),
+                    read: ReadReply {
+                        reply: Some(reply(2, "forged")),
+                        verified: Err("not signed".into()),
+                    },
+                },
+            ],
+            missing: vec![3],
+        };
+        let html = r.thread(
+            "es",
+            &ThreadView {
+                read: &read,
+                receipt: &receipt,
+                token: "tok",
+                message: None,
+            },
+        );
+        assert!(!html.contains("{{"), "unfilled placeholder");
+        assert!(html.contains("Llame al &lt;b&gt;105&lt;/b&gt;<br>hoy"));
+        assert_eq!(
+            html.matches("href=\"data:application/octet-stream;base64,QUJD\"")
+                .count(),
+            1
+        );
+        assert!(html.contains("Archivo no ofrecido"));
+        assert!(html.contains("ADVERTENCIA"));
+        assert!(html.contains(&format!("value=\"{}\"", receipt.words().join(" "))));
+        assert!(html.contains("action=\"/check/follow-up?t=tok&amp;lang=es\""));
+        assert!(!html.contains("<script"), "nothing runs on it");
     }
 }

@@ -1,5 +1,6 @@
-//! The HTML handlers: `GET /` (the page), `GET /check` (the answers, read with the receipt) and
-//! `POST /submit` (the form posted without JavaScript).
+//! The HTML handlers: `GET /` (the page), `GET /check` (the answers, read with the receipt),
+//! and without JavaScript `POST /submit` (the form), `POST /check` (the answers opened by the
+//! gateway) and `POST /check/follow-up`.
 //! They admit and hand off; the page is drawn by [`super::page_render`], the post is read and
 //! sealed by [`super::form_post`].
 
@@ -11,11 +12,14 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 
-use super::form_post::{read_texts, receive_form, FormContext, FormPostError};
+use super::check_nojs;
+use super::form_post::{read_texts, receive_form, FormContext, FormPostError, PostKind};
 use super::form_token::TokenError;
-use super::page_render::{FormValues, PageView};
+use super::page_render::{CheckView, FormValues, PageView, ThreadView};
 use super::slots::Slot;
 use super::AppState;
+use crate::form::FormDefinition;
+use crate::replies::ReceiptError;
 
 #[derive(Deserialize)]
 pub struct PageQuery {
@@ -34,10 +38,122 @@ pub async fn page(State(app): State<Arc<AppState>>, Query(query): Query<PageQuer
 
 /// `GET /check` (and `/check?lang=en`): where a reporter reads the team's answers with the
 /// receipt's words and adds to the report (`docs/replies-v1.md`). The page's script does all of
-/// it in the browser; the words never reach the gateway.
+/// it in the browser, and the words never reach the gateway; without JavaScript, a form posts
+/// them to [`check_form`].
 pub async fn check(State(app): State<Arc<AppState>>, Query(query): Query<PageQuery>) -> Response {
     let lang = app.page.language(query.lang.as_deref());
-    Html(app.page.check(&lang)).into_response()
+    let token = app.form_tokens.issue();
+    let view = CheckView {
+        token: &token,
+        message: None,
+    };
+    Html(app.page.check(&lang, &view)).into_response()
+}
+
+#[derive(Deserialize)]
+pub struct CheckQuery {
+    /// The form token from the form's action URL.
+    t: Option<String>,
+    lang: Option<String>,
+}
+
+/// `POST /check`: the check-in without JavaScript; the thread, opened by the gateway in memory,
+/// with a follow-up form.
+pub async fn check_form(
+    State(app): State<Arc<AppState>>,
+    Query(query): Query<CheckQuery>,
+    request: Request<Body>,
+) -> Response {
+    let lang = app.page.language(query.lang.as_deref());
+    match check_nojs::open(&app, query.t.as_deref(), request).await {
+        Ok(opened) => {
+            let token = app.form_tokens.issue();
+            let view = ThreadView {
+                read: &opened.read,
+                receipt: &opened.receipt,
+                token: &token,
+                message: None,
+            };
+            Html(app.page.thread(&lang, &view)).into_response()
+        }
+        Err(e) => check_refusal(&app, &lang, e),
+    }
+}
+
+/// `POST /check/follow-up`: a follow-up without JavaScript, sealed on arrival and added to the
+/// conversation of the receipt posted with it.
+pub async fn follow_up_form(
+    State(app): State<Arc<AppState>>,
+    Query(query): Query<CheckQuery>,
+    request: Request<Body>,
+) -> Response {
+    let default_lang = app.page.language(query.lang.as_deref());
+    if !app.page.server_sealing() {
+        return refusal(&app, &default_lang, None, FormPostError::Disabled);
+    }
+    let announced = super::paced::announced_length(request.headers());
+    let slot = match admit_form(&app, query.t.as_deref(), announced).await {
+        Ok(slot) => slot,
+        Err(e) => return check_refusal(&app, &default_lang, e),
+    };
+    let ctx = form_context(&app, PostKind::FollowUp);
+    let posted = receive_form(ctx, request, app.languages.clone(), app.upload_pace, &slot).await;
+    drop(slot);
+    let lang = posted.language.unwrap_or(default_lang);
+    match posted.result {
+        Ok(sealed) => Html(app.page.followed(&lang, &sealed.record.id.to_string())).into_response(),
+        Err(e) => check_refusal(&app, &lang, e),
+    }
+}
+
+/// The check-in page again, with why the post was refused (and a fresh token). What was typed
+/// in a follow-up is still in the browser's previous page.
+fn check_refusal(app: &AppState, lang: &str, error: FormPostError) -> Response {
+    if error.status().is_server_error() || error.status() == StatusCode::INSUFFICIENT_STORAGE {
+        super::error::warn_operator("check_form", &error.to_string());
+    }
+    let message = error_sentence(app, lang, &error);
+    let token = app.form_tokens.issue();
+    let view = CheckView {
+        token: &token,
+        message: Some(&message),
+    };
+    (error.status(), Html(app.page.check(lang, &view))).into_response()
+}
+
+/// The sentence for a refused post, in `lang`, with its numbers filled in.
+fn error_sentence(app: &AppState, lang: &str, error: &FormPostError) -> String {
+    let (count, position) = match error {
+        FormPostError::BadReceipt(ReceiptError::WordCount(n)) => (*n, 0),
+        FormPostError::BadReceipt(ReceiptError::UnknownWord(p)) => (0, *p),
+        _ => (0, 0),
+    };
+    app.page
+        .text(lang, error.message_key())
+        .replace(
+            "{limit}",
+            &super::page_render::human_size(app.form_max_bytes),
+        )
+        .replace("{count}", &count.to_string())
+        .replace("{position}", &position.to_string())
+}
+
+/// What sealing a form post needs.
+fn form_context(app: &AppState, kind: PostKind) -> FormContext {
+    let form = match kind {
+        PostKind::Report => app.page.form().clone(),
+        PostKind::FollowUp => {
+            Arc::new(FormDefinition::follow_up(&app.page.form().default_language))
+        }
+    };
+    FormContext {
+        kind,
+        store: app.store.clone(),
+        keyring: app.keyring.clone(),
+        couriers: app.couriers.clone(),
+        form,
+        max_bytes: app.form_max_bytes,
+    }
 }
 
 #[derive(Deserialize)]
@@ -81,20 +197,18 @@ pub async fn submit_form(
             return refusal(&app, &lang, echoed.then_some(&values), e);
         }
     };
-    let ctx = FormContext {
-        store: app.store.clone(),
-        keyring: app.keyring.clone(),
-        couriers: app.couriers.clone(),
-        form: app.page.form().clone(),
-        max_bytes: app.form_max_bytes,
-    };
+    let ctx = form_context(&app, PostKind::Report);
     let posted = receive_form(ctx, request, app.languages.clone(), app.upload_pace, &slot).await;
     drop(slot);
     let lang = posted.language.unwrap_or(default_lang);
     match posted.result {
-        Ok((record, urgent)) => {
-            Html(app.page.result(&lang, &record.id.to_string(), urgent)).into_response()
-        }
+        Ok(sealed) => Html(app.page.result(
+            &lang,
+            &sealed.record.id.to_string(),
+            sealed.urgent,
+            sealed.receipt.as_ref(),
+        ))
+        .into_response(),
         Err(e) => refusal(&app, &lang, Some(&posted.values), e),
     }
 }
@@ -135,11 +249,7 @@ fn refusal(
     if matches!(error, FormPostError::Disabled) {
         return (error.status(), Html(app.page.disabled(lang))).into_response();
     }
-    let limit = super::page_render::human_size(app.form_max_bytes);
-    let message = app
-        .page
-        .text(lang, error.message_key())
-        .replace("{limit}", &limit);
+    let message = error_sentence(app, lang, &error);
     let missing = match &error {
         FormPostError::Missing(fields) => fields.clone(),
         _ => Vec::new(),

@@ -630,7 +630,10 @@ async fn check_ins_pay_in_work_before_taking_a_turn_and_do_not_raise_the_difficu
     };
     let before = gw.state.pow.current_difficulty();
     for _ in 0..2 {
-        assert_eq!(gw.send(false, check(Some(solved()))).await.status(), StatusCode::OK);
+        assert_eq!(
+            gw.send(false, check(Some(solved()))).await.status(),
+            StatusCode::OK
+        );
     }
     // The burst of two is spent by the two solved check-ins, not by the twenty without work.
     let third = gw.send(false, check(Some(solved()))).await;

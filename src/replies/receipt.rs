@@ -31,6 +31,13 @@ pub struct Receipt {
     entropy: [u8; 16],
 }
 
+impl Drop for Receipt {
+    // The gateway holds one in memory for a form without JavaScript: gone when done.
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.entropy);
+    }
+}
+
 impl fmt::Debug for Receipt {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Receipt(…)")

@@ -57,10 +57,11 @@ impl Thread {
 
     /// Whether a follow-up was sent with the first report's receipt.
     fn verified(&self, follow_up: &Member) -> bool {
-        // A first report without a token (the page does not send one yet) threads follow-ups
-        // without one too: the weaker, locator-only rule, until every client sends tokens.
-        self.first()
-            .is_some_and(|f| f.token.as_ref() == follow_up.token.as_ref())
+        // Every client derives a token from the receipt; without one (on either side) the
+        // locator alone, which the gateway knows, would be enough to join a conversation.
+        self.first().is_some_and(|f| {
+            f.token.is_some() && f.token.as_ref() == follow_up.token.as_ref()
+        })
     }
 }
 

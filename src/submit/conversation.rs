@@ -9,7 +9,8 @@ use openpgp::parse::Parse;
 use openpgp::serialize::{Serialize as _, SerializeInto};
 use openpgp::Cert;
 
-use super::{expect_json, GatewayClient, GatewayKeys, SubmitError};
+use super::{expect_json, GatewayClient, SubmitError};
+use crate::keyring::ReviewerKeyring;
 use crate::payload::ConversationRef;
 use crate::replies::lockbox::{self, BoxContents};
 use crate::replies::protocol::{CheckAnswer, CheckRequest, MAX_CHECK_ANSWER};
@@ -27,8 +28,9 @@ pub struct StartedConversation {
 }
 
 /// Makes a receipt and a reply key, and locks the key (with the fingerprints of the reviewers
-/// the report is encrypted to) under the receipt.
-pub fn start_conversation(keys: &GatewayKeys) -> Result<StartedConversation, SubmitError> {
+/// the report is encrypted to) under the receipt. Used by this client, and by the gateway for a
+/// form posted without JavaScript (in memory; the receipt is shown once and forgotten).
+pub fn start_conversation(reviewers: &ReviewerKeyring) -> Result<StartedConversation, SubmitError> {
     let crypto = |e: anyhow::Error| SubmitError::BadResponse(format!("reply key: {e}"));
     let receipt = Receipt::generate();
     let reply_key = generate_reply_key().map_err(crypto)?;
@@ -36,8 +38,7 @@ pub fn start_conversation(keys: &GatewayKeys) -> Result<StartedConversation, Sub
     reply_key.as_tsk().serialize(&mut secret).map_err(crypto)?;
     let contents = BoxContents {
         key: base64::engine::general_purpose::STANDARD.encode(&secret),
-        reviewers: keys
-            .keyring
+        reviewers: reviewers
             .reviewers()
             .iter()
             .map(|r| r.fingerprint().to_hex())

@@ -281,6 +281,38 @@ pub fn form_token(url: &str) -> String {
         .to_string()
 }
 
+pub const BOUNDARY: &str = "----resguardotestboundary";
+
+/// A multipart body from (name, optional file name, content) parts.
+pub fn multipart(parts: &[(&str, Option<&str>, &[u8])]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (name, file, content) in parts {
+        body.extend_from_slice(format!("--{BOUNDARY}\r\n").as_bytes());
+        match file {
+            Some(f) => body.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\nContent-Type: application/pdf\r\n\r\n")
+                    .as_bytes(),
+            ),
+            None => body.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes(),
+            ),
+        }
+        body.extend_from_slice(content);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    body
+}
+
+/// Posts `body` to `path` (with its query) on the gateway, as a browser would.
+pub fn post_raw(gateway: &Gateway, path: &str, body: &[u8], content_type: &str) -> (u16, String) {
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    raw_request(gateway.addr, &head, body)
+}
+
 /// Runs a command and returns its output; panics with its stderr if it cannot start. The
 /// reviewer tool speaks English here (its messages follow the locale otherwise).
 pub fn run(cmd: &mut Command) -> Output {
