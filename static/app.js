@@ -14,8 +14,11 @@
 // work is refused for reasons that are not the reporter's (a restart, an expired challenge).
 //
 // Every report starts an anonymous conversation (docs/replies-v1.md): a receipt of twelve words
-// made here, a reply key locked under it, and, once the report is received, the words shown once
-// for the reporter to write on paper. Nothing of it is kept on this device.
+// made here and a reply key locked under it. The words are shown as soon as the report is sealed,
+// while it uploads: if the gateway's answer is lost, the report may have arrived all the same,
+// and the reporter must already hold its words. A retry sends the same receipt (and, if nothing
+// was changed, the same sealed message); a "conversation exists" then means the first try
+// arrived. Nothing of it is kept on this device.
 
 import * as openpgp from './vendor/openpgp.min.mjs';
 import { buildPayload, sha256Hex, paddedLength } from './js/payload.js';
@@ -24,8 +27,9 @@ import { cleanImage, imageKind } from './js/metadata.js';
 import { wordlist } from './vendor/bip39-spanish.mjs';
 import { receiptWords, startConversation, wordList } from './js/replies.js';
 import {
-  POW_RETRY_CODES, errorMessage as refusal, loadKeys as fetchKeys, proofOfWork as solveChallenge,
-  seal, sealTriage as sealTriageTo, shownFingerprints, translator, upload as uploadTo,
+  POW_RETRY_CODES, errorMessage as refusal, humanSize, loadKeys as fetchKeys,
+  proofOfWork as solveChallenge, renderFileList as listFiles, seal, sealTriage as sealTriageTo,
+  shownFingerprints, translator, upload as uploadTo,
 } from './js/send.js';
 
 const main = document.getElementById('main');
@@ -43,6 +47,7 @@ const fileInput = document.getElementById('f-attachments');
 const fileList = document.getElementById('file-list');
 const pageMessage = document.getElementById('page-message');
 const result = document.getElementById('result');
+const sendingReceipt = document.getElementById('receipt-sending');
 
 const strings = JSON.parse(document.getElementById('strings').textContent);
 const formDefinition = JSON.parse(document.getElementById('form-definition').textContent);
@@ -54,17 +59,19 @@ let chosen = [];
 let sending = null; // { abort } while an upload runs
 let cancelRequested = false;
 let powWorker = null;
+// The report being sent, from its sealing until the gateway has it: { conversation, tries,
+// digest, sealed }. `conversation` (null once the report goes without one) is { header, ref,
+// words, uncertain }: `uncertain` holds the digests of the sealed messages whose upload ended
+// with no answer, which may have arrived. `digest` is the SHA-256 of what `sealed` seals.
+let outgoing = null;
 
 /** A page string; never a key name (the server embeds every page and error string). */
 const t = translator(strings);
 const receiptList = wordList(wordlist);
-/** A refused conversation (400 bad_conversation, 409 conversation_exists) gets a new receipt
- * this many times; then the report goes without one, never lost for it. */
+/** A refused conversation (400 bad_conversation, or 409 conversation_exists when no try of
+ * ours can have started it) gets a new receipt this many times; then the report goes without
+ * one, never lost for it. */
 const CONVERSATION_TRIES = 3;
-
-function humanSize(bytes) {
-  return bytes >= 1048576 ? `${Math.round(bytes / 1048576)} MB` : `${Math.ceil(bytes / 1024)} KB`;
-}
 
 function setStatus(text) {
   statusLine.textContent = text;
@@ -150,43 +157,22 @@ function tooLarge() {
   return estimatedSealedSize() > maxBytes;
 }
 
+/** What the page says of each file, by its state. */
+const FILE_NOTES = {
+  checking: 'page.files.checking',
+  cleaned: 'page.files.stripped',
+  not_cleaned: 'page.files.not_stripped',
+  other: 'page.files.warning',
+};
+
 function renderFileList() {
-  fileList.replaceChildren();
-  chosen.forEach((entry, index) => {
-    const li = document.createElement('li');
-    li.append(`${entry.file.name} (${humanSize(entry.file.size)}) `);
-    const remove = document.createElement('button');
-    remove.type = 'button';
-    remove.className = 'link';
-    remove.textContent = t('page.files.remove');
-    remove.addEventListener('click', () => {
+  listFiles(t, fileList, chosen, {
+    noteOf: (entry) => FILE_NOTES[entry.state],
+    mustDecide: (entry) => entry.state === 'not_cleaned',
+    onRemove: (index) => {
       chosen.splice(index, 1);
       renderFileList();
-    });
-    li.append(remove);
-    const note = document.createElement('span');
-    note.className = 'note';
-    const noteKey = {
-      checking: 'page.files.checking',
-      cleaned: 'page.files.stripped',
-      not_cleaned: 'page.files.not_stripped',
-      other: 'page.files.warning',
-    }[entry.state];
-    note.textContent = t(noteKey);
-    li.dataset.state = entry.state;
-    li.append(note);
-    if (entry.state === 'not_cleaned') {
-      li.classList.add('warning');
-      const label = document.createElement('label');
-      label.className = 'choice';
-      const box = document.createElement('input');
-      box.type = 'checkbox';
-      box.checked = entry.sendAnyway;
-      box.addEventListener('change', () => { entry.sendAnyway = box.checked; });
-      label.append(box, ` ${t('page.files.send_anyway')}`);
-      li.append(label);
-    }
-    fileList.append(li);
+    },
   });
   // Refused as soon as chosen, before anything is read or encrypted.
   if (tooLarge()) {
@@ -331,25 +317,16 @@ function upload(bytes, headers) {
 /** The sentence for a refused upload, in the page's language. */
 const errorMessage = (status, body) => refusal(t, strings, status, body);
 
-/**
- * The receipt, shown once: 4 lines of 3 words, with what to do with them. `words` is null when
- * the report went without a conversation.
- */
-function receiptSection(words) {
-  const section = document.createElement('section');
-  section.className = 'receipt';
-  section.id = 'receipt';
-  const h = document.createElement('h3');
-  const advice = document.createElement('p');
-  if (!words) {
-    h.textContent = t('page.receipt.none_title');
-    advice.textContent = t('page.receipt.none');
-    section.append(h, advice);
-    return section;
-  }
-  h.textContent = t('page.receipt.title');
-  const intro = document.createElement('p');
-  intro.textContent = t('page.receipt.intro');
+/** A paragraph of page text. */
+function paragraph(text, className = '') {
+  const p = document.createElement('p');
+  if (className) p.className = className;
+  p.textContent = text;
+  return p;
+}
+
+/** The twelve words: 4 lines of 3, selectable. */
+function wordsBlock(words) {
   const shown = document.createElement('div');
   shown.className = 'receipt-words';
   shown.id = 'receipt-words';
@@ -364,8 +341,31 @@ function receiptSection(words) {
     });
     shown.append(div);
   }
-  advice.className = 'receipt-advice';
-  advice.textContent = t('page.receipt.advice');
+  return shown;
+}
+
+/** How the receipt is shown, while sending and once received: title, intro, words, advice. */
+function receiptParts(words) {
+  const h = document.createElement('h3');
+  h.textContent = t('page.receipt.title');
+  return [h, paragraph(t('page.receipt.intro')), wordsBlock(words), paragraph(t('page.receipt.advice'), 'receipt-advice')];
+}
+
+/**
+ * The receipt once the report is received, with where to read the answers and a way to hide
+ * it for good. `words` is null when the report went without a conversation.
+ */
+function receiptSection(words) {
+  const section = document.createElement('section');
+  section.className = 'receipt';
+  section.id = 'receipt';
+  if (!words) {
+    const h = document.createElement('h3');
+    h.textContent = t('page.receipt.none_title');
+    section.append(h, paragraph(t('page.receipt.none')));
+    return section;
+  }
+  const [h, intro, shown, advice] = receiptParts(words);
   const later = document.createElement('p');
   later.append(`${t('page.receipt.later')} `);
   const link = document.createElement('a');
@@ -379,60 +379,178 @@ function receiptSection(words) {
   hide.textContent = t('page.receipt.hide');
   hide.addEventListener('click', () => {
     shown.replaceChildren();
-    const gone = document.createElement('p');
-    gone.textContent = t('page.receipt.hidden');
-    shown.replaceWith(gone);
+    shown.replaceWith(paragraph(t('page.receipt.hidden')));
     hide.remove();
   });
   section.append(h, intro, shown, advice, later, hide);
   return section;
 }
 
-function showSuccess(id, urgent, words) {
+/**
+ * The words of the report being sent, from its sealing until it is received, and after a failed
+ * try: an answer may be lost after the gateway stored the report, and its words must already be
+ * on paper. Says so when they replace words the gateway refused.
+ */
+function showSendingReceipt() {
+  const conversation = outgoing?.conversation;
+  sendingReceipt.hidden = !conversation;
+  if (!conversation) {
+    sendingReceipt.replaceChildren();
+    return;
+  }
+  const [h, ...rest] = receiptParts(conversation.words);
+  const replaced = outgoing.tries > 1 ? [paragraph(t('page.receipt.replaced'), 'receipt-advice')] : [];
+  sendingReceipt.replaceChildren(h, ...replaced, ...rest, paragraph(t('page.receipt.write_now'), 'receipt-advice'));
+}
+
+/** Drops the report being sent, and its words from the page. */
+function forgetOutgoing() {
+  outgoing = null;
+  showSendingReceipt();
+}
+
+/** The report is received: the form cleared and put away, and `parts` said under "Received". */
+function showResult(urgent, parts) {
   form.reset();
   chosen = [];
   renderFileList();
   form.hidden = true;
   clearMessage();
-  result.replaceChildren();
   const h = document.createElement('h2');
   h.textContent = t('page.success.title');
-  const p1 = document.createElement('p');
-  p1.append(`${t('page.success.id')} `);
-  const code = document.createElement('code');
-  code.id = 'submission-id';
-  code.textContent = id;
-  p1.append(code);
-  const p2 = document.createElement('p');
-  p2.textContent = t('page.success.advice');
-  result.append(h, p1, receiptSection(words), p2);
+  result.replaceChildren(h, ...parts, paragraph(t('page.success.advice')));
   result.hidden = false;
   document.getElementById('urgent-after').hidden = !urgent;
   result.focus();
 }
 
+function showSuccess(id, urgent, words) {
+  const p = document.createElement('p');
+  p.append(`${t('page.success.id')} `);
+  const code = document.createElement('code');
+  code.id = 'submission-id';
+  code.textContent = id;
+  p.append(code);
+  showResult(urgent, [p, receiptSection(words)]);
+}
+
+/**
+ * A retry found the report's conversation at the gateway: a try whose answer was lost arrived
+ * (its number is unknown), and the words shown are its own. `changed`: the report was changed
+ * after that try, and the changes did not go with it.
+ */
+function showArrived(urgent, words, changed) {
+  const said = [paragraph(t('page.success.arrived_before'))];
+  if (changed) said.push(paragraph(t('page.success.changes_not_sent')));
+  showResult(urgent, [...said, receiptSection(words)]);
+}
+
 /**
  * A new conversation for a report sealed to `keys` (js/replies.js), or null when one cannot be
- * made here: the report never waits on it.
+ * made here: the report never waits on it. Its words are made at once and the receipt's bytes
+ * zeroed: the words on the page are all that is kept of it.
  */
 async function newConversation(keys) {
+  let started = null;
   try {
-    return await startConversation(openpgp, keys);
+    started = await startConversation(openpgp, keys);
+    const words = (await receiptWords(started.entropy, receiptList)).map((w) => w.normalize('NFC'));
+    return { header: started.header, ref: started.conversation, words, uncertain: new Set() };
   } catch {
     return null;
+  } finally {
+    started?.entropy.fill(0);
   }
 }
 
-/** The report, with its conversation (if any), sealed to `keys`. */
-async function sealReport(report, files, keys, conversation) {
-  const withConversation = conversation ? { ...report, conversation: conversation.conversation } : report;
-  const plain = buildPayload(withConversation, files);
-  setStatus(t('page.status.encrypting'));
+/**
+ * Seals the report with its conversation (if any) to `keys`, unless the very same report is
+ * sealed already: a retry then sends the message an earlier try may have delivered.
+ */
+async function sealOutgoing(report, files, keys) {
+  const ref = outgoing.conversation?.ref;
+  const plain = buildPayload(ref ? { ...report, conversation: ref } : report, files);
   try {
-    return await seal(openpgp, plain, keys);
+    const digest = await sha256Hex(plain);
+    if (digest === outgoing.digest) return;
+    setStatus(t('page.status.encrypting'));
+    outgoing.sealed = await seal(openpgp, plain, keys);
+    outgoing.digest = digest;
   } finally {
     plain.fill(0);
   }
+}
+
+/**
+ * One upload of the outgoing message. When it ends with no answer from the gateway, the gateway
+ * may have stored it all the same: remembered, so that a retry refused with "conversation
+ * exists" is known to have been preceded by an arrival.
+ */
+async function uploadOutgoing(headers) {
+  try {
+    return await upload(outgoing.sealed, headers);
+  } catch (error) {
+    outgoing.conversation?.uncertain.add(outgoing.digest);
+    throw error;
+  }
+}
+
+/** The gateway holds the conversation already, and a try of ours may have started it. */
+const arrivedBefore = (answer) => answer.status === 409 && answer.body.error === 'conversation_exists'
+  && outgoing.conversation?.uncertain.size > 0;
+
+/**
+ * The gateway refused the conversation of a report it did not store: a header it would not
+ * read, or a locator it holds although no try of ours can have started it.
+ */
+function refusedConversation(answer) {
+  if (!outgoing.conversation) return false;
+  if (answer.status === 400 && answer.body.error === 'bad_conversation') return true;
+  return answer.status === 409 && answer.body.error === 'conversation_exists' && !arrivedBefore(answer);
+}
+
+/**
+ * A new receipt in place of a refused one, its words shown in place of the old; after a few,
+ * none, and the report goes without a conversation (never lost for it).
+ */
+async function replaceConversation(report, files, keys) {
+  outgoing.conversation = outgoing.tries < CONVERSATION_TRIES ? await newConversation(keys) : null;
+  outgoing.tries += 1;
+  checkCancelled();
+  await sealOutgoing(report, files, keys);
+  showSendingReceipt();
+}
+
+/**
+ * Sends the outgoing report; resolves the gateway's last answer. A refused proof of work that is
+ * not the reporter's doing (a restart, an expired or outdated challenge) is fetched and solved
+ * again, quietly, a few times; so is a refused conversation, with a new receipt.
+ */
+async function sendOutgoing(report, files, keys, triage) {
+  let envelope = triage;
+  let answer;
+  for (let attempt = 0; attempt < 4 + CONVERSATION_TRIES; attempt += 1) {
+    checkCancelled();
+    const solution = await proofOfWork();
+    checkCancelled();
+    progress.value = 0;
+    setStatus(t('page.status.uploading', { percent: 0 }));
+    answer = await uploadOutgoing({
+      'Resguardo-PoW': solution,
+      'Resguardo-Triage': envelope,
+      'Resguardo-Conversation': outgoing.conversation?.header,
+    });
+    if (answer.status === 400 && answer.body.error === 'bad_triage' && envelope) {
+      envelope = null;
+      continue;
+    }
+    if (refusedConversation(answer)) {
+      await replaceConversation(report, files, keys);
+      continue;
+    }
+    if (!(answer.status >= 400 && POW_RETRY_CODES.has(answer.body.error))) break;
+  }
+  return answer;
 }
 
 function setSending(on) {
@@ -473,59 +591,35 @@ async function onSubmit(event) {
     checkCancelled();
     const { report, files } = await attachFiles(answers);
     checkCancelled();
-    let conversation = await newConversation(keys);
-    let conversationTries = 1;
+    // One receipt per report: a retry keeps the one whose words are already shown.
+    if (!outgoing) outgoing = { conversation: await newConversation(keys), tries: 1, digest: null, sealed: null };
     checkCancelled();
-    let sealed = await sealReport(report, files, keys, conversation);
+    await sealOutgoing(report, files, keys);
+    showSendingReceipt();
     // The note for the people on call must never cost the report: if it cannot be made (a
     // courier key expired or changed since the page loaded), the report goes without it.
-    let triage = await sealTriage(report).catch(() => null);
-    if (sealed.length > maxBytes) throw new Error(t('page.files.too_large', { limit: humanSize(maxBytes) }));
-    // A refused proof of work that is not the reporter's doing (a restart, an expired or
-    // outdated challenge) is fetched and solved again, quietly, a few times; so is a refused
-    // conversation, with a new receipt (and, after a few, without one: never the report lost).
-    let answer;
-    for (let attempt = 0; attempt < 4 + CONVERSATION_TRIES; attempt += 1) {
-      checkCancelled();
-      const solution = await proofOfWork();
-      checkCancelled();
-      progress.value = 0;
-      setStatus(t('page.status.uploading', { percent: 0 }));
-      answer = await upload(sealed, {
-        'Resguardo-PoW': solution,
-        'Resguardo-Triage': triage,
-        'Resguardo-Conversation': conversation?.header,
-      });
-      if (answer.status === 400 && answer.body.error === 'bad_triage' && triage) {
-        triage = null;
-        continue;
-      }
-      const refusedConversation = (answer.status === 400 && answer.body.error === 'bad_conversation')
-        || (answer.status === 409 && answer.body.error === 'conversation_exists');
-      if (refusedConversation && conversation) {
-        conversation.entropy.fill(0);
-        conversation = conversationTries < CONVERSATION_TRIES ? await newConversation(keys) : null;
-        conversationTries += 1;
-        checkCancelled();
-        sealed = await sealReport(report, files, keys, conversation);
-        continue;
-      }
-      if (!(answer.status >= 400 && POW_RETRY_CODES.has(answer.body.error))) break;
-    }
+    const triage = await sealTriage(report).catch(() => null);
+    if (outgoing.sealed.length > maxBytes) throw new Error(t('page.files.too_large', { limit: humanSize(maxBytes) }));
+    const answer = await sendOutgoing(report, files, keys, triage);
+    const words = outgoing.conversation?.words ?? null;
     if (answer.status === 201 && answer.body.id) {
-      // The words are made from the receipt only now, shown once, and the receipt dropped.
-      let words = null;
-      if (conversation) {
-        words = (await receiptWords(conversation.entropy, receiptList)).map((w) => w.normalize('NFC'));
-        conversation.entropy.fill(0);
-        conversation = null;
-      }
+      forgetOutgoing();
       setSending(false);
       showSuccess(answer.body.id, report.urgent, words);
       return;
     }
-    conversation?.entropy.fill(0);
-    if (answer.body.error === 'unknown_recipient') reviewerKeys = null;
+    if (arrivedBefore(answer)) {
+      const changed = [...outgoing.conversation.uncertain].some((digest) => digest !== outgoing.digest);
+      forgetOutgoing();
+      setSending(false);
+      showArrived(report.urgent, words, changed);
+      return;
+    }
+    if (answer.body.error === 'unknown_recipient') {
+      // A reviewer's key changed: fetched again, and the report sealed again to it.
+      reviewerKeys = null;
+      outgoing.digest = null;
+    }
     showMessage([errorMessage(answer.status, answer.body), t('page.error.kept')]);
   } catch (error) {
     showMessage([error.message, t('page.error.kept')]);
@@ -556,6 +650,12 @@ async function start() {
   // Leaving while sending loses the report: the browser asks first.
   window.addEventListener('beforeunload', (e) => {
     if (sending) e.preventDefault();
+  });
+  // The words are shown once: nothing of them outlives the page, not even in the back/forward
+  // cache.
+  window.addEventListener('pagehide', () => {
+    forgetOutgoing();
+    document.getElementById('receipt-words')?.replaceChildren();
   });
   try {
     reviewerKeys = await loadKeys();

@@ -7,7 +7,10 @@
 // gateway answers every locator alike; only opening the locked box tells a real conversation
 // from a wrong receipt. Each answer is decrypted with the reply key from the box and shown as the
 // team's only when a reviewer key the report was sent to signed it for this conversation;
-// anything else is a warning. A follow-up is sealed here like a report, to the reviewer keys.
+// anything else is a warning. The team numbers its answers and signs the numbers: they are shown
+// in that order, a repeat is a warning, and numbers that never arrived are named (a gateway can
+// hold answers back, but cannot renumber them). A follow-up is sealed here like a report, to the
+// reviewer keys, with the receipt's follow-up token inside.
 //
 // The words leave the page as soon as they are read; the receipt, the lock key and the reply key
 // are dropped once the answers are read. Nothing is written to storage, a URL or the console.
@@ -15,13 +18,13 @@
 
 import * as openpgp from './vendor/openpgp.min.mjs';
 import { wordlist } from './vendor/bip39-spanish.mjs';
-import { deriveReceipt, fromBase64, openBox, parseReceipt, readReply, wordList } from './js/replies.js';
+import { deriveReceipt, fromBase64, inOrder, openBox, parseReceipt, readReply, wordList } from './js/replies.js';
 import { buildPayload, sha256Hex } from './js/payload.js';
 import { reportFromAnswers } from './js/report.js';
 import { cleanImage, imageKind } from './js/metadata.js';
 import {
-  POW_RETRY_CODES, errorMessage, loadKeys, proofOfWork, seal, sealTriage, shownFingerprints,
-  translator, upload,
+  POW_RETRY_CODES, errorMessage, humanSize, loadKeys, proofOfWork, renderFileList as listFiles, seal,
+  sealTriage, shownFingerprints, translator, upload,
 } from './js/send.js';
 
 const main = document.getElementById('main');
@@ -51,14 +54,15 @@ const progress = document.getElementById('progress');
 const statusLine = document.getElementById('status');
 const followResult = document.getElementById('follow-result');
 
-// The open conversation's locator (hex): what a follow-up carries. Not the receipt, and no key.
-let locatorHex = null;
+// What a follow-up carries of the open conversation: { locator, token } (hex). Not the receipt,
+// and no key.
+let conversationRef = null;
 let checking = false;
 let sending = null; // { abort } while an upload runs
 let sendingFollowUp = false;
 let cancelRequested = false;
 let powWorker = null;
-// Chosen files: { file, kind }.
+// Chosen files: { file, kind, sendAnyway, needsDecision }.
 let chosen = [];
 // Object URLs of the answers' attachments, revoked when the page goes.
 let blobUrls = [];
@@ -69,10 +73,6 @@ const FOLLOW_UP_FORM = {
   default_language: lang,
   fields: [{ id: 'description', type: 'description' }, { id: 'attachments', type: 'attachments' }],
 };
-
-function humanSize(bytes) {
-  return bytes >= 1048576 ? `${Math.round(bytes / 1048576)} MB` : `${Math.ceil(bytes / 1024)} KB`;
-}
 
 /** A message at the top of the page, focused: a title and sentences. */
 function showMessage(sentences) {
@@ -152,17 +152,22 @@ function safeName(n, index, name) {
   return `${String(n).padStart(3, '0')}-${String(index + 1).padStart(2, '0')}-${kept || 'archivo'}`;
 }
 
-/** One answer as the page shows it: the team's, or a warning. */
-function renderReply(entry, read) {
-  const n = Number.isSafeInteger(entry.n) ? entry.n : '?';
+/** One answer as the page shows it (an entry of inOrder): the team's, or a warning. */
+function renderReply(entry) {
+  const { read } = entry;
+  const verified = read.signer !== null && read.reply !== null;
+  // Verified: the team's number and the day it wrote, both signed. Else the gateway's number and
+  // day, untrusted: checked for shape only.
+  const n = verified ? entry.number : (Number.isSafeInteger(entry.n) ? entry.n : '?');
   const day = typeof entry.day === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(entry.day) ? entry.day : '?';
   const article = document.createElement('article');
   article.className = 'reply';
   article.dataset.n = String(n);
   const head = document.createElement('h3');
-  head.textContent = t('page.check.reply.heading', { n, day });
+  head.textContent = verified
+    ? t('page.check.reply.heading_written', { n, day: read.reply.day })
+    : t('page.check.reply.heading', { n, day });
   article.append(head);
-  const verified = read.signer !== null && read.reply !== null;
   article.dataset.verified = verified ? 'yes' : 'no';
   const note = document.createElement('p');
   note.className = 'reply-origin';
@@ -172,7 +177,8 @@ function renderReply(entry, read) {
     article.classList.add('unverified');
     const strong = document.createElement('strong');
     strong.textContent = t(read.reply ? 'page.check.reply.warning' : 'page.check.reply.unreadable');
-    note.append(strong, ` ${t(`page.check.why.${read.why}`)}`);
+    // A repeat names the answer it copies (its signed number).
+    note.append(strong, ` ${t(`page.check.why.${read.why}`, { n: read.reply?.sequence })}`);
   }
   article.append(note);
   if (!read.reply) return article;
@@ -206,6 +212,25 @@ function renderReply(entry, read) {
   return article;
 }
 
+/** The answers in the team's order, after a warning naming the ones that did not arrive. */
+function renderThread({ replies, missing }) {
+  const shown = replies.map(renderReply);
+  if (missing.length) {
+    const warning = document.createElement('p');
+    warning.id = 'missing-replies';
+    warning.className = 'message';
+    warning.textContent = t('page.check.missing', { numbers: missing.join(', ') });
+    shown.unshift(warning);
+  }
+  if (!replies.length) {
+    const none = document.createElement('p');
+    none.id = 'no-replies';
+    none.textContent = t('page.check.none_yet');
+    shown.push(none);
+  }
+  return shown;
+}
+
 async function onCheck(event) {
   event.preventDefault();
   if (checking) return;
@@ -215,7 +240,7 @@ async function onCheck(event) {
   followUp.hidden = true;
   repliesBox.replaceChildren();
   revokeBlobs();
-  locatorHex = null;
+  conversationRef = null;
   const parsed = await parseReceipt(receiptInput.value, list);
   if (parsed.error) {
     markReceipt(true);
@@ -258,22 +283,16 @@ async function onCheck(event) {
     // gateway that swaps the keys it serves cannot swap these.
     const served = answer.replies.length ? (await loadKeys(openpgp, null)).reviewers : [];
     const team = served.filter((k) => contents.reviewers.includes(k.getFingerprint().toUpperCase()));
-    const shown = [];
-    for (const entry of answer.replies) {
-      const sealed = typeof entry.message === 'string' ? fromBase64(entry.message) : null;
+    const readings = [];
+    for (const { n, day, message } of answer.replies) {
+      const sealed = typeof message === 'string' ? fromBase64(message) : null;
       const read = sealed
         ? await readReply(openpgp, { sealed, replyKey, team, locatorHex: derived.locatorHex })
         : { reply: null, signer: null, why: 'unreadable' };
-      shown.push(renderReply(entry, read));
+      readings.push({ n, day, read });
     }
-    if (!shown.length) {
-      const none = document.createElement('p');
-      none.id = 'no-replies';
-      none.textContent = t('page.check.none_yet');
-      shown.push(none);
-    }
-    repliesBox.replaceChildren(...shown);
-    locatorHex = derived.locatorHex;
+    repliesBox.replaceChildren(...renderThread(inOrder(readings)));
+    conversationRef = { locator: derived.locatorHex, token: derived.token };
     thread.hidden = false;
     followUp.hidden = false;
     followResult.hidden = true;
@@ -294,35 +313,22 @@ async function onCheck(event) {
 // ---------------------------------------------------------------------------------------------
 // Follow-up
 
+/** The chosen files; an image is cleaned when sent, and asked about only if that failed. */
 function renderFileList() {
-  fileList.replaceChildren();
-  chosen.forEach((entry, index) => {
-    const li = document.createElement('li');
-    li.append(`${entry.file.name} (${humanSize(entry.file.size)}) `);
-    const remove = document.createElement('button');
-    remove.type = 'button';
-    remove.className = 'link';
-    remove.textContent = t('page.files.remove');
-    remove.addEventListener('click', () => {
+  listFiles(t, fileList, chosen, {
+    noteOf: (entry) => (entry.kind === 'other' ? null : 'page.followup.files.image'),
+    mustDecide: (entry) => entry.needsDecision,
+    onRemove: (index) => {
       chosen.splice(index, 1);
       renderFileList();
-    });
-    li.append(remove);
-    if (entry.kind !== 'other') {
-      const note = document.createElement('span');
-      note.className = 'note';
-      note.textContent = t('page.followup.files.image');
-      li.append(note);
-    }
-    fileList.append(li);
+    },
   });
-  renderDecisions();
 }
 
 const chosenBytes = () => chosen.reduce((n, c) => n + c.file.size, 0);
 
 /** The follow-up's report and archive files: images cleaned, under neutral names. */
-async function followUpReport(text) {
+async function followUpReport(text, conversation) {
   const read = [];
   for (const entry of chosen) {
     const original = new Uint8Array(await entry.file.arrayBuffer());
@@ -332,7 +338,7 @@ async function followUpReport(text) {
   const undecided = chosen.filter((entry, i) => entry.kind !== 'other' && !read[i].cleaned && !entry.sendAnyway);
   if (undecided.length) {
     for (const entry of undecided) entry.needsDecision = true;
-    renderDecisions();
+    renderFileList();
     throw new Error(t('page.followup.files.not_cleaned', { names: undecided.map((e) => e.file.name).join(', ') }));
   }
   const described = [];
@@ -346,7 +352,7 @@ async function followUpReport(text) {
   const { report } = reportFromAnswers(FOLLOW_UP_FORM, {
     language: lang, sealedBy: 'browser', answers: { description: [text] }, files: described,
   });
-  report.conversation = { locator: locatorHex };
+  report.conversation = conversation;
   return { report, files: report.attachments.map((a, i) => ({ path: a.path, bytes: contents[i] })) };
 }
 
@@ -384,7 +390,9 @@ function showFollowUpSent(id) {
 
 async function onFollowUp(event) {
   event.preventDefault();
-  if (sendingFollowUp || !locatorHex) return;
+  if (sendingFollowUp || !conversationRef) return;
+  // This conversation's, even if another check starts while it is sent.
+  const conversation = { ...conversationRef };
   clearMessage();
   const text = followText.value.trim();
   if (!text && !chosen.length) {
@@ -403,7 +411,7 @@ async function onFollowUp(event) {
     });
     checkCancelled();
     statusLine.textContent = t('page.status.preparing');
-    const { report, files } = await followUpReport(text);
+    const { report, files } = await followUpReport(text, conversation);
     statusLine.textContent = t('page.status.encrypting');
     const plain = buildPayload(report, files);
     const sealed = await seal(openpgp, plain, reviewers);
@@ -421,7 +429,7 @@ async function onFollowUp(event) {
       progress.value = 0;
       answer = await upload(t, {
         bytes: sealed,
-        headers: { 'Resguardo-PoW': solution, 'Resguardo-Triage': triage, 'Resguardo-Conversation-Touch': locatorHex },
+        headers: { 'Resguardo-PoW': solution, 'Resguardo-Triage': triage, 'Resguardo-Conversation-Touch': conversation.locator },
         stallSeconds,
         onPercent: (percent) => {
           progress.value = percent;
@@ -448,23 +456,6 @@ async function onFollowUp(event) {
   }
 }
 
-/** Images that could not be cleaned: the reporter decides, file by file. */
-function renderDecisions() {
-  for (const [index, entry] of chosen.entries()) {
-    if (!entry.needsDecision) continue;
-    const li = fileList.children[index];
-    if (!li || li.querySelector('input[type=checkbox]')) continue;
-    li.classList.add('warning');
-    const label = document.createElement('label');
-    label.className = 'choice';
-    const box = document.createElement('input');
-    box.type = 'checkbox';
-    box.addEventListener('change', () => { entry.sendAnyway = box.checked; });
-    label.append(box, ` ${t('page.files.send_anyway')}`);
-    li.append(label);
-  }
-}
-
 function start() {
   document.getElementById('mode-loading').hidden = true;
   checkForm.hidden = false;
@@ -472,7 +463,7 @@ function start() {
   checkForm.addEventListener('submit', onCheck);
   followForm.addEventListener('submit', onFollowUp);
   fileInput.addEventListener('change', () => {
-    for (const file of fileInput.files) chosen.push({ file, kind: imageKind(file), sendAnyway: false });
+    for (const file of fileInput.files) chosen.push({ file, kind: imageKind(file), sendAnyway: false, needsDecision: false });
     fileInput.value = '';
     renderFileList();
     if (chosenBytes() > maxBytes) showMessage([t('page.files.too_large', { limit: humanSize(maxBytes) })]);

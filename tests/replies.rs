@@ -212,12 +212,43 @@ fn a_reporter_reads_a_verified_answer_and_adds_a_follow_up_with_only_the_receipt
     );
     assert!(first_at < reply_at && reply_at < follow_at, "{thread}");
 
-    // Nothing of the answer is readable on the server.
+    // Nothing of the answer is readable on the server: not in any file, and no key the server
+    // holds opens it — it holds no OpenPGP secret key at all, and none of its 32-byte keys (form
+    // tokens, decoys) opens the locked reply key.
+    use sequoia_openpgp::parse::Parse;
     let data_dir = gateway.data_dir.clone();
     gateway.stop();
-    for (path, bytes) in all_files(&data_dir) {
-        assert!(!contains(&bytes, CANARY.as_bytes()), "{}", path.display());
+    let mut files = all_files(&data_dir);
+    let config_path = dir.path().join("gateway.toml");
+    files.push((config_path.clone(), std::fs::read(&config_path).unwrap()));
+    for (path, bytes) in &files {
+        assert!(!contains(bytes, CANARY.as_bytes()), "{}", path.display());
+        if let Ok(parser) = sequoia_openpgp::cert::CertParser::from_bytes(bytes) {
+            for cert in parser.flatten() {
+                assert!(
+                    !cert.is_tsk(),
+                    "a secret key on the server: {}",
+                    path.display()
+                );
+            }
+        }
     }
+    let locator = Receipt::parse(&words).unwrap().locator();
+    let (store, _) = resguardo::store::SubmissionStore::open(
+        &data_dir,
+        resguardo::store::StoreOptions::default(),
+    )
+    .unwrap();
+    let sealed_box = store.conversation(&locator).unwrap().unwrap().box_bytes();
+    let mut tried = 0;
+    for (_, bytes) in &files {
+        if let Ok(key) = <[u8; 32]>::try_from(bytes.as_slice()) {
+            let key = resguardo::replies::receipt::LockKey::from_bytes(key);
+            assert!(resguardo::replies::lockbox::open(&key, &locator, &sealed_box).is_err());
+            tried += 1;
+        }
+    }
+    assert!(tried >= 2, "the form-token and decoy keys were tried");
 }
 
 /// An outbox entry for `conversation`: `sealed` with a detached signature by `signer`.

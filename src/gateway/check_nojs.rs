@@ -5,7 +5,9 @@
 //! answers are dropped (and the receipt wiped) when the page is sent.
 //!
 //! A post is admitted like a form: its form token is checked and spent (a script must fetch a
-//! page and wait for each guess), then it takes a turn from the check-in budget. Follow-ups go
+//! page and wait for each guess), then it takes a turn from the form's budget (not the
+//! check-in budget that API check-ins pay for with work), and at most two conversations are
+//! open in memory at once. Follow-ups go
 //! through [`super::form_post`] (sealed on arrival, [`super::form_post::PostKind::FollowUp`]).
 
 use axum::body::Body;
@@ -15,7 +17,6 @@ use sequoia_openpgp::Cert;
 use zeroize::Zeroizing;
 
 use super::form_post::{FormPostError, RECEIPT_FIELD};
-use super::limits::Route;
 use super::AppState;
 use crate::replies::protocol::{CheckAnswer, CheckedReply};
 use crate::replies::Receipt;
@@ -41,11 +42,19 @@ pub async fn open(
     let ticket = app.form_tokens.check(token)?;
     app.form_tokens.spend(ticket)?;
     tokio::time::sleep(app.form_tokens.wait(&ticket)).await;
-    app.admission
-        .admit_request(Route::Check)
+    // The form's own budget, as every post without JavaScript (which cannot pay in work): a
+    // flood of these cannot use up the check-in budget that reporters with the page pay for.
+    let _slot = app
+        .admission
+        .admit_form_post(MAX_CHECK_POST as u64)
         .await
         .map_err(|_| FormPostError::Busy)?;
     let receipt = posted_receipt(request).await?;
+    let _open = app
+        .conversations_open
+        .acquire()
+        .await
+        .map_err(|_| FormPostError::Busy)?;
     let store = app.store.clone();
     let team: Vec<Cert> = app
         .keyring

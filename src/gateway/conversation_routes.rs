@@ -90,6 +90,11 @@ async fn check_in(
         .map_err(|_| ApiError::BadBody("{\"locator\": \"<64 hex>\"}"))?;
     let wanted: CheckRequest = serde_json::from_slice(&body)
         .map_err(|_| ApiError::BadBody("{\"locator\": \"<64 hex>\"}"))?;
+    let _open = app
+        .conversations_open
+        .acquire()
+        .await
+        .map_err(|_| ApiError::Unavailable)?;
     let store = app.store.clone();
     let locator = wanted.locator;
     let found = tokio::task::spawn_blocking(move || store.conversation_with_replies(&locator))

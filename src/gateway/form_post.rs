@@ -627,7 +627,13 @@ impl<'a> FormSealer<'a> {
                 AnswerError::NotAllowed(field) => FormPostError::BadValue(field),
                 AnswerError::Missing(fields) => FormPostError::Missing(fields),
             })?;
-        let conversation = self.conversation(&report)?;
+        let conversation = match self.conversation(&report) {
+            Ok(conversation) => conversation,
+            Err(e) => {
+                wipe(&mut report);
+                return Err(e);
+            }
+        };
         report.conversation = Some(conversation.reference.clone());
         let sealed = match payload::read::validate(&report, u64::MAX) {
             Ok(()) => seal_and_store(self.ctx, &report, &self.scratches, &conversation),

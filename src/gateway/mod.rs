@@ -118,6 +118,9 @@ pub struct AppState {
     echoes: Arc<tokio::sync::Semaphore>,
     /// The decoy boxes of check-ins for locators that have no conversation.
     decoys: conversation_routes::Decoys,
+    /// Conversations being read into memory for a check-in (up to 64 MiB each), at most this
+    /// many at once.
+    conversations_open: Arc<tokio::sync::Semaphore>,
     /// Bundle downloads in progress (each holds a blocking thread).
     downloads: Arc<tokio::sync::Semaphore>,
 }
@@ -161,6 +164,8 @@ fn courier_signed_routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
 
 /// Refused form posts read back at once (each holds up to a few MiB while its page is made).
 const ECHOES_AT_ONCE: usize = 4;
+/// Check-ins reading their conversation into memory at once (API and without JavaScript).
+const CONVERSATIONS_OPEN_AT_ONCE: usize = 2;
 
 /// What the binary prints once the gateway is listening.
 pub struct StartupInfo {
@@ -408,6 +413,7 @@ pub fn prepare(validated: &ValidatedConfig) -> Result<(Arc<AppState>, Recovery),
         form_tokens,
         form_max_bytes: config.form.max_post_bytes(&config.limits),
         echoes: Arc::new(tokio::sync::Semaphore::new(ECHOES_AT_ONCE)),
+        conversations_open: Arc::new(tokio::sync::Semaphore::new(CONVERSATIONS_OPEN_AT_ONCE)),
         decoys: conversation_routes::Decoys::new(&decoy_key),
         downloads: Arc::new(tokio::sync::Semaphore::new(
             courier_routes::DOWNLOADS_AT_ONCE,

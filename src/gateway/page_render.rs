@@ -68,7 +68,15 @@ pub struct CheckView<'a> {
     /// The form token for the form without JavaScript.
     pub token: &'a str,
     /// Why the last post was refused.
-    pub message: Option<&'a str>,
+    pub message: Option<PageMessage<'a>>,
+}
+
+/// Why a post was refused: the box's title (a language-file key) and the sentence.
+pub struct PageMessage<'a> {
+    /// `page.error.title` ("NOT sent") for a follow-up, `page.check.refused` for a check-in.
+    pub title_key: &'static str,
+    /// The reason, in the page's language.
+    pub sentence: &'a str,
 }
 
 /// A conversation opened by the gateway (check-in without JavaScript).
@@ -80,7 +88,17 @@ pub struct ThreadView<'a> {
     /// The form token for the follow-up.
     pub token: &'a str,
     /// Why the last follow-up was refused.
-    pub message: Option<&'a str>,
+    pub message: Option<PageMessage<'a>>,
+}
+
+/// A fingerprint in groups of four, as people compare it (and as it fits a phone's width).
+fn grouped(fingerprint: &str) -> String {
+    fingerprint
+        .as_bytes()
+        .chunks(4)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Escapes text for HTML content and attribute values.
@@ -355,7 +373,7 @@ impl PageRenderer {
     pub fn check(&self, lang: &str, view: &CheckView<'_>) -> String {
         let mut slots = self.slots_for(lang, "/check");
         slots.insert("token", escape(view.token));
-        slots.insert("message", self.message_box(lang, view.message));
+        slots.insert("message", self.message_box(lang, view.message.as_ref()));
         slots.insert("keys", self.key_list());
         slots.insert("max_bytes", self.max_bytes.to_string());
         slots.insert("stall_seconds", self.stall_seconds.to_string());
@@ -404,14 +422,14 @@ impl PageRenderer {
     pub fn thread(&self, lang: &str, view: &ThreadView<'_>) -> String {
         let mut slots = self.slots_for(lang, "/check");
         slots.insert("token", escape(view.token));
-        slots.insert("message", self.message_box(lang, view.message));
+        slots.insert("message", self.message_box(lang, view.message.as_ref()));
         slots.insert("receipt_words", escape(&view.receipt.words().join(" ")));
         slots.insert("replies", self.replies(lang, view.read));
         slots.insert(
             "files_hint",
             escape(
                 &self
-                    .text(lang, "page.error.too_large_nojs")
+                    .text(lang, "page.followup.files.limit_nojs")
                     .replace("{limit}", &human_size(self.form_max_bytes)),
             ),
         );
@@ -425,14 +443,14 @@ impl PageRenderer {
         self.fill(&self.followed_template, lang, &slots)
     }
 
-    /// A message box (role alert) with one sentence, or nothing.
-    fn message_box(&self, lang: &str, message: Option<&str>) -> String {
+    /// A message box (role alert): a title and one sentence, or nothing.
+    fn message_box(&self, lang: &str, message: Option<&PageMessage<'_>>) -> String {
         message
             .map(|m| {
                 format!(
                     "<div id=\"page-message\" class=\"message\" role=\"alert\"><p><strong>{}</strong></p><p>{}</p></div>",
-                    escape(self.text(lang, "page.error.title")),
-                    escape(m)
+                    escape(self.text(lang, m.title_key)),
+                    escape(m.sentence)
                 )
             })
             .unwrap_or_default()
@@ -460,7 +478,7 @@ impl PageRenderer {
                 (Ok(fingerprint), Some(_)) => (
                     "reply verified",
                     self.text(lang, "page.check.reply.verified")
-                        .replace("{fingerprint}", &fingerprint.to_hex()),
+                        .replace("{fingerprint}", &grouped(&fingerprint.to_hex())),
                 ),
                 (_, Some(_)) => (
                     "reply warning",
@@ -572,17 +590,11 @@ impl PageRenderer {
     fn key_list(&self) -> String {
         let mut out = String::new();
         for (fingerprint, name) in &self.keys {
-            let grouped = fingerprint
-                .as_bytes()
-                .chunks(4)
-                .map(|c| String::from_utf8_lossy(c).into_owned())
-                .collect::<Vec<_>>()
-                .join(" ");
             let _ = write!(
                 out,
                 "<li data-fingerprint=\"{}\"><code>{}</code><br>{}</li>",
                 escape(fingerprint),
-                escape(&grouped),
+                escape(&grouped(fingerprint)),
                 escape(name)
             );
         }
@@ -998,5 +1010,10 @@ mod tests {
         assert!(html.contains(&format!("value=\"{}\"", receipt.words().join(" "))));
         assert!(html.contains("action=\"/check/follow-up?t=tok&amp;lang=es\""));
         assert!(!html.contains("<script"), "nothing runs on it");
+        assert!(html.contains("Hasta "), "the files' limit, not an error");
+        assert!(
+            html.contains("C95C 29B4") || html.contains("0707 0707"),
+            "grouped fingerprint"
+        );
     }
 }

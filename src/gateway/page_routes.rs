@@ -15,7 +15,7 @@ use serde::Deserialize;
 use super::check_nojs;
 use super::form_post::{read_texts, receive_form, FormContext, FormPostError, PostKind};
 use super::form_token::TokenError;
-use super::page_render::{CheckView, FormValues, PageView, ThreadView};
+use super::page_render::{CheckView, FormValues, PageMessage, PageView, ThreadView};
 use super::slots::Slot;
 use super::AppState;
 use crate::form::FormDefinition;
@@ -76,7 +76,7 @@ pub async fn check_form(
             };
             Html(app.page.thread(&lang, &view)).into_response()
         }
-        Err(e) => check_refusal(&app, &lang, e),
+        Err(e) => check_refusal(&app, &lang, e, Refused::CheckIn),
     }
 }
 
@@ -94,7 +94,7 @@ pub async fn follow_up_form(
     let announced = super::paced::announced_length(request.headers());
     let slot = match admit_form(&app, query.t.as_deref(), announced).await {
         Ok(slot) => slot,
-        Err(e) => return check_refusal(&app, &default_lang, e),
+        Err(e) => return check_refusal(&app, &default_lang, e, Refused::FollowUp),
     };
     let ctx = form_context(&app, PostKind::FollowUp);
     let posted = receive_form(ctx, request, app.languages.clone(), app.upload_pace, &slot).await;
@@ -102,23 +102,37 @@ pub async fn follow_up_form(
     let lang = posted.language.unwrap_or(default_lang);
     match posted.result {
         Ok(sealed) => Html(app.page.followed(&lang, &sealed.record.id.to_string())).into_response(),
-        Err(e) => check_refusal(&app, &lang, e),
+        Err(e) => check_refusal(&app, &lang, e, Refused::FollowUp),
     }
 }
 
 /// The check-in page again, with why the post was refused (and a fresh token). What was typed
 /// in a follow-up is still in the browser's previous page.
-fn check_refusal(app: &AppState, lang: &str, error: FormPostError) -> Response {
+fn check_refusal(app: &AppState, lang: &str, error: FormPostError, what: Refused) -> Response {
     if error.status().is_server_error() || error.status() == StatusCode::INSUFFICIENT_STORAGE {
         super::error::warn_operator("check_form", &error.to_string());
     }
-    let message = error_sentence(app, lang, &error);
+    let sentence = error_sentence(app, lang, &error);
+    let title_key = match what {
+        Refused::CheckIn => "page.check.refused",
+        Refused::FollowUp => "page.error.title",
+    };
     let token = app.form_tokens.issue();
     let view = CheckView {
         token: &token,
-        message: Some(&message),
+        message: Some(PageMessage {
+            title_key,
+            sentence: &sentence,
+        }),
     };
     (error.status(), Html(app.page.check(lang, &view))).into_response()
+}
+
+/// What [`check_refusal`] refused: the answers could not be read, or a follow-up was not sent.
+#[derive(Clone, Copy)]
+enum Refused {
+    CheckIn,
+    FollowUp,
 }
 
 /// The sentence for a refused post, in `lang`, with its numbers filled in.

@@ -413,6 +413,36 @@ mod tests {
     }
 
     #[test]
+    fn a_reply_signed_by_a_revoked_reviewer_key_is_flagged() {
+        use openpgp::cert::CertRevocationBuilder;
+        use openpgp::types::ReasonForRevocation;
+        let reviewer = key(KeyRole::Reviewer);
+        let reply_key = generate_reply_key().unwrap();
+        let here = Receipt::from_entropy([1; 16]).locator();
+        let public = reviewer.clone().strip_secret_key_material();
+        let sealed = seal_reply(
+            &reply_to(here),
+            signer_of(&reviewer, KeyFlags::empty().set_signing()),
+            &[
+                reply_key.clone().strip_secret_key_material(),
+                public.clone(),
+            ],
+        )
+        .unwrap();
+        // The key was stolen and the team revoked it: whatever it signed is no longer theirs.
+        let mut primary = signer_of(&reviewer, KeyFlags::empty().set_certification());
+        let revocation = CertRevocationBuilder::new()
+            .set_reason_for_revocation(ReasonForRevocation::KeyCompromised, b"stolen")
+            .unwrap()
+            .build(&mut primary, &reviewer, None)
+            .unwrap();
+        let revoked = public.insert_packets(revocation).unwrap().0;
+        assert!(read_reply(&sealed, &reply_key, &[revoked], &here)
+            .verified
+            .is_err());
+    }
+
+    #[test]
     fn an_unsigned_reply_is_flagged() {
         let reply_key = generate_reply_key().unwrap();
         let here = Receipt::from_entropy([1; 16]).locator();

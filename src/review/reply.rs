@@ -189,7 +189,13 @@ pub fn reply(request: ReplyRequest<'_>) -> Result<ReplyWritten, ReplyCommandErro
         },
     )
     .map_err(|e| ReplyCommandError::Write(e.to_string()))?;
-    let copy = keep_copy(request.report, &plain)?;
+    let copy = keep_copy(request.report, &plain).map_err(|e| {
+        ReplyCommandError::Write(format!(
+            "the answer is in the outbox as answer {} (do not write it again), but its copy for \
+             the team was not kept: {e}",
+            plain.sequence
+        ))
+    })?;
     if let Some(out) = request.report.parent() {
         let _ = super::thread::rebuild(out);
     }
@@ -215,18 +221,25 @@ fn read_bounded(path: &Path, bound: u64) -> Result<Vec<u8>, ReplyCommandError> {
     fs::read(path).map_err(|e| error(e.to_string()))
 }
 
-/// How many answers the report's `conversation/` folder keeps: the last sequence number used.
+/// The last sequence number used: the highest `NNN` of the answers kept in the report's
+/// `conversation/` folder (not their count: a copy removed by hand must not number two answers
+/// alike).
 fn replies_kept(report: &Path) -> u32 {
     fs::read_dir(report.join(CONVERSATION_DIR))
         .map(|entries| {
             entries
                 .flatten()
-                .filter(|e| e.file_name().to_string_lossy().ends_with(REPLY_COPY_SUFFIX))
-                .count()
+                .filter_map(|e| {
+                    e.file_name()
+                        .to_str()?
+                        .strip_suffix(REPLY_COPY_SUFFIX)?
+                        .parse::<u32>()
+                        .ok()
+                })
+                .max()
+                .unwrap_or(0)
         })
         .unwrap_or(0)
-        .try_into()
-        .unwrap_or(u32::MAX)
 }
 
 /// How a kept answer's file name ends.

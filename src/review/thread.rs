@@ -59,9 +59,8 @@ impl Thread {
     fn verified(&self, follow_up: &Member) -> bool {
         // Every client derives a token from the receipt; without one (on either side) the
         // locator alone, which the gateway knows, would be enough to join a conversation.
-        self.first().is_some_and(|f| {
-            f.token.is_some() && f.token.as_ref() == follow_up.token.as_ref()
-        })
+        self.first()
+            .is_some_and(|f| f.token.is_some() && f.token.as_ref() == follow_up.token.as_ref())
     }
 }
 

@@ -39,7 +39,8 @@ pub struct ReplyEntry {
     pub day: UtcDay,
     /// Lowercase hex SHA-256 of the sealed reply (a reply pushed twice is stored once).
     pub sha256: String,
-    /// Its length.
+    /// Its length (0 in records from before it was kept: they count for nothing).
+    #[serde(default)]
     pub bytes: u64,
 }
 
@@ -70,9 +71,11 @@ impl ConversationRecord {
         serde_json::to_vec(self).unwrap_or_default()
     }
 
-    fn decode(bytes: &[u8], locator: &Locator) -> Result<Self, StoreError> {
+    fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
+        // No locator in the message: it reaches the operator's log, and a locator there would
+        // say when its reporter checked in.
         serde_json::from_slice(bytes)
-            .map_err(|e| StoreError::Integrity(vec![format!("conversation {locator}: {e}")]))
+            .map_err(|e| StoreError::Integrity(vec![format!("a conversation record: {e}")]))
     }
 
     /// The locked box's bytes.
@@ -122,7 +125,7 @@ impl SubmissionStore {
             .map_err(StoreError::from_sled)?
         {
             None => Ok(None),
-            Some(bytes) => ConversationRecord::decode(&bytes, locator).map(Some),
+            Some(bytes) => ConversationRecord::decode(&bytes).map(Some),
         }
     }
 
@@ -230,16 +233,27 @@ impl SubmissionStore {
             let _admin = self.lock_admin();
             let cutoff = today.days_since_epoch() - days as i32;
             let mut doomed = Vec::new();
+            let mut unreadable = 0usize;
             for item in self.index().conversations.iter() {
                 let (key, value) = item.map_err(StoreError::from_sled)?;
                 let Ok(bytes) = <[u8; 32]>::try_from(&key[..]) else {
                     continue;
                 };
                 let locator = Locator(bytes);
-                let record = ConversationRecord::decode(&value, &locator)?;
+                // One unreadable record must not stop every other conversation from expiring.
+                let Ok(record) = ConversationRecord::decode(&value) else {
+                    unreadable += 1;
+                    continue;
+                };
                 if record.last.days_since_epoch() < cutoff {
                     doomed.push((locator, record));
                 }
+            }
+            if unreadable > 0 {
+                tracing::warn!(
+                    "{unreadable} conversation records cannot be read and were not expired; \
+                     restore the data directory from a backup"
+                );
             }
             if doomed.is_empty() {
                 return Ok(0);

@@ -14,7 +14,9 @@ use crate::keyring::ReviewerKeyring;
 use crate::payload::ConversationRef;
 use crate::replies::lockbox::{self, BoxContents};
 use crate::replies::protocol::{CheckAnswer, CheckRequest, MAX_CHECK_ANSWER};
-use crate::replies::{generate_reply_key, read_reply, NewConversation, ReadReply, Receipt};
+use crate::replies::{
+    generate_reply_key, read_reply, NewConversation, ReadReply, Receipt, ReplyPlaintext,
+};
 use crate::submission::UtcDay;
 
 /// A conversation about to start with a report.
@@ -179,20 +181,29 @@ pub fn read_conversation(
 /// Orders verified answers by their signed sequence numbers, marks repeats, finds gaps: a
 /// gateway can hold back, repeat or reorder answers, but cannot renumber them.
 fn in_order(mut replies: Vec<CheckedIn>) -> ConversationRead {
-    let mut seen = std::collections::BTreeSet::new();
+    let mut seen: std::collections::BTreeMap<u32, ReplyPlaintext> = Default::default();
     for checked in &mut replies {
         let ReadReply { reply, verified } = &mut checked.read;
         if let (Ok(_), Some(reply)) = (&*verified, reply) {
-            if !seen.insert(reply.sequence) {
-                *verified = Err(format!(
-                    "a copy of answer {} (the gateway sent it more than once)",
-                    reply.sequence
-                ));
+            match seen.get(&reply.sequence) {
+                // The very same answer again: the gateway repeated it.
+                Some(first) if first == reply => {
+                    *verified = Err(format!(
+                        "a copy of answer {} (the gateway sent it more than once)",
+                        reply.sequence
+                    ))
+                }
+                // Two different answers the team numbered alike (a reply written again after
+                // a failure): both are the team's, and the gateway cannot make either.
+                Some(_) => {}
+                None => {
+                    seen.insert(reply.sequence, reply.clone());
+                }
             }
         }
     }
-    let highest = seen.last().copied().unwrap_or(0);
-    let missing = (1..highest).filter(|n| !seen.contains(n)).collect();
+    let highest = seen.keys().last().copied().unwrap_or(0);
+    let missing = (1..highest).filter(|n| !seen.contains_key(n)).collect();
     replies.sort_by_key(|c| match (&c.read.verified, &c.read.reply) {
         (Ok(_), Some(reply)) => (0, reply.sequence),
         _ => (1, c.n),
@@ -233,23 +244,37 @@ mod tests {
     fn a_gateway_that_reorders_repeats_or_holds_back_answers_is_noticed() {
         // Arrived in the gateway's order 1..5: answer 3, answer 1, answer 3 again, a forgery
         // claiming 2, answer 5. Answers 2 and 4 never came.
+        let mut renumbered = arrived(6, 5, true);
+        if let Some(reply) = renumbered.read.reply.as_mut() {
+            reply.message = "another answer the team also numbered 5".into();
+        }
         let read = in_order(vec![
             arrived(1, 3, true),
             arrived(2, 1, true),
             arrived(3, 3, true),
             arrived(4, 2, false),
             arrived(5, 5, true),
+            renumbered,
         ]);
         let shown: Vec<(u32, bool)> = read
             .replies
             .iter()
             .map(|c| (c.number(), c.read.verified.is_ok()))
             .collect();
+        // Two different answers numbered 5 are both the team's; only the identical copy of 3
+        // is a warning.
         assert_eq!(
             shown,
-            [(1, true), (3, true), (5, true), (3, false), (4, false)]
+            [
+                (1, true),
+                (3, true),
+                (5, true),
+                (5, true),
+                (3, false),
+                (4, false)
+            ]
         );
-        assert!(read.replies[3]
+        assert!(read.replies[4]
             .read
             .verified
             .as_ref()

@@ -26,11 +26,14 @@ const MAX_REPLY_CHARS = 20000;
 const MAX_REPLY_ATTACHMENTS = 10;
 const MAX_REPLY_ATTACHMENT_BYTES = 8 * 1024 * 1024;
 const MAX_SEALED_REPLY_BYTES = 12 * 1024 * 1024;
+/** Highest sequence number a reply may carry (MAX_REPLY_SEQUENCE in message.rs). */
+export const MAX_REPLY_SEQUENCE = 100000;
 
 const encoder = new TextEncoder();
 const SALT = encoder.encode('resguardo receipt/1');
 const LOCATOR_INFO = encoder.encode('conversation locator');
 const LOCK_INFO = encoder.encode('reply key lock');
+const TOKEN_INFO = encoder.encode('follow-up token');
 const AAD_PREFIX = encoder.encode('resguardo.locked-reply-key/1');
 
 // ---------------------------------------------------------------------------------------------
@@ -181,6 +184,12 @@ export const locatorOf = (entropy) => hkdf(entropy, LOCATOR_INFO);
 /** The lock key's bytes: for the vectors only; use `deriveReceipt`. */
 export const lockKeyBytesOf = (entropy) => hkdf(entropy, LOCK_INFO);
 
+/**
+ * The follow-up token (64 hex): inside every report of the conversation, so reviewers thread a
+ * follow-up only if it was sent with the receipt (the gateway knows the locator, not this).
+ */
+export const followUpTokenOf = async (entropy) => toHex(await hkdf(entropy, TOKEN_INFO));
+
 /** A lock key's bytes as a non-extractable AES-256-GCM key; the bytes are zeroed. */
 export async function importLockKey(bytes) {
   try {
@@ -190,11 +199,11 @@ export async function importLockKey(bytes) {
   }
 }
 
-/** What a receipt gives: { locator (32 bytes), locatorHex, lockKey (CryptoKey) }. */
+/** What a receipt gives: { locator (32 bytes), locatorHex, lockKey (CryptoKey), token (hex) }. */
 export async function deriveReceipt(entropy) {
   const locator = await locatorOf(entropy);
   const lockKey = await importLockKey(await lockKeyBytesOf(entropy));
-  return { locator, locatorHex: toHex(locator), lockKey };
+  return { locator, locatorHex: toHex(locator), lockKey, token: await followUpTokenOf(entropy) };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -290,7 +299,7 @@ export async function generateReplyKey(openpgp) {
  */
 export async function startConversation(openpgp, reviewers) {
   const entropy = newEntropy();
-  const { locator, locatorHex, lockKey } = await deriveReceipt(entropy);
+  const { locator, locatorHex, lockKey, token } = await deriveReceipt(entropy);
   const replyKey = await generateReplyKey(openpgp);
   const secret = replyKey.write();
   const contents = {
@@ -303,7 +312,7 @@ export async function startConversation(openpgp, reviewers) {
   return {
     entropy,
     locatorHex,
-    conversation: { locator: locatorHex, reply_key: replyKey.toPublic().armor() },
+    conversation: { locator: locatorHex, reply_key: replyKey.toPublic().armor(), token },
     header: toBase64(concat(locator, sealed)),
   };
 }
@@ -311,11 +320,24 @@ export async function startConversation(openpgp, reviewers) {
 // ---------------------------------------------------------------------------------------------
 // Reading replies
 
+/** A day as Rust's UtcDay reads it: YYYY-MM-DD, and a date that exists. */
+function isDay(text) {
+  const parts = typeof text === 'string' && /^(\d{4})-(\d{2})-(\d{2})$/.exec(text);
+  if (!parts) return false;
+  const [year, month, day] = parts.slice(1).map(Number);
+  // setUTCFullYear, unlike Date.UTC, does not read years 0-99 as 1900-1999.
+  const date = new Date(0);
+  date.setUTCFullYear(year, month - 1, day);
+  return date.getUTCFullYear() === year && date.getUTCMonth() === month - 1 && date.getUTCDate() === day;
+}
+
 function checkReply(value) {
-  if (!exactKeys(value, ['schema', 'conversation', 'language', 'message', 'attachments'])) return 'not_a_reply';
-  const { schema, conversation, language, message, attachments } = value;
+  const fields = ['schema', 'conversation', 'sequence', 'day', 'language', 'message', 'attachments'];
+  if (!exactKeys(value, fields)) return 'not_a_reply';
+  const { schema, conversation, sequence, day, language, message, attachments } = value;
   if (typeof schema !== 'string' || typeof language !== 'string' || typeof message !== 'string'
-    || fromHex(conversation, 32) === null || !Array.isArray(attachments)
+    || fromHex(conversation, 32) === null || !Number.isInteger(sequence) || sequence < 1
+    || sequence > MAX_REPLY_SEQUENCE || !isDay(day) || !Array.isArray(attachments)
     || !attachments.every((a) => exactKeys(a, ['name', 'media_type', 'data'])
       && typeof a.name === 'string' && typeof a.media_type === 'string' && typeof a.data === 'string')) {
     return 'not_a_reply';
@@ -337,7 +359,8 @@ function checkReply(value) {
  * `signer` is the reviewer's fingerprint (uppercase hex) when verified, else null and `why`
  * says what failed: 'too_large', 'unreadable' (not for this reply key, or damaged),
  * 'not_a_reply', 'unknown_schema', 'not_signed' (by a reviewer key the report was sent to),
- * 'other_conversation' (a real reply moved here). `reply` is null when it could not be read.
+ * 'other_conversation' (a real reply moved here). `reply` is null when it could not be read;
+ * else it has the team's signed `sequence` and `day` (a reply without them is 'not_a_reply').
  */
 export async function readReply(openpgp, { sealed, replyKey, team, locatorHex }) {
   const failed = (why) => ({ reply: null, signer: null, why });
@@ -385,4 +408,37 @@ export async function readReply(openpgp, { sealed, replyKey, team, locatorHex })
   if (!why && !signer) why = 'not_signed';
   if (!why && reply.conversation !== locatorHex) why = 'other_conversation';
   return { reply, signer: why ? null : signer, why };
+}
+
+/**
+ * The answers in the team's order, as in_order in src/submit/conversation.rs: a gateway can hold
+ * back, repeat or reorder answers, but cannot renumber them. `readings` are [{ n, day, read }]
+ * in the gateway's order (`read` from readReply). Verified answers come first, by their signed
+ * sequence numbers; a verified answer identical to one already seen becomes a warning (`why`
+ * 'repeated'; a different answer with the same number stays the team's); the rest follow as
+ * they came. Each gets `number`: the team's once verified, else
+ * the gateway's `n`. `missing` lists the numbers below the highest verified one that did not
+ * arrive (held back or dropped by the gateway, or not yet pushed).
+ */
+export function inOrder(readings) {
+  // sequence → the first answer with it (as JSON: the team's writer is deterministic).
+  const seen = new Map();
+  const marked = readings.map((r) => {
+    if (r.read.signer === null) return r;
+    const { sequence } = r.read.reply;
+    const text = JSON.stringify(r.read.reply);
+    // The very same answer again: the gateway repeated it. Two different answers numbered alike
+    // (a reply written again after a failure) are both the team's.
+    if (seen.get(sequence) === text) return { ...r, read: { ...r.read, signer: null, why: 'repeated' } };
+    if (!seen.has(sequence)) seen.set(sequence, text);
+    return r;
+  });
+  const verified = marked.filter((r) => r.read.signer !== null)
+    .sort((a, b) => a.read.reply.sequence - b.read.reply.sequence)
+    .map((r) => ({ ...r, number: r.read.reply.sequence }));
+  const warnings = marked.filter((r) => r.read.signer === null).map((r) => ({ ...r, number: r.n }));
+  const highest = Math.max(0, ...seen.keys());
+  const missing = [];
+  for (let n = 1; n < highest; n += 1) if (!seen.has(n)) missing.push(n);
+  return { replies: [...verified, ...warnings], missing };
 }

@@ -1,6 +1,6 @@
 // Sending from the browser, shared by the report page (app.js) and the check-in page (check.js):
-// the reviewer keys, sealing a payload to them, the proof of work, and an upload that says when it
-// stalls. Every message is a page string, through the page's `t`.
+// the reviewer keys, sealing a payload to them, the proof of work, an upload that says when it
+// stalls, and the list of chosen files. Every message is a page string, through the page's `t`.
 
 import { paddedTriage, triageOfReport, utcDay } from './triage.js';
 
@@ -150,4 +150,48 @@ export async function sealTriage(openpgp, couriers, report) {
   let text = '';
   for (const byte of sealed) text += String.fromCharCode(byte);
   return btoa(text);
+}
+
+/** A file size as the page writes it. */
+export function humanSize(bytes) {
+  return bytes >= 1048576 ? `${Math.round(bytes / 1048576)} MB` : `${Math.ceil(bytes / 1024)} KB`;
+}
+
+/**
+ * Lists the chosen files in `list` (a <ul>): each with its name, size and a button to remove it
+ * (`onRemove(index)`), the note `noteOf(entry)` names (a page string key, or null), its `state`
+ * as data-state when it has one, and, when `mustDecide(entry)`, a "send anyway" box bound to
+ * `entry.sendAnyway`: an image whose hidden data could not be removed goes only if ticked.
+ */
+export function renderFileList(t, list, chosen, { noteOf, mustDecide, onRemove }) {
+  list.replaceChildren(...chosen.map((entry, index) => {
+    const li = document.createElement('li');
+    li.append(`${entry.file.name} (${humanSize(entry.file.size)}) `);
+    const remove = document.createElement('button');
+    remove.type = 'button';
+    remove.className = 'link';
+    remove.textContent = t('page.files.remove');
+    remove.addEventListener('click', () => onRemove(index));
+    li.append(remove);
+    if (entry.state) li.dataset.state = entry.state;
+    const noteKey = noteOf(entry);
+    if (noteKey) {
+      const note = document.createElement('span');
+      note.className = 'note';
+      note.textContent = t(noteKey);
+      li.append(note);
+    }
+    if (mustDecide(entry)) {
+      li.classList.add('warning');
+      const label = document.createElement('label');
+      label.className = 'choice';
+      const box = document.createElement('input');
+      box.type = 'checkbox';
+      box.checked = entry.sendAnyway;
+      box.addEventListener('change', () => { entry.sendAnyway = box.checked; });
+      label.append(box, ` ${t('page.files.send_anyway')}`);
+      li.append(label);
+    }
+    return li;
+  }));
 }

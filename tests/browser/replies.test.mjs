@@ -1,10 +1,13 @@
 // Anonymous replies from the page (issue 12, docs/replies-v1.md), over loopback TLS: a report
 // sent from the page in Chromium shows its receipt once; the reviewers' side is the real CLIs
 // (courier fetch, open, reply, push); the page's /check reads the answer with the words, verified
-// as the team's; a wrong receipt finds nothing; a follow-up sent from /check arrives and `open`
-// threads it. The Rust client reads the page's conversation too (`resguardo-submit check`), so
-// the box and the reply key the page makes are the ones Rust makes. The time from the words to
-// 20 answers shown is measured and printed.
+// as the team's; a wrong receipt finds nothing; a follow-up sent from /check carries the first
+// report's follow-up token, arrives and `open` threads it. The Rust client reads the page's
+// conversation too (`resguardo-submit check`), so the box and the reply key the page makes are
+// the ones Rust makes. Answers show in the team's numbering even when the gateway reorders,
+// repeats or holds them back. A report whose 201 is lost keeps its words on screen, and its
+// retry is told the report arrived. The time from the words to 20 answers shown is measured and
+// printed.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,6 +17,10 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { repo, bin, artifacts, es, en, startGateway, launchBrowser, phone, ready, fillMinimal, shot, allFiles } from './harness.mjs';
+
+const R = await import(join(repo, 'static/js/replies.js'));
+const { wordlist } = await import(join(repo, 'static/node_modules/@scure/bip39/wordlists/spanish.js'));
+const list = R.wordList(wordlist);
 
 const courier = (ext) => join(repo, `keys-example/demo-courier-1.${ext}`);
 const reviewer = (n, ext) => join(repo, `keys-example/demo-reviewer-${n}.${ext}`);
@@ -68,6 +75,15 @@ const push = (outbox) => run('resguardo-review', ['push', ...courierArgs(), outb
 /** A page in Chromium on the TLS gateway (its certificate is the gateway's own). */
 const tab = () => phone(browser, { ignoreHTTPSErrors: true });
 
+/** The follow-up token of the receipt these words are, derived here as the page and Rust do. */
+async function tokenOf(words) {
+  const { entropy } = await R.parseReceipt(words, list);
+  return R.followUpTokenOf(entropy);
+}
+
+/** The words the page shows, one line of three per entry (`within`: the section they are in). */
+const shownWords = (page, within = '') => page.$$eval(`${within} #receipt-words > div`, (divs) => divs.map((d) => d.textContent));
+
 /** Types the words into /check and waits for the answer: the thread or a message. */
 async function checkIn(page, typed) {
   await page.fill('#receipt-input', typed);
@@ -88,7 +104,7 @@ test('a report sent from the page shows its receipt once, and the reviewers can 
   await page.click('#submit');
   await page.waitForSelector('#submission-id', { timeout: 60000 });
   const id = (await page.textContent('#submission-id')).trim();
-  const lines = await page.$$eval('#receipt-words > div', (divs) => divs.map((d) => d.textContent));
+  const lines = await shownWords(page, '#result');
   assert.equal(lines.length, 4, 'four lines');
   for (const line of lines) assert.equal(line.split(' ').length, 3, `three words: ${line}`);
   const result = await page.textContent('#result');
@@ -118,6 +134,7 @@ test('a report sent from the page shows its receipt once, and the reviewers can 
   const sent = JSON.parse(readFileSync(join(report, 'report.json'), 'utf8'));
   assert.match(sent.conversation.locator, /^[0-9a-f]{64}$/);
   assert.match(sent.conversation.reply_key, /^-----BEGIN PGP PUBLIC KEY BLOCK-----/);
+  assert.equal(sent.conversation.token, await tokenOf(words), 'the follow-up token of the receipt shown');
   const note = join(work, 'nota-del-equipo.txt');
   writeFileSync(note, 'adjunto del equipo');
   reply(report, `Pedimos protección policial. ${CANARY}\nLlama al 105.`, join(work, 'outbox-1.json'), note);
@@ -189,7 +206,10 @@ test('a follow-up sent from /check arrives and is threaded to the first report',
   assert.ok(followText.startsWith(`Follow-up to report ${first.id}`), followText.slice(0, 200));
   assert.ok(followText.includes(`${CANARY}-2`));
   const sent = JSON.parse(readFileSync(join(out, followId, 'report.json'), 'utf8'));
-  assert.deepEqual(sent.conversation, { locator: JSON.parse(readFileSync(join(first.report, 'report.json'), 'utf8')).conversation.locator });
+  const started = JSON.parse(readFileSync(join(first.report, 'report.json'), 'utf8')).conversation;
+  // The same token as the first report, and no reply key: what makes it a follow-up of it.
+  assert.deepEqual(sent.conversation, { locator: started.locator, token: started.token });
+  assert.equal(sent.conversation.token, await tokenOf(first.words));
   assert.ok(existsSync(join(first.report, 'conversation.txt')));
   assert.ok(readFileSync(join(first.report, 'conversation.txt'), 'utf8').includes(followId));
   // Nothing readable on the server.
@@ -211,6 +231,12 @@ test('20 answers waiting: the time from the words to the thread shown (printed)'
     times.push(await checkIn(page, first.words));
     assert.equal(await page.$$eval('#replies .reply[data-verified="yes"]', (n) => n.length), 20);
   }
+  // Numbered by the team, with the day it wrote each (today: the reviewers wrote them now).
+  const numbers = await page.$$eval('#replies .reply', (articles) => articles.map((a) => a.dataset.n));
+  assert.deepEqual(numbers, Array.from({ length: 20 }, (_, i) => String(i + 1)));
+  const today = new Date().toISOString().slice(0, 10);
+  assert.equal(await page.textContent('#replies .reply h3'), es['page.check.reply.heading_written'].replace('{n}', '1').replace('{day}', today));
+  assert.equal(await page.$('#missing-replies'), null, 'none missing');
   await context.close();
   assert.deepEqual(errors, [], 'no script errors');
   console.log(`check-in with 20 answers over loopback TLS (words typed → thread shown, PoW difficulty 14): ${times.map((ms) => `${Math.round(ms)} ms`).join(', ')}`);
@@ -234,12 +260,16 @@ test('/check without JavaScript says what to do instead, with the page\'s securi
 });
 
 test('a refused conversation is sent again with a new receipt, and never costs the report', async () => {
+  // No try of the page can have started these conversations (each refusal is an answer): a 409
+  // here is not an earlier try that arrived.
   for (const refusals of [[[409, 'conversation_exists'], [400, 'bad_conversation']], [[400, 'bad_conversation'], [400, 'bad_conversation'], [409, 'conversation_exists']]]) {
     const { context, page, errors } = await tab();
     const seen = [];
+    const shown = []; // what the page showed while each try was sent
     const left = [...refusals];
     await page.route('**/api/v1/submissions', async (route) => {
       seen.push(route.request().headers()['resguardo-conversation'] ?? null);
+      shown.push({ words: (await shownWords(page, '#receipt-sending')).join(' '), text: await page.textContent('#receipt-sending') });
       const refusal = left.shift();
       if (refusal) await route.fulfill({ status: refusal[0], contentType: 'application/json', body: JSON.stringify({ error: refusal[1] }) });
       else await route.continue();
@@ -252,19 +282,112 @@ test('a refused conversation is sent again with a new receipt, and never costs t
     assert.equal(seen.length, refusals.length + 1);
     const locators = seen.filter(Boolean).map((h) => Buffer.from(h, 'base64').subarray(0, 32).toString('hex'));
     assert.equal(new Set(locators).size, locators.length, 'a new receipt each time');
+    // Each receipt's words were on screen while it was sent; a new one says it replaces the old.
+    const sentWith = shown.slice(0, locators.length);
+    assert.equal(new Set(sentWith.map((w) => w.words)).size, locators.length, 'new words each time');
+    sentWith.forEach(({ words, text }, i) => {
+      assert.equal(words.split(' ').length, 12, `try ${i + 1}`);
+      assert.equal(text.includes(es['page.receipt.replaced']), i > 0, `try ${i + 1}`);
+    });
     if (refusals.length < 3) {
       assert.equal(locators.length, seen.length, 'every try starts a conversation');
-      const words = await page.$$eval('#receipt-words > div', (divs) => divs.map((d) => d.textContent).join('\n'));
+      const words = (await shownWords(page, '#result')).join('\n');
+      assert.equal(words.replaceAll('\n', ' '), sentWith.at(-1).words, 'the words of the last try');
       const file = join(work, `receipt-retry-${refusals.length}.txt`);
       writeFileSync(file, words);
       // The receipt shown is the one the gateway took.
       assert.match(run('resguardo-submit', ['check', ...connection(), '--receipt-file', file]).stdout, /No answers yet/);
     } else {
       assert.equal(seen.at(-1), null, 'after three refusals the report goes without a conversation');
+      assert.equal(shown.at(-1).words, '', 'and shows no words while it goes');
       assert.equal(await page.$('#receipt-words'), null);
       assert.ok((await page.textContent('#receipt')).includes(es['page.receipt.none']));
     }
     await context.close();
     assert.deepEqual(errors, [], 'no script errors');
+  }
+});
+
+test('a gateway that reorders, repeats or holds back answers is noticed on /check', async () => {
+  assert.ok(first, 'the first test sent a report');
+  const { context, page, errors } = await tab();
+  // The gateway's answer, tampered with on the way: reversed, answer 3 sent again at the end, 5
+  // and 7 held back. The replies were pushed in order, so the gateway's n is the team's number.
+  await page.route('**/api/v1/conversations/check', async (route) => {
+    const response = await route.fetch();
+    const body = await response.json();
+    const copy = { ...body.replies.find((r) => r.n === 3), n: 21 };
+    body.replies = [...body.replies.filter((r) => r.n !== 5 && r.n !== 7).reverse(), copy];
+    await route.fulfill({ response, json: body });
+  });
+  await page.goto(`${gateway.url}check?lang=en`);
+  await page.waitForSelector('#check-form:not([hidden])');
+  await checkIn(page, first.words);
+  const shown = await page.$$eval('#replies .reply', (articles) => articles.map((a) => [a.dataset.n, a.dataset.verified]));
+  const team = Array.from({ length: 20 }, (_, i) => String(i + 1)).filter((n) => n !== '5' && n !== '7');
+  assert.deepEqual(shown, [...team.map((n) => [n, 'yes']), ['21', 'no']], 'the team\'s order, then the copy as a warning');
+  const copy = await page.textContent('#replies .reply[data-verified="no"]');
+  assert.ok(copy.includes(en['page.check.reply.warning']) && copy.includes(en['page.check.why.repeated'].replace('{n}', '3')), copy);
+  assert.equal(await page.textContent('#missing-replies'), en['page.check.missing'].replace('{numbers}', '5, 7'));
+  assert.equal(await page.$eval('#replies > :first-child', (e) => e.id), 'missing-replies', 'said before the answers');
+  await shot(page, 'replies-held-back');
+  await context.close();
+  assert.deepEqual(errors, [], 'no script errors');
+});
+
+test('an answer lost after the report is stored: the words stay on screen, and the retry is told it arrived', async () => {
+  for (const changed of [false, true]) {
+    const { context, page, errors } = await tab();
+    const tries = [];
+    await page.route('**/api/v1/submissions', async (route) => {
+      const request = route.request();
+      tries.push({
+        body: request.postDataBuffer(),
+        header: request.headers()['resguardo-conversation'],
+        words: await shownWords(page, '#receipt-sending'),
+        text: await page.textContent('#receipt-sending'),
+      });
+      if (tries.length > 1) return route.continue();
+      // The gateway stores the report and answers 201; the answer is lost on the way back.
+      tries[0].status = (await route.fetch()).status();
+      return route.abort('connectionreset');
+    });
+    await page.goto(gateway.url);
+    await ready(page);
+    await fillMinimal(page, 'Nos amenazaron y se cortó la conexión.');
+    await page.click('#submit');
+    await page.waitForSelector('#page-message .message', { timeout: 60000 });
+    assert.equal(tries[0].status, 201, 'the gateway stored the first try');
+    const { words } = tries[0];
+    assert.equal(words.join(' ').split(' ').length, 12, 'the words were on screen while it was sent');
+    assert.ok(tries[0].text.includes(es['page.receipt.write_now']) && tries[0].text.includes(es['page.receipt.advice']));
+    assert.ok((await page.textContent('#page-message')).includes(es['page.error.network']));
+    assert.deepEqual(await shownWords(page, '#receipt-sending'), words, 'still on screen after the failure');
+    await shot(page, `replies-answer-lost${changed ? '-changed' : ''}`);
+    await page.waitForSelector('#submit:not([disabled])');
+    if (changed) await page.fill('#f-description', 'Nos amenazaron y se cortó la conexión. Eran tres.');
+    await page.click('#submit');
+    await page.waitForSelector('#result:not([hidden])', { timeout: 60000 });
+    assert.equal(tries.length, 2);
+    assert.equal(tries[1].header, tries[0].header, 'the same conversation start');
+    assert.deepEqual(tries[1].words, words, 'the same receipt');
+    assert.equal(tries[1].body.equals(tries[0].body), !changed, changed ? 'the changed report, sealed again' : 'the very same sealed message');
+    const result = await page.textContent('#result');
+    assert.ok(result.includes(es['page.success.arrived_before']), result);
+    assert.equal(result.includes(es['page.success.changes_not_sent']), changed, result);
+    assert.equal(await page.$('#submission-id'), null, 'no number: it was in the lost answer');
+    assert.deepEqual(await shownWords(page, '#result'), words, 'the words to keep are the first try\'s');
+    assert.ok(await page.isHidden('#receipt-sending'));
+    await context.close();
+    assert.deepEqual(errors, [], 'no script errors');
+    // The words read the conversation the first try started.
+    const check = await tab();
+    await check.page.goto(`${gateway.url}check`);
+    await check.page.waitForSelector('#check-form:not([hidden])');
+    await checkIn(check.page, words.join('\n'));
+    assert.ok(await check.page.isVisible('#thread'), await check.page.textContent('#page-message'));
+    assert.ok((await check.page.textContent('#replies')).includes(es['page.check.none_yet']));
+    await check.context.close();
+    assert.deepEqual(check.errors, [], 'no script errors on /check');
   }
 });

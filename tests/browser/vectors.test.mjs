@@ -117,8 +117,11 @@ test('receipts, derivations and boxes follow the vectors', async () => {
       assert.equal((await replies.receiptWords(entropy, list)).join(' '), v.words, name);
       assert.equal(hex(await replies.locatorOf(entropy)), v.locator, name);
       assert.equal(hex(await replies.lockKeyBytesOf(entropy)), v.lock_key, name);
-      const { locator, locatorHex, lockKey } = await replies.deriveReceipt(entropy);
+      assert.match(v.follow_up_token, /^[0-9a-f]{64}$/, `${name}: the vector has a follow-up token`);
+      assert.equal(await replies.followUpTokenOf(entropy), v.follow_up_token, name);
+      const { locator, locatorHex, lockKey, token } = await replies.deriveReceipt(entropy);
       assert.equal(locatorHex, v.locator, name);
+      assert.equal(token, v.follow_up_token, `${name}: the token a follow-up from /check carries`);
       const sealed = Uint8Array.from(Buffer.from(v.box, 'base64'));
       assert.equal(sealed.length, replies.BOX_BYTES, name);
       assert.deepEqual(await replies.openBox(lockKey, locator, sealed), v.box_contents, name);
@@ -155,4 +158,31 @@ test('typing rules: forgiving where the vectors are, precise everywhere else', a
   const swapped = [...words];
   [swapped[0], swapped[1]] = [swapped[1], swapped[0]];
   if (swapped[0] !== words[0]) assert.equal((await typed(swapped)).error, 'checksum');
+});
+
+// reply-messages/: sealed replies (by Rust, signed by demo reviewer 1) that readReply must judge
+// as read_reply does: the team's with its signed number and day, or a warning that says why.
+test('replies are judged as the vectors say', async () => {
+  const openpgp = await import(join(repo, 'static/node_modules/openpgp/dist/openpgp.min.mjs'));
+  const outcomes = [];
+  for (const [name, v] of cases('reply-messages')) {
+    const read = await replies.readReply(openpgp, {
+      sealed: Uint8Array.from(Buffer.from(v.sealed, 'base64')),
+      replyKey: await openpgp.readPrivateKey({ armoredKey: v.reply_key }),
+      team: await Promise.all(v.team.map((armoredKey) => openpgp.readKey({ armoredKey }))),
+      locatorHex: v.locator,
+    });
+    if (name.startsWith('ok_')) {
+      assert.equal(read.why, null, name);
+      assert.equal(read.signer, v.expect.signer, name);
+      const { sequence, day, message } = read.reply;
+      assert.deepEqual({ sequence, day, message }, { sequence: v.expect.sequence, day: v.expect.day, message: v.expect.message }, name);
+    } else {
+      assert.equal(read.signer, null, name);
+      assert.equal(read.why, v.expect.why, name);
+      assert.ok(read.reply, `${name}: read, and shown as a warning`);
+    }
+    outcomes.push(read.why ?? 'ok');
+  }
+  for (const outcome of ['ok', 'not_signed', 'other_conversation']) assert.ok(outcomes.includes(outcome), `a vector for ${outcome}`);
 });
