@@ -4,26 +4,23 @@
 //! renders the thread. Nothing of it is written or logged; the receipt, the reply key and the
 //! answers are dropped (and the receipt wiped) when the page is sent.
 //!
-//! A post is admitted like a form: its form token is checked and spent (a script must fetch a
-//! page and wait for each guess), then it takes a turn from the form's budget (not the
-//! check-in budget that API check-ins pay for with work), and at most two conversations are
-//! open in memory at once. Follow-ups go
-//! through [`super::form_post`] (sealed on arrival, [`super::form_post::PostKind::FollowUp`]).
+//! The handler admits a post like a form (`page_routes::check_form`: its token, then the form's
+//! budget, not the check-in budget that API check-ins pay for with work); here at most two
+//! conversations are open in memory at once. Follow-ups go through [`super::form_post`] (sealed
+//! on arrival, [`super::form_post::PostKind::FollowUp`]).
 
 use axum::body::Body;
 use axum::extract::Request;
-use base64::Engine as _;
 use sequoia_openpgp::Cert;
 use zeroize::Zeroizing;
 
 use super::form_post::{FormPostError, RECEIPT_FIELD};
 use super::AppState;
-use crate::replies::protocol::{CheckAnswer, CheckedReply};
 use crate::replies::Receipt;
 use crate::submit::{read_conversation, ConversationRead, SubmitError};
 
 /// Largest check-in post: the words (at most a few hundred characters), form-encoded.
-const MAX_CHECK_POST: usize = 4096;
+pub const MAX_CHECK_POST: usize = 4096;
 
 /// A conversation opened for a check-in without JavaScript.
 pub struct Opened {
@@ -33,22 +30,9 @@ pub struct Opened {
     pub read: ConversationRead,
 }
 
-/// Admits a posted check-in, reads its words and opens the conversation.
-pub async fn open(
-    app: &AppState,
-    token: Option<&str>,
-    request: Request<Body>,
-) -> Result<Opened, FormPostError> {
-    let ticket = app.form_tokens.check(token)?;
-    app.form_tokens.spend(ticket)?;
-    tokio::time::sleep(app.form_tokens.wait(&ticket)).await;
-    // The form's own budget, as every post without JavaScript (which cannot pay in work): a
-    // flood of these cannot use up the check-in budget that reporters with the page pay for.
-    let _slot = app
-        .admission
-        .admit_form_post(MAX_CHECK_POST as u64)
-        .await
-        .map_err(|_| FormPostError::Busy)?;
+/// Reads the words of a check-in admitted as a form post (see the module) and opens the
+/// conversation.
+pub async fn open(app: &AppState, request: Request<Body>) -> Result<Opened, FormPostError> {
     let receipt = posted_receipt(request).await?;
     let _open = app
         .conversations_open
@@ -99,19 +83,7 @@ fn open_in_memory(
     let Some((record, replies)) = store.conversation_with_replies(&receipt.locator())? else {
         return Err(FormPostError::NoConversation);
     };
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let answer = CheckAnswer {
-        sealed_box: record.sealed_box,
-        replies: replies
-            .into_iter()
-            .map(|r| CheckedReply {
-                n: r.entry.n,
-                day: r.entry.day,
-                message: b64.encode(r.message),
-            })
-            .collect(),
-        pad: String::new(),
-    };
+    let answer = super::conversation_routes::check_answer(&record.box_bytes(), replies);
     match read_conversation(&receipt, &answer, team) {
         Ok(read) => Ok(Opened { receipt, read }),
         Err(SubmitError::NoConversation) => Err(FormPostError::NoConversation),

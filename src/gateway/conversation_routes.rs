@@ -18,7 +18,7 @@ use super::AppState;
 use crate::replies::outbox::push_signed_text;
 use crate::replies::protocol::{CheckAnswer, CheckRequest, CheckedReply, PushAnswer};
 use crate::replies::{Locator, OutboxReply, BOX_BYTES};
-use crate::store::ReplyAdded;
+use crate::store::{ReplyAdded, StoredReply};
 
 /// The file in the data directory that holds the decoy key (made at first start, mode 0600).
 pub const DECOY_KEY_FILE: &str = "conversation-decoy.key";
@@ -104,8 +104,19 @@ async fn check_in(
         Some((record, replies)) => (record.box_bytes(), replies),
         None => (app.decoys.decoy_box(&locator), Vec::new()),
     };
+    let mut answer = check_answer(&sealed_box, replies);
+    let body = padded(&mut answer);
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response())
+}
+
+/// A check-in answer (unpadded) for a box and its replies.
+pub(super) fn check_answer(sealed_box: &[u8], replies: Vec<StoredReply>) -> CheckAnswer {
     let b64 = base64::engine::general_purpose::STANDARD;
-    let mut answer = CheckAnswer {
+    CheckAnswer {
         sealed_box: b64.encode(sealed_box),
         replies: replies
             .into_iter()
@@ -116,13 +127,7 @@ async fn check_in(
             })
             .collect(),
         pad: String::new(),
-    };
-    let body = padded(&mut answer);
-    Ok((
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        body,
-    )
-        .into_response())
+    }
 }
 
 /// Serialises `answer` padded to its size class: at least 8 KiB, then the next power of two.

@@ -65,7 +65,14 @@ pub async fn check_form(
     request: Request<Body>,
 ) -> Response {
     let lang = app.page.language(query.lang.as_deref());
-    match check_nojs::open(&app, query.t.as_deref(), request).await {
+    // Admitted as every post without JavaScript (which cannot pay in work): its token, then the
+    // form's budget — not the check-in budget that reporters with the page pay for.
+    let announced = Some(check_nojs::MAX_CHECK_POST as u64);
+    let _slot = match admit_form(&app, query.t.as_deref(), announced).await {
+        Ok(slot) => slot,
+        Err(e) => return check_refusal(&app, &lang, e, Refused::CheckIn),
+    };
+    match check_nojs::open(&app, request).await {
         Ok(opened) => {
             let token = app.form_tokens.issue();
             let view = ThreadView {
