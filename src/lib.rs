@@ -43,6 +43,7 @@ pub mod operator;
 pub mod payload;
 pub mod pow;
 pub mod process;
+pub mod registry;
 pub mod replies;
 pub mod review;
 pub mod seal;

@@ -56,7 +56,7 @@ impl Thread {
     }
 
     /// Whether a follow-up was sent with the first report's receipt.
-    fn verified(&self, follow_up: &Member) -> bool {
+    pub fn verified(&self, follow_up: &Member) -> bool {
         // Every client derives a token from the receipt; without one (on either side) the
         // locator alone, which the gateway knows, would be enough to join a conversation.
         self.first()

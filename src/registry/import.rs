@@ -1,0 +1,1 @@
+//! (being written: see docs/registry-v1.md)
