@@ -257,6 +257,10 @@ enum Command {
         #[arg(long)]
         on_alert: Option<String>,
     },
+    /// The incident registry beside the opened reports (docs/registry-v1.md): cases, their
+    /// workflow, statistics, the report and what may be published.
+    #[command(subcommand)]
+    Registry(RegistryCommand),
     /// Internal: parse one decrypted submission (started by `open`).
     #[command(name = worker::SUBCOMMAND, hide = true)]
     OpenWorker {
@@ -269,6 +273,98 @@ enum Command {
         #[arg(long)]
         require_sandbox: bool,
     },
+}
+
+/// `registry …` (every one takes --out, the folder `open` writes to).
+#[derive(Subcommand)]
+enum RegistryCommand {
+    /// List cases, newest first.
+    List {
+        #[command(flatten)]
+        folder: RegistryFolder,
+        /// Only cases with this status (recibido, evaluacion_riesgo, medida_solicitada,
+        /// medida_otorgada, medida_denegada, cerrado; English names too).
+        #[arg(long)]
+        status: Option<String>,
+        /// Only cases in this region (the form's id, e.g. puno).
+        #[arg(long)]
+        region: Option<String>,
+        /// Only cases of this incident type (the form's id, e.g. threat).
+        #[arg(long = "type")]
+        incident_type: Option<String>,
+        /// Only cases received on or after this day (YYYY-MM-DD).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only early alerts (someone at imminent risk).
+        #[arg(long)]
+        urgent: bool,
+    },
+    /// Show one case and its history.
+    Show {
+        #[command(flatten)]
+        folder: RegistryFolder,
+        /// The case number.
+        case: i64,
+    },
+    /// Move a case forward in the workflow, assess its risk, assign it, note what was done.
+    Case {
+        #[command(flatten)]
+        folder: RegistryFolder,
+        /// The case number.
+        case: i64,
+        /// The new status.
+        #[arg(long)]
+        status: Option<String>,
+        /// The risk: bajo, medio, alto, extremo (low, medium, high, extreme).
+        #[arg(long)]
+        risk: Option<String>,
+        /// Who follows the case.
+        #[arg(long)]
+        assign: Option<String>,
+        /// A note kept in the case's history.
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Two cases about the same incident: they count once in statistics.
+    Link {
+        #[command(flatten)]
+        folder: RegistryFolder,
+        /// A case number.
+        a: i64,
+        /// Another case number.
+        b: i64,
+    },
+}
+
+/// Where the registry is.
+#[derive(clap::Args)]
+struct RegistryFolder {
+    /// The folder `open` writes to (the registry is its registry.sqlite3).
+    #[arg(long, value_name = "DIR", default_value = "reports")]
+    out: PathBuf,
+}
+
+impl RegistryFolder {
+    fn open(&self) -> Result<resguardo::registry::Registry, Failure> {
+        if !self.out.is_dir() {
+            return Err(Failure::usage(format!(
+                "{}: no such folder (give the --out folder of open)",
+                self.out.display()
+            )));
+        }
+        resguardo::registry::Registry::in_folder(&self.out).map_err(registry_failure)
+    }
+}
+
+/// A registry error as a one-line failure: the file itself is bad input (3), an unknown case or
+/// name is usage (2), SQLite failing is the environment (4).
+fn registry_failure(e: resguardo::registry::RegistryError) -> Failure {
+    use resguardo::registry::RegistryError as E;
+    match e {
+        E::Sqlite(_) => Failure::environment(e.to_string()),
+        E::Unknown(_) | E::UnknownCase(_) | E::BadTransition { .. } => Failure::usage(e.to_string()),
+        _ => Failure::bad_input(e.to_string()),
+    }
 }
 
 /// New passphrases must have at least this many characters.
@@ -675,7 +771,94 @@ fn run(command: Command, lang: Lang) -> Result<(), Failure> {
                 .map(drop)
                 .map_err(|e| Failure::environment(e.to_string()))
         }
+        Command::Registry(command) => registry_command(command, lang),
         Command::OpenWorker { .. } => Err(Failure::usage("internal command")),
+    }
+}
+
+/// `registry …`.
+fn registry_command(command: RegistryCommand, lang: Lang) -> Result<(), Failure> {
+    use resguardo::registry::{CaseFilter, CaseUpdate, Risk, Status};
+    let status = |s: Option<String>| s.as_deref().map(Status::parse).transpose();
+    match command {
+        RegistryCommand::List {
+            folder,
+            status: wanted,
+            region,
+            incident_type,
+            since,
+            urgent,
+        } => {
+            let registry = folder.open()?;
+            let filter = CaseFilter {
+                status: status(wanted).map_err(registry_failure)?,
+                region,
+                incident_type,
+                since: since
+                    .map(|d| {
+                        d.parse()
+                            .map_err(|_| Failure::usage(format!("--since {d:?}: not a day (YYYY-MM-DD)")))
+                    })
+                    .transpose()?,
+                urgent_only: urgent,
+            };
+            let rows = registry.list(&filter).map_err(registry_failure)?;
+            println!("{}", resguardo::registry::workflow::table(&rows, lang.pick("en", "es")));
+            Ok(())
+        }
+        RegistryCommand::Show { folder, case } => {
+            let registry = folder.open()?;
+            let row = registry.case(case).map_err(registry_failure)?;
+            let history = registry.history(case).map_err(registry_failure)?;
+            print!(
+                "{}",
+                resguardo::registry::workflow::describe(&row, &history, lang.pick("en", "es"))
+            );
+            Ok(())
+        }
+        RegistryCommand::Case {
+            folder,
+            case,
+            status: wanted,
+            risk,
+            assign,
+            note,
+        } => {
+            let update = CaseUpdate {
+                status: status(wanted).map_err(registry_failure)?,
+                risk: risk.as_deref().map(Risk::parse).transpose().map_err(registry_failure)?,
+                assign,
+                note,
+            };
+            if update.status.is_none()
+                && update.risk.is_none()
+                && update.assign.is_none()
+                && update.note.is_none()
+            {
+                return Err(Failure::usage(
+                    "give at least one of --status, --risk, --assign, --note",
+                ));
+            }
+            let mut registry = folder.open()?;
+            registry.update_case(case, &update).map_err(registry_failure)?;
+            let row = registry.case(case).map_err(registry_failure)?;
+            println!(
+                "{} {case}: {}",
+                lang.pick("case", "caso"),
+                clean_line(&row.status)
+            );
+            Ok(())
+        }
+        RegistryCommand::Link { folder, a, b } => {
+            let mut registry = folder.open()?;
+            let incident = registry.link(a, b).map_err(registry_failure)?;
+            println!(
+                "{} {a}, {b}: {} {incident}",
+                lang.pick("cases", "casos"),
+                lang.pick("one incident, counted as", "un incidente, contado como")
+            );
+            Ok(())
+        }
     }
 }
 

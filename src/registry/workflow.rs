@@ -390,3 +390,112 @@ pub(super) fn link_in(tx: &rusqlite::Transaction<'_>, a: i64, b: i64) -> Result<
     )?;
     Ok(joined)
 }
+
+/// The cases as an aligned table for the terminal (`lang` "es" or "en" for the header and the
+/// status names). Every value is cleaned of terminal controls.
+pub fn table(rows: &[CaseRow], lang: &str) -> String {
+    use std::fmt::Write as _;
+    let es = lang == "es";
+    let header = if es {
+        ["caso", "recibido", "urgente", "estado", "región", "tipos", "incidente"]
+    } else {
+        ["case", "received", "urgent", "status", "region", "types", "incident"]
+    };
+    let cells: Vec<[String; 7]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.id.to_string(),
+                r.received_day.clone(),
+                if r.urgent { "!".into() } else { String::new() },
+                status_name(&r.status, es),
+                r.region.clone().unwrap_or_default(),
+                r.types.join(","),
+                if r.incident == r.id {
+                    String::new()
+                } else {
+                    format!("= {}", r.incident)
+                },
+            ]
+            .map(|c| crate::terminal::clean_line(&c))
+        })
+        .collect();
+    let mut widths = header.map(|h| h.chars().count());
+    for row in &cells {
+        for (w, c) in widths.iter_mut().zip(row) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let line = |out: &mut String, values: &[&str]| {
+        let mut text = String::new();
+        for (v, w) in values.iter().zip(widths) {
+            let _ = write!(text, "{v:<w$}  ");
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    };
+    line(&mut out, &header);
+    for row in &cells {
+        let values: Vec<&str> = row.iter().map(String::as_str).collect();
+        line(&mut out, &values);
+    }
+    let _ = write!(
+        out,
+        "{} {}",
+        rows.len(),
+        if es { "casos" } else { "cases" }
+    );
+    out
+}
+
+/// One case and its history for the terminal.
+pub fn describe(row: &CaseRow, history: &[HistoryEntry], lang: &str) -> String {
+    use std::fmt::Write as _;
+    let es = lang == "es";
+    let clean = |s: &str| crate::terminal::clean_line(s);
+    let label = |es_label: &'static str, en_label: &'static str| if es { es_label } else { en_label };
+    let mut out = String::new();
+    let _ = writeln!(out, "{} {}", label("Caso", "Case"), row.id);
+    let mut field = |name: &str, value: String| {
+        if !value.is_empty() {
+            let _ = writeln!(out, "  {name}: {}", clean(&value));
+        }
+    };
+    field(label("reporte", "report"), row.submission.clone().unwrap_or_default());
+    field(label("recibido", "received"), row.received_day.clone());
+    field(label("día del hecho", "incident day"), row.incident_day.clone().unwrap_or_default());
+    field(label("región", "region"), row.region.clone().unwrap_or_default());
+    field(label("tipos", "types"), row.types.join(", "));
+    field(label("responsables", "perpetrators"), row.perpetrators.join(", "));
+    field(
+        label("alerta temprana", "early alert"),
+        if row.urgent { label("sí", "yes").into() } else { String::new() },
+    );
+    field(label("estado", "status"), status_name(&row.status, es));
+    field(label("riesgo", "risk"), row.risk.clone().unwrap_or_default());
+    field(label("asignado a", "assigned to"), row.assigned.clone().unwrap_or_default());
+    if row.incident != row.id {
+        field(label("mismo incidente que", "same incident as"), row.incident.to_string());
+    }
+    let _ = writeln!(out, "{}:", label("Historia", "History"));
+    for h in history {
+        let _ = write!(out, "  {}  {}", clean(&h.at), status_name(&h.status, es));
+        if let Some(note) = &h.note {
+            let _ = write!(out, "  — {}", clean(note));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// A status id as a person reads it, in Spanish or English (an unknown id as it is).
+fn status_name(id: &str, es: bool) -> String {
+    match Status::from_id(id) {
+        Some(s) => {
+            let (_, spanish, english) = s.names();
+            if es { spanish } else { english }.to_string()
+        }
+        None => id.to_string(),
+    }
+}

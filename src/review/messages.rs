@@ -389,6 +389,38 @@ pub fn summary(summary: &OpenSummary, verb: Verb, out: &Path, lang: Lang) -> Pri
         }
         None => {}
     }
+    match &summary.registry {
+        Some(Ok(recorded)) => {
+            let _ = writeln!(
+                stdout,
+                "{}: {} ({} {}, {} {})",
+                lang.pick("Registry", "Registro"),
+                clean_line(
+                    &out.join(crate::registry::REGISTRY_FILE)
+                        .display()
+                        .to_string()
+                ),
+                recorded.added,
+                lang.pick("new cases", "casos nuevos"),
+                recorded.known,
+                lang.pick("already recorded", "ya registrados")
+            );
+        }
+        Some(Err(e)) => {
+            let _ = writeln!(
+                stderr,
+                "{}: {}",
+                lang.pick(
+                    "the registry could not record these reports (they are all written; the next \
+                     open records them)",
+                    "el registro no pudo anotar estos reportes (están todos escritos; el próximo \
+                     open los anota)"
+                ),
+                clean_line(e)
+            );
+        }
+        None => {}
+    }
     for (id, outcome) in &summary.outcomes {
         if let Outcome::Failed { reason, detail } = outcome {
             let _ = writeln!(

@@ -178,6 +178,8 @@ pub struct OpenSummary {
     pub receipt: Option<Result<WrittenReceipt, ReceiptError>>,
     /// How many reports the index lists, or why it could not be written.
     pub index: Option<Result<usize, String>>,
+    /// What the registry recorded (`docs/registry-v1.md`), or why it could not.
+    pub registry: Option<Result<crate::registry::Recorded, String>>,
 }
 
 impl OpenSummary {
@@ -368,6 +370,13 @@ fn after_the_key(summary: &mut OpenSummary, out: &OutputDir) {
     summary.index = Some(index::rebuild(out.root()).map_err(|e| e.to_string()));
     // Threads are a convenience: a failure here costs no report (the next run writes them).
     let _ = super::thread::rebuild(out.root());
+    // Every report is written before the registry is touched: a damaged registry costs no
+    // report, and the next run records what this one could not.
+    summary.registry = Some(
+        crate::registry::Registry::in_folder(out.root())
+            .and_then(|mut registry| registry.record_folder(out.root()))
+            .map_err(|e| e.to_string()),
+    );
 }
 
 /// One run's state.
