@@ -361,7 +361,7 @@ impl RegistryFolder {
 fn registry_failure(e: resguardo::registry::RegistryError) -> Failure {
     use resguardo::registry::RegistryError as E;
     match e {
-        E::Sqlite(_) => Failure::environment(e.to_string()),
+        E::Sqlite(_) | E::Io(_) => Failure::environment(e.to_string()),
         E::Unknown(_) | E::UnknownCase(_) | E::BadTransition { .. } => Failure::usage(e.to_string()),
         _ => Failure::bad_input(e.to_string()),
     }

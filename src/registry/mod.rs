@@ -79,6 +79,9 @@ pub enum RegistryError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A file or folder could not be read or made.
+    #[error("{0}")]
+    Io(String),
     /// SQLite failed (disk, lock held for too long, …).
     #[error("the registry: {0}")]
     Sqlite(#[from] rusqlite::Error),
@@ -114,6 +117,18 @@ impl Registry {
 
     fn open_up_to(path: &Path, version: i64) -> Result<Self, RegistryError> {
         let fresh = std::fs::metadata(path).map(|m| m.len() == 0).unwrap_or(true);
+        if fresh {
+            // Private like every file beside the reports (SQLite gives its -wal and -shm files
+            // the database's mode).
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| RegistryError::Io(format!("{}: {e}", path.display())))?;
+        }
         if !fresh && !starts_like_sqlite(path) {
             return Err(RegistryError::Foreign(path.to_path_buf()));
         }

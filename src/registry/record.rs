@@ -31,7 +31,7 @@ impl Registry {
         let form = FormDefinition::embedded()
             .map_err(|e| RegistryError::Unknown(e.to_string()))?;
         let folders = crate::review::index::report_folders(out)
-            .map_err(|e| RegistryError::Unknown(format!("{}: {e}", out.display())))?;
+            .map_err(|e| RegistryError::Io(format!("{}: {e}", out.display())))?;
         let threads = crate::review::thread::threads(out).unwrap_or_default();
         self.write(|tx| {
             let mut recorded = Recorded::default();
