@@ -275,7 +275,7 @@ enum Command {
     },
 }
 
-/// `registry …` (every one takes --out, the folder `open` writes to).
+/// `registry …` (every one takes --reports, the folder `open` writes to).
 #[derive(Subcommand)]
 enum RegistryCommand {
     /// List cases, newest first.
@@ -339,20 +339,20 @@ enum RegistryCommand {
 /// Where the registry is.
 #[derive(clap::Args)]
 struct RegistryFolder {
-    /// The folder `open` writes to (the registry is its registry.sqlite3).
+    /// The folder `open` writes to (its --out; the registry is its registry.sqlite3).
     #[arg(long, value_name = "DIR", default_value = "reports")]
-    out: PathBuf,
+    reports: PathBuf,
 }
 
 impl RegistryFolder {
     fn open(&self) -> Result<resguardo::registry::Registry, Failure> {
-        if !self.out.is_dir() {
+        if !self.reports.is_dir() {
             return Err(Failure::usage(format!(
-                "{}: no such folder (give the --out folder of open)",
-                self.out.display()
+                "{}: no such folder (give --reports, the --out folder of open)",
+                self.reports.display()
             )));
         }
-        resguardo::registry::Registry::in_folder(&self.out).map_err(registry_failure)
+        resguardo::registry::Registry::in_folder(&self.reports).map_err(registry_failure)
     }
 }
 
