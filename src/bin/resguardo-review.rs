@@ -1351,4 +1351,12 @@ fn localized_command(lang: Lang) -> clap::Command {
             ],
         )
     })
+    .mut_subcommand("registry", |c| {
+        spanish(
+            c,
+            "El registro de incidentes junto a los reportes abiertos (docs/registry-v1.md): \
+             casos, su seguimiento, estadísticas, el informe y lo que se puede publicar.",
+            None,
+        )
+    })
 }
