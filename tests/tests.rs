@@ -20,6 +20,7 @@ mod gateway_end_to_end;
 mod hardening;
 mod no_metadata;
 mod onion;
+mod registry;
 mod replies;
 mod review_bombs;
 mod review_escapes;

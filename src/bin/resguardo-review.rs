@@ -325,6 +325,52 @@ enum RegistryCommand {
         #[arg(long)]
         note: Option<String>,
     },
+    /// Add cases recorded before Resguardo from a CSV file (docs/registry-v1.md): all rows or
+    /// none; a bad row is named with its line number.
+    Import {
+        #[command(flatten)]
+        folder: RegistryFolder,
+        /// The CSV file.
+        #[arg(long, value_name = "FILE")]
+        csv: PathBuf,
+    },
+    /// Count incidents (linked cases once), cross-tabulated.
+    Stats {
+        #[command(flatten)]
+        folder: RegistryFolder,
+        /// Up to three of: type, region, perpetrator, month, year, affected, defender_field,
+        /// urgent, status (comma-separated).
+        #[arg(long, default_value = "")]
+        by: String,
+        /// Only cases received on or after this day (YYYY-MM-DD).
+        #[arg(long)]
+        since: Option<String>,
+        /// table, csv or json.
+        #[arg(long, default_value = "table")]
+        format: String,
+    },
+    /// Write the registry's report: one self-contained HTML page (Spanish and English) with
+    /// incidents per month, by type, by perpetrator, a map of the regions, early alerts and
+    /// how long they waited, open cases by status.
+    Report {
+        #[command(flatten)]
+        folder: RegistryFolder,
+        /// The HTML file to write (a new file).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Write aggregates safe to publish (CSV): no free text, no places, nothing finer than a
+    /// month, every cell below k suppressed with complementary suppression.
+    Publish {
+        #[command(flatten)]
+        folder: RegistryFolder,
+        /// The smallest count published (at least 2).
+        #[arg(long, default_value_t = 5)]
+        k: u64,
+        /// The CSV file to write (a new file).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
     /// Two cases about the same incident: they count once in statistics.
     Link {
         #[command(flatten)]
@@ -362,7 +408,9 @@ fn registry_failure(e: resguardo::registry::RegistryError) -> Failure {
     use resguardo::registry::RegistryError as E;
     match e {
         E::Sqlite(_) | E::Io(_) => Failure::environment(e.to_string()),
-        E::Unknown(_) | E::UnknownCase(_) | E::BadTransition { .. } => Failure::usage(e.to_string()),
+        E::Unknown(_) | E::UnknownCase(_) | E::BadTransition { .. } => {
+            Failure::usage(e.to_string())
+        }
         _ => Failure::bad_input(e.to_string()),
     }
 }
@@ -796,14 +844,18 @@ fn registry_command(command: RegistryCommand, lang: Lang) -> Result<(), Failure>
                 incident_type,
                 since: since
                     .map(|d| {
-                        d.parse()
-                            .map_err(|_| Failure::usage(format!("--since {d:?}: not a day (YYYY-MM-DD)")))
+                        d.parse().map_err(|_| {
+                            Failure::usage(format!("--since {d:?}: not a day (YYYY-MM-DD)"))
+                        })
                     })
                     .transpose()?,
                 urgent_only: urgent,
             };
             let rows = registry.list(&filter).map_err(registry_failure)?;
-            println!("{}", resguardo::registry::workflow::table(&rows, lang.pick("en", "es")));
+            println!(
+                "{}",
+                resguardo::registry::workflow::table(&rows, lang.pick("en", "es"))
+            );
             Ok(())
         }
         RegistryCommand::Show { folder, case } => {
@@ -826,7 +878,11 @@ fn registry_command(command: RegistryCommand, lang: Lang) -> Result<(), Failure>
         } => {
             let update = CaseUpdate {
                 status: status(wanted).map_err(registry_failure)?,
-                risk: risk.as_deref().map(Risk::parse).transpose().map_err(registry_failure)?,
+                risk: risk
+                    .as_deref()
+                    .map(Risk::parse)
+                    .transpose()
+                    .map_err(registry_failure)?,
                 assign,
                 note,
             };
@@ -840,12 +896,75 @@ fn registry_command(command: RegistryCommand, lang: Lang) -> Result<(), Failure>
                 ));
             }
             let mut registry = folder.open()?;
-            registry.update_case(case, &update).map_err(registry_failure)?;
+            registry
+                .update_case(case, &update)
+                .map_err(registry_failure)?;
             let row = registry.case(case).map_err(registry_failure)?;
             println!(
                 "{} {case}: {}",
                 lang.pick("case", "caso"),
                 clean_line(&row.status)
+            );
+            Ok(())
+        }
+        RegistryCommand::Import { folder, csv } => {
+            let mut registry = folder.open()?;
+            let imported = registry.import_csv(&csv).map_err(registry_failure)?;
+            println!(
+                "{imported} {}",
+                lang.pick("cases imported", "casos importados")
+            );
+            Ok(())
+        }
+        RegistryCommand::Stats {
+            folder,
+            by,
+            since,
+            format,
+        } => {
+            use resguardo::registry::stats::Dimension;
+            let by = Dimension::parse_list(&by).map_err(registry_failure)?;
+            let since = since
+                .map(|d| {
+                    d.parse().map_err(|_| {
+                        Failure::usage(format!("--since {d:?}: not a day (YYYY-MM-DD)"))
+                    })
+                })
+                .transpose()?;
+            let stats = folder.open()?.stats(&by, since).map_err(registry_failure)?;
+            match format.as_str() {
+                "table" => println!("{}", stats.table()),
+                "csv" => print!("{}", stats.csv()),
+                "json" => println!("{}", stats.json()),
+                other => {
+                    return Err(Failure::usage(format!(
+                        "--format {:?}: one of table, csv, json",
+                        clean_line(other)
+                    )))
+                }
+            }
+            Ok(())
+        }
+        RegistryCommand::Report { folder, out } => {
+            let html = folder
+                .open()?
+                .report_html(resguardo::submission::UtcDay::today())
+                .map_err(registry_failure)?;
+            write_new_file(&out, html.as_bytes())?;
+            println!(
+                "{}: {}",
+                lang.pick("Report", "Informe"),
+                clean_line(&out.display().to_string())
+            );
+            Ok(())
+        }
+        RegistryCommand::Publish { folder, k, out } => {
+            let csv = folder.open()?.publish(k).map_err(registry_failure)?;
+            write_new_file(&out, csv.as_bytes())?;
+            println!(
+                "{}: {}",
+                lang.pick("Aggregates to publish", "Agregados para publicar"),
+                clean_line(&out.display().to_string())
             );
             Ok(())
         }
@@ -860,6 +979,20 @@ fn registry_command(command: RegistryCommand, lang: Lang) -> Result<(), Failure>
             Ok(())
         }
     }
+}
+
+/// Writes `bytes` to a new file (never over an existing one: a report or a published file is
+/// not replaced by accident), synced.
+fn write_new_file(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| Failure::environment(format!("{}: {e}", path.display())))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| Failure::environment(format!("{}: {e}", path.display())))
 }
 
 /// The Spanish help of [`Connection`]'s options.

@@ -35,7 +35,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
     /// A file that is not a registry (another SQLite database, or not SQLite at all).
-    #[error("{0}: not a Resguardo registry; nothing was changed (move it away or give another --out)")]
+    #[error(
+        "{0}: not a Resguardo registry; nothing was changed (move it away or give another --out)"
+    )]
     Foreign(PathBuf),
     /// Made by a newer version of this tool.
     #[error("{path}: made by a newer Resguardo (registry schema {found}); this tool reads up to schema {}", schema::VERSION)]
@@ -116,7 +118,9 @@ impl Registry {
     }
 
     fn open_up_to(path: &Path, version: i64) -> Result<Self, RegistryError> {
-        let fresh = std::fs::metadata(path).map(|m| m.len() == 0).unwrap_or(true);
+        let fresh = std::fs::metadata(path)
+            .map(|m| m.len() == 0)
+            .unwrap_or(true);
         if fresh {
             // Private like every file beside the reports (SQLite gives its -wal and -shm files
             // the database's mode).
@@ -179,9 +183,11 @@ impl Registry {
             .pragma_query_value(None, "quick_check", |r| r.get(0))
             .map_err(|e| self.classify(e))?;
         if finding != "ok" {
+            // SQLite lists every finding on its own line: the first says enough.
+            let first = finding.lines().next().unwrap_or_default().to_string();
             return Err(RegistryError::Damaged {
                 path: self.path.clone(),
-                finding,
+                finding: first,
             });
         }
         Ok(())

@@ -28,27 +28,37 @@ impl Registry {
     /// Records every opened report of `out` not recorded yet, then links verified follow-ups to
     /// their first reports, all in one transaction.
     pub fn record_folder(&mut self, out: &Path) -> Result<Recorded, RegistryError> {
-        let form = FormDefinition::embedded()
-            .map_err(|e| RegistryError::Unknown(e.to_string()))?;
+        let form = FormDefinition::embedded().map_err(|e| RegistryError::Unknown(e.to_string()))?;
         let folders = crate::review::index::report_folders(out)
             .map_err(|e| RegistryError::Io(format!("{}: {e}", out.display())))?;
-        let threads = crate::review::thread::threads(out).unwrap_or_default();
         self.write(|tx| {
             let mut recorded = Recorded::default();
+            // Known reports are not read again: a pass costs what is new, not what is there.
+            let known = known_submissions(tx)?;
+            let mut conversations = false;
             for (id, dir) in &folders {
+                if known.contains(&id.to_string()) {
+                    recorded.known += 1;
+                    continue;
+                }
                 let folder = read_folder(dir);
                 let (Ok(entry), Some(Ok(report))) = (folder.entry, folder.report) else {
                     continue;
                 };
-                if case_of(tx, id)?.is_some() {
-                    recorded.known += 1;
-                    continue;
-                }
                 insert(tx, id, &entry.day.to_string(), &report, &form)?;
                 recorded.added += 1;
+                conversations |= report.conversation.is_some();
             }
+            // Threads read every folder: only when something new belongs to a conversation.
+            let threads = if conversations {
+                crate::review::thread::threads(out).unwrap_or_default()
+            } else {
+                Default::default()
+            };
             for thread in threads.values() {
-                let Some(first) = thread.first() else { continue };
+                let Some(first) = thread.first() else {
+                    continue;
+                };
                 let Some(first_case) = case_of(tx, &first.id)? else {
                     continue;
                 };
@@ -63,7 +73,20 @@ impl Registry {
     }
 }
 
-fn case_of(tx: &rusqlite::Transaction<'_>, id: &SubmissionId) -> Result<Option<i64>, RegistryError> {
+fn known_submissions(
+    tx: &rusqlite::Transaction<'_>,
+) -> Result<std::collections::HashSet<String>, RegistryError> {
+    let mut stmt = tx.prepare("SELECT submission FROM cases WHERE submission IS NOT NULL")?;
+    let known = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(known)
+}
+
+fn case_of(
+    tx: &rusqlite::Transaction<'_>,
+    id: &SubmissionId,
+) -> Result<Option<i64>, RegistryError> {
     Ok(tx
         .query_row(
             "SELECT id FROM cases WHERE submission = ?1",
@@ -83,7 +106,10 @@ fn insert(
     form: &FormDefinition,
 ) -> Result<(), RegistryError> {
     let choices = |field: &str| -> Vec<String> {
-        let allowed = form.field(field).map(|f| f.options.as_slice()).unwrap_or(&[]);
+        let allowed = form
+            .field(field)
+            .map(|f| f.options.as_slice())
+            .unwrap_or(&[]);
         match report.fields.get(field) {
             Some(FieldValue::Choices(list)) => list
                 .iter()
@@ -115,7 +141,8 @@ fn insert(
             place,
             one("affected"),
             one("defender_field"),
-            report.urgent,
+            // The answer, or the top-level flag: as the index and the watch read it.
+            report.urgency() == crate::payload::Urgency::Yes,
             report.language.chars().take(35).collect::<String>(),
             report.conversation.as_ref().map(|c| c.locator.to_string()),
             now(),

@@ -48,7 +48,9 @@ fn a_case_moves_forward_only_and_keeps_its_history() {
         registry.update_case(case, &to("recibido")),
         Err(RegistryError::BadTransition { .. })
     ));
-    registry.update_case(case, &to("medida otorgada")).expect("granted");
+    registry
+        .update_case(case, &to("medida otorgada"))
+        .expect("granted");
     assert!(matches!(
         registry.update_case(case, &to("medida_denegada")),
         Err(RegistryError::BadTransition { .. })
@@ -66,18 +68,30 @@ fn a_case_moves_forward_only_and_keeps_its_history() {
         .collect();
     assert_eq!(
         history,
-        ["evaluacion_riesgo", "medida_solicitada", "medida_otorgada", "cerrado"]
+        [
+            "evaluacion_riesgo",
+            "medida_solicitada",
+            "medida_otorgada",
+            "cerrado"
+        ]
     );
     let acted: Option<String> = registry
         .conn()
-        .query_row("SELECT first_acted_at FROM cases WHERE id = ?1", [case], |r| r.get(0))
+        .query_row(
+            "SELECT first_acted_at FROM cases WHERE id = ?1",
+            [case],
+            |r| r.get(0),
+        )
         .expect("first acted");
     assert!(acted.is_some_and(|a| a.ends_with('Z')));
     assert!(matches!(
         registry.update_case(999, &to("cerrado")),
         Err(RegistryError::UnknownCase(999))
     ));
-    assert!(matches!(Status::parse("archivado"), Err(RegistryError::Unknown(_))));
+    assert!(matches!(
+        Status::parse("archivado"),
+        Err(RegistryError::Unknown(_))
+    ));
 }
 
 #[test]
@@ -89,7 +103,10 @@ fn linked_cases_share_the_smallest_case_as_their_incident() {
     for id in [a, b, c] {
         assert_eq!(registry.case(id).expect("case").incident, a);
     }
-    assert!(matches!(registry.link(a, 77), Err(RegistryError::UnknownCase(77))));
+    assert!(matches!(
+        registry.link(a, 77),
+        Err(RegistryError::UnknownCase(77))
+    ));
 }
 
 #[test]
@@ -98,7 +115,10 @@ fn a_foreign_a_newer_or_a_damaged_file_is_refused_and_left_as_it_was() {
     // Not SQLite at all.
     let text = dir.path().join("notes.sqlite3");
     std::fs::write(&text, "casos: 3\n").expect("write");
-    assert!(matches!(Registry::open(&text), Err(RegistryError::Foreign(_))));
+    assert!(matches!(
+        Registry::open(&text),
+        Err(RegistryError::Foreign(_))
+    ));
     assert_eq!(std::fs::read(&text).expect("read"), b"casos: 3\n");
     // Another program's SQLite database.
     let other = dir.path().join("other.sqlite3");
@@ -106,7 +126,10 @@ fn a_foreign_a_newer_or_a_damaged_file_is_refused_and_left_as_it_was() {
         .and_then(|c| c.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);"))
         .expect("other db");
     let before = std::fs::read(&other).expect("read");
-    assert!(matches!(Registry::open(&other), Err(RegistryError::Foreign(_))));
+    assert!(matches!(
+        Registry::open(&other),
+        Err(RegistryError::Foreign(_))
+    ));
     assert_eq!(std::fs::read(&other).expect("read"), before);
     // From a newer version.
     let newer = dir.path().join("newer.sqlite3");

@@ -43,7 +43,11 @@ impl Status {
     pub fn names(self) -> (&'static str, &'static str, &'static str) {
         match self {
             Status::Received => ("recibido", "recibido", "received"),
-            Status::RiskAssessment => ("evaluacion_riesgo", "evaluación de riesgo", "risk assessment"),
+            Status::RiskAssessment => (
+                "evaluacion_riesgo",
+                "evaluación de riesgo",
+                "risk assessment",
+            ),
             Status::MeasureRequested => (
                 "medida_solicitada",
                 "medida de protección solicitada",
@@ -290,7 +294,9 @@ impl Registry {
             args.push(Box::new(region.clone()));
         }
         if let Some(t) = &filter.incident_type {
-            sql.push_str(" AND EXISTS (SELECT 1 FROM case_types t WHERE t.case_id = c.id AND t.type = ?)");
+            sql.push_str(
+                " AND EXISTS (SELECT 1 FROM case_types t WHERE t.case_id = c.id AND t.type = ?)",
+            );
             args.push(Box::new(t.clone()));
         }
         if let Some(since) = filter.since {
@@ -376,11 +382,17 @@ impl Registry {
 }
 
 /// [`Registry::link`] inside a transaction (recording links follow-ups the same way).
-pub(super) fn link_in(tx: &rusqlite::Transaction<'_>, a: i64, b: i64) -> Result<i64, RegistryError> {
+pub(super) fn link_in(
+    tx: &rusqlite::Transaction<'_>,
+    a: i64,
+    b: i64,
+) -> Result<i64, RegistryError> {
     let incident_of = |id: i64| -> Result<i64, RegistryError> {
-        tx.query_row("SELECT incident FROM cases WHERE id = ?1", [id], |r| r.get(0))
-            .optional()?
-            .ok_or(RegistryError::UnknownCase(id))
+        tx.query_row("SELECT incident FROM cases WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
+        .optional()?
+        .ok_or(RegistryError::UnknownCase(id))
     };
     let (ia, ib) = (incident_of(a)?, incident_of(b)?);
     let joined = ia.min(ib);
@@ -397,9 +409,19 @@ pub fn table(rows: &[CaseRow], lang: &str) -> String {
     use std::fmt::Write as _;
     let es = lang == "es";
     let header = if es {
-        ["caso", "recibido", "urgente", "estado", "región", "tipos", "incidente"]
+        [
+            "caso",
+            "recibido",
+            "urgente",
+            "estado",
+            "región",
+            "tipos",
+            "incidente",
+        ]
     } else {
-        ["case", "received", "urgent", "status", "region", "types", "incident"]
+        [
+            "case", "received", "urgent", "status", "region", "types", "incident",
+        ]
     };
     let cells: Vec<[String; 7]> = rows
         .iter()
@@ -440,12 +462,7 @@ pub fn table(rows: &[CaseRow], lang: &str) -> String {
         let values: Vec<&str> = row.iter().map(String::as_str).collect();
         line(&mut out, &values);
     }
-    let _ = write!(
-        out,
-        "{} {}",
-        rows.len(),
-        if es { "casos" } else { "cases" }
-    );
+    let _ = write!(out, "{} {}", rows.len(), if es { "casos" } else { "cases" });
     out
 }
 
@@ -454,7 +471,8 @@ pub fn describe(row: &CaseRow, history: &[HistoryEntry], lang: &str) -> String {
     use std::fmt::Write as _;
     let es = lang == "es";
     let clean = |s: &str| crate::terminal::clean_line(s);
-    let label = |es_label: &'static str, en_label: &'static str| if es { es_label } else { en_label };
+    let label =
+        |es_label: &'static str, en_label: &'static str| if es { es_label } else { en_label };
     let mut out = String::new();
     let _ = writeln!(out, "{} {}", label("Caso", "Case"), row.id);
     let mut field = |name: &str, value: String| {
@@ -462,21 +480,46 @@ pub fn describe(row: &CaseRow, history: &[HistoryEntry], lang: &str) -> String {
             let _ = writeln!(out, "  {name}: {}", clean(&value));
         }
     };
-    field(label("reporte", "report"), row.submission.clone().unwrap_or_default());
+    field(
+        label("reporte", "report"),
+        row.submission.clone().unwrap_or_default(),
+    );
     field(label("recibido", "received"), row.received_day.clone());
-    field(label("día del hecho", "incident day"), row.incident_day.clone().unwrap_or_default());
-    field(label("región", "region"), row.region.clone().unwrap_or_default());
+    field(
+        label("día del hecho", "incident day"),
+        row.incident_day.clone().unwrap_or_default(),
+    );
+    field(
+        label("región", "region"),
+        row.region.clone().unwrap_or_default(),
+    );
     field(label("tipos", "types"), row.types.join(", "));
-    field(label("responsables", "perpetrators"), row.perpetrators.join(", "));
+    field(
+        label("responsables", "perpetrators"),
+        row.perpetrators.join(", "),
+    );
     field(
         label("alerta temprana", "early alert"),
-        if row.urgent { label("sí", "yes").into() } else { String::new() },
+        if row.urgent {
+            label("sí", "yes").into()
+        } else {
+            String::new()
+        },
     );
     field(label("estado", "status"), status_name(&row.status, es));
-    field(label("riesgo", "risk"), row.risk.clone().unwrap_or_default());
-    field(label("asignado a", "assigned to"), row.assigned.clone().unwrap_or_default());
+    field(
+        label("riesgo", "risk"),
+        row.risk.clone().unwrap_or_default(),
+    );
+    field(
+        label("asignado a", "assigned to"),
+        row.assigned.clone().unwrap_or_default(),
+    );
     if row.incident != row.id {
-        field(label("mismo incidente que", "same incident as"), row.incident.to_string());
+        field(
+            label("mismo incidente que", "same incident as"),
+            row.incident.to_string(),
+        );
     }
     let _ = writeln!(out, "{}:", label("Historia", "History"));
     for h in history {
