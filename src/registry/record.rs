@@ -15,6 +15,10 @@ use crate::submission::SubmissionId;
 /// Longest place kept, in characters (free text; never published).
 const MAX_PLACE_CHARS: usize = 200;
 
+/// Beside the registry while `open` records: if it is still there, that recording did not
+/// finish, and the next one reads every folder.
+const PENDING_FILE: &str = "registry.pending";
+
 /// What one recording pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Recorded {
@@ -25,19 +29,49 @@ pub struct Recorded {
 }
 
 impl Registry {
+    /// What `open` calls once every report is written: records the reports of `opened` (this
+    /// run's), or every folder of `out` when the registry is new or the last recording did not
+    /// finish. A pass then costs what is new, not what is there.
+    pub fn record_opened(out: &Path, opened: &[SubmissionId]) -> Result<Recorded, RegistryError> {
+        let pending = out.join(PENDING_FILE);
+        let full = !out.join(super::REGISTRY_FILE).exists() || pending.exists();
+        let io = |e: std::io::Error| RegistryError::Io(format!("{}: {e}", pending.display()));
+        std::fs::write(&pending, b"").map_err(io)?;
+        let mut registry = Registry::in_folder(out)?;
+        let recorded = if full {
+            registry.record_folder(out)?
+        } else {
+            let dirs: Vec<_> = opened
+                .iter()
+                .map(|id| (*id, out.join(id.to_string())))
+                .collect();
+            registry.record_dirs(out, &dirs)?
+        };
+        std::fs::remove_file(&pending).map_err(io)?;
+        Ok(recorded)
+    }
+
     /// Records every opened report of `out` not recorded yet, then links verified follow-ups to
     /// their first reports, all in one transaction.
     pub fn record_folder(&mut self, out: &Path) -> Result<Recorded, RegistryError> {
-        let form = FormDefinition::embedded().map_err(|e| RegistryError::Unknown(e.to_string()))?;
         let folders = crate::review::index::report_folders(out)
             .map_err(|e| RegistryError::Io(format!("{}: {e}", out.display())))?;
+        self.record_dirs(out, &folders)
+    }
+
+    /// Records those of the report folders `folders` (of `out`) not recorded yet.
+    fn record_dirs(
+        &mut self,
+        out: &Path,
+        folders: &[(SubmissionId, std::path::PathBuf)],
+    ) -> Result<Recorded, RegistryError> {
+        let form = FormDefinition::embedded().map_err(|e| RegistryError::Unknown(e.to_string()))?;
         self.write(|tx| {
             let mut recorded = Recorded::default();
-            // Known reports are not read again: a pass costs what is new, not what is there.
-            let known = known_submissions(tx)?;
             let mut conversations = false;
-            for (id, dir) in &folders {
-                if known.contains(&id.to_string()) {
+            for (id, dir) in folders {
+                // Known reports are not read again.
+                if case_of(tx, id)?.is_some() {
                     recorded.known += 1;
                     continue;
                 }
@@ -73,26 +107,13 @@ impl Registry {
     }
 }
 
-fn known_submissions(
-    tx: &rusqlite::Transaction<'_>,
-) -> Result<std::collections::HashSet<String>, RegistryError> {
-    let mut stmt = tx.prepare("SELECT submission FROM cases WHERE submission IS NOT NULL")?;
-    let known = stmt
-        .query_map([], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    Ok(known)
-}
-
 fn case_of(
     tx: &rusqlite::Transaction<'_>,
     id: &SubmissionId,
 ) -> Result<Option<i64>, RegistryError> {
     Ok(tx
-        .query_row(
-            "SELECT id FROM cases WHERE submission = ?1",
-            [id.to_string()],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT id FROM cases WHERE submission = ?1")?
+        .query_row([id.to_string()], |r| r.get(0))
         .optional()?)
 }
 

@@ -372,10 +372,14 @@ fn after_the_key(summary: &mut OpenSummary, out: &OutputDir) {
     let _ = super::thread::rebuild(out.root());
     // Every report is written before the registry is touched: a damaged registry costs no
     // report, and the next run records what this one could not.
+    let opened: Vec<SubmissionId> = summary
+        .outcomes
+        .iter()
+        .filter(|(_, o)| matches!(o, Outcome::Opened { .. }))
+        .map(|(id, _)| *id)
+        .collect();
     summary.registry = Some(
-        crate::registry::Registry::in_folder(out.root())
-            .and_then(|mut registry| registry.record_folder(out.root()))
-            .map_err(|e| e.to_string()),
+        crate::registry::Registry::record_opened(out.root(), &opened).map_err(|e| e.to_string()),
     );
 }
 
