@@ -26,19 +26,15 @@ use resguardo::review::opened::OpenedReport;
 use resguardo::submission::{Sealing, SubmissionId, UtcDay};
 
 /// SplitMix64, seeded: every run writes the same reports.
-struct Rng(u64);
+struct Rng(resguardo::testing::SeededRng);
 
 impl Rng {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        self.0.below(n)
     }
 
     /// An option, the first ones (the few that dominate) far likelier than the rest.
@@ -197,7 +193,7 @@ fn main() {
     let scratch = resguardo::testing::bench_scratch_dir();
     let out = scratch.path().join("reports");
     std::fs::create_dir_all(&out).expect("out");
-    let mut rng = Rng(0x5245_4753_4245_4e43);
+    let mut rng = Rng(resguardo::testing::SeededRng(0x5245_4753_4245_4e43));
 
     println!("registry: {total} report folders recorded in batches of {batch}");
     let mut per_report: Vec<Duration> = Vec::new();

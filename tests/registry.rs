@@ -21,19 +21,11 @@ use resguardo::submission::UtcDay;
 use crate::common::*;
 
 /// SplitMix64: a small deterministic generator, so every run draws the same reports.
-struct Rng(u64);
+struct Rng(resguardo::testing::SeededRng);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
     fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        self.0.below(n)
     }
 
     fn chance(&mut self, percent: u64) -> bool {
@@ -154,7 +146,7 @@ fn generate(seed: u64, n: usize) -> Vec<Synthetic> {
         .parse::<UtcDay>()
         .expect("day")
         .days_since_epoch();
-    let mut rng = Rng(seed);
+    let mut rng = Rng(resguardo::testing::SeededRng(seed));
     (0..n)
         .map(|_| {
             let type_count = 1 + usize::from(rng.chance(35)) + usize::from(rng.chance(10));

@@ -338,21 +338,8 @@ fn capitalised(text: &str) -> String {
         .unwrap_or_default()
 }
 
-/// Text safe anywhere in HTML: element content and quoted attributes.
-fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
+/// Text safe anywhere in HTML: element content and quoted attributes (the page's own escaping).
+use crate::gateway::page_render::escape as esc;
 
 /// The form's options and their Spanish and English labels.
 struct Labels {
