@@ -985,11 +985,20 @@ fn registry_command(command: RegistryCommand, lang: Lang) -> Result<(), Failure>
 /// not replaced by accident), synced.
 fn write_new_file(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
     use std::io::Write;
-    let mut file = std::fs::OpenOptions::new()
+    let mut file = match std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(path)
-        .map_err(|e| Failure::environment(format!("{}: {e}", path.display())))?;
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(Failure::usage(format!(
+                "{}: exists already; give another --out (nothing was written)",
+                path.display()
+            )))
+        }
+        Err(e) => return Err(Failure::environment(format!("{}: {e}", path.display()))),
+    };
     file.write_all(bytes)
         .and_then(|()| file.sync_all())
         .map_err(|e| Failure::environment(format!("{}: {e}", path.display())))
