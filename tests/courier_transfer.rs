@@ -74,15 +74,7 @@ fn receipt_signature(receipt: &Path) -> PathBuf {
 
 /// Opens `bundle` with the demo reviewer key into `out`; returns the receipt's path.
 fn open_offline(bundle: &Path, out: &Path) -> PathBuf {
-    let open = run(Command::new(review_bin())
-        .arg("open")
-        .arg(bundle)
-        .arg("--key")
-        .arg(demo_sec(1))
-        .arg("--passphrase-file")
-        .arg(demo_passphrase(1))
-        .arg("--out")
-        .arg(out));
+    let open = open_as_demo_reviewer(bundle, out);
     assert!(open.status.success(), "open: {}", stderr(&open));
     let batch = resguardo::operator::verify_bundle_file(bundle)
         .unwrap()

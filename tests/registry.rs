@@ -8,7 +8,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -227,19 +226,6 @@ fn seal_all(reports: &[Synthetic], threads: usize) -> Vec<Vec<u8>> {
     sealed.into_iter().map(|(_, m)| m).collect()
 }
 
-/// `resguardo-review open` with demo reviewer 1.
-fn open(bundle: &Path, out: &Path) -> Output {
-    run(Command::new(review_bin())
-        .arg("open")
-        .arg(bundle)
-        .arg("--key")
-        .arg(demo_sec(1))
-        .arg("--passphrase-file")
-        .arg(demo_passphrase(1))
-        .arg("--out")
-        .arg(out))
-}
-
 /// How many of each, from the generator's list.
 fn tally<'a>(items: impl Iterator<Item = &'a str>) -> BTreeMap<String, i64> {
     let mut out = BTreeMap::new();
@@ -315,7 +301,7 @@ fn every_opened_report_is_a_case_once_with_the_generators_counts() {
     gateway.stop();
 
     let out = dir.path().join("reports");
-    let o = open(&bundle, &out);
+    let o = open_as_demo_reviewer(&bundle, &out);
     assert!(o.status.success(), "open: {}{}", stdout(&o), stderr(&o));
     assert!(stdout(&o).contains(REGISTRY_FILE), "{}", stdout(&o));
     assert!(!stderr(&o).contains("registry"), "{}", stderr(&o));
@@ -324,7 +310,7 @@ fn every_opened_report_is_a_case_once_with_the_generators_counts() {
     assert_eq!(folders, by_id.keys().cloned().collect());
 
     // Opening the same bundle again (and recording again) adds nothing.
-    let again = open(&bundle, &out);
+    let again = open_as_demo_reviewer(&bundle, &out);
     assert!(again.status.success(), "{}", stderr(&again));
     let mut registry = Registry::in_folder(&out).expect("the registry");
     let recorded = registry.record_folder(&out).expect("records");
@@ -541,7 +527,7 @@ fn an_open_and_a_case_update_at_once_both_complete() {
     let second = dir.path().join("second.tar");
     let mut ids = bundle_of(&first, 11, 20);
     ids.extend(bundle_of(&second, 12, 80));
-    let o = open(&first, &out);
+    let o = open_as_demo_reviewer(&first, &out);
     assert!(o.status.success(), "{}", stderr(&o));
     let case = Registry::in_folder(&out)
         .expect("registry")
@@ -595,7 +581,7 @@ fn an_open_and_a_case_update_at_once_both_complete() {
             (passes, during, added)
         })
     };
-    let o = open(&second, &out);
+    let o = open_as_demo_reviewer(&second, &out);
     done.store(true, Ordering::Relaxed);
     let updates = updater.join().expect("the updater");
     let (passes, during, added) = recorder.join().expect("the recorder");
@@ -670,7 +656,7 @@ fn a_damaged_registry_costs_no_report_and_the_next_open_records_them() {
 
     let bundle = dir.path().join("bundle.tar");
     let ids = bundle_of(&bundle, 21, 12);
-    let o = open(&bundle, &out);
+    let o = open_as_demo_reviewer(&bundle, &out);
     let said = format!("{}{}", stdout(&o), stderr(&o));
     println!(
         "open beside a damaged registry: exit {:?}\n{said}",
@@ -699,7 +685,7 @@ fn a_damaged_registry_costs_no_report_and_the_next_open_records_them() {
     // Restored from the backup, the next open (of the same bundle: nothing new to open)
     // records what the last one could not.
     std::fs::copy(&backup, &registry_file).expect("restore");
-    let o = open(&bundle, &out);
+    let o = open_as_demo_reviewer(&bundle, &out);
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
     let registry = Registry::in_folder(&out).expect("the restored registry");
     let rows = registry.list(&CaseFilter::default()).expect("list");

@@ -48,15 +48,7 @@ fn fetch_and_open(url: &str, dir: &Path, name: &str, out: &Path) {
     let bundle = dir.join(format!("{name}.tar"));
     let o = run(courier("fetch", url).arg("--out").arg(&bundle));
     assert!(o.status.success(), "fetch: {}", stderr(&o));
-    let o = run(Command::new(review_bin())
-        .arg("open")
-        .arg(&bundle)
-        .arg("--key")
-        .arg(demo_sec(1))
-        .arg("--passphrase-file")
-        .arg(demo_passphrase(1))
-        .arg("--out")
-        .arg(out));
+    let o = open_as_demo_reviewer(&bundle, out);
     assert!(o.status.success(), "open: {}{}", stdout(&o), stderr(&o));
 }
 

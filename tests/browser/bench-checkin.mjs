@@ -20,23 +20,15 @@
 // default (no [proof_of_work] difficulty is set); the one the page was given is printed.
 
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { repo, bin, es, startGateway, launchBrowser, phone } from './harness.mjs';
+import { es, startGateway, launchBrowser, phone, demoCourier, demoTeam, runTool } from './harness.mjs';
 
 const RUNS = Number(process.env.RUNS || 7);
 const ANSWERS = 20;
-const courier = (ext) => join(repo, `keys-example/demo-courier-1.${ext}`);
-const reviewer = (n, ext) => join(repo, `keys-example/demo-reviewer-${n}.${ext}`);
-const env = { ...process.env, LANG: 'C', LC_ALL: 'C' };
 
-function run(program, args) {
-  const o = spawnSync(bin(program), args, { encoding: 'utf8', env });
-  assert.equal(o.status, 0, `${program} ${args[0]}: ${o.stdout}${o.stderr}`);
-  return o.stdout;
-}
+const run = (program, args) => runTool(program, args).stdout;
 
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -46,10 +38,11 @@ const ms = (x) => `${Math.round(x)} ms`;
 const summary = (xs) => `median ${ms(median(xs))}, max ${ms(Math.max(...xs))}  [${xs.map((x) => Math.round(x)).join(', ')}]`;
 
 const gateway = await startGateway(
-  `[[couriers]]\ncert = "${courier('pub.asc')}"\n`
+  `[[couriers]]\ncert = "${demoCourier('pub.asc')}"\n`
   // The gateway's default difficulty: an empty [proof_of_work] keeps the harness from setting 14.
   + '[proof_of_work]\nenabled = true\n'
-  + '[form]\ntoken_min_age_secs = 0\n'
+  // Check-ins without JavaScript are admitted like form posts: enough of those too.
+  + '[form]\ntoken_min_age_secs = 0\nposts_per_minute = 600\npost_burst = 100\n'
   // Enough check-ins for every run at once (the default budget is 30 at once, 120 a minute).
   + '[rate_limits]\nchecks_per_minute = 600\ncheck_burst = 200\n',
   { tls: true },
@@ -59,7 +52,7 @@ const work = mkdtempSync(join(tmpdir(), 'resguardo-bench-checkin-'));
 
 try {
   const connection = ['--server', gateway.url, '--insecure-self-signed'];
-  const courierArgs = [...connection, '--courier-key', courier('sec.asc'), '--passphrase-file', courier('passphrase')];
+  const team = demoTeam(gateway, work);
 
   // Two reports, each starting a conversation; their words kept in files.
   const start = (name) => {
@@ -75,19 +68,14 @@ try {
   const quiet = start('ninguna');
 
   // The reviewers: fetch, open, 20 answers to the first report in one outbox, push.
-  const bundle = join(work, 'bundle.tar');
-  run('resguardo-review', ['fetch', ...courierArgs, '--out', bundle]);
-  const opened = join(work, 'reports');
-  run('resguardo-review', ['open', bundle, '--key', reviewer(1, 'sec.asc'), '--passphrase-file', reviewer(1, 'passphrase'), '--out', opened]);
+  const opened = team.fetchAndOpen('bundle');
   const outbox = join(work, 'outbox.json');
   for (let i = 1; i <= ANSWERS; i += 1) {
     const message = join(work, `reply-${i}.txt`);
     writeFileSync(message, `Respuesta ${i}. ${'Texto de prueba. '.repeat(20)}`);
-    run('resguardo-review', ['reply', '--report', join(opened, busy.id), '--message', message,
-      '--key', reviewer(1, 'sec.asc'), '--passphrase-file', reviewer(1, 'passphrase'),
-      '--team', reviewer(2, 'pub.asc'), '--out', outbox]);
+    team.reply(join(opened, busy.id), message, outbox);
   }
-  run('resguardo-review', ['push', ...courierArgs, outbox]);
+  team.push(outbox);
 
   const difficulties = new Set();
 

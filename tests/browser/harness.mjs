@@ -1,6 +1,6 @@
 // Shared by the browser tests: real gateways on loopback, Debian's Chromium, and the review tool.
 
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync, readdirSync, statSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -120,3 +120,42 @@ export async function fillMinimal(page, description = 'Nos amenazaron en la asam
 
 /** Waits until the page's script has taken over the form. */
 export const ready = (page) => page.waitForSelector('#mode-browser:not([hidden])', { timeout: 30000 });
+
+/** The demo keys of keys-example/ (insecure, for tests and `scripts/run` only). */
+export const demoCourier = (ext) => join(repo, `keys-example/demo-courier-1.${ext}`);
+export const demoReviewer = (n, ext) => join(repo, `keys-example/demo-reviewer-${n}.${ext}`);
+
+/** Runs one of the project's programs in the C locale; asserts that it succeeded. */
+export function runTool(program, args) {
+  const o = spawnSync(bin(program), args, { encoding: 'utf8', env: { ...process.env, LANG: 'C', LC_ALL: 'C' } });
+  if (o.status !== 0) throw new Error(`${program} ${args[0]} exited ${o.status}: ${o.stdout}${o.stderr}`);
+  return o;
+}
+
+/**
+ * The team's side of a conversation with `gateway`, working in `work`: the demo courier fetches
+ * and pushes, demo reviewer 1 opens (into one folder, where threads build) and answers for the
+ * reporter and both reviewers.
+ */
+export function demoTeam(gateway, work) {
+  const tls = gateway.url.startsWith('https:') ? ['--insecure-self-signed'] : [];
+  const courierArgs = () => ['--server', gateway.url, ...tls, '--courier-key', demoCourier('sec.asc'), '--passphrase-file', demoCourier('passphrase')];
+  const out = join(work, 'reports');
+  return {
+    /** Fetches what is new and opens it; returns the reports folder. */
+    fetchAndOpen(label) {
+      const bundle = join(work, `${label}.tar`);
+      runTool('resguardo-review', ['fetch', ...courierArgs(), '--out', bundle]);
+      runTool('resguardo-review', ['open', bundle, '--key', demoReviewer(1, 'sec.asc'), '--passphrase-file', demoReviewer(1, 'passphrase'), '--out', out]);
+      return out;
+    },
+    /** Writes an answer (text in file `message`) to the report folder `report` into `outbox`. */
+    reply(report, message, outbox, attach) {
+      return runTool('resguardo-review', ['reply', '--report', report, '--message', message,
+        ...(attach ? ['--attach', attach] : []),
+        '--key', demoReviewer(1, 'sec.asc'), '--passphrase-file', demoReviewer(1, 'passphrase'),
+        '--team', demoReviewer(2, 'pub.asc'), '--out', outbox]);
+    },
+    push: (outbox) => runTool('resguardo-review', ['push', ...courierArgs(), outbox]),
+  };
+}

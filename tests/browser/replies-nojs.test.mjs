@@ -11,35 +11,33 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { repo, bin, es, en, startGateway, launchBrowser, phone, fillMinimal, shot, allFiles } from './harness.mjs';
+import { repo, es, en, startGateway, launchBrowser, phone, fillMinimal, shot, allFiles, demoCourier, demoTeam, runTool } from './harness.mjs';
 
 const R = await import(join(repo, 'static/js/replies.js'));
 const { wordlist } = await import(join(repo, 'static/node_modules/@scure/bip39/wordlists/spanish.js'));
 const list = R.wordList(wordlist);
 
-const courier = (ext) => join(repo, `keys-example/demo-courier-1.${ext}`);
-const reviewer = (n, ext) => join(repo, `keys-example/demo-reviewer-${n}.${ext}`);
 // Demo reviewer 1, who signs the answers here.
 const REVIEWER_1 = 'C95C29B449920DED0872A622F1F1AA6FAE2F54AD';
 const CANARY = `CANARIO-NOJS-${randomBytes(4).toString('hex')}`;
 const TEAM_FILE = 'adjunto del equipo, sin JavaScript';
-const env = { ...process.env, LANG: 'C', LC_ALL: 'C' };
 let gateway;
 let browser;
 let work;
+let team;
 
 before(async () => {
   // Plain HTTP, as an onion service is reached from Tor Browser. The harness's [form] makes a
   // form token good after 1 s (5 s by default): every post below waits that long, as a person would.
-  gateway = await startGateway(`[[couriers]]\ncert = "${courier('pub.asc')}"\n`);
+  gateway = await startGateway(`[[couriers]]\ncert = "${demoCourier('pub.asc')}"\n`);
   assert.match(gateway.url, /^http:/);
   browser = await launchBrowser();
   work = mkdtempSync(join(tmpdir(), 'resguardo-replies-nojs-'));
+  team = demoTeam(gateway, work);
 });
 
 after(async () => {
@@ -47,22 +45,7 @@ after(async () => {
   gateway?.stop();
 });
 
-function run(program, args) {
-  const o = spawnSync(bin(program), args, { encoding: 'utf8', env });
-  assert.equal(o.status, 0, `${program} ${args[0]}: ${o.stdout}${o.stderr}`);
-  return o;
-}
-
-const courierArgs = () => ['--server', gateway.url, '--courier-key', courier('sec.asc'), '--passphrase-file', courier('passphrase')];
-
-/** The courier fetches what is new; demo reviewer 1 opens it into one folder (threads build there). */
-function fetchAndOpen(label) {
-  const bundle = join(work, `${label}.tar`);
-  run('resguardo-review', ['fetch', ...courierArgs(), '--out', bundle]);
-  const out = join(work, 'reports');
-  run('resguardo-review', ['open', bundle, '--key', reviewer(1, 'sec.asc'), '--passphrase-file', reviewer(1, 'passphrase'), '--out', out]);
-  return out;
-}
+const run = runTool;
 
 /** A browser without JavaScript (Tor Browser at "Safest"), phone-sized. */
 const noScript = () => phone(browser, { javaScriptEnabled: false });
@@ -141,7 +124,7 @@ test('without JavaScript, the report form is sealed on arrival and shows the 12 
 
   // The reviewers: fetched by the courier, opened offline; the report carries the conversation
   // of the words the page showed (the gateway made them, in memory).
-  const out = fetchAndOpen('first');
+  const out = team.fetchAndOpen('first');
   const report = join(out, id);
   const sent = JSON.parse(readFileSync(join(report, 'report.json'), 'utf8'));
   assert.equal(sent.sealed_by, 'gateway');
@@ -157,10 +140,8 @@ test('without JavaScript, the report form is sealed on arrival and shows the 12 
   const note = join(work, 'nota-del-equipo.txt');
   writeFileSync(note, TEAM_FILE);
   const outbox = join(work, 'outbox-1.json');
-  run('resguardo-review', ['reply', '--report', report, '--message', message, '--attach', note,
-    '--key', reviewer(1, 'sec.asc'), '--passphrase-file', reviewer(1, 'passphrase'),
-    '--team', reviewer(2, 'pub.asc'), '--out', outbox]);
-  assert.match(run('resguardo-review', ['push', ...courierArgs(), outbox]).stdout, /stored/);
+  team.reply(report, message, outbox, note);
+  assert.match(team.push(outbox).stdout, /stored/);
   first = { id, words, report, out };
 });
 
@@ -239,7 +220,7 @@ test('without JavaScript, a follow-up with a file is sent from the thread page a
   await shot(page, 'replies-nojs-followed');
   await context.close();
 
-  const out = fetchAndOpen('second');
+  const out = team.fetchAndOpen('second');
   const followText = readFileSync(join(out, followId, 'report.txt'), 'utf8');
   assert.ok(followText.startsWith(`Follow-up to report ${first.id}`)
     || followText.startsWith(`Seguimiento del reporte ${first.id}`), followText.slice(0, 300));

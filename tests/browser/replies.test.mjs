@@ -11,30 +11,28 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { repo, bin, artifacts, es, en, startGateway, launchBrowser, phone, ready, fillMinimal, shot, allFiles } from './harness.mjs';
+import { repo, artifacts, es, en, startGateway, launchBrowser, phone, ready, fillMinimal, shot, allFiles, demoCourier, demoTeam, runTool } from './harness.mjs';
 
 const R = await import(join(repo, 'static/js/replies.js'));
 const { wordlist } = await import(join(repo, 'static/node_modules/@scure/bip39/wordlists/spanish.js'));
 const list = R.wordList(wordlist);
 
-const courier = (ext) => join(repo, `keys-example/demo-courier-1.${ext}`);
-const reviewer = (n, ext) => join(repo, `keys-example/demo-reviewer-${n}.${ext}`);
 const CANARY = `CANARIO-PAGINA-${randomBytes(4).toString('hex')}`;
-const env = { ...process.env, LANG: 'C', LC_ALL: 'C' };
 let gateway;
 let browser;
 let work;
+let team;
 
 before(async () => {
-  gateway = await startGateway(`[[couriers]]\ncert = "${courier('pub.asc')}"\n`, { tls: true });
+  gateway = await startGateway(`[[couriers]]\ncert = "${demoCourier('pub.asc')}"\n`, { tls: true });
   assert.match(gateway.url, /^https:/);
   browser = await launchBrowser();
   work = mkdtempSync(join(tmpdir(), 'resguardo-replies-'));
+  team = demoTeam(gateway, work);
 });
 
 after(async () => {
@@ -42,35 +40,17 @@ after(async () => {
   gateway?.stop();
 });
 
-function run(program, args) {
-  const o = spawnSync(bin(program), args, { encoding: 'utf8', env });
-  assert.equal(o.status, 0, `${program} ${args[0]}: ${o.stdout}${o.stderr}`);
-  return o;
-}
-
+const run = runTool;
 const connection = () => ['--server', gateway.url, '--insecure-self-signed'];
-const courierArgs = () => [...connection(), '--courier-key', courier('sec.asc'), '--passphrase-file', courier('passphrase')];
-
-/** The courier fetches what is new; demo reviewer 1 opens it into one folder (threads build there). */
-function fetchAndOpen(label) {
-  const bundle = join(work, `${label}.tar`);
-  run('resguardo-review', ['fetch', ...courierArgs(), '--out', bundle]);
-  const out = join(work, 'reports');
-  run('resguardo-review', ['open', bundle, '--key', reviewer(1, 'sec.asc'), '--passphrase-file', reviewer(1, 'passphrase'), '--out', out]);
-  return out;
-}
+const fetchAndOpen = (label) => team.fetchAndOpen(label);
+const push = (outbox) => team.push(outbox);
 
 /** An answer written offline by demo reviewer 1 (for the reporter and both reviewers). */
 function reply(report, text, outbox, attach) {
   const message = join(work, `reply-${randomBytes(4).toString('hex')}.txt`);
   writeFileSync(message, text);
-  run('resguardo-review', ['reply', '--report', report, '--message', message,
-    ...(attach ? ['--attach', attach] : []),
-    '--key', reviewer(1, 'sec.asc'), '--passphrase-file', reviewer(1, 'passphrase'),
-    '--team', reviewer(2, 'pub.asc'), '--out', outbox]);
+  team.reply(report, message, outbox, attach);
 }
-
-const push = (outbox) => run('resguardo-review', ['push', ...courierArgs(), outbox]);
 
 /** A page in Chromium on the TLS gateway (its certificate is the gateway's own). */
 const tab = () => phone(browser, { ignoreHTTPSErrors: true });

@@ -304,6 +304,19 @@ pub fn multipart(parts: &[(&str, Option<&str>, &[u8])]) -> Vec<u8> {
     body
 }
 
+/// `resguardo-review open BUNDLE` with demo reviewer 1's key into `out`.
+pub fn open_as_demo_reviewer(bundle: &Path, out: &Path) -> Output {
+    run(Command::new(review_bin())
+        .arg("open")
+        .arg(bundle)
+        .arg("--key")
+        .arg(demo_sec(1))
+        .arg("--passphrase-file")
+        .arg(demo_passphrase(1))
+        .arg("--out")
+        .arg(out))
+}
+
 /// Posts `body` to `path` (with its query) on the gateway, as a browser would.
 pub fn post_raw(gateway: &Gateway, path: &str, body: &[u8], content_type: &str) -> (u16, String) {
     let head = format!(
