@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::stats::{Dimension, NONE};
 use super::{Registry, RegistryError, Status};
 use crate::form::FormDefinition;
 use crate::i18n::Catalog;
@@ -19,12 +20,6 @@ const MONTHS_SHOWN: i32 = 24;
 
 /// The region option outside the map.
 const OUTSIDE_PERU: &str = "outside_peru";
-
-/// Which cases head their incident: the case whose id is the incident (or, were it missing, the
-/// incident's smallest case). Each incident's fields are its head's.
-const HEAD: &str = "(c.id = c.incident
-    OR (NOT EXISTS (SELECT 1 FROM cases h WHERE h.id = c.incident)
-        AND c.id = (SELECT MIN(d.id) FROM cases d WHERE d.incident = c.incident)))";
 
 /// The tile map: (region option id, ISO 3166-2:PE code, row, column), laid out roughly as the
 /// regions lie (the north coast top left, Loreto top right, Tacna and Puno at the bottom).
@@ -113,38 +108,37 @@ impl Registry {
         let cases: usize =
             conn.query_row("SELECT COUNT(*) FROM cases", [], |r| r.get(0).map(count))?;
 
-        // Each incident's fields come from its head: the case whose id is the incident (or, were
-        // it missing, the incident's smallest case).
-        let mut stmt = conn.prepare(&format!(
-            "SELECT c.incident_day, c.received_day, c.region FROM cases c WHERE {HEAD}"
-        ))?;
-        let heads: Vec<(Option<String>, String, Option<String>)> = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-            .collect::<Result<_, _>>()?;
-
+        // Incidents (linked cases once, each with its own case's fields) as `registry stats`
+        // counts them: one rule for both.
+        let by = |dimension: Dimension| -> Result<BTreeMap<String, usize>, RegistryError> {
+            Ok(self
+                .stats(&[dimension], None)?
+                .rows
+                .into_iter()
+                .filter_map(|row| {
+                    let value = row.values.into_iter().next()?;
+                    Some((value, usize::try_from(row.incidents).unwrap_or(usize::MAX)))
+                })
+                .collect())
+        };
         let months = months_ending(today);
         let mut per_month: BTreeMap<String, usize> =
             months.iter().map(|m| (m.clone(), 0)).collect();
         let mut outside_months = 0;
-        let mut regions: BTreeMap<String, usize> = BTreeMap::new();
-        let mut no_region = 0;
-        for (incident_day, received_day, region) in &heads {
-            let day = incident_day
-                .as_deref()
-                .filter(|d| d.parse::<UtcDay>().is_ok())
-                .unwrap_or(received_day);
-            let month = day.parse::<UtcDay>().ok().and(day.get(..7));
-            match month.and_then(|m| per_month.get_mut(m)) {
-                Some(n) => *n += 1,
-                None => outside_months += 1,
-            }
-            match region {
-                Some(r) => *regions.entry(r.clone()).or_default() += 1,
-                None => no_region += 1,
+        for (month, n) in by(Dimension::Month)? {
+            match per_month.get_mut(&month) {
+                Some(shown) => *shown += n,
+                None => outside_months += n,
             }
         }
+        let mut regions = by(Dimension::Region)?;
+        let no_region = regions.remove(NONE).unwrap_or(0);
+        // An incident without a type (perpetrator) has no bar in those charts.
+        let mut types = by(Dimension::Type)?;
+        types.remove(NONE);
+        let mut perpetrators = by(Dimension::Perpetrator)?;
+        perpetrators.remove(NONE);
 
-        // An incident counts once in each type (perpetrator) its head gives, as in `stats`.
         let counted = |sql: &str| -> Result<BTreeMap<String, usize>, RegistryError> {
             let mut stmt = conn.prepare(sql)?;
             let rows = stmt
@@ -152,14 +146,6 @@ impl Registry {
                 .collect::<Result<_, _>>()?;
             Ok(rows)
         };
-        let types = counted(&format!(
-            "SELECT t.type, COUNT(DISTINCT c.incident) FROM cases c
-             JOIN case_types t ON t.case_id = c.id WHERE {HEAD} GROUP BY t.type"
-        ))?;
-        let perpetrators = counted(&format!(
-            "SELECT p.perpetrator, COUNT(DISTINCT c.incident) FROM cases c
-             JOIN case_perpetrators p ON p.case_id = c.id WHERE {HEAD} GROUP BY p.perpetrator"
-        ))?;
         let statuses = counted("SELECT status, COUNT(*) FROM cases GROUP BY status")?;
 
         // Early alerts: every urgent case from a report is its own alert (an imported case has no
@@ -213,7 +199,7 @@ impl Registry {
             .sort_by(|a, b| b.waited.cmp(&a.waited).then(a.case.cmp(&b.case)));
 
         Ok(Figures {
-            incidents: heads.len(),
+            incidents: usize::try_from(self.stats(&[], None)?.incidents).unwrap_or(usize::MAX),
             cases,
             months: months
                 .into_iter()
