@@ -114,7 +114,7 @@ async fn check_in(
 }
 
 /// A check-in answer (unpadded) for a box and its replies.
-pub(super) fn check_answer(sealed_box: &[u8], replies: Vec<StoredReply>) -> CheckAnswer {
+fn check_answer(sealed_box: &[u8], replies: Vec<StoredReply>) -> CheckAnswer {
     let b64 = base64::engine::general_purpose::STANDARD;
     CheckAnswer {
         sealed_box: b64.encode(sealed_box),

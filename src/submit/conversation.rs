@@ -141,14 +141,30 @@ pub fn read_conversation(
     answer: &CheckAnswer,
     reviewers: &[Cert],
 ) -> Result<ConversationRead, SubmitError> {
-    let locator = receipt.locator();
     let b64 = base64::engine::general_purpose::STANDARD;
     let sealed_box = b64
         .decode(&answer.sealed_box)
         .map_err(|_| SubmitError::BadResponse("the box is not base64".into()))?;
-    let contents = lockbox::open(&receipt.lock_key(), &locator, &sealed_box)
+    let replies = answer
+        .replies
+        .iter()
+        .map(|r| (r.n, r.day, b64.decode(&r.message).map_err(|_| "not base64")));
+    open_conversation(receipt, &sealed_box, replies, reviewers)
+}
+
+/// [`read_conversation`] on the bytes themselves (the gateway's check-in without JavaScript
+/// reads them from its store): the box, then each reply as (number, day, sealed bytes, or why
+/// there are none).
+pub fn open_conversation<B: AsRef<[u8]>>(
+    receipt: &Receipt,
+    sealed_box: &[u8],
+    replies: impl Iterator<Item = (u32, UtcDay, Result<B, &'static str>)>,
+    reviewers: &[Cert],
+) -> Result<ConversationRead, SubmitError> {
+    let locator = receipt.locator();
+    let contents = lockbox::open(&receipt.lock_key(), &locator, sealed_box)
         .map_err(|_| SubmitError::NoConversation)?;
-    let secret = b64
+    let secret = base64::engine::general_purpose::STANDARD
         .decode(&contents.key)
         .map_err(|_| SubmitError::NoConversation)?;
     let reply_key = Cert::from_bytes(&secret).map_err(|_| SubmitError::NoConversation)?;
@@ -157,22 +173,16 @@ pub fn read_conversation(
         .filter(|c| contents.reviewers.contains(&c.fingerprint().to_hex()))
         .cloned()
         .collect();
-    let replies = answer
-        .replies
-        .iter()
-        .map(|r| {
-            let read = match b64.decode(&r.message) {
-                Ok(sealed) => read_reply(&sealed, &reply_key, &team, &locator),
-                Err(_) => ReadReply {
+    let replies = replies
+        .map(|(n, day, sealed)| {
+            let read = match sealed {
+                Ok(sealed) => read_reply(sealed.as_ref(), &reply_key, &team, &locator),
+                Err(why) => ReadReply {
                     reply: None,
-                    verified: Err("not base64".into()),
+                    verified: Err(why.into()),
                 },
             };
-            CheckedIn {
-                n: r.n,
-                day: r.day,
-                read,
-            }
+            CheckedIn { n, day, read }
         })
         .collect();
     Ok(in_order(replies))

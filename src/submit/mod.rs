@@ -10,7 +10,8 @@ mod conversation;
 mod report;
 
 pub use conversation::{
-    read_conversation, start_conversation, CheckedIn, ConversationRead, StartedConversation,
+    open_conversation, read_conversation, start_conversation, CheckedIn, ConversationRead,
+    StartedConversation,
 };
 
 pub use report::{build_report, ReportInput};
