@@ -581,6 +581,46 @@ fn without_javascript_a_reporter_gets_a_receipt_reads_the_answer_and_follows_up(
         refused.contains("name=\"receipt\""),
         "the form again: {refused}"
     );
+    // Longer than any words could be (the post is bounded at 4 KiB).
+    let (status, refused) = posted(&fresh_token(), &"palabra ".repeat(1000));
+    assert_eq!(status, 422);
+    assert!(
+        refused.contains("Some answers could not be read"),
+        "{refused}"
+    );
+
+    // Follow-ups without the words, or with nothing in them: refused with the reason.
+    let follow_token_now = || {
+        let (status, thread) = posted(&fresh_token(), &words);
+        assert_eq!(status, 200);
+        between(&thread, "action=\"/check/follow-up?t=", "&amp;").to_string()
+    };
+    for (parts, reason) in [
+        (
+            multipart(&[
+                ("language", None, b"en"),
+                ("description", None, b"sin palabras"),
+            ]),
+            "you typed 0",
+        ),
+        (
+            multipart(&[
+                ("language", None, b"en"),
+                ("receipt", None, words.as_bytes()),
+                ("description", None, b"   "),
+            ]),
+            "Required answers are missing",
+        ),
+    ] {
+        let (status, refused) = post_raw(
+            &gateway,
+            &format!("/check/follow-up?t={}&lang=en", follow_token_now()),
+            &parts,
+            &form_type,
+        );
+        assert_eq!(status, 422, "{refused}");
+        assert!(refused.contains(reason), "{reason}: {refused}");
+    }
 
     // A follow-up with a file, sealed on arrival.
     let follow_token = between(&thread, "action=\"/check/follow-up?t=", "&amp;").to_string();
