@@ -48,6 +48,7 @@ pub mod replies;
 pub mod review;
 pub mod seal;
 pub mod submit;
+pub mod trust;
 
 pub mod assets;
 pub mod bundle;
