@@ -8,6 +8,7 @@
 mod common;
 
 mod bad_bodies;
+mod chain;
 mod config_errors;
 mod courier_transfer;
 mod deploy;
@@ -18,8 +19,10 @@ mod form_post;
 mod fuzz_regressions;
 mod gateway_end_to_end;
 mod hardening;
+mod key_list;
 mod no_metadata;
 mod onion;
+mod page_watch;
 mod registry;
 mod replies;
 mod review_bombs;
