@@ -284,6 +284,7 @@ pub fn write_bundle_of<W: Write>(
         batch: BatchId::random(),
         created: UtcDay::today(),
         submissions: entries,
+        chain: None,
     };
     let mut next = messages.iter();
     let out = bundle::write_bundle(out, &manifest, |_| {

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! bundle.json                  the manifest: format, batch id, and per submission
-//!                              id, day, size, sha256, sealing
+//!                              id, day, size, sha256, sealing; the batch's chain segment
 //! sealed/<id>.pgp              one binary OpenPGP message per submission, in manifest order
 //! ```
 //!
@@ -34,8 +34,9 @@ pub const FORMAT: &str = "resguardo.bundle/1";
 /// Name of the manifest entry, always first.
 pub const MANIFEST_NAME: &str = "bundle.json";
 
-/// Bound on the manifest entry (about 100,000 submissions).
-pub const MAX_MANIFEST_BYTES: u64 = 16 * 1024 * 1024;
+/// Bound on the manifest entry: 100,000 submissions and their chain segment's entries (about
+/// 500 bytes for both, as written) fit with room to spare.
+pub const MAX_MANIFEST_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Bound on submissions per bundle.
 pub const MAX_SUBMISSIONS: usize = 100_000;
@@ -55,6 +56,10 @@ pub struct BundleManifest {
     pub created: UtcDay,
     /// In archive order; at most [`MAX_SUBMISSIONS`], each id once.
     pub submissions: Vec<BundleEntry>,
+    /// The part of the gateway's chain the batch covers (`docs/trust-v1.md`); absent in a copy,
+    /// in a batch of submissions from before the chain, and in bundles of older gateways.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<crate::trust::chain::ChainSegment>,
 }
 
 /// One sealed submission as the manifest announces it.

@@ -26,9 +26,13 @@ use crate::triage;
 /// Media types a sealed message may be sent as (armored or binary, both accepted).
 const SEALED_MEDIA_TYPES: &[&str] = &["application/pgp-encrypted", "application/octet-stream"];
 
+/// The 201 answer: the submission's id and its number in the gateway's chain
+/// (`docs/trust-v1.md`).
 #[derive(Serialize)]
 struct Accepted {
     id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sequence: Option<u64>,
 }
 
 /// `POST /api/v1/submissions`
@@ -85,6 +89,7 @@ pub async fn submit(
     }
     let body = Accepted {
         id: record.id.to_string(),
+        sequence: record.sequence,
     };
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }

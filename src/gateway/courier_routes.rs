@@ -1,6 +1,6 @@
 //! The courier routes (`docs/early-alerts.md`): a challenge, the triage envelopes of stored
-//! submissions for the people on call, and the transfer of export batches (begin, download with
-//! resume, delivered) and their purge. Every route but the challenge checks the request's
+//! submissions for the people on call, the chain of accepted submissions (`docs/trust-v1.md`),
+//! and the transfer of export batches (begin, download with resume, delivered) and their purge. Every route but the challenge checks the request's
 //! signature first ([`authenticate`]); nothing about who called is kept or logged.
 
 use std::collections::HashSet;
@@ -220,6 +220,59 @@ async fn list_triage(app: &AppState, request: Request) -> Result<TriageList, Api
         })
     })
     .await
+}
+
+/// Longest query `GET /api/v1/courier/chain` takes: `since=` and a u64.
+const MAX_CHAIN_QUERY: usize = 32;
+
+/// `GET /api/v1/courier/chain?since=N`: the chain's head, `H(N)` and the leaves after it
+/// ([`crate::trust::chain::ChainView`]). A number beyond the head is answered 409
+/// `chain_behind`: the courier saw a longer chain than the gateway has now (the log went back).
+/// Nothing of the answer is logged.
+pub async fn chain(State(app): State<Arc<AppState>>, request: Request) -> Response {
+    let view = async {
+        let (parts, _) = authenticated(&app, request, SMALL_BODY).await?;
+        let since = chain_since(parts.uri.query()).ok_or(ApiError::BadQuery(
+            "since=N, a sequence number (0 for the start)",
+        ))?;
+        let store = app.store.clone();
+        Ok::<_, ApiError>(
+            tokio::task::spawn_blocking(move || store.chain_view(since))
+                .await
+                .map_err(|_| ApiError::Unavailable)?,
+        )
+    }
+    .await;
+    match view {
+        Ok(Ok(view)) => Json(view).into_response(),
+        Ok(Err(StoreError::ChainBehind { .. })) => chain_behind(),
+        Ok(Err(e)) => ApiError::from(e).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `since=N` (N at most 20 digits), nothing else.
+fn chain_since(query: Option<&str>) -> Option<u64> {
+    let query = query.filter(|q| q.len() <= MAX_CHAIN_QUERY)?;
+    let digits = query.strip_prefix("since=")?;
+    if digits.is_empty() || digits.len() > 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// 409 `chain_behind`, in the shape of every refusal (`{"error", "message"}`). For couriers'
+/// programs, not reporters: it names no number (the courier knows the one it asked about).
+fn chain_behind() -> Response {
+    (
+        axum::http::StatusCode::CONFLICT,
+        Json(serde_json::json!({
+            "error": "chain_behind",
+            "message": "the gateway's chain ends before the number asked about: \
+                        its log went back since that number was seen",
+        })),
+    )
+        .into_response()
 }
 
 /// A JSON answer, or the refusal.
@@ -521,6 +574,7 @@ pub async fn purge(State(app): State<Arc<AppState>>, request: Request) -> Respon
                 batch: receipt.batch,
                 created: UtcDay::today(),
                 submissions: receipt.opened_entries(),
+                chain: None,
             };
             let opened: HashSet<SubmissionId> = receipt.opened.into_iter().collect();
             let store = app.store.clone();
@@ -533,4 +587,33 @@ pub async fn purge(State(app): State<Arc<AppState>>, request: Request) -> Respon
         }
         .await,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chain_since;
+
+    #[test]
+    fn the_chain_query_is_one_bounded_number() {
+        assert_eq!(chain_since(Some("since=0")), Some(0));
+        assert_eq!(chain_since(Some("since=57")), Some(57));
+        assert_eq!(
+            chain_since(Some("since=18446744073709551615")),
+            Some(u64::MAX)
+        );
+        for bad in [
+            None,
+            Some(""),
+            Some("since="),
+            Some("since=-1"),
+            Some("since=+1"),
+            Some("since=1x"),
+            Some("since=1&since=2"),
+            Some("since=18446744073709551616"),
+            Some("since=000000000000000000001"),
+            Some("after=1"),
+        ] {
+            assert_eq!(chain_since(bad), None, "{bad:?}");
+        }
+    }
 }

@@ -130,6 +130,7 @@ pub struct AppState {
 fn courier_signed_routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
     Router::new()
         .route("/api/v1/courier/triage", get(courier_routes::triage))
+        .route("/api/v1/courier/chain", get(courier_routes::chain))
         .route(
             "/api/v1/courier/batches",
             post(courier_routes::begin_batch).get(courier_routes::list_batches),

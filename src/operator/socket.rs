@@ -20,8 +20,9 @@ use crate::bundle::BundleManifest;
 use crate::store::{PurgeReport, StoreStatus, SubmissionStore};
 use crate::submission::{BatchId, SubmissionId};
 
-/// Bound on a request line (a purge carries a manifest).
-const MAX_REQUEST: u64 = 32 * 1024 * 1024;
+/// Bound on a request or reply line (a purge or an export carries a manifest, with its chain
+/// segment).
+const MAX_REQUEST: u64 = crate::bundle::MAX_MANIFEST_BYTES + 1024 * 1024;
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]

@@ -9,7 +9,11 @@
 //! new index current, and the next open deletes the other.
 //!
 //! A data directory made before this scheme has a plain `index/`; it is read as the current index
-//! and replaced by the first rewrite.
+//! and replaced by the first rewrite. One made before the chain has no `chain` trees; they are
+//! created empty (the chain starts at 1 with the next submission).
+//!
+//! Every tree is copied by [`Index::rewrite`]: records, batches, conversations, replies, and the
+//! chain with its fixed keys (a tree left out would be lost at the next start).
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -33,6 +37,10 @@ pub(super) struct Index {
     pub conversations: sled::Tree,
     /// Sealed replies by locator and number.
     pub replies: sled::Tree,
+    /// The chain of accepted submissions, by sequence number ([`super::chain`]).
+    pub chain: sled::Tree,
+    /// The chain's head and the other fixed keys ([`super::chain`]).
+    pub chain_meta: sled::Tree,
     pub commit: GroupCommit,
     name: String,
     db: sled::Db,
@@ -101,6 +109,12 @@ impl Index {
             .open_tree("conversations")
             .map_err(StoreError::from_sled)?;
         let replies = db.open_tree("replies").map_err(StoreError::from_sled)?;
+        let chain = db
+            .open_tree(super::chain::TREE)
+            .map_err(StoreError::from_sled)?;
+        let chain_meta = db
+            .open_tree(super::chain::META_TREE)
+            .map_err(StoreError::from_sled)?;
         let commit =
             GroupCommit::new(db.clone(), &dir.join("db")).map_err(|e| StoreError::Unavailable {
                 path: root.to_path_buf(),
@@ -111,6 +125,8 @@ impl Index {
             batches,
             conversations,
             replies,
+            chain,
+            chain_meta,
             commit,
             name,
             db,
@@ -136,7 +152,8 @@ impl Index {
             }),
             None if self.records.is_empty()
                 && self.batches.is_empty()
-                && self.conversations.is_empty() =>
+                && self.conversations.is_empty()
+                && self.chain.is_empty() =>
             {
                 self.db
                     .insert(FORMAT_KEY, STORE_FORMAT.as_bytes())
@@ -160,6 +177,8 @@ impl Index {
                 (&self.batches, &fresh.batches),
                 (&self.conversations, &fresh.conversations),
                 (&self.replies, &fresh.replies),
+                (&self.chain, &fresh.chain),
+                (&self.chain_meta, &fresh.chain_meta),
             ] {
                 for item in tree.0.iter() {
                     let (key, value) = item?;

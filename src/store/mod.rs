@@ -5,7 +5,8 @@
 //! ```text
 //! index.current     names the current index directory
 //! index-<random>/   sled: one record per submission (id, UTC day, size, SHA-256, sealing,
-//!                   state) and one per export batch; nothing else (see [`index`])
+//!                   state, chain number) and one per export batch; the chain of accepted
+//!                   submissions (see [`chain`]); nothing else (see [`index`])
 //! sealed/<id>.pgp   the ciphertext, one file per submission, mode 0600, mtime set to the day
 //! incoming/         spool files of submissions still being received (given back at start)
 //! pool/             empty spare files that uploads are written into (see [`pool`])
@@ -21,12 +22,18 @@
 //! *purging* → gone. Each step is recorded before it is acted on, so a crash at any point is
 //! finished or undone at the next open.
 //!
+//! The chain (`docs/trust-v1.md`, part 2; [`chain`]): a submission's record and its chain entry
+//! are stored in one transaction and acknowledged together; a batch is fixed in one transaction
+//! with the chain's head and carries its segment of the chain in its manifest; retention marks
+//! what it deletes unexported; entries of batches that are gone are pruned to their hashes.
+//!
 //! What a seized data directory tells about time: the UTC day of each submission, and when the
 //! last sweep ran. Files are never created when a submission arrives ([`pool`]), file times are
 //! set to day starts and every change time is moved to one moment by [`SubmissionStore::sweep_times`]
 //! (run by the gateway within a minute of any change, and at every start), and the index forgets
 //! purged records and the order of arrival by being rewritten ([`index`]).
 
+mod chain;
 mod conversations;
 mod durable;
 mod incoming;
@@ -39,7 +46,7 @@ pub use conversations::{
 };
 pub use incoming::{IncomingLimits, IncomingSubmission, Usage};
 pub use pool::Taken;
-pub use record::{BatchRecord, RecordState, SubmissionRecord};
+pub use record::{BatchRecord, ChainRange, RecordState, SubmissionRecord};
 
 use std::collections::HashSet;
 use std::fs::{self, File, FileTimes};
@@ -55,6 +62,7 @@ use crate::bundle::{self, BundleEntry, BundleError, BundleManifest};
 use base64::Engine as _;
 
 use crate::submission::{BatchId, Sealing, SubmissionId, UtcDay};
+use crate::trust::chain::{ChainPoint, ChainSegment, ChainView, Fate, SegmentEntry};
 
 pub(crate) use durable::sync_tree;
 use durable::{sled_to_io, sync_dir};
@@ -122,6 +130,15 @@ pub enum StoreError {
         conversations::MAX_CONVERSATION_BYTES / (1024 * 1024)
     )]
     ConversationFull,
+    /// A courier asked for the chain from a number beyond its head (the log went back, or the
+    /// courier has another gateway's numbers).
+    #[error("the chain ends at number {head}; there is no number {asked}")]
+    ChainBehind {
+        /// The number asked about.
+        asked: u64,
+        /// The chain's head.
+        head: u64,
+    },
     /// Writing or checking a bundle failed.
     #[error(transparent)]
     Bundle(#[from] BundleError),
@@ -441,7 +458,7 @@ impl SubmissionStore {
                 Err(e) => return Err(StoreError::from_io(e)),
             }
         };
-        let record = SubmissionRecord {
+        let unnumbered = SubmissionRecord {
             id,
             day,
             size: spooled.size,
@@ -449,29 +466,31 @@ impl SubmissionStore {
             sealing,
             state: RecordState::Stored,
             triage: triage.map(|t| base64::engine::general_purpose::STANDARD.encode(t)),
+            sequence: None,
         };
-        let durable = {
-            let index = self.index();
-            sync_dir(&self.sealed)
-                .map_err(StoreError::from_io)
-                .and_then(|()| {
-                    index
-                        .records
-                        .insert(id.as_bytes(), record.encode())
-                        .map_err(StoreError::from_sled)
-                })
-                .and_then(|_| index.commit.sync().map_err(StoreError::from_io))
-                .inspect_err(|_| {
-                    // Not acknowledged: take it back so a retry does not leave a duplicate.
-                    let _ = index.records.remove(id.as_bytes());
-                })
-        };
-        // On failure the ciphertext stays where it is: a flush running at the same time may
-        // have made the record durable after all, and a record without its file would stop the
-        // next start. At worst the next start adopts it, a duplicate of something the sender was
-        // told failed and sent again; never a loss.
-        durable?;
+        let index = self.index();
+        sync_dir(&self.sealed).map_err(StoreError::from_io)?;
+        // The record and its chain entry, in one transaction: both or neither. sled serialises
+        // transactions over the head key, so two commits never take the same number.
+        let record = (&index.records, &index.chain, &index.chain_meta)
+            .transaction(|(records, chain_tree, meta)| {
+                let sequence = chain::append(chain_tree, meta, id, &unnumbered.sha256, day)?;
+                let record = SubmissionRecord {
+                    sequence: Some(sequence),
+                    ..unnumbered.clone()
+                };
+                records.insert(&id.as_bytes()[..], record.encode())?;
+                Ok(record)
+            })
+            .map_err(transaction_error)?;
+        // On failure here the record and its entry stay (they cannot be taken back once a later
+        // submission's entry follows, and a record without its file would stop the next start):
+        // they become durable with the next flush, at worst a duplicate of something the sender
+        // was told failed and sent again; never a loss, never a hole in the chain.
+        let durable = index.commit.sync().map_err(StoreError::from_io);
+        drop(index);
         spooled.settle();
+        durable?;
         // Again, after the last change: a sweep that ran meanwhile must not be the last one.
         self.touch();
         Ok(record)
@@ -568,7 +587,9 @@ impl SubmissionStore {
     }
 
     /// Fixes the next export batch: an undelivered one from an interrupted export if there is
-    /// one, else every stored submission not yet exported. `None` if there is nothing to export.
+    /// one, else the stored submissions from before the chain if there are any (a batch without
+    /// chain, as before), else every stored submission of the chain from where the last batch's
+    /// segment ended to the head. `None` if there is nothing to export.
     pub fn begin_export(&self) -> Result<Option<ExportBatch>, StoreError> {
         let _admin = self.lock_admin();
         if let Some(batch) = self.batch_records()?.into_iter().find(|b| !b.delivered) {
@@ -578,16 +599,27 @@ impl SubmissionStore {
                 resumed: true,
             }));
         }
-        let ids: Vec<SubmissionId> = self
+        // Read before the records are listed: every submission numbered up to here is listed.
+        let seen = self.chain_head()?;
+        let stored: Vec<SubmissionRecord> = self
             .records()?
             .into_iter()
             .filter(|r| r.state == RecordState::Stored)
+            .collect();
+        let unnumbered: Vec<SubmissionId> = stored
+            .iter()
+            .filter(|r| r.sequence.is_none())
             .map(|r| r.id)
             .collect();
-        if ids.is_empty() {
+        if !unnumbered.is_empty() {
+            return self.fix_batch(unnumbered, None).map(Some);
+        }
+        if stored.is_empty() {
             return Ok(None);
         }
-        self.fix_batch(ids).map(Some)
+        // Submissions committed after `seen` are added inside the transaction.
+        self.fix_batch(stored.into_iter().map(|r| r.id).collect(), Some(seen))
+            .map(Some)
     }
 
     /// A copy of these submissions (an urgent report carried to the offline machine at once):
@@ -623,6 +655,8 @@ impl SubmissionStore {
                 batch: BatchId::from_bytes(batch),
                 created,
                 submissions,
+                // A copy is matched with the chain when its batch arrives.
+                chain: None,
             },
             resumed: false,
         })
@@ -635,40 +669,116 @@ impl SubmissionStore {
         Ok(batches)
     }
 
-    /// Marks `ids` exported in a new batch, durably, and returns its manifest.
-    fn fix_batch(&self, ids: Vec<SubmissionId>) -> Result<ExportBatch, StoreError> {
-        let batch = BatchRecord {
-            batch: BatchId::random(),
-            created: UtcDay::today(),
-            ids,
-            delivered: false,
-        };
-        let exported = RecordState::Exported { batch: batch.batch };
+    /// The chain's head `(n, H(n))` (the empty chain: `(0, 32 zero bytes)`).
+    pub fn chain_head(&self) -> Result<ChainPoint, StoreError> {
+        chain::point(&self.index().chain_meta, chain::HEAD)
+    }
+
+    /// A courier's view of the chain after number `since` (`GET /api/v1/courier/chain`): the
+    /// head, `H(since)`, and the leaves after it, at most
+    /// [`crate::trust::chain::MAX_LEAVES_PER_ANSWER`]. [`StoreError::ChainBehind`] if `since` is
+    /// beyond the head.
+    pub fn chain_view(&self, since: u64) -> Result<ChainView, StoreError> {
+        use crate::trust::chain::MAX_LEAVES_PER_ANSWER;
+        let index = self.index();
+        let head = chain::point(&index.chain_meta, chain::HEAD)?;
+        if since > head.sequence {
+            return Err(StoreError::ChainBehind {
+                asked: since,
+                head: head.sequence,
+            });
+        }
+        let since_point = chain::point_at(&index.chain, since)?;
+        let last = head
+            .sequence
+            .min(since.saturating_add(MAX_LEAVES_PER_ANSWER as u64));
+        let mut leaves = Vec::with_capacity((last - since) as usize);
+        for item in chain::entries(&index.chain, since + 1, last) {
+            let (_, stored) = item?;
+            leaves.push(hex::encode(stored.leaf));
+        }
+        Ok(ChainView {
+            head,
+            since: since_point,
+            leaves,
+            complete: last == head.sequence,
+        })
+    }
+
+    /// Marks `ids` exported in a new batch, durably, and returns its manifest. With `seen` (the
+    /// head read before `ids` were listed: every stored submission numbered up to it is in
+    /// `ids`), the batch covers the chain from where the last batch's segment ended to the head,
+    /// read in the same transaction, and also takes the submissions numbered after `seen`: one
+    /// arriving meanwhile is in this range or the next, never between.
+    fn fix_batch(
+        &self,
+        ids: Vec<SubmissionId>,
+        seen: Option<ChainPoint>,
+    ) -> Result<ExportBatch, StoreError> {
+        use sled::transaction::ConflictableTransactionError::Abort;
+        let batch_id = BatchId::random();
+        let created = UtcDay::today();
+        let exported = RecordState::Exported { batch: batch_id };
         self.touch();
-        {
+        let batch = {
             let index = self.index();
-            (&index.records, &index.batches)
-                .transaction(|(records, batches)| {
-                    for id in &batch.ids {
+            let batch = (
+                &index.records,
+                &index.batches,
+                &index.chain,
+                &index.chain_meta,
+            )
+                .transaction(|(records, batches, chain_tree, meta)| {
+                    let mut ids = ids.clone();
+                    let range = if let Some(seen) = seen {
+                        let base = chain::tx_point(meta, chain::EXPORTED_THROUGH)?;
+                        let head = chain::tx_point(meta, chain::HEAD)?;
+                        for sequence in seen.sequence.max(base.sequence) + 1..=head.sequence {
+                            let entry = chain::tx_entry(chain_tree, sequence)?;
+                            match entry.and_then(|e| e.id) {
+                                Some(id) => ids.push(id),
+                                None => {
+                                    return Err(Abort(format!(
+                                        "the chain has no submission at {sequence}"
+                                    )))
+                                }
+                            }
+                        }
+                        meta.insert(chain::EXPORTED_THROUGH, chain::encode_point(&head))?;
+                        Some(ChainRange { base, head })
+                    } else {
+                        None
+                    };
+                    ids.sort();
+                    ids.dedup();
+                    let mut held = Vec::with_capacity(ids.len());
+                    for id in ids {
                         let Some(bytes) = records.get(id.as_bytes())? else {
                             continue;
                         };
-                        let mut record = SubmissionRecord::decode(&bytes)
-                            .map_err(sled::transaction::ConflictableTransactionError::Abort)?;
+                        let mut record = SubmissionRecord::decode(&bytes).map_err(Abort)?;
+                        if record.state != RecordState::Stored {
+                            continue;
+                        }
                         record.state = exported.clone();
-                        records.insert(id.as_bytes(), record.encode())?;
+                        records.insert(&id.as_bytes()[..], record.encode())?;
+                        held.push(id);
                     }
-                    batches.insert(batch.batch.as_bytes(), batch.encode())?;
-                    Ok(())
+                    let batch = BatchRecord {
+                        batch: batch_id,
+                        created,
+                        ids: held,
+                        delivered: false,
+                        chain: range,
+                        partly_purged: false,
+                    };
+                    batches.insert(&batch_id.as_bytes()[..], batch.encode())?;
+                    Ok(batch)
                 })
-                .map_err(|e| match e {
-                    sled::transaction::TransactionError::Abort(reason) => {
-                        StoreError::Integrity(vec![reason])
-                    }
-                    sled::transaction::TransactionError::Storage(e) => StoreError::from_sled(e),
-                })?;
+                .map_err(transaction_error)?;
             index.commit.sync().map_err(StoreError::from_io)?;
-        }
+            batch
+        };
         self.touch();
         let manifest = self.manifest_for(&batch)?;
         Ok(ExportBatch {
@@ -753,9 +863,10 @@ impl SubmissionStore {
                 },
             }
         }
-        self.delete(&doomed)?;
+        self.delete(&doomed, None)?;
         report.purged = doomed.iter().map(|r| r.id).collect();
         self.forget_purged(&manifest.batch)?;
+        self.prune_chain()?;
         self.index().commit.sync().map_err(StoreError::from_io)?;
         self.rewrite_index_or_warn();
         Ok(report)
@@ -786,9 +897,11 @@ impl SubmissionStore {
                 report.first_due = Some(report.first_due.map_or(due, |d: UtcDay| d.min(due)));
             }
         }
-        self.delete(&doomed)?;
+        self.delete(&doomed, Some(today))?;
         report.deleted = doomed.len();
-        if report.deleted > 0 {
+        let pruned = self.prune_chain()?;
+        if report.deleted > 0 || pruned > 0 {
+            self.index().commit.sync().map_err(StoreError::from_io)?;
             self.rewrite_index_or_warn();
         }
         Ok(report)
@@ -894,22 +1007,39 @@ impl SubmissionStore {
     }
 
     /// Deletes submissions crash-safely: the intent is recorded (state *purging*) and made
-    /// durable first, so an interruption is finished at the next open.
-    fn delete(&self, records: &[SubmissionRecord]) -> Result<(), StoreError> {
+    /// durable first, so an interruption is finished at the next open. With `removed` (retention
+    /// deleting what was never exported), each one's chain entry is marked removed on that day
+    /// in the same transaction, for the next bundle to report.
+    fn delete(
+        &self,
+        records: &[SubmissionRecord],
+        removed: Option<UtcDay>,
+    ) -> Result<(), StoreError> {
         if records.is_empty() {
             return Ok(());
         }
         self.touch();
         {
             let index = self.index();
-            for record in records {
-                let mut purging = record.clone();
-                purging.state = RecordState::Purging;
-                index
-                    .records
-                    .insert(record.id.as_bytes(), purging.encode())
-                    .map_err(StoreError::from_sled)?;
-            }
+            (&index.records, &index.chain)
+                .transaction(|(tx_records, tx_chain)| {
+                    for record in records {
+                        let mut purging = record.clone();
+                        purging.state = RecordState::Purging;
+                        tx_records.insert(&record.id.as_bytes()[..], purging.encode())?;
+                        let (Some(day), Some(sequence)) = (removed, record.sequence) else {
+                            continue;
+                        };
+                        if let Some(mut entry) = chain::tx_entry(tx_chain, sequence)? {
+                            if entry.id == Some(record.id) {
+                                entry.removed = Some(day);
+                                tx_chain.insert(&chain::key(sequence), entry.encode())?;
+                            }
+                        }
+                    }
+                    Ok(())
+                })
+                .map_err(transaction_error)?;
             index.commit.sync().map_err(StoreError::from_io)?;
         }
         for record in records {
@@ -973,6 +1103,9 @@ impl SubmissionStore {
                 .map_err(StoreError::from_sled)?;
         } else if held.len() != before {
             record.ids = held;
+            // Its segment went out with the copy whose receipt purged these; a bundle written
+            // again now carries what is left, without a segment that would call them missing.
+            record.partly_purged = true;
             index
                 .batches
                 .insert(batch.as_bytes(), record.encode())
@@ -994,12 +1127,64 @@ impl SubmissionStore {
             })?;
             submissions.push(record.bundle_entry());
         }
+        let chain = match batch.chain {
+            Some(range) if !batch.partly_purged => Some(self.segment(batch, range)?),
+            _ => None,
+        };
         Ok(BundleManifest {
             format: bundle::FORMAT.into(),
             batch: batch.batch,
             created: batch.created,
             submissions,
+            chain,
         })
+    }
+
+    /// The segment of the chain a batch covers, from what the chain holds: each entry's own id,
+    /// SHA-256 and day, and its fate (carried by this batch, deleted unexported by retention, or
+    /// missing from the store). The same batch gives the same segment every time.
+    fn segment(&self, batch: &BatchRecord, range: ChainRange) -> Result<ChainSegment, StoreError> {
+        let carried: HashSet<SubmissionId> = batch.ids.iter().copied().collect();
+        let index = self.index();
+        let mut entries = Vec::new();
+        for item in chain::entries(&index.chain, range.base.sequence + 1, range.head.sequence) {
+            let (sequence, stored) = item?;
+            let entry = stored.entry(sequence).ok_or_else(|| {
+                StoreError::Integrity(vec![format!(
+                    "batch {}: chain entry {sequence} was pruned before its batch was purged",
+                    batch.batch
+                )])
+            })?;
+            let fate = if carried.contains(&entry.id) {
+                Fate::InBundle
+            } else if let Some(removed) = stored.removed {
+                Fate::RemovedUnexported { removed }
+            } else {
+                Fate::Missing
+            };
+            entries.push(SegmentEntry { entry, fate });
+        }
+        Ok(ChainSegment {
+            base: range.base,
+            head: range.head,
+            entries,
+        })
+    }
+
+    /// Prunes the chain entries that no batch the store holds covers any more (up to the lowest
+    /// base of the batches it holds, or to where the last segment ended when none is left) and
+    /// whose submission is gone: only their leaf and hash stay (`docs/trust-v1.md`). The index
+    /// rewrite that follows forgets the old values. Returns how many were pruned.
+    fn prune_chain(&self) -> Result<usize, StoreError> {
+        let batches = self.batch_records()?;
+        let index = self.index();
+        let mut bound = chain::point(&index.chain_meta, chain::EXPORTED_THROUGH)?.sequence;
+        for batch in batches {
+            if let Some(range) = batch.chain {
+                bound = bound.min(range.base.sequence);
+            }
+        }
+        chain::prune(&index.chain, &index.chain_meta, &index.records, bound)
     }
 
     fn lock_admin(&self) -> std::sync::MutexGuard<'_, ()> {
@@ -1115,6 +1300,9 @@ impl SubmissionStore {
             state: RecordState::Stored,
             // An orphan file's envelope is lost with its record; the report itself is kept.
             triage: None,
+            // Never acknowledged (its record and chain entry were not stored): it goes out in a
+            // batch without chain, like the submissions from before the chain.
+            sequence: None,
         };
         self.index()
             .records
@@ -1196,6 +1384,14 @@ fn purge_refusal(
         return Some("the bundle's copy differs from the stored ciphertext".into());
     }
     None
+}
+
+/// A failed sled transaction: the reason it aborted (damage), or the storage error.
+fn transaction_error(e: sled::transaction::TransactionError<String>) -> StoreError {
+    match e {
+        sled::transaction::TransactionError::Abort(reason) => StoreError::Integrity(vec![reason]),
+        sled::transaction::TransactionError::Storage(e) => StoreError::from_sled(e),
+    }
 }
 
 /// Creates a directory readable by the owner only, or tightens an existing one.

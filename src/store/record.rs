@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::submission::{BatchId, Sealing, SubmissionId, UtcDay};
+use crate::trust::chain::ChainPoint;
 
 /// The index entry of one sealed submission. Deliberately nothing about the sender.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,6 +28,11 @@ pub struct SubmissionRecord {
     /// the couriers; `docs/early-alerts.md`), if the sender made one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub triage: Option<String>,
+    /// Its number in the chain (`docs/trust-v1.md`), given in the transaction that stored it;
+    /// `None` for records from before the chain (and ciphertext adopted at start, which was
+    /// never acknowledged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<u64>,
 }
 
 /// Where a submission is in its life: stored, then exported in a batch, then purged (gone).
@@ -65,10 +71,30 @@ pub struct BatchRecord {
     pub batch: BatchId,
     /// The UTC day the batch was begun.
     pub created: UtcDay,
-    /// The submissions in the batch, in id order; never changed once recorded.
+    /// The submissions in the batch, in id order; only ever shortened, by a purge.
     pub ids: Vec<SubmissionId>,
     /// True once a complete bundle file was written and synced.
     pub delivered: bool,
+    /// The part of the chain the batch covers, fixed with it; `None` for a batch of submissions
+    /// from before the chain (or fixed before the chain existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<ChainRange>,
+    /// Some of its submissions were purged (their bundle was received, not marked delivered):
+    /// the bundle is written again with the rest and without its chain segment, which went out
+    /// with the copy the reviewers opened.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partly_purged: bool,
+}
+
+/// The chain range of a batch: from where the previous batch's segment ended to the head when
+/// it was fixed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainRange {
+    /// Where the previous batch's segment ended.
+    pub base: ChainPoint,
+    /// The chain's head when the batch was fixed.
+    pub head: ChainPoint,
 }
 
 impl SubmissionRecord {

@@ -510,6 +510,30 @@ fn found_in(files: &[(PathBuf, Vec<u8>)], needle: &[u8]) -> Vec<PathBuf> {
         .collect()
 }
 
+/// The needles a seized disk must not show for a deleted record.
+fn traces(record: &SubmissionRecord) -> Vec<Vec<u8>> {
+    vec![
+        record.id.to_string().into_bytes(),
+        record.id.as_bytes().to_vec(),
+        record.sha256.clone().into_bytes(),
+        format!("\"size\":{}", record.size).into_bytes(),
+    ]
+}
+
+fn assert_no_trace(files: &[(PathBuf, Vec<u8>)], record: &SubmissionRecord) {
+    for needle in traces(record) {
+        let hits = found_in(files, &needle);
+        assert!(
+            hits.is_empty(),
+            "{} still readable in {hits:?}",
+            String::from_utf8_lossy(&needle)
+        );
+    }
+}
+
+/// A seized disk after a purge and a retention pass: nothing of the purged records (their chain
+/// entries are pruned to leaf and hash); the one retention deleted unexported stays in the chain,
+/// marked removed, until a bundle has reported it and that batch is purged too.
 #[test]
 fn purge_and_retention_leave_no_trace_of_the_deleted_records() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -526,6 +550,18 @@ fn purge_and_retention_leave_no_trace_of_the_deleted_records() {
     assert!(!found_in(&before, purged[0].sha256.as_bytes()).is_empty());
     let report = store.purge(&manifest, &opened(&manifest)).expect("purge");
     assert_eq!(report.purged.len(), 5);
+    let after_purge = data_dir_bytes(dir.path());
+    for record in &purged {
+        assert_no_trace(&after_purge, record);
+    }
+    // Their entries are pruned to leaf and hash; the chain still adds up.
+    for n in 1..=5 {
+        let stored = chain::entry(&store.index().chain, n)
+            .expect("read")
+            .expect("entry");
+        assert_eq!(stored.entry(n), None, "entry {n} keeps only leaf and hash");
+    }
+    assert_eq!(store.chain_view(0).expect("view").leaves.len(), 7);
     assert_eq!(
         store
             .apply_retention(UtcDay::today(), 30, 0)
@@ -533,37 +569,55 @@ fn purge_and_retention_leave_no_trace_of_the_deleted_records() {
             .deleted,
         1
     );
+    assert_eq!(store.get(&expired.id).expect("get"), None);
+    // Still in the chain, marked removed today, for the next bundle to report.
+    let n = expired.sequence.expect("numbered");
+    let stored = chain::entry(&store.index().chain, n)
+        .expect("read")
+        .expect("entry");
+    assert_eq!(stored.id, Some(expired.id));
+    assert_eq!(stored.removed, Some(UtcDay::today()));
+    let (second, _) = export_all(&store);
+    let segment = second.chain.clone().expect("a segment");
+    let fates: Vec<(u64, Fate)> = segment
+        .entries
+        .iter()
+        .map(|e| (e.entry.sequence, e.fate))
+        .collect();
+    assert_eq!(
+        fates,
+        vec![
+            (
+                n,
+                Fate::RemovedUnexported {
+                    removed: UtcDay::today()
+                }
+            ),
+            (kept.sequence.expect("numbered"), Fate::InBundle),
+        ]
+    );
+    let later = put(&store, b"later");
+    store.purge(&second, &opened(&second)).expect("purge");
     let after = data_dir_bytes(dir.path());
-    for record in purged.iter().chain([&expired]) {
-        for needle in [
-            record.id.to_string().into_bytes(),
-            record.id.as_bytes().to_vec(),
-            record.sha256.clone().into_bytes(),
-            format!("\"size\":{}", record.size).into_bytes(),
-        ] {
-            let hits = found_in(&after, &needle);
-            assert!(
-                hits.is_empty(),
-                "{} still readable in {hits:?}",
-                String::from_utf8_lossy(&needle)
-            );
-        }
+    for record in purged.iter().chain([&expired, &kept]) {
+        assert_no_trace(&after, record);
     }
     // The expired one's day (40 days ago) is nobody else's: it must be gone too.
-    let day = store.get(&expired.id).expect("get").map(|r| r.day);
-    assert_eq!(day, None);
     let aged = UtcDay::from_days_since_epoch(UtcDay::today().days_since_epoch() - 40);
     let hits = found_in(&after, format!("\"day\":\"{aged}\"").as_bytes());
     assert!(
         hits.is_empty(),
         "the expired day is still readable in {hits:?}"
     );
-    // What is kept is still there, and survives a reopen.
-    assert!(!found_in(&after, kept.id.to_string().as_bytes()).is_empty());
+    // What is kept is still there, and survives a reopen, chain and all.
+    assert!(!found_in(&after, later.id.to_string().as_bytes()).is_empty());
+    let head = store.chain_head().expect("head");
+    assert_eq!(head.sequence, 8);
     drop(store);
     let (store, _) = reopen(dir.path(), options(None, 1 << 20)).expect("reopen");
     assert_eq!(store.records().expect("records").len(), 1);
-    assert_eq!(read_sealed(&store, &kept.id), b"kept");
+    assert_eq!(read_sealed(&store, &later.id), b"later");
+    assert_eq!(store.chain_head().expect("head"), head);
 }
 
 #[test]

@@ -254,14 +254,18 @@ pub fn extends(seen: &ChainPoint, view: &ChainView) -> Result<ChainPoint, Rewrit
     Ok(point)
 }
 
-mod hex_digest {
+/// Serde for a [`Digest`] as 64 lowercase hex digits (`#[serde(with = "…::hex_digest")]`), for
+/// other records that keep chain values (the store's chain entries).
+pub mod hex_digest {
     use super::{parse_digest, Digest};
     use serde::{Deserialize, Deserializer, Serializer};
 
+    /// Writes the digest as lowercase hex.
     pub fn serialize<S: Serializer>(d: &Digest, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&hex::encode(d))
     }
 
+    /// Reads 64 lowercase hex digits.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Digest, D::Error> {
         let text = String::deserialize(d)?;
         parse_digest(&text).ok_or_else(|| serde::de::Error::custom("not a SHA-256 in lowercase hex"))
