@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::keyring::{CourierKeyring, ReviewerKeyring};
+use crate::trust::keylist::{ServedRecord, SignedKeyList, VerifiedKeyList};
 
 /// The embedded default: the demo keys, HTTPS on loopback with a self-signed certificate.
 pub const EMBEDDED_DEFAULT: &str = r#"
@@ -72,6 +73,11 @@ pub struct GatewayConfig {
     /// Who runs the gateway, as the page shows it (`[organisation]`).
     #[serde(default)]
     pub organisation: OrganisationConfig,
+    /// The organisation's signed key list (`resguardo-review sign-keys`, `docs/trust-v1.md`):
+    /// served with the keys so that clients can check them against the organisation key. It
+    /// must list exactly the configured reviewer and courier certificates and this build's page.
+    #[serde(default)]
+    pub key_list: Option<PathBuf>,
 }
 
 /// A text in the page's languages: one string for all, or a table by language tag (a language
@@ -121,6 +127,9 @@ pub struct OrganisationConfig {
     pub urgent_review_hours: u32,
     /// Numbers to call in an emergency, at most 8.
     pub hotlines: Vec<Hotline>,
+    /// The organisation key's fingerprint (40 hex digits, spaces allowed): when set, the key
+    /// list must be signed by this key.
+    pub key_fingerprint: Option<String>,
 }
 
 /// An emergency number shown on the page.
@@ -168,6 +177,7 @@ impl Default for OrganisationConfig {
                     number: "100".into(),
                 },
             ],
+            key_fingerprint: None,
         }
     }
 }
@@ -460,7 +470,25 @@ pub struct ValidatedConfig {
     pub couriers: CourierKeyring,
     /// True when running on the embedded default (demo keys).
     pub is_embedded_default: bool,
+    /// The key list served with the keys, verified; `None` when none is configured.
+    pub key_list: Option<ServedKeyList>,
 }
+
+/// A key list the gateway serves, and whether it keeps `key-list.served` for it.
+#[derive(Debug, Clone)]
+pub struct ServedKeyList {
+    /// The signed list as served (`GET /api/v1/keys`, `key_list`).
+    pub signed: SignedKeyList,
+    /// What it says, verified.
+    pub verified: VerifiedKeyList,
+    /// False for the embedded default's demo list (signed at each start; nothing kept).
+    pub record: bool,
+}
+
+/// The demo organisation key of the embedded default (its secret is public).
+pub const DEMO_ORG_KEY: &str = "keys-example/demo-org.sec.asc";
+/// Its passphrase (public too).
+pub const DEMO_ORG_PASSPHRASE: &str = "keys-example/demo-org.passphrase";
 
 impl GatewayConfig {
     /// Parses TOML; relative paths are taken relative to `base` (the config file's directory).
@@ -500,6 +528,9 @@ impl GatewayConfig {
             }
         };
         resolve(&mut self.data_dir);
+        if let Some(key_list) = &mut self.key_list {
+            resolve(key_list);
+        }
         self.reviewer_certs.iter_mut().for_each(resolve);
         self.couriers.iter_mut().for_each(|c| resolve(&mut c.cert));
         if let TlsConfig::Files { cert, key } = &mut self.tls {
@@ -698,16 +729,163 @@ impl GatewayConfig {
                 None
             }
         };
+        let key_list = self.check_key_list(
+            keyring.as_ref().zip(couriers.as_ref()),
+            is_embedded_default,
+            &mut problems,
+        );
         match (keyring, couriers) {
             (Some(keyring), Some(couriers)) if problems.is_empty() => Ok(ValidatedConfig {
                 config: self,
                 keyring,
                 couriers,
                 is_embedded_default,
+                key_list,
             }),
             _ => Err(ConfigError { problems }),
         }
     }
+
+    /// The key list (`docs/trust-v1.md`): verified, pinned when `[organisation]
+    /// key_fingerprint` is set, listing exactly the configured certificates and this build's
+    /// page, never older than the one served before. The embedded default signs a demo list.
+    fn check_key_list(
+        &self,
+        keys: Option<(&ReviewerKeyring, &CourierKeyring)>,
+        is_embedded_default: bool,
+        problems: &mut Vec<String>,
+    ) -> Option<ServedKeyList> {
+        let pin = match &self.organisation.key_fingerprint {
+            None => None,
+            Some(text) => match parse_fingerprint(text) {
+                Some(pin) => Some(pin),
+                None => {
+                    problems.push(
+                        "organisation.key_fingerprint is not a fingerprint (40 hex digits, \
+                         spaces allowed)"
+                            .into(),
+                    );
+                    return None;
+                }
+            },
+        };
+        let today = crate::submission::UtcDay::today();
+        let Some(path) = &self.key_list else {
+            if pin.is_some() {
+                problems.push(
+                    "organisation.key_fingerprint is set but no key_list is configured: add \
+                     key_list = \"keylist.json\" (made with resguardo-review sign-keys), or \
+                     remove the fingerprint"
+                        .into(),
+                );
+                return None;
+            }
+            if !is_embedded_default {
+                return None;
+            }
+            let (reviewers, couriers) = keys?;
+            return match demo_key_list(reviewers, couriers, today) {
+                Ok(served) => Some(served),
+                Err(e) => {
+                    problems.push(format!("the demo key list cannot be signed: {e}"));
+                    None
+                }
+            };
+        };
+        let name = path.display();
+        let signed = match SignedKeyList::load(path) {
+            Ok(signed) => signed,
+            Err(e) => {
+                problems.push(format!("key_list {name}: {e}"));
+                return None;
+            }
+        };
+        let verified = match signed.verify(pin.as_ref(), today) {
+            Ok(verified) => verified,
+            Err(e) => {
+                problems.push(format!("key_list {name}: {e}"));
+                return None;
+            }
+        };
+        let before = problems.len();
+        if let Some((reviewers, couriers)) = keys {
+            if let Err(e) = verified.same_keys(reviewers, couriers) {
+                problems.push(format!(
+                    "key_list {name}: {e} (configured certificates); configure the certificates \
+                     the list names, or have the organisation sign a new list for these"
+                ));
+            }
+        }
+        if !verified.vouches_for_this_build() {
+            problems.push(format!(
+                "key_list {name}: it vouches for page release {}, this build serves release {}; \
+                 sign a key list for it: resguardo-gateway page-manifest > m.json; \
+                 resguardo-review sign-keys … --page-manifest m.json",
+                verified.page.release,
+                crate::assets::VERSION
+            ));
+        }
+        match ServedRecord::read(&self.data_dir) {
+            Ok(Some(record)) => {
+                if let Err(e) = record.allows(&verified) {
+                    problems.push(format!("key_list {name}: {e}"));
+                }
+            }
+            Ok(None) => {}
+            Err(e) => problems.push(format!("key_list: {e}")),
+        }
+        (problems.len() == before).then_some(ServedKeyList {
+            signed,
+            verified,
+            record: true,
+        })
+    }
+}
+
+/// A fingerprint as people write it: hex digits, spaces allowed.
+fn parse_fingerprint(text: &str) -> Option<sequoia_openpgp::Fingerprint> {
+    let hex: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    if !(hex.len() == 40 || hex.len() == 64) || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    sequoia_openpgp::Fingerprint::from_hex(&hex).ok()
+}
+
+/// The embedded default's key list, signed at start with the demo organisation key (whose
+/// secret is public): version 1, valid 30 days, never recorded.
+fn demo_key_list(
+    reviewers: &ReviewerKeyring,
+    couriers: &CourierKeyring,
+    today: crate::submission::UtcDay,
+) -> Result<ServedKeyList, String> {
+    use crate::trust::keylist::{entry_for, sign_key_list, KeyList, PageManifest, LIST_FORMAT};
+    use sequoia_openpgp::parse::Parse;
+    let key_path = Path::new(DEMO_ORG_KEY);
+    let org =
+        sequoia_openpgp::Cert::from_file(key_path).map_err(|e| format!("{DEMO_ORG_KEY}: {e}"))?;
+    let passphrase = std::fs::read_to_string(DEMO_ORG_PASSPHRASE)
+        .map_err(|e| format!("{DEMO_ORG_PASSPHRASE}: {e}"))?;
+    let passphrase =
+        sequoia_openpgp::crypto::Password::from(passphrase.lines().next().unwrap_or(""));
+    let list = KeyList {
+        format: LIST_FORMAT.into(),
+        organisation: org.fingerprint().to_hex(),
+        version: 1,
+        issued: today,
+        expires: crate::submission::UtcDay::from_days_since_epoch(today.days_since_epoch() + 30),
+        reviewers: reviewers.reviewers().iter().map(entry_for).collect(),
+        couriers: couriers.couriers().iter().map(entry_for).collect(),
+        page: PageManifest::embedded(),
+    };
+    let signed = sign_key_list(&org, Some(&passphrase), &list).map_err(|e| e.to_string())?;
+    let verified = signed
+        .verify(Some(&org.fingerprint()), today)
+        .map_err(|e| e.to_string())?;
+    Ok(ServedKeyList {
+        signed,
+        verified,
+        record: false,
+    })
 }
 
 /// toml's own message spans several lines (with a source excerpt); we want one line per problem.

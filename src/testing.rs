@@ -43,6 +43,17 @@ pub fn courier_key(name: &str) -> Cert {
     .cert
 }
 
+/// An organisation key with its secret part (passphrase "test"), as `keygen --org` makes them.
+pub fn org_key(name: &str) -> Cert {
+    crate::keyring::generate_org_key(crate::keyring::OrgKeyOptions {
+        name: name.into(),
+        passphrase: Password::from("test"),
+        validity: None,
+    })
+    .expect("keygen --org")
+    .cert
+}
+
 /// A keyring of the public parts of `certs`.
 pub fn keyring(certs: &[&Cert]) -> ReviewerKeyring {
     let public = certs

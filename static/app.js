@@ -424,14 +424,18 @@ function showResult(urgent, parts) {
   result.focus();
 }
 
-function showSuccess(id, urgent, words) {
+function showSuccess(id, urgent, words, sequence) {
   const p = document.createElement('p');
   p.append(`${t('page.success.id')} `);
   const code = document.createElement('code');
   code.id = 'submission-id';
   code.textContent = id;
   p.append(code);
-  showResult(urgent, [p, receiptSection(words)]);
+  // Its number in the gateway's log of accepted reports (docs/trust-v1.md), when it says.
+  const logged = Number.isSafeInteger(sequence) && sequence > 0
+    ? [paragraph(t('page.success.sequence', { n: String(sequence) }), 'sequence')]
+    : [];
+  showResult(urgent, [p, ...logged, receiptSection(words)]);
 }
 
 /**
@@ -605,7 +609,7 @@ async function onSubmit(event) {
     if (answer.status === 201 && answer.body.id) {
       forgetOutgoing();
       setSending(false);
-      showSuccess(answer.body.id, report.urgent, words);
+      showSuccess(answer.body.id, report.urgent, words, answer.body.sequence);
       return;
     }
     if (arrivedBefore(answer)) {

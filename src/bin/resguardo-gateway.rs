@@ -88,6 +88,9 @@ enum Command {
     /// The reporters' conversations (docs/replies-v1.md).
     #[command(subcommand)]
     Replies(RepliesCommand),
+    /// Print the page this build serves (its release, Content-Security-Policy and the SHA-256 of
+    /// every file), as JSON for `resguardo-review sign-keys --page-manifest`.
+    PageManifest,
 }
 
 #[derive(Subcommand)]
@@ -137,6 +140,14 @@ fn run(command: Command) -> Result<(), Failure> {
                 validated.keyring.reviewers().len(),
                 validated.config.listen
             );
+            if let Some(list) = &validated.key_list {
+                println!(
+                    "key list version {} from the organisation key {}, valid until {}",
+                    list.verified.version,
+                    resguardo::trust::keylist::grouped(&list.verified.organisation),
+                    list.verified.expires
+                );
+            }
             Ok(())
         }
         Command::Export { data_dir, out } => {
@@ -234,6 +245,13 @@ fn run(command: Command) -> Result<(), Failure> {
             }
             Ok(())
         }
+        Command::PageManifest => {
+            println!(
+                "{}",
+                resguardo::trust::keylist::PageManifest::embedded().to_json()
+            );
+            Ok(())
+        }
         Command::Status { data_dir } => {
             let status = operator::status(&data_dir)?;
             println!("waiting for export: {}", status.stored);
@@ -318,6 +336,19 @@ fn print_banner(info: &StartupInfo) {
     }
     if let Some(fingerprint) = &info.tls_fingerprint {
         println!("TLS certificate SHA-256: {fingerprint}");
+    }
+    match &info.key_list {
+        Some(list) if list.demo => println!(
+            "Organisation key (DEMO, its secret is public: this key list vouches for nothing): {}\n\
+             Key list version {} signed at start with keys-example/demo-org.sec.asc, valid until {}",
+            list.organisation, list.version, list.expires
+        ),
+        Some(list) => println!(
+            "Organisation key: {} (key list version {}, valid until {}; the page shows this \
+             fingerprint: it must be the one on the printed card)",
+            list.organisation, list.version, list.expires
+        ),
+        None => {}
     }
     println!("Listening on {}", info.url);
 }

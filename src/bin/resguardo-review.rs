@@ -76,6 +76,43 @@ enum Command {
         /// signs requests to the gateway, and can never open a report.
         #[arg(long)]
         courier: bool,
+        /// Make the organisation key instead (org.pub.asc, org.sec.asc, org.rev.asc): an Ed25519
+        /// key that only signs key lists (sign-keys), kept offline; its fingerprint goes on the
+        /// printed fingerprint card.
+        #[arg(long, conflicts_with = "courier")]
+        org: bool,
+    },
+    /// Sign the key list with the organisation key (run it offline): the reviewers and couriers
+    /// the organisation vouches for now, and the page it released (docs/trust-v1.md).
+    ///
+    /// The certificates are checked as the gateway checks them, and the list is verified before
+    /// it is written. Give the file to the gateway operator (key_list in gateway.toml).
+    SignKeys {
+        /// The organisation's secret key (org.sec.asc from `keygen --org`).
+        #[arg(long, value_name = "FILE")]
+        org_key: PathBuf,
+        /// The reviewers' public certificates.
+        #[arg(long, value_name = "FILE", num_args = 1.., required = true)]
+        reviewers: Vec<PathBuf>,
+        /// The couriers' public certificates.
+        #[arg(long, value_name = "FILE", num_args = 1..)]
+        couriers: Vec<PathBuf>,
+        /// The list's version: 1 for the first, higher than the last one for every new list.
+        #[arg(long, value_name = "N")]
+        version: u64,
+        /// Days the list stays valid (1 to 730); sign a new one before then.
+        #[arg(long, value_name = "DAYS")]
+        valid_days: u64,
+        /// The page the gateway serves, from `resguardo-gateway page-manifest` of the release
+        /// being deployed [default: the page of this build].
+        #[arg(long, value_name = "FILE")]
+        page_manifest: Option<PathBuf>,
+        /// The signed key list to write (must not exist).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Read the key's passphrase from the first line of this file instead of the terminal.
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
     },
     /// Give a reviewer key made before version 0.2 the signing subkey that signs open receipts
     /// (run it offline).
@@ -447,8 +484,19 @@ fn run(command: Command, lang: Lang) -> Result<(), Failure> {
             validity_days,
             fingerprint_only,
             courier,
+            org,
         } => {
             let usage = |e: passphrase::PassphraseError| Failure::usage(e.message(lang));
+            if org {
+                return keygen_org(
+                    lang,
+                    name,
+                    &out,
+                    passphrase_file.as_deref(),
+                    validity_days,
+                    fingerprint_only,
+                );
+            }
             let passphrase = match passphrase_file {
                 Some(path) => {
                     let p = passphrase::from_file(&path).map_err(usage)?;
@@ -508,6 +556,26 @@ fn run(command: Command, lang: Lang) -> Result<(), Failure> {
             eprint!("{stderr}");
             Ok(())
         }
+        Command::SignKeys {
+            org_key,
+            reviewers,
+            couriers,
+            version,
+            valid_days,
+            page_manifest,
+            out,
+            passphrase_file,
+        } => sign_keys_command(
+            lang,
+            &org_key,
+            &reviewers,
+            &couriers,
+            version,
+            valid_days,
+            page_manifest.as_deref(),
+            &out,
+            passphrase_file.as_deref(),
+        ),
         Command::AddSigningKey {
             key,
             out,
@@ -1144,6 +1212,149 @@ fn bundle_failure(e: bundle::BundleError, lang: Lang) -> Failure {
     }
 }
 
+/// `keygen --org`: the organisation key, and its fingerprint for the printed card.
+fn keygen_org(
+    lang: Lang,
+    name: String,
+    out: &Path,
+    passphrase_file: Option<&Path>,
+    validity_days: u64,
+    fingerprint_only: bool,
+) -> Result<(), Failure> {
+    let usage = |e: passphrase::PassphraseError| Failure::usage(e.message(lang));
+    let passphrase = match passphrase_file {
+        Some(path) => {
+            let p = passphrase::from_file(path).map_err(usage)?;
+            passphrase::check_length(&p, MIN_PASSPHRASE).map_err(usage)?;
+            p
+        }
+        None => passphrase::ask_new(
+            MIN_PASSPHRASE,
+            (
+                lang.pick(
+                    "New passphrase for the organisation key: ",
+                    "Nueva frase de contraseña para la clave de la organización: ",
+                ),
+                lang.pick("Repeat the passphrase: ", "Repite la frase de contraseña: "),
+            ),
+        )
+        .map_err(usage)?,
+    };
+    let options = resguardo::keyring::OrgKeyOptions {
+        name,
+        passphrase,
+        validity: (validity_days > 0)
+            .then(|| Duration::from_secs(validity_days.saturating_mul(86_400))),
+    };
+    let outcome = keygen::keygen_org(options, out).map_err(|e| match e {
+        keygen::KeygenError::Write { .. } => Failure::environment(e.message(lang)),
+        other => Failure::usage(other.message(lang)),
+    })?;
+    if fingerprint_only {
+        println!("{}", outcome.fingerprint.to_hex());
+        return Ok(());
+    }
+    println!(
+        "{}: {}",
+        lang.pick(
+            "Organisation key fingerprint",
+            "Huella digital de la clave de la organización"
+        ),
+        messages::grouped_fingerprint(&outcome.fingerprint)
+    );
+    println!(
+        "{}",
+        lang.pick(
+            "Print this fingerprint on the fingerprint card (laminated, posted where defenders meet, handed over in person): reporters compare it with the one the page and resguardo-submit show.",
+            "Imprime esta huella en la tarjeta de huella digital (plastificada, en los lugares donde se reúnen las defensoras y defensores, entregada en persona): quienes reportan la comparan con la que muestran la página y resguardo-submit."
+        )
+    );
+    for (label, path) in [
+        (
+            lang.pick(
+                "public key (for the gateway operator and everyone who checks key lists)",
+                "clave pública (para quien opera el servidor y quien compruebe listas de claves)",
+            ),
+            &outcome.public,
+        ),
+        (
+            lang.pick(
+                "secret key (keep on the offline machine; it signs key lists)",
+                "clave secreta (se queda en la máquina sin red; firma las listas de claves)",
+            ),
+            &outcome.secret,
+        ),
+        (
+            lang.pick(
+                "revocation (keep apart, publish if the key is lost)",
+                "revocación (guárdala aparte; publícala si pierdes la clave)",
+            ),
+            &outcome.revocation,
+        ),
+    ] {
+        eprintln!("{label}: {}", clean_line(&path.display().to_string()));
+    }
+    Ok(())
+}
+
+/// `sign-keys`: the organisation's signed key list.
+#[allow(clippy::too_many_arguments)]
+fn sign_keys_command(
+    lang: Lang,
+    org_key: &Path,
+    reviewers: &[PathBuf],
+    couriers: &[PathBuf],
+    version: u64,
+    valid_days: u64,
+    page_manifest: Option<&Path>,
+    out: &Path,
+    passphrase_file: Option<&Path>,
+) -> Result<(), Failure> {
+    use resguardo::review::sign_keys::{self, SignKeysError};
+    let failure = |e: SignKeysError| match e {
+        SignKeysError::OutputExists(_) | SignKeysError::ValidDays | SignKeysError::VersionZero => {
+            Failure::usage(e.message(lang))
+        }
+        SignKeysError::Write { .. } => Failure::environment(e.message(lang)),
+        _ => Failure::bad_input(e.message(lang)),
+    };
+    // Refused before the passphrase is asked for.
+    sign_keys::check_arguments(out, version, valid_days).map_err(failure)?;
+    let locked = LockedKey::load(org_key).map_err(|e| Failure::bad_input(e.message(lang)))?;
+    sign_keys::check_org_key(locked.cert(), org_key, lang).map_err(failure)?;
+    let passphrase = if sign_keys::org_key_needs_passphrase(locked.cert()) {
+        let usage = |e: passphrase::PassphraseError| Failure::usage(e.message(lang));
+        Some(match passphrase_file {
+            Some(path) => passphrase::from_file(path).map_err(usage)?,
+            None => passphrase::ask(&format!(
+                "{} {}: ",
+                lang.pick(
+                    "Passphrase for the organisation key",
+                    "Frase de contraseña de la clave de la organización"
+                ),
+                locked.fingerprint()
+            ))
+            .map_err(usage)?,
+        })
+    } else {
+        None
+    };
+    let verified = sign_keys::sign_keys(&sign_keys::SignKeysOptions {
+        org_key: locked.cert(),
+        passphrase: passphrase.as_ref(),
+        reviewers,
+        couriers,
+        version,
+        valid_days,
+        page_manifest,
+        out,
+        today: resguardo::submission::UtcDay::today(),
+    })
+    .map_err(failure)?;
+    print!("{}", sign_keys::summary(&verified, out, lang));
+    Ok(())
+}
+
 /// A reviewer's secret key and its passphrase (from `file` or the terminal).
 fn load_reviewer_key(
     key: &Path,
@@ -1385,6 +1596,28 @@ fn localized_command(lang: Lang) -> clap::Command {
                 ("validity_days", "Días hasta que la clave caduque; 0 para nunca. La caducidad obliga a planificar el cambio de claves."),
                 ("fingerprint_only", "Imprimir solo la huella digital en hexadecimal, sin espacios (para scripts)."),
                 ("courier", "Crear una clave de enlace para un dispositivo de guardia: lee los sobres de triaje y firma pedidos al servidor; nunca puede abrir un reporte."),
+                ("org", "Crear la clave de la organización (org.pub.asc, org.sec.asc, org.rev.asc): una clave Ed25519 que solo firma listas de claves (sign-keys), guardada sin red; su huella va en la tarjeta de huella digital impresa."),
+            ],
+        )
+    })
+    .mut_subcommand("sign-keys", |c| {
+        arg_help(
+            spanish(
+                c,
+                "Firmar la lista de claves con la clave de la organización (ejecútalo sin red): \
+                 los revisores y enlaces que la organización respalda ahora, y la página que \
+                 publicó (docs/trust-v1.md).",
+                None,
+            ),
+            &[
+                ("org_key", "La clave secreta de la organización (org.sec.asc de `keygen --org`)."),
+                ("reviewers", "Los certificados públicos de los revisores."),
+                ("couriers", "Los certificados públicos de los enlaces."),
+                ("version", "La versión de la lista: 1 la primera, mayor que la anterior en cada lista nueva."),
+                ("valid_days", "Días que la lista es válida (1 a 730); firma una nueva antes."),
+                ("page_manifest", "La página que sirve el servidor, de `resguardo-gateway page-manifest` de la versión que se instala [por defecto: la página de esta versión]."),
+                ("out", "La lista firmada a escribir (no debe existir)."),
+                ("passphrase_file", "Leer la frase de contraseña de la clave de la primera línea de este archivo en vez de la terminal."),
             ],
         )
     })

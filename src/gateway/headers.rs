@@ -11,6 +11,7 @@ use axum::http::{header, HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
 
+/// The Content-Security-Policy of every answer (also what a page manifest vouches for).
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
      style-src 'self'; img-src 'self' blob: data:; connect-src 'self'; worker-src 'self'; \
      font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \

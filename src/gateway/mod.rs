@@ -32,6 +32,8 @@ mod upload;
 mod router_tests;
 
 pub use error::ApiError;
+/// The Content-Security-Policy of every answer (a page manifest carries it).
+pub use headers::CONTENT_SECURITY_POLICY;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -188,6 +190,21 @@ pub struct StartupInfo {
     pub tls_fingerprint: Option<String>,
     /// What opening the store had to repair.
     pub recovery: Recovery,
+    /// The key list served, if any: the organisation's fingerprint (grouped by four), the list's
+    /// version and last valid day, and whether it is the embedded default's demo list.
+    pub key_list: Option<KeyListInfo>,
+}
+
+/// The key list a gateway serves, for its start-up banner.
+pub struct KeyListInfo {
+    /// The organisation key's fingerprint, grouped by four.
+    pub organisation: String,
+    /// The list's version.
+    pub version: u64,
+    /// Its last valid day.
+    pub expires: crate::submission::UtcDay,
+    /// Signed at start with the public demo organisation key (embedded default).
+    pub demo: bool,
 }
 
 #[derive(Serialize)]
@@ -196,6 +213,12 @@ struct KeysBody<'a> {
     /// Triage envelopes are sealed to these (empty: send none).
     couriers: Vec<ReviewerKey<'a>>,
     max_submission_bytes: u64,
+    /// The organisation's signed key list (`docs/trust-v1.md`), when one is configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_list: Option<&'a crate::trust::keylist::SignedKeyList>,
+    /// The organisation key's fingerprint, with the key list.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    organisation: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -220,11 +243,14 @@ fn keys_json(
     keyring: &ReviewerKeyring,
     couriers: &CourierKeyring,
     max_submission_bytes: u64,
+    key_list: Option<&crate::config::ServedKeyList>,
 ) -> Bytes {
     let body = KeysBody {
         reviewers: key_entries(keyring.reviewers()),
         couriers: key_entries(couriers.couriers()),
         max_submission_bytes,
+        key_list: key_list.map(|k| &k.signed),
+        organisation: key_list.map(|k| k.verified.organisation.to_hex()),
     };
     Bytes::from(serde_json::to_vec(&body).unwrap_or_default())
 }
@@ -345,6 +371,10 @@ pub fn prepare(validated: &ValidatedConfig) -> Result<(Arc<AppState>, Recovery),
         server_sealing: config.form.server_sealing,
         organisation: config.organisation.clone(),
         stall_seconds: config.limits.body_idle_timeout_secs,
+        organisation_fingerprint: validated
+            .key_list
+            .as_ref()
+            .map(|k| k.verified.organisation.to_hex()),
     });
     let form_tokens = form_token::FormTokens::open(
         &config.data_dir,
@@ -386,6 +416,7 @@ pub fn prepare(validated: &ValidatedConfig) -> Result<(Arc<AppState>, Recovery),
             &validated.keyring,
             &validated.couriers,
             config.limits.max_submission_bytes,
+            validated.key_list.as_ref(),
         ),
         admission: limits::Admission::new(
             &config.rate_limits,
@@ -431,6 +462,14 @@ pub async fn serve(
     let config = &validated.config;
     let (state, recovery) = prepare(&validated)?;
     let stored = state.store.records()?.len();
+    match &validated.key_list {
+        Some(served) if served.record => record_served(&config.data_dir, served)?,
+        Some(_) => {}
+        None => tracing::warn!(
+            "no key_list is configured: clients cannot check the reviewer keys against the \
+             organisation key (docs/trust-v1.md); sign one with resguardo-review sign-keys"
+        ),
+    }
     let tls = match &config.tls {
         TlsConfig::PlainHttp => None,
         TlsConfig::SelfSigned => {
@@ -515,6 +554,12 @@ pub async fn serve(
         stored,
         tls_fingerprint,
         recovery,
+        key_list: validated.key_list.as_ref().map(|k| KeyListInfo {
+            organisation: crate::trust::keylist::grouped(&k.verified.organisation),
+            version: k.verified.version,
+            expires: k.verified.expires,
+            demo: !k.record,
+        }),
     };
     on_ready(&info);
     let result = match server.await {
@@ -524,6 +569,35 @@ pub async fn serve(
     admin.abort();
     maintenance.abort();
     result
+}
+
+/// Keeps `key-list.served` at the highest key list served (validation refused a lower one).
+fn record_served(
+    data_dir: &std::path::Path,
+    served: &crate::config::ServedKeyList,
+) -> Result<(), GatewayError> {
+    use crate::trust::keylist::ServedRecord;
+    let record = ServedRecord {
+        version: served.verified.version,
+        sha256: served.verified.sha256.clone(),
+    };
+    let unavailable = |reason: String| {
+        GatewayError::Store(StoreError::Unavailable {
+            path: data_dir.join(crate::trust::keylist::SERVED_FILE),
+            reason,
+        })
+    };
+    match ServedRecord::read(data_dir) {
+        Ok(Some(old)) if old == record => Ok(()),
+        Ok(Some(old)) if old.version > record.version => Err(unavailable(format!(
+            "a newer key list (version {}) was served meanwhile",
+            old.version
+        ))),
+        Ok(_) => record
+            .write(data_dir)
+            .map_err(|e| unavailable(format!("cannot record the key list served: {e}"))),
+        Err(e) => Err(unavailable(e)),
+    }
 }
 
 /// HTTP/1.1 only, with a deadline for the request head and a cap on its size. (Bodies are timed

@@ -54,6 +54,8 @@ pub struct PageRenderer {
     organisation: OrganisationConfig,
     stall_seconds: u64,
     form_json: String,
+    /// The organisation key's fingerprint (hex) when a key list is served.
+    organisation_fingerprint: Option<String>,
 }
 
 fn template(name: &str) -> String {
@@ -154,6 +156,9 @@ pub struct PageSettings {
     /// An upload without progress for this long is given up by the page (the gateway's own
     /// idle limit for bodies).
     pub stall_seconds: u64,
+    /// The organisation key's fingerprint (hex), shown prominently when a key list is served
+    /// (`docs/trust-v1.md`), to compare with the printed card.
+    pub organisation_fingerprint: Option<String>,
 }
 
 impl PageRenderer {
@@ -174,6 +179,7 @@ impl PageRenderer {
             server_sealing: settings.server_sealing,
             organisation: settings.organisation,
             stall_seconds: settings.stall_seconds,
+            organisation_fingerprint: settings.organisation_fingerprint,
             form_json: crate::assets::find("/form.json")
                 .map(|a| script_json(&String::from_utf8_lossy(a.bytes)))
                 .unwrap_or_default(),
@@ -276,6 +282,7 @@ impl PageRenderer {
     pub fn page(&self, lang: &str, view: &PageView<'_>) -> String {
         let mut slots = self.common_slots(lang);
         slots.insert("keys", self.key_list());
+        slots.insert("org_fingerprint", self.org_fingerprint(lang));
         slots.insert("max_bytes", self.max_bytes.to_string());
         slots.insert("form_max_bytes", self.form_max_bytes.to_string());
         slots.insert("stall_seconds", self.stall_seconds.to_string());
@@ -587,6 +594,21 @@ impl PageRenderer {
         out
     }
 
+    /// The organisation key's fingerprint in groups of four, with what to compare it with;
+    /// nothing without a key list.
+    fn org_fingerprint(&self, lang: &str) -> String {
+        let Some(fingerprint) = &self.organisation_fingerprint else {
+            return String::new();
+        };
+        format!(
+            "<section id=\"org-key\" class=\"org-key\" aria-labelledby=\"org-key-title\"><h2 id=\"org-key-title\">{}</h2><p class=\"org-key-fingerprint\" data-fingerprint=\"{}\"><code>{}</code></p><p>{}</p></section>",
+            escape(self.text(lang, "page.org_key.title")),
+            escape(fingerprint),
+            escape(&grouped(fingerprint)),
+            escape(self.text(lang, "page.org_key.compare"))
+        )
+    }
+
     fn key_list(&self) -> String {
         let mut out = String::new();
         for (fingerprint, name) in &self.keys {
@@ -801,6 +823,7 @@ mod tests {
             server_sealing,
             organisation: OrganisationConfig::default(),
             stall_seconds: 60,
+            organisation_fingerprint: None,
         })
     }
 

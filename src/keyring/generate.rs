@@ -83,6 +83,32 @@ pub fn generate_reviewer_key(options: ReviewerKeyOptions) -> openpgp::Result<Gen
     Ok(GeneratedKey { cert, revocation })
 }
 
+/// What `resguardo-review keygen --org` asks for: the organisation key only vouches (it signs
+/// the key list, `docs/trust-v1.md`), so it has no subkeys.
+pub struct OrgKeyOptions {
+    /// The user ID: the organisation's name.
+    pub name: String,
+    /// Protects the secret primary key.
+    pub passphrase: Password,
+    /// None: the key does not expire.
+    pub validity: Option<Duration>,
+}
+
+/// Generates an organisation key: a v4 Ed25519 primary key that certifies and signs, no
+/// subkeys, its secret part protected by the passphrase. v4 so that its fingerprint is the 40
+/// hex digits printed on the fingerprint card.
+pub fn generate_org_key(options: OrgKeyOptions) -> openpgp::Result<GeneratedKey> {
+    let (cert, revocation) = CertBuilder::new()
+        .set_cipher_suite(CipherSuite::Cv25519)
+        .set_profile(Profile::RFC4880)?
+        .add_userid(options.name.as_str())
+        .set_primary_key_flags(KeyFlags::empty().set_certification().set_signing())
+        .set_validity_period(options.validity)
+        .set_password(Some(options.passphrase))
+        .generate()?;
+    Ok(GeneratedKey { cert, revocation })
+}
+
 /// Adds an Ed25519 signing subkey to a reviewer key made before reviewer keys had one (same
 /// primary key and fingerprint, same passphrase). `key` must hold the secret primary key.
 pub fn add_signing_subkey(key: &Cert, passphrase: Option<&Password>) -> openpgp::Result<Cert> {

@@ -10,7 +10,8 @@ mod generate;
 
 pub use courier::{CourierKeyring, SignatureRefusal, MAX_SIGNATURE_BYTES};
 pub use generate::{
-    add_signing_subkey, generate_reviewer_key, GeneratedKey, KeyProfile, ReviewerKeyOptions,
+    add_signing_subkey, generate_org_key, generate_reviewer_key, GeneratedKey, KeyProfile,
+    OrgKeyOptions, ReviewerKeyOptions,
 };
 
 use std::fmt;

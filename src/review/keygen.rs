@@ -16,7 +16,9 @@ use openpgp::crypto::Password;
 use openpgp::serialize::SerializeInto;
 use openpgp::{Cert, Fingerprint};
 
-use crate::keyring::{add_signing_subkey, generate_reviewer_key, ReviewerKeyOptions};
+use crate::keyring::{
+    add_signing_subkey, generate_org_key, generate_reviewer_key, OrgKeyOptions, ReviewerKeyOptions,
+};
 
 /// Why `keygen` wrote no key, or not all of it.
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +85,28 @@ pub fn keygen(options: ReviewerKeyOptions, out: &Path) -> Result<KeygenOutcome, 
         return Err(KeygenError::BadName);
     }
     let stem = file_stem(name);
+    write_key_files(out, &stem, || generate_reviewer_key(options))
+}
+
+/// Generates the organisation key (`keygen --org`, `docs/trust-v1.md`) and writes it into `out`
+/// as `org.pub.asc` (for the gateway operator and everyone who checks key lists), `org.sec.asc`
+/// (offline; mode 0600) and `org.rev.asc` (its revocation; mode 0600), never over an existing
+/// file.
+pub fn keygen_org(options: OrgKeyOptions, out: &Path) -> Result<KeygenOutcome, KeygenError> {
+    let name = options.name.trim();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(KeygenError::BadName);
+    }
+    write_key_files(out, "org", || generate_org_key(options))
+}
+
+/// Writes the three files of a key that `generate` makes, named `<stem>.*.asc`, into `out`
+/// (created if missing), after checking that none exists.
+fn write_key_files(
+    out: &Path,
+    stem: &str,
+    generate: impl FnOnce() -> openpgp::Result<crate::keyring::GeneratedKey>,
+) -> Result<KeygenOutcome, KeygenError> {
     let public = out.join(format!("{stem}.pub.asc"));
     let secret = out.join(format!("{stem}.sec.asc"));
     let revocation = out.join(format!("{stem}.rev.asc"));
@@ -95,8 +119,7 @@ pub fn keygen(options: ReviewerKeyOptions, out: &Path) -> Result<KeygenOutcome, 
         path: out.to_path_buf(),
         source,
     })?;
-    let generated =
-        generate_reviewer_key(options).map_err(|e| KeygenError::Generate(e.to_string()))?;
+    let generated = generate().map_err(|e| KeygenError::Generate(e.to_string()))?;
     let cert = generated.cert;
     let armored = |r: openpgp::Result<Vec<u8>>| r.map_err(|e| KeygenError::Generate(e.to_string()));
     let secret_bytes = armored(cert.as_tsk().armored().to_vec())?;

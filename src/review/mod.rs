@@ -34,6 +34,7 @@ pub mod render;
 pub mod reply;
 pub mod sandbox;
 pub mod secret_key;
+pub mod sign_keys;
 pub mod thread;
 pub mod transfer;
 pub mod watch;

@@ -7,3 +7,4 @@
 //! - [`page`]: the page manifest and the check of a served page against it.
 
 pub mod chain;
+pub mod keylist;
