@@ -754,3 +754,404 @@ fn conversations_start_with_their_report_take_replies_once_and_expire_without_tr
         found_in(&files, canary)
     );
 }
+
+// The chain (docs/trust-v1.md, part 2).
+
+/// Every chain entry as the store keeps it, 1 to the head.
+fn stored_chain(store: &SubmissionStore) -> Vec<(u64, chain::StoredEntry)> {
+    let head = store.chain_head().expect("head").sequence;
+    let index = store.index();
+    chain::entries(&index.chain, 1, head)
+        .collect::<Result<_, _>>()
+        .expect("entries")
+}
+
+/// The chain from genesis, as a courier sees it, checked with the couriers' own rule.
+fn courier_check(store: &SubmissionStore, seen: ChainPoint) -> ChainPoint {
+    let view = store.chain_view(seen.sequence).expect("view");
+    crate::trust::chain::extends(&seen, &view).expect("the chain extends what was seen")
+}
+
+#[test]
+fn numbers_are_contiguous_under_concurrent_commits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(open(dir.path()));
+    let handles: Vec<_> = (0..8u8)
+        .map(|t| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                (0..20u8)
+                    .map(|i| put(&store, &[t, i, 7]))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let records: Vec<SubmissionRecord> = handles
+        .into_iter()
+        .flat_map(|h| h.join().expect("thread"))
+        .collect();
+    let mut numbers: Vec<u64> = records
+        .iter()
+        .map(|r| r.sequence.expect("numbered"))
+        .collect();
+    numbers.sort();
+    assert_eq!(numbers, (1..=160).collect::<Vec<u64>>(), "1..n, none twice");
+    let head = store.chain_head().expect("head");
+    assert_eq!(head.sequence, 160);
+    // Each entry names its own submission, and the hashes lead to the head.
+    let by_number: std::collections::HashMap<u64, &SubmissionRecord> = records
+        .iter()
+        .map(|r| (r.sequence.expect("numbered"), r))
+        .collect();
+    for (n, stored) in stored_chain(&store) {
+        let record = by_number[&n];
+        let entry = stored.entry(n).expect("not pruned");
+        assert_eq!(
+            (entry.id, &entry.sha256, entry.day),
+            (record.id, &record.sha256, record.day)
+        );
+        assert_eq!(
+            store.get(&record.id).expect("get").expect("held").sequence,
+            Some(n)
+        );
+    }
+    assert_eq!(courier_check(&store, ChainPoint::GENESIS), head);
+}
+
+#[test]
+fn the_courier_view_starts_anywhere_and_refuses_beyond_the_head() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let empty = store.chain_view(0).expect("view");
+    assert_eq!(empty.head, ChainPoint::GENESIS);
+    assert!(empty.leaves.is_empty() && empty.complete);
+    for i in 0..5u8 {
+        put(&store, &[i; 3]);
+    }
+    let seen_at_2 = {
+        let mut view = store.chain_view(0).expect("view");
+        view.leaves.truncate(2);
+        view.complete = false;
+        crate::trust::chain::extends(&ChainPoint::GENESIS, &view).expect("first two")
+    };
+    let view = store.chain_view(2).expect("view");
+    assert_eq!(view.since, seen_at_2, "H(2) as a courier computed it");
+    assert_eq!(view.leaves.len(), 3);
+    assert_eq!(
+        crate::trust::chain::extends(&seen_at_2, &view).expect("extends"),
+        store.chain_head().expect("head")
+    );
+    assert!(store.chain_view(5).expect("at the head").leaves.is_empty());
+    match store.chain_view(6) {
+        Err(StoreError::ChainBehind { asked: 6, head: 5 }) => {}
+        other => panic!("expected ChainBehind, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_index_rewrite_and_a_reopen_keep_the_chain() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    for i in 0..4u8 {
+        put(&store, &[i; 10]);
+    }
+    let (first, _) = export_all(&store);
+    let late = put(&store, b"late");
+    let before = stored_chain(&store);
+    let head = store.chain_head().expect("head");
+    store.rewrite_index().expect("rewrite");
+    assert_eq!(stored_chain(&store), before);
+    assert_eq!(store.chain_head().expect("head"), head);
+    // Where the last segment ended survives too: the next batch starts there.
+    drop(store);
+    let store = open(dir.path());
+    assert_eq!(stored_chain(&store), before);
+    let next = put(&store, b"next");
+    assert_eq!(next.sequence, Some(head.sequence + 1));
+    let (second, _) = export_all(&store);
+    let segment = second.chain.expect("segment");
+    assert_eq!(segment.base, first.chain.expect("segment").head);
+    let ids: Vec<SubmissionId> = segment.entries.iter().map(|e| e.entry.id).collect();
+    assert_eq!(ids, vec![late.id, next.id]);
+}
+
+#[test]
+fn an_export_carries_exactly_its_segment_and_writes_it_the_same_way_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let first_ids: Vec<SubmissionId> = (0..3u8).map(|i| put(&store, &[i; 50]).id).collect();
+    let (first, first_bytes) = export_all(&store);
+    let segment = first.chain.clone().expect("segment");
+    assert_eq!(segment.base, ChainPoint::GENESIS);
+    assert_eq!(segment.head, store.chain_head().expect("head"));
+    assert_eq!(segment.verify().expect("verifies").len(), 3);
+    // Each entry is the chain's own, in_bundle, and the bundle carries exactly these.
+    let mut in_bundle: Vec<SubmissionId> = segment.entries.iter().map(|e| e.entry.id).collect();
+    assert!(segment.entries.iter().all(|e| e.fate == Fate::InBundle));
+    let mut carried: Vec<SubmissionId> = first.submissions.iter().map(|e| e.id).collect();
+    in_bundle.sort();
+    carried.sort();
+    assert_eq!(in_bundle, carried);
+    let mut expected = first_ids.clone();
+    expected.sort();
+    assert_eq!(carried, expected);
+    for e in &segment.entries {
+        let b = first
+            .submissions
+            .iter()
+            .find(|s| s.id == e.entry.id)
+            .expect("carried");
+        assert_eq!((&b.sha256, b.day), (&e.entry.sha256, e.entry.day));
+    }
+    // The bundle reads back with its segment.
+    let read = crate::bundle::read_manifest(&first_bytes[..]).expect("manifest");
+    assert_eq!(read.chain, first.chain);
+    // The same batch, written again, is the same bytes.
+    let again = store.export_batch(&first.batch).expect("again");
+    assert_eq!(
+        store.write_export(&again, Vec::new()).expect("write"),
+        first_bytes
+    );
+    // The next batch starts where this one ended; a copy carries no segment.
+    let more = put(&store, b"more");
+    let copy = store.copy_of(&[more.id]).expect("copy");
+    assert_eq!(copy.manifest.chain, None);
+    let begun = store.begin_export().expect("export").expect("batch");
+    let segment = begun.manifest.chain.clone().expect("segment");
+    assert_eq!(segment.base, first.chain.expect("segment").head);
+    assert_eq!(segment.entries.len(), 1);
+    assert_eq!(segment.entries[0].entry.id, more.id);
+    segment.verify().expect("verifies");
+    // Resumed before delivery: the same manifest.
+    let resumed = store.begin_export().expect("export").expect("batch");
+    assert!(resumed.resumed);
+    assert_eq!(resumed.manifest, begun.manifest);
+}
+
+#[test]
+fn a_commit_racing_an_export_lands_in_exactly_one_range() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(open(dir.path()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..4u8)
+        .map(|t| {
+            let (store, stop) = (store.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut mine = Vec::new();
+                let mut i = 0u32;
+                while !stop.load(Ordering::Relaxed) || mine.len() < 5 {
+                    i += 1;
+                    let mut bytes = vec![t];
+                    bytes.extend_from_slice(&i.to_le_bytes());
+                    mine.push(put(&store, &bytes));
+                }
+                mine
+            })
+        })
+        .collect();
+    let mut manifests = Vec::new();
+    for _ in 0..12 {
+        if let Some(batch) = store.begin_export().expect("export") {
+            store
+                .complete_export(&batch.manifest.batch)
+                .expect("complete");
+            manifests.push(batch.manifest);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(3));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let committed: Vec<SubmissionRecord> = writers
+        .into_iter()
+        .flat_map(|w| w.join().expect("writer"))
+        .collect();
+    while let Some(batch) = store.begin_export().expect("export") {
+        store
+            .complete_export(&batch.manifest.batch)
+            .expect("complete");
+        manifests.push(batch.manifest);
+    }
+    assert!(manifests.len() >= 3, "exports ran while commits did");
+    let mut point = ChainPoint::GENESIS;
+    let mut range_of: std::collections::HashMap<SubmissionId, usize> = Default::default();
+    for (k, manifest) in manifests.iter().enumerate() {
+        let segment = manifest.chain.as_ref().expect("segment");
+        assert_eq!(segment.base, point, "batch {k} starts where the last ended");
+        segment.verify().expect("verifies");
+        let mut in_bundle: Vec<SubmissionId> = Vec::new();
+        for e in &segment.entries {
+            assert_eq!(e.fate, Fate::InBundle, "nothing missing or removed");
+            assert!(range_of.insert(e.entry.id, k).is_none(), "in two ranges");
+            in_bundle.push(e.entry.id);
+        }
+        let mut carried: Vec<SubmissionId> = manifest.submissions.iter().map(|e| e.id).collect();
+        in_bundle.sort();
+        carried.sort();
+        assert_eq!(in_bundle, carried, "batch {k} carries exactly its range");
+        point = segment.head;
+    }
+    assert_eq!(point, store.chain_head().expect("head"));
+    assert_eq!(range_of.len(), committed.len());
+    for record in &committed {
+        assert!(
+            range_of.contains_key(&record.id),
+            "{} in no range",
+            record.id
+        );
+    }
+}
+
+#[test]
+fn retention_marks_what_it_deletes_in_the_chain() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let old = put(&store, b"old");
+    let young = put(&store, b"young");
+    age(&store, &old.id, 31);
+    let today = UtcDay::today();
+    store.apply_retention(today, 30, 0).expect("retention");
+    let chain = stored_chain(&store);
+    assert_eq!(chain[0].1.removed, Some(today));
+    assert_eq!(
+        chain[0].1.id,
+        Some(old.id),
+        "kept until a bundle reports it"
+    );
+    assert_eq!(chain[1].1.removed, None);
+    let (manifest, _) = export_all(&store);
+    let segment = manifest.chain.expect("segment");
+    segment.verify().expect("verifies");
+    assert_eq!(
+        segment.entries.iter().map(|e| e.fate).collect::<Vec<_>>(),
+        vec![Fate::RemovedUnexported { removed: today }, Fate::InBundle]
+    );
+    assert_eq!(manifest.submissions.len(), 1);
+    assert_eq!(manifest.submissions[0].id, young.id);
+}
+
+#[test]
+fn a_store_from_before_the_chain_opens_and_exports_as_before() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let old: Vec<SubmissionRecord> = {
+        let store = open(dir.path());
+        let old: Vec<SubmissionRecord> = (0..3u8).map(|i| put(&store, &[i; 20])).collect();
+        // What a store made before the chain holds: records without a number, no chain trees.
+        let index = store.index();
+        for record in &old {
+            let legacy = SubmissionRecord {
+                sequence: None,
+                ..record.clone()
+            };
+            assert!(!String::from_utf8(legacy.encode())
+                .expect("utf-8")
+                .contains("sequence"));
+            index
+                .records
+                .insert(record.id.as_bytes(), legacy.encode())
+                .expect("insert");
+        }
+        index.chain.clear().expect("clear");
+        index.chain_meta.clear().expect("clear");
+        index.commit.sync().expect("sync");
+        drop(index);
+        old
+    };
+    let store = open(dir.path());
+    assert_eq!(store.chain_head().expect("head"), ChainPoint::GENESIS);
+    let new = put(&store, b"new");
+    assert_eq!(
+        new.sequence,
+        Some(1),
+        "the chain starts with the next submission"
+    );
+    // The old ones go out first, as before: a batch without chain.
+    let (first, _) = export_all(&store);
+    assert_eq!(first.chain, None);
+    let mut ids: Vec<SubmissionId> = first.submissions.iter().map(|e| e.id).collect();
+    let mut expected: Vec<SubmissionId> = old.iter().map(|r| r.id).collect();
+    ids.sort();
+    expected.sort();
+    assert_eq!(ids, expected);
+    let (second, _) = export_all(&store);
+    let segment = second.chain.expect("segment");
+    assert_eq!(segment.base, ChainPoint::GENESIS);
+    assert_eq!(second.submissions.len(), 1);
+    assert_eq!(segment.entries[0].entry.id, new.id);
+    // The old batch purges and prunes nothing of the chain.
+    store.purge(&first, &opened(&first)).expect("purge");
+    assert_eq!(stored_chain(&store)[0].1.id, Some(new.id));
+}
+
+#[test]
+fn a_batch_purged_in_part_is_written_again_without_its_segment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let a = put(&store, b"aaaa");
+    put(&store, b"bbbb");
+    let begun = store.begin_export().expect("export").expect("a batch");
+    assert!(begun.manifest.chain.is_some());
+    let only_a: HashSet<SubmissionId> = [a.id].into_iter().collect();
+    store.purge(&begun.manifest, &only_a).expect("purge");
+    let again = store.export_batch(&begun.manifest.batch).expect("again");
+    assert_eq!(
+        again.manifest.chain, None,
+        "it went out with the copy that was opened"
+    );
+    // The batch is still held: its entries are not pruned.
+    assert_eq!(stored_chain(&store)[0].1.id, Some(a.id));
+}
+
+#[test]
+fn what_an_adversary_with_the_disk_does_shows_in_the_next_segment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let records: Vec<SubmissionRecord> = (0..4u8).map(|i| put(&store, &[i; 30])).collect();
+    // A courier saw the head before the rewrite.
+    let seen = courier_check(&store, ChainPoint::GENESIS);
+    store.tamper_forget(&records[1].id).expect("forget");
+    store
+        .tamper_replace_ciphertext(&records[2].id, b"other bytes")
+        .expect("replace");
+    let (manifest, _) = export_all(&store);
+    let segment = manifest.chain.clone().expect("segment");
+    segment.verify().expect("the chain itself is intact");
+    assert_eq!(segment.entries[1].fate, Fate::Missing);
+    assert_eq!(segment.entries[1].entry.id, records[1].id);
+    let altered = manifest
+        .submissions
+        .iter()
+        .find(|s| s.id == records[2].id)
+        .expect("carried");
+    assert_eq!(segment.entries[2].entry.sha256, records[2].sha256);
+    assert_ne!(
+        altered.sha256, segment.entries[2].entry.sha256,
+        "the chain keeps the original"
+    );
+    // The chain itself was not touched: the courier's check still passes.
+    assert_eq!(courier_check(&store, seen), seen);
+    // A smart adversary rewrites the chain consistently: it verifies on its own, the store
+    // agrees with it, but the courier who saw the old head notices.
+    let fresh = tempfile::tempdir().expect("tempdir");
+    let store = open(fresh.path());
+    let records: Vec<SubmissionRecord> = (0..4u8).map(|i| put(&store, &[i; 30])).collect();
+    let seen_before = courier_check(&store, ChainPoint::GENESIS);
+    store.tamper_rewrite_chain_swap(1, 3).expect("swap");
+    let view = store.chain_view(seen_before.sequence).expect("view");
+    assert_ne!(view.head, seen_before);
+    assert!(crate::trust::chain::extends(&seen_before, &view).is_err());
+    let rewritten = courier_check(&store, ChainPoint::GENESIS);
+    assert_eq!(rewritten.sequence, 4);
+    assert_eq!(
+        store
+            .get(&records[0].id)
+            .expect("get")
+            .expect("held")
+            .sequence,
+        Some(3)
+    );
+    let (manifest, _) = export_all(&store);
+    manifest
+        .chain
+        .expect("segment")
+        .verify()
+        .expect("consistent");
+}
