@@ -12,8 +12,12 @@ use clap::{Args, Parser, Subcommand};
 
 use resguardo::cli::{finish, Failure};
 use resguardo::replies::Receipt;
-use resguardo::submit::{self, Conversation, GatewayClient, ReportInput, SubmitError, Trust};
+use resguardo::submit::{
+    self, Conversation, GatewayClient, KeyListSeen, ReportInput, SubmitError, Trust,
+};
 use resguardo::terminal::{clean_line, clean_text};
+use resguardo::trust::keylist::grouped;
+use sequoia_openpgp::Fingerprint;
 
 const PROGRAM: &str = "resguardo-submit";
 
@@ -24,6 +28,14 @@ const PROGRAM: &str = "resguardo-submit";
 /// printed so you can compare them with ones you got from the reviewers another way. Only
 /// ciphertext leaves this computer. To send something you encrypted yourself with gpg or sq,
 /// use --sealed FILE instead of --message.
+///
+/// With --pin FINGERPRINT (the organisation key's, from the fingerprint card) the report is
+/// encrypted only to keys in a key list signed by that key (docs/trust-v1.md); without it the
+/// organisation fingerprint the gateway shows is printed, to compare with the card.
+///
+/// Exit codes: 0 sent; 2 usage; 3 bad input or refused by the gateway; 4 the network or the
+/// gateway failed; 5 the gateway offers keys the organisation has not vouched for (nothing was
+/// sent).
 #[derive(Parser)]
 #[command(
     name = PROGRAM,
@@ -70,6 +82,22 @@ struct Cli {
     /// This report adds to the conversation of the receipt in FILE (a follow-up).
     #[arg(long, value_name = "RECEIPT_FILE", conflicts_with_all = ["sealed", "receipt_out"])]
     follow_up: Option<PathBuf>,
+    /// The organisation key's fingerprint, from the card or poster you got in person (40 hex
+    /// digits, spaces allowed): send only to the keys its signed key list vouches for, and
+    /// refuse (exit 5, nothing sent) anything else.
+    #[arg(long, value_name = "FINGERPRINT", value_parser = parse_pin)]
+    pin: Option<Fingerprint>,
+}
+
+/// Exit code 5: the gateway's keys are not the ones the organisation vouched for.
+const EXIT_UNTRUSTED: u8 = 5;
+
+fn parse_pin(s: &str) -> Result<Fingerprint, String> {
+    let hex: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+    if !(hex.len() == 40 || hex.len() == 64) || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err("not a fingerprint (40 hex digits, spaces allowed)".into());
+    }
+    Fingerprint::from_hex(&hex).map_err(|e| e.to_string())
 }
 
 /// Where the gateway is and how to reach it.
@@ -127,6 +155,7 @@ fn failure(e: SubmitError) -> Failure {
         | SubmitError::TooLarge { .. }
         | SubmitError::Refused { .. }
         | SubmitError::NoConversation => Failure::bad_input(e),
+        SubmitError::Untrusted { .. } => Failure::new(EXIT_UNTRUSTED, e),
         other => Failure::environment(other),
     }
 }
@@ -172,7 +201,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
 
 fn send(cli: Cli) -> Result<(), Failure> {
     let client = cli.connection.client()?;
-    let keys = client.reviewer_keys().map_err(failure)?;
+    let keys = client.pinned_keys(cli.pin.as_ref()).map_err(failure)?;
+    say_key_list(&keys.key_list, cli.pin.is_some());
     let follow_up = cli.follow_up.as_deref().map(read_receipt).transpose()?;
     let started = match (&cli.sealed, cli.no_replies, &follow_up) {
         (None, false, None) => Some(submit::start_conversation(&keys.keyring).map_err(failure)?),
@@ -229,11 +259,14 @@ fn send(cli: Cli) -> Result<(), Failure> {
         }
         (None, None) => return Err(Failure::usage("give --message FILE or --sealed FILE")),
     };
-    let id = client
-        .submit_with(sealed, triage.as_deref(), &conversation)
+    let accepted = client
+        .submit_accepted(sealed, triage.as_deref(), &conversation)
         .map_err(failure)?;
-    println!("{id}");
+    println!("{}", accepted.id);
     eprintln!("Received by the gateway. Keep this id if you may want to refer to the report; it is not needed otherwise.");
+    if let Some(n) = accepted.sequence {
+        eprintln!("It is number {n} in the gateway's log. If you later want to confirm it arrived, ask the team about this number.");
+    }
     if started.is_some() {
         match &cli.receipt_out {
             Some(path) => eprintln!(
@@ -247,6 +280,32 @@ fn send(cli: Cli) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// Says what the organisation's key list showed (to stderr): with a pin it verified; without,
+/// the fingerprint to compare with the card, or why there is nothing to compare.
+fn say_key_list(seen: &KeyListSeen, pinned: bool) {
+    match seen {
+        KeyListSeen::Verified(list) if pinned => eprintln!(
+            "The keys are the ones the organisation {} vouched for (key list {}, valid until {}).",
+            grouped(&list.organisation),
+            list.version,
+            list.expires
+        ),
+        KeyListSeen::Verified(list) => {
+            eprintln!(
+                "The gateway's keys are vouched for by the organisation key\n    {}\nCompare it with the fingerprint on the card or poster you got from the organisation in person; if they differ, stop. Next time use --pin with the card's fingerprint.",
+                grouped(&list.organisation)
+            );
+        }
+        KeyListSeen::Unverified(why) => eprintln!(
+            "WARNING: the gateway's key list does not verify ({}). With --pin this report would be refused.",
+            clean_line(why)
+        ),
+        KeyListSeen::Absent => eprintln!(
+            "The gateway serves no key list signed by its organisation: nothing vouches for its keys but the gateway."
+        ),
+    }
 }
 
 /// Writes the receipt's words to a new file of mode 0600.

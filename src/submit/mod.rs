@@ -30,7 +30,9 @@ use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
 use crate::keyring::{CourierKeyring, KeyringError, ReviewerKeyring};
 use crate::payload::{self, AttachmentSource};
 use crate::submission::UtcDay;
+use crate::trust::keylist::{grouped, SignedKeyList, VerifiedKeyList};
 use base64::Engine as _;
+use sequoia_openpgp::Fingerprint;
 
 /// Bound on the keys document from the gateway.
 const MAX_KEYS_RESPONSE: u64 = 2 * 1024 * 1024;
@@ -96,6 +98,26 @@ pub enum SubmitError {
     /// Staging, encrypting or rewinding the sealed message failed.
     #[error("sealing failed: {0}")]
     Seal(io::Error),
+    /// The gateway offers keys that the organisation (the pinned one, or the one its own key
+    /// list names) has not vouched for (`docs/trust-v1.md`). Nothing was sent.
+    #[error("{}", untrusted_message(.organisation.as_deref(), .reason))]
+    Untrusted {
+        /// The pinned organisation key's fingerprint, grouped by four; `None` without a pin.
+        organisation: Option<String>,
+        /// What did not check out.
+        reason: String,
+    },
+}
+
+fn untrusted_message(organisation: Option<&str>, reason: &str) -> String {
+    let who = match organisation {
+        Some(fingerprint) => format!("the organisation you trust ({fingerprint})"),
+        None => "the organisation named in the gateway's own key list".to_string(),
+    };
+    format!(
+        "The gateway offers keys that {who} has not vouched for. Nothing was sent. Do not use \
+         this gateway; tell the organisation through another channel.\n({reason})"
+    )
 }
 
 /// How to trust the gateway's TLS certificate.
@@ -118,6 +140,19 @@ pub struct GatewayKeys {
     /// The couriers (on-call keys) a triage envelope is sealed to, validated by this client;
     /// empty when the gateway has none (or is older than couriers).
     pub couriers: CourierKeyring,
+    /// The organisation's signed key list served with the keys, as this client judged it.
+    pub key_list: KeyListSeen,
+}
+
+/// What became of the signed key list a gateway serves (`docs/trust-v1.md`).
+#[derive(Debug, Clone)]
+pub enum KeyListSeen {
+    /// The gateway serves none.
+    Absent,
+    /// It verifies (under the pin, when one was given), and the keys served are exactly its.
+    Verified(Box<VerifiedKeyList>),
+    /// It does not verify; without a pin the report may still go (this says why, to warn).
+    Unverified(String),
 }
 
 #[derive(Deserialize)]
@@ -126,6 +161,12 @@ struct KeysBody {
     #[serde(default)]
     couriers: Vec<KeyEntry>,
     max_submission_bytes: u64,
+    /// The signed key list, read strictly by [`SignedKeyList::parse`].
+    #[serde(default)]
+    key_list: Option<serde_json::Value>,
+    /// The organisation key's fingerprint, as the gateway says it.
+    #[serde(default)]
+    organisation: Option<String>,
 }
 
 /// A sealed report ready to upload, with its sealed triage envelope when there are couriers.
@@ -174,6 +215,19 @@ struct ChallengeBody {
 #[derive(Deserialize)]
 struct AcceptedBody {
     id: String,
+    /// The submission's number in the gateway's log of accepted submissions (part 2 of
+    /// `docs/trust-v1.md`); gateways before it send none.
+    #[serde(default)]
+    sequence: Option<u64>,
+}
+
+/// What the gateway answered to an accepted submission.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    /// The submission's id.
+    pub id: String,
+    /// Its number in the gateway's log, when the gateway keeps one.
+    pub sequence: Option<u64>,
 }
 
 /// A connection to one gateway.
@@ -236,10 +290,25 @@ impl GatewayClient {
         })
     }
 
-    /// Fetches and validates the reviewer certificates.
+    /// Fetches and validates the reviewer certificates (and judges the key list, see
+    /// [`GatewayClient::pinned_keys`]).
     pub fn reviewer_keys(&self) -> Result<GatewayKeys, SubmitError> {
+        self.pinned_keys(None)
+    }
+
+    /// Fetches the keys and the organisation's signed key list (`docs/trust-v1.md`). With
+    /// `pin`, the keys are taken only from a key list signed by that organisation key that
+    /// verifies today, and the keys the gateway serves must be exactly the list's; anything
+    /// else is [`SubmitError::Untrusted`]. Without a pin, a list that verifies must also name
+    /// exactly the keys served (else `Untrusted`), and one that does not verify is only
+    /// reported ([`KeyListSeen::Unverified`]).
+    pub fn pinned_keys(&self, pin: Option<&Fingerprint>) -> Result<GatewayKeys, SubmitError> {
         let url = format!("{}api/v1/keys", self.base);
         let body: KeysBody = expect_json(self.agent.get(&url).call(), 200, MAX_KEYS_RESPONSE)?;
+        if let Some(pin) = pin {
+            return pinned(&url, body, pin);
+        }
+        let key_list = judge_key_list(&body, None);
         let keyring =
             ReviewerKeyring::from_certs(Path::new(&url), certs_of("reviewers", body.reviewers)?)?;
         // Couriers this client cannot use (expired, revoked) mean no triage envelope, never no
@@ -248,10 +317,27 @@ impl GatewayClient {
             .ok()
             .and_then(|certs| CourierKeyring::from_certs(Path::new(&url), certs).ok())
             .unwrap_or_default();
+        let key_list = match key_list {
+            Ok(verified) => {
+                verified
+                    .same_keys(&keyring, &couriers)
+                    .map_err(|e| SubmitError::Untrusted {
+                        organisation: None,
+                        reason: format!(
+                            "its key list is signed by {}, but {e}",
+                            grouped(&verified.organisation)
+                        ),
+                    })?;
+                KeyListSeen::Verified(Box::new(verified))
+            }
+            Err(None) => KeyListSeen::Absent,
+            Err(Some(reason)) => KeyListSeen::Unverified(reason),
+        };
         Ok(GatewayKeys {
             keyring,
             max_submission_bytes: body.max_submission_bytes,
             couriers,
+            key_list,
         })
     }
 
@@ -309,10 +395,21 @@ impl GatewayClient {
     /// [`GatewayClient::submit_sealed`], starting or continuing a conversation.
     pub fn submit_with(
         &self,
+        sealed: File,
+        triage: Option<&[u8]>,
+        conversation: &Conversation,
+    ) -> Result<String, SubmitError> {
+        self.submit_accepted(sealed, triage, conversation)
+            .map(|accepted| accepted.id)
+    }
+
+    /// [`GatewayClient::submit_with`], with the number the gateway's log gave the submission.
+    pub fn submit_accepted(
+        &self,
         mut sealed: File,
         mut triage: Option<&[u8]>,
         conversation: &Conversation,
-    ) -> Result<String, SubmitError> {
+    ) -> Result<Accepted, SubmitError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -340,7 +437,12 @@ impl GatewayClient {
                 }
             }
             match expect_json::<AcceptedBody>(request.send(&sealed), 201, 64 * 1024) {
-                Ok(body) => return Ok(body.id),
+                Ok(body) => {
+                    return Ok(Accepted {
+                        id: body.id,
+                        sequence: body.sequence,
+                    })
+                }
                 // The note for the people on call never costs the report: without it, then.
                 Err(SubmitError::Refused { code, .. })
                     if code == "bad_triage" && triage.is_some() && attempt < 4 =>
@@ -353,6 +455,56 @@ impl GatewayClient {
             }
         }
     }
+}
+
+/// The served key list, verified (under `pin` when given): `Err(None)` when there is none,
+/// `Err(Some(why))` when it does not verify.
+fn judge_key_list(
+    body: &KeysBody,
+    pin: Option<&Fingerprint>,
+) -> Result<VerifiedKeyList, Option<String>> {
+    let value = body.key_list.as_ref().ok_or(None)?;
+    let bytes = serde_json::to_vec(value).map_err(|e| Some(e.to_string()))?;
+    let verified = SignedKeyList::parse(&bytes)
+        .and_then(|signed| signed.verify(pin, UtcDay::today()))
+        .map_err(|e| Some(e.to_string()))?;
+    if let Some(said) = &body.organisation {
+        if *said != verified.organisation.to_hex() {
+            return Err(Some(format!(
+                "the gateway names the organisation {}, its key list {}",
+                said.chars().take(80).collect::<String>(),
+                grouped(&verified.organisation)
+            )));
+        }
+    }
+    Ok(verified)
+}
+
+/// The keys of a key list signed by the pinned organisation key, if the served keys are its.
+fn pinned(url: &str, body: KeysBody, pin: &Fingerprint) -> Result<GatewayKeys, SubmitError> {
+    let untrusted = |reason: String| SubmitError::Untrusted {
+        organisation: Some(grouped(pin)),
+        reason,
+    };
+    let verified = judge_key_list(&body, Some(pin)).map_err(|why| {
+        untrusted(why.unwrap_or_else(|| "the gateway serves no signed key list".into()))
+    })?;
+    let origin = Path::new(url);
+    let served = certs_of("reviewers", body.reviewers)
+        .and_then(|certs| Ok(ReviewerKeyring::from_certs(origin, certs)?))
+        .map_err(|e| untrusted(e.to_string()))?;
+    let served_couriers = certs_of("couriers", body.couriers)
+        .and_then(|certs| Ok(CourierKeyring::from_certs(origin, certs)?))
+        .map_err(|e| untrusted(e.to_string()))?;
+    verified
+        .same_keys(&served, &served_couriers)
+        .map_err(|e| untrusted(e.to_string()))?;
+    Ok(GatewayKeys {
+        keyring: verified.reviewers.clone(),
+        max_submission_bytes: body.max_submission_bytes,
+        couriers: verified.couriers.clone(),
+        key_list: KeyListSeen::Verified(Box::new(verified)),
+    })
 }
 
 /// Proof-of-work refusals that are not the sender's fault: solved again.
