@@ -8,6 +8,7 @@
 
 mod conversation;
 mod report;
+pub mod verify_page;
 
 pub use conversation::{
     open_conversation, read_conversation, start_conversation, CheckedIn, ConversationRead,

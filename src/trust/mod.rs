@@ -8,3 +8,4 @@
 
 pub mod chain;
 pub mod keylist;
+pub mod page;
