@@ -3,7 +3,9 @@
 //!
 //! Exit codes: 0 success; 1 done, but some items failed (see the summary); 2 usage or
 //! configuration error; 3 bad input data (a file that is not what it should be, a wrong
-//! passphrase); 4 the environment failed (disk, network, a busy or unreachable gateway).
+//! passphrase); 4 the environment failed (disk, network, a busy or unreachable gateway); 5 the
+//! gateway is not what the organisation vouched for (keys not in its signed key list, a log of
+//! accepted submissions with a gap or a rewrite: `docs/trust-v1.md`).
 
 use std::fmt::Display;
 use std::process::ExitCode;
@@ -23,6 +25,9 @@ pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_BAD_INPUT: u8 = 3;
 /// Exit code 4: the environment failed (disk, network, a busy or unreachable gateway).
 pub const EXIT_ENVIRONMENT: u8 = 4;
+/// Exit code 5: a trust check failed: the gateway offers keys or a page its organisation did not
+/// vouch for, or its log of accepted submissions shows a problem (`docs/trust-v1.md`).
+pub const EXIT_UNTRUSTED: u8 = 5;
 
 /// A failed command: what to print, and the exit code.
 #[derive(Debug)]

@@ -315,6 +315,13 @@ enum Command {
 /// `registry …` (every one takes --reports, the folder `open` writes to).
 #[derive(Subcommand)]
 enum RegistryCommand {
+    /// What the opened bundles showed of the gateway's log of accepted submissions
+    /// (docs/trust-v1.md): numbers checked, gaps, and every problem found so far. Exit 5 if
+    /// there is a problem.
+    Chain {
+        #[command(flatten)]
+        folder: RegistryFolder,
+    },
     /// List cases, newest first.
     List {
         #[command(flatten)]
@@ -1035,6 +1042,46 @@ fn registry_command(command: RegistryCommand, lang: Lang) -> Result<(), Failure>
                 clean_line(&out.display().to_string())
             );
             Ok(())
+        }
+        RegistryCommand::Chain { folder } => {
+            let mut registry = folder.open()?;
+            let status = registry.chain_status().map_err(registry_failure)?;
+            let problems = registry.chain_problems().map_err(registry_failure)?;
+            use resguardo::registry::chain::ranges;
+            println!(
+                "{} 1–{}: {} {}; {}: {}",
+                lang.pick("numbers", "números"),
+                status.known_through,
+                status.arrived,
+                lang.pick("arrived", "llegaron"),
+                lang.pick("not yet covered", "aún sin cubrir"),
+                if status.gaps.is_empty() {
+                    "-".to_string()
+                } else {
+                    ranges(&status.gaps, 20)
+                }
+            );
+            for (batch, detail, at) in &problems {
+                println!(
+                    "{}: {} ({} {}, {})",
+                    lang.pick("PROBLEM", "PROBLEMA"),
+                    clean_line(detail),
+                    lang.pick("batch", "lote"),
+                    clean_line(batch),
+                    clean_line(at)
+                );
+            }
+            if problems.is_empty() {
+                Ok(())
+            } else {
+                Err(Failure::new(
+                    resguardo::cli::EXIT_UNTRUSTED,
+                    lang.pick(
+                        "the gateway's log shows problems (listed above)",
+                        "el registro del servidor muestra problemas (arriba)",
+                    ),
+                ))
+            }
         }
         RegistryCommand::Link { folder, a, b } => {
             let mut registry = folder.open()?;

@@ -4,8 +4,10 @@
 //!
 //! This module owns the file: recognising it (application id, schema version, a quick integrity
 //! check), migrating it forward, and the one transaction every command runs in. What goes in it:
-//! [`record`] (cases from opened reports), [`workflow`] (statuses, risk, history, links).
+//! [`record`] (cases from opened reports), [`workflow`] (statuses, risk, history, links),
+//! [`chain`] (what the bundles showed of the gateway's log of accepted submissions).
 
+pub mod chain;
 pub mod import;
 pub mod publish;
 pub mod record;

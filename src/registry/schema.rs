@@ -6,7 +6,7 @@ use rusqlite::Connection;
 use super::{RegistryError, APPLICATION_ID};
 
 /// The schema version this code writes and reads.
-pub const VERSION: i64 = 2;
+pub const VERSION: i64 = 3;
 
 /// `STEPS[n]` takes a registry from version `n` to `n + 1`.
 const STEPS: [&str; VERSION as usize] = [
@@ -55,6 +55,32 @@ const STEPS: [&str; VERSION as usize] = [
     "ALTER TABLE cases ADD COLUMN incident INTEGER;
      UPDATE cases SET incident = id;
      CREATE INDEX cases_incident ON cases(incident);",
+    // 2 → 3: what the bundles showed of the gateway's chain (docs/trust-v1.md).
+    "CREATE TABLE chain_entries (
+        sequence    INTEGER PRIMARY KEY,
+        leaf        TEXT NOT NULL,
+        hash        TEXT NOT NULL,
+        submission  TEXT NOT NULL,
+        sha256      TEXT NOT NULL,
+        day         TEXT NOT NULL,
+        fate        TEXT NOT NULL CHECK (fate IN ('in_bundle', 'removed_unexported', 'missing')),
+        removed_day TEXT,
+        batch       TEXT NOT NULL
+     );
+     CREATE INDEX chain_entries_submission ON chain_entries(submission);
+     CREATE TABLE chain_points (
+        sequence INTEGER PRIMARY KEY,
+        hash     TEXT NOT NULL,
+        batch    TEXT NOT NULL
+     );
+     CREATE TABLE chain_problems (
+        id          INTEGER PRIMARY KEY,
+        batch       TEXT NOT NULL,
+        kind        TEXT NOT NULL,
+        sequence    INTEGER,
+        detail      TEXT NOT NULL,
+        recorded_at TEXT NOT NULL
+     );",
 ];
 
 /// Brings `conn` to `target` (at most [`VERSION`]; less only in tests of the migrations).

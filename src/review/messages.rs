@@ -421,6 +421,7 @@ pub fn summary(summary: &OpenSummary, verb: Verb, out: &Path, lang: Lang) -> Pri
         }
         None => {}
     }
+    chain_lines(summary, &mut stdout, &mut stderr, lang);
     for (id, outcome) in &summary.outcomes {
         if let Outcome::Failed { reason, detail } = outcome {
             let _ = writeln!(
@@ -432,6 +433,89 @@ pub fn summary(summary: &OpenSummary, verb: Verb, out: &Path, lang: Lang) -> Pri
         }
     }
     Printed { stdout, stderr }
+}
+
+/// The verification line of the gateway's chain (stdout), and each problem (stderr).
+fn chain_lines(summary: &OpenSummary, stdout: &mut String, stderr: &mut String, lang: Lang) {
+    use crate::registry::chain::{as_ranges, ranges};
+    let report = match &summary.chain {
+        Some(Ok(report)) => report,
+        Some(Err(e)) => {
+            let _ = writeln!(
+                stderr,
+                "{}: {}",
+                lang.pick(
+                    "the gateway's log could not be checked (the next open checks it)",
+                    "no se pudo comprobar el registro del servidor (el próximo open lo comprueba)"
+                ),
+                clean_line(e)
+            );
+            return;
+        }
+        None => return,
+    };
+    let mut line = match (report.covered, lang) {
+        (None, Lang::En) => "Log: this bundle carries no part of the gateway's log (a copy, or                              made before the log existed)"
+            .to_string(),
+        (None, Lang::Es) => "Registro del servidor: este paquete no trae parte del registro (es                              una copia, o es anterior al registro)"
+            .to_string(),
+        (Some(_), Lang::En) => format!(
+            "Log: numbers 1–{} checked; {} arrived once",
+            report.known_through, report.arrived
+        ),
+        (Some(_), Lang::Es) => format!(
+            "Registro del servidor: números 1–{} comprobados; {} llegaron una vez",
+            report.known_through, report.arrived
+        ),
+    };
+    if report.covered.is_some() {
+        if !report.removed.is_empty() {
+            let _ = write!(
+                line,
+                "; {} {} ({})",
+                report.removed.len(),
+                lang.pick(
+                    "deleted unexported by retention",
+                    "borrados sin exportar por la retención"
+                ),
+                ranges(&as_ranges(&report.removed), 8)
+            );
+        }
+        if !report.gaps.is_empty() {
+            let _ = write!(
+                line,
+                "; {}: {}",
+                lang.pick(
+                    "not yet in any bundle opened here (open those bundles, or ask the operator)",
+                    "aún en ningún paquete abierto aquí (abre esos paquetes, o pregunta a quien                      opera el servidor)"
+                ),
+                ranges(&report.gaps, 8)
+            );
+        }
+        if report.problems.is_empty() {
+            line.push_str(lang.pick("; nothing missing", "; no falta nada"));
+        }
+    }
+    let _ = writeln!(stdout, "{line}");
+    for problem in &report.problems {
+        let _ = writeln!(
+            stderr,
+            "{}: {}",
+            lang.pick("LOG PROBLEM", "PROBLEMA EN EL REGISTRO"),
+            clean_line(&problem.to_string())
+        );
+    }
+}
+
+fn numbers_text(numbers: &[u64], prefix: &str) -> String {
+    let mut numbers = numbers.to_vec();
+    numbers.sort_unstable();
+    numbers.dedup();
+    if numbers.is_empty() {
+        return String::new();
+    }
+    let ranges = crate::registry::chain::as_ranges(&numbers);
+    format!("{prefix}{}", crate::registry::chain::ranges(&ranges, 8))
 }
 
 /// The exit status after `open` or `unpack`, with its message.
@@ -466,6 +550,30 @@ pub fn outcome(summary: &OpenSummary, lang: Lang) -> Result<(), Failure> {
             BundleError::Io(_) => Failure::environment(message),
             _ => Failure::bad_input(message),
         });
+    }
+    if let Some(Ok(report)) = &summary.chain {
+        if !report.problems.is_empty() {
+            let numbers: Vec<u64> = report
+                .problems
+                .iter()
+                .filter_map(|p| p.sequence())
+                .collect();
+            return Err(Failure::new(
+                crate::cli::EXIT_UNTRUSTED,
+                match lang {
+                    Lang::En => format!(
+                        "every report is open, but the gateway's log shows {} problem(s){}:                          the gateway may have dropped, altered or held back reports; tell the                          organisation and the operator (see LOG PROBLEM above)",
+                        report.problems.len(),
+                        numbers_text(&numbers, " at numbers ")
+                    ),
+                    Lang::Es => format!(
+                        "todos los reportes están abiertos, pero el registro del servidor muestra                          {} problema(s){}: el servidor pudo haber perdido, alterado o retenido                          reportes; avisa a la organización y a quien opera el servidor (ver                          PROBLEMA EN EL REGISTRO arriba)",
+                        report.problems.len(),
+                        numbers_text(&numbers, " en los números ")
+                    ),
+                },
+            ));
+        }
     }
     if summary.failed() > 0 {
         let mut message = match lang {

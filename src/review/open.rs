@@ -180,6 +180,9 @@ pub struct OpenSummary {
     pub index: Option<Result<usize, String>>,
     /// What the registry recorded (`docs/registry-v1.md`), or why it could not.
     pub registry: Option<Result<crate::registry::Recorded, String>>,
+    /// What the bundle's part of the gateway's chain showed (`docs/trust-v1.md`), or why it
+    /// could not be checked; `None` when no manifest was read.
+    pub chain: Option<Result<crate::registry::chain::ChainReport, String>>,
 }
 
 impl OpenSummary {
@@ -381,6 +384,17 @@ fn after_the_key(summary: &mut OpenSummary, out: &OutputDir) {
     summary.registry = Some(
         crate::registry::Registry::record_opened(out.root(), &opened).map_err(|e| e.to_string()),
     );
+    summary.chain = summary.manifest.as_ref().map(|manifest| {
+        crate::registry::Registry::in_folder(out.root())
+            .and_then(|mut registry| {
+                registry.check_chain(
+                    &manifest.batch,
+                    manifest.chain.as_ref(),
+                    &manifest.submissions,
+                )
+            })
+            .map_err(|e| e.to_string())
+    });
 }
 
 /// One run's state.
