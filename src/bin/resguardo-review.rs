@@ -191,6 +191,12 @@ enum Command {
     /// where notify-send exists, and --on-alert run with RESGUARDO_ID, RESGUARDO_URGENT,
     /// RESGUARDO_TYPES, RESGUARDO_REGION, RESGUARDO_DAY and RESGUARDO_SUMMARY. Each urgent
     /// report rings exactly once, across restarts and kill -9 (state in --state).
+    ///
+    /// At every poll it also checks that the gateway's log of accepted submissions extends the
+    /// one it saw before; with --org, that the served key list verifies under the organisation
+    /// key, offers its keys and goes not back in version, and that the page is the release it
+    /// vouches for (docs/trust-v1.md). A problem rings like an urgent report, once, with
+    /// RESGUARDO_ALARM (chain, keys or page) and RESGUARDO_SUMMARY naming the number or file.
     Watch {
         #[command(flatten)]
         connection: Connection,
@@ -207,6 +213,10 @@ enum Command {
         /// Poll once and stop.
         #[arg(long)]
         once: bool,
+        /// The organisation key's fingerprint (from its card): also check the key list and the
+        /// page at every poll.
+        #[arg(long, value_name = "FINGERPRINT")]
+        org: Option<String>,
     },
     /// Download the next export bundle from the gateway (with a courier key), resuming an
     /// interrupted download.
@@ -678,13 +688,31 @@ fn run(command: Command, lang: Lang) -> Result<(), Failure> {
             on_alert,
             state,
             once,
+            org,
         } => {
+            let trust = match &org {
+                Some(org) => Some(watch::TrustOptions {
+                    pin: resguardo::submit::verify_page::parse_pin(org).map_err(Failure::usage)?,
+                    page: resguardo::submit::verify_page::PageClient::new(
+                        &connection.server,
+                        match (&connection.ca_cert, connection.insecure_self_signed) {
+                            (Some(pem), _) => Trust::CaCert(pem.clone()),
+                            (None, true) => Trust::InsecureAnyCertificate,
+                            (None, false) => Trust::WebPki,
+                        },
+                        connection.proxy.as_deref(),
+                    )
+                    .map_err(|e| Failure::usage(e.to_string()))?,
+                }),
+                None => None,
+            };
             let mut courier = connection.courier(lang, true)?;
             let options = watch::WatchOptions {
                 every: Duration::from_secs(every),
                 state_dir: state,
                 on_alert,
                 polls: once.then_some(1),
+                trust,
             };
             watch::watch(&mut courier, &options, &mut std::io::stdout())
                 .map_err(|e| Failure::environment(e.to_string()))
@@ -1726,6 +1754,7 @@ fn localized_command(lang: Lang) -> clap::Command {
                 ("on_alert", "Una orden de shell que se ejecuta por cada reporte urgente (para reenviarlo por signal-cli, SMS o correo)."),
                 ("state", "Dónde guarda la vigilancia lo que ya vio y qué alarmas sonaron."),
                 ("once", "Consultar una vez y terminar."),
+                ("org", "La huella de la clave de la organización (de su tarjeta): revisar también la lista de claves y la página en cada consulta."),
             ],
         )
     })

@@ -133,6 +133,35 @@ enum Sub {
         #[arg(long, value_name = "DIR")]
         save: Option<PathBuf>,
     },
+    /// Check that a gateway serves the page and keys its organisation vouched for
+    /// (docs/trust-v1.md), fetching the page as a browser does.
+    ///
+    /// Verifies the served key list with the organisation key (--pin), checks that the served
+    /// reviewer and courier keys are the list's, then fetches / and /check and every file of the
+    /// release the list names, and compares each with the list's SHA-256, Content-Security-Policy
+    /// and release. Run it just before using the page in a browser.
+    ///
+    /// Exit codes: 0 the page and keys are the ones vouched for; 2 usage (no --pin); 4 the
+    /// network or the gateway failed (nothing was found wrong: try again); 5 the key list does
+    /// not verify under --pin or the keys differ from it; 6 the page differs from the release
+    /// (each difference is listed).
+    VerifyPage {
+        /// The gateway, e.g. https://reportes.example.org/ or http://xyz….onion/
+        #[arg(value_name = "URL")]
+        url: String,
+        /// The organisation key's fingerprint, from the card or poster you got in person.
+        #[arg(long, value_name = "FINGERPRINT")]
+        pin: Option<String>,
+        /// Trust only this CA or self-signed certificate (PEM) for the gateway.
+        #[arg(long, value_name = "PEM", conflicts_with = "insecure_self_signed")]
+        ca_cert: Option<PathBuf>,
+        /// Accept any TLS certificate. Only for a test gateway with a self-signed certificate.
+        #[arg(long)]
+        insecure_self_signed: bool,
+        /// Connect through this proxy, e.g. socks5h://127.0.0.1:9050 for Tor.
+        #[arg(long, value_name = "URL")]
+        proxy: Option<String>,
+    },
 }
 
 fn parse_field(s: &str) -> Result<(String, String), String> {
@@ -195,6 +224,19 @@ fn run(cli: Cli) -> Result<(), Failure> {
             receipt_file,
             save,
         }) => check(&connection, &receipt_file, save.as_deref()),
+        Some(Sub::VerifyPage {
+            url,
+            pin,
+            ca_cert,
+            insecure_self_signed,
+            proxy,
+        }) => verify_page(
+            &url,
+            pin.as_deref(),
+            ca_cert,
+            insecure_self_signed,
+            proxy.as_deref(),
+        ),
         None => send(cli),
     }
 }
@@ -431,4 +473,78 @@ fn save_attachment(
         .and_then(|()| file.sync_all())
         .map_err(|e| Failure::environment(format!("{}: {e}", path.display())))?;
     Ok(Some(path))
+}
+
+/// `verify-page`: the key list under the pin, the served keys, the page against the release.
+fn verify_page(
+    url: &str,
+    pin: Option<&str>,
+    ca_cert: Option<PathBuf>,
+    insecure_self_signed: bool,
+    proxy: Option<&str>,
+) -> Result<(), Failure> {
+    use resguardo::submit::verify_page::{self as vp, KeyProblem};
+    let pin = pin.ok_or_else(|| {
+        Failure::usage(
+            "give the organisation key's fingerprint with --pin FINGERPRINT: copy it from the \
+             organisation's fingerprint card or poster, which you got in person (not from the \
+             page or the gateway)",
+        )
+    })?;
+    let pin = vp::parse_pin(pin).map_err(Failure::usage)?;
+    let trust = match (ca_cert, insecure_self_signed) {
+        (Some(pem), _) => Trust::CaCert(pem),
+        (None, true) => {
+            eprintln!("warning: --insecure-self-signed: the gateway's identity is not checked");
+            Trust::InsecureAnyCertificate
+        }
+        (None, false) => Trust::WebPki,
+    };
+    let client = vp::PageClient::new(url, trust, proxy).map_err(failure)?;
+    let verdict = vp::check_gateway(&client, &pin, resguardo::submission::UtcDay::today())
+        .map_err(|e| match e {
+            vp::TrustCheckError::Gateway(e) => failure(e),
+            other => Failure::environment(other),
+        })?;
+    if !verdict.key_problems.is_empty() {
+        let mut message = format!(
+            "The gateway offers keys that the organisation you trust ({}) has not vouched for. \
+             Do not use this gateway; tell the organisation through another channel.",
+            resguardo::trust::keylist::grouped(&pin)
+        );
+        for problem in &verdict.key_problems {
+            message.push('\n');
+            message.push_str(&match problem {
+                KeyProblem::NoKeyList => "the gateway serves no key list".to_string(),
+                other => other.to_string(),
+            });
+        }
+        return Err(Failure::new(resguardo::cli::EXIT_UNTRUSTED, message));
+    }
+    let (Some(list), Some(report)) = (&verdict.key_list, &verdict.page) else {
+        return Err(Failure::environment("the page was not checked"));
+    };
+    if !report.is_genuine() {
+        let mut message = format!(
+            "The page at {} is NOT the release the organisation {} vouched for (key list {}). \
+             Do not use it in a browser; tell the organisation through another channel.",
+            client.server(),
+            resguardo::trust::keylist::grouped(&list.organisation),
+            list.version
+        );
+        for d in &report.differences {
+            message.push('\n');
+            message.push_str(&d.to_string());
+        }
+        if report.more > 0 {
+            message.push_str(&format!("\nand {} more differences", report.more));
+        }
+        return Err(Failure::new(vp::EXIT_PAGE_DIFFERS, message));
+    }
+    println!(
+        "{}",
+        clean_line(&vp::genuine_sentence(client.server(), list))
+    );
+    eprintln!("{} files checked.", report.files_checked);
+    Ok(())
 }

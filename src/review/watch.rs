@@ -7,6 +7,12 @@
 //! `alerts/<id>` in the state directory with `O_EXCL` before it rings, so an alert rings exactly
 //! once across `kill -9` of the watch: a watch killed before it recorded the report as seen
 //! spawns `ring` again after restart, and that second `ring` finds the claim and stops.
+//!
+//! At every poll it also checks the gateway's log (`docs/trust-v1.md`, part 2): the head must
+//! extend the last one it verified (`chain_head` in its state). With `--org FINGERPRINT` it checks
+//! the served key list and the page too (part 3), in a session of their own at a random moment
+//! of the interval. A problem rings like an urgent report, once per problem (`rung` in its
+//! state), through the same `ring` process, its claim named by a hash of the problem.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -24,15 +30,18 @@ use sequoia_openpgp as openpgp;
 
 use openpgp::parse::stream::DecryptorBuilder;
 use openpgp::parse::Parse;
+use openpgp::Fingerprint;
 use serde::{Deserialize, Serialize};
 
-use super::courier::Courier;
+use super::courier::{Courier, CHAIN_BEHIND};
 use crate::courier::{TriageItem, TriageList};
 use crate::payload::Urgency;
 use crate::submission::{SubmissionId, UtcDay};
+use crate::submit::verify_page::{check_gateway, KeyProblem, PageClient};
 use crate::submit::SubmitError;
 use crate::terminal::clean_line;
 use crate::triage::{Triage, TRIAGE_BYTES};
+use crate::trust::chain::{extends, ChainPoint, Rewritten};
 
 /// Largest triage answer read (a full page of items is about 2.5 MiB).
 const MAX_TRIAGE_ANSWER: u64 = 4 * 1024 * 1024;
@@ -74,6 +83,16 @@ struct WatchState {
     /// again.
     #[serde(skip)]
     waiting: Vec<SubmissionId>,
+    /// The last point of the gateway's chain this watch verified (from genesis on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    chain_head: Option<ChainPoint>,
+    /// The highest key list version seen (`--org`): a lower one rings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key_list_version: Option<u64>,
+    /// Problems rung for ([`Alarm::key`]), with the day: each rings once (again only after
+    /// [`RUNG_DAYS`], as a reminder, if it is still there).
+    #[serde(default)]
+    rung: BTreeMap<String, UtcDay>,
 }
 
 impl WatchState {
@@ -98,6 +117,15 @@ const FIRST_RUN_DAYS: i32 = 7;
 /// A ring claim stays at least this long after the report left the watch's memory (a watch
 /// killed between ringing and saving its state must still find the claim).
 const CLAIM_DAYS: u64 = 14;
+
+/// A problem rung for is not rung again for this many days.
+const RUNG_DAYS: i32 = 30;
+
+/// Most problems remembered as rung (the oldest are forgotten first).
+const MAX_RUNG: usize = 1000;
+
+/// Most chain answers read in one poll (10,000 leaves each); the rest at the next polls.
+const MAX_CHAIN_PAGES_PER_POLL: usize = 100;
 
 /// What a desktop notification needs from the session `watch` runs in; `ring` gets these, and
 /// `--on-alert` only `HOME` and `LANG` of them.
@@ -221,6 +249,53 @@ pub struct WatchOptions {
     pub on_alert: Option<String>,
     /// Stop after this many polls (tests and `--once`); `None` runs until killed.
     pub polls: Option<u64>,
+    /// `--org`: check the served key list and the page at every poll.
+    pub trust: Option<TrustOptions>,
+}
+
+/// What `watch --org` needs for the key list and the page.
+pub struct TrustOptions {
+    /// The organisation key's fingerprint, from the card.
+    pub pin: Fingerprint,
+    /// Reaches the gateway for the page, in sessions of their own.
+    pub page: PageClient,
+}
+
+/// A trust problem that rings (`docs/trust-v1.md`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alarm {
+    /// `chain`, `keys` or `page`.
+    pub area: &'static str,
+    /// A short stable name: the watch rings once per key.
+    pub key: String,
+    /// The line printed and rung (names the file or the sequence number).
+    pub line: String,
+}
+
+impl Alarm {
+    fn chain(r: &Rewritten) -> Alarm {
+        let key = match r {
+            Rewritten::WentBack { seen, .. } => format!("chain:went-back:{seen}"),
+            Rewritten::Changed(n) => format!("chain:changed:{n}"),
+            Rewritten::DoesNotAddUp(n) => format!("chain:does-not-add-up:{n}"),
+        };
+        Alarm {
+            area: "chain",
+            key,
+            line: format!("chain: {r}"),
+        }
+    }
+
+    /// The claim `ring` makes for it: an id derived from the key (no report has it).
+    fn claim_id(&self) -> SubmissionId {
+        let digest = ring::digest::digest(
+            &ring::digest::SHA256,
+            format!("resguardo.watch.alarm/1\n{}", self.key).as_bytes(),
+        );
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&digest.as_ref()[..16]);
+        SubmissionId::from_bytes(id)
+    }
 }
 
 fn state_error(path: &Path) -> impl FnOnce(io::Error) -> WatchError + '_ {
@@ -272,6 +347,13 @@ pub fn watch(
     fs::create_dir_all(dir.join(ALERTS_DIR)).map_err(state_error(dir))?;
     let mut state = load_state(dir)?;
     forget_old_claims(dir, &state);
+    if options.trust.is_none() {
+        let _ = writeln!(
+            out,
+            "key list and page checks are off (give --org FINGERPRINT, from the organisation's card, to turn them on)"
+        );
+    }
+    let mut shown = Shown::default();
     let mut polls = 0u64;
     loop {
         let since = state.since(UtcDay::today());
@@ -289,12 +371,244 @@ pub fn watch(
                 let _ = writeln!(out, "gateway not reached: {}", clean_line(&e.to_string()));
             }
         }
+        let alarms = check_chain(courier, &mut state, &mut shown, out);
+        raise(&mut state, options, &alarms, &mut shown, out);
+        save_state(dir, &state)?;
         let _ = out.flush();
         polls += 1;
-        if options.polls.is_some_and(|n| polls >= n) {
+        let last = options.polls.is_some_and(|n| polls >= n);
+        let mut rest = options.every;
+        if let Some(trust) = &options.trust {
+            // At a random moment of the interval, in a session of its own: not right after the
+            // courier's signed requests, which the gateway can tell apart.
+            if !last {
+                let wait = random_part(options.every);
+                std::thread::sleep(wait);
+                rest = rest.saturating_sub(wait);
+            }
+            let started = std::time::Instant::now();
+            let alarms = check_trust(trust, &mut state, &mut shown, out);
+            raise(&mut state, options, &alarms, &mut shown, out);
+            save_state(dir, &state)?;
+            let _ = out.flush();
+            rest = rest.saturating_sub(started.elapsed());
+        }
+        if last {
             return Ok(());
         }
-        std::thread::sleep(options.every);
+        std::thread::sleep(rest);
+    }
+}
+
+/// A uniformly random part of `every`.
+fn random_part(every: Duration) -> Duration {
+    let mut bytes = [0u8; 8];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes);
+    let fraction = (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64;
+    every.mul_f64(fraction)
+}
+
+/// What this run of the watch has printed already (so a lasting problem or a missing route is
+/// printed once, not at every poll).
+#[derive(Default)]
+struct Shown {
+    lines: std::collections::BTreeSet<String>,
+    /// The last good trust summary printed.
+    summary: Option<String>,
+}
+
+impl Shown {
+    fn once(&mut self, out: &mut dyn Write, line: &str) {
+        if self.lines.insert(line.to_string()) {
+            let _ = writeln!(out, "{}", clean_line(line));
+        }
+    }
+}
+
+/// Checks that the gateway's chain extends the last point verified, reading every leaf after it
+/// (from genesis on the first poll). Verified progress is kept even when a later part fails.
+fn check_chain(
+    courier: &mut Courier,
+    state: &mut WatchState,
+    shown: &mut Shown,
+    out: &mut dyn Write,
+) -> Vec<Alarm> {
+    let mut seen = state.chain_head.unwrap_or(ChainPoint::GENESIS);
+    let mut alarms = Vec::new();
+    for _ in 0..MAX_CHAIN_PAGES_PER_POLL {
+        match courier.chain_view(seen.sequence) {
+            Ok(view) => match extends(&seen, &view) {
+                Ok(point) => {
+                    seen = point;
+                    if view.complete {
+                        break;
+                    }
+                }
+                Err(r) => {
+                    alarms.push(Alarm::chain(&r));
+                    break;
+                }
+            },
+            Err(SubmitError::Refused { status, code, .. })
+                if status == 409 && code == CHAIN_BEHIND =>
+            {
+                // The gateway's chain is shorter than what this watch verified.
+                let now = courier.chain_view(0).map(|v| v.head.sequence).unwrap_or(0);
+                alarms.push(Alarm::chain(&Rewritten::WentBack {
+                    seen: seen.sequence,
+                    now,
+                }));
+                break;
+            }
+            Err(SubmitError::Refused { status: 404, .. }) => {
+                shown.once(out, "chain: this gateway has no log of accepted submissions (an older version): not checked");
+                break;
+            }
+            Err(e) => {
+                let _ = writeln!(out, "chain: not checked: {}", clean_line(&e.to_string()));
+                break;
+            }
+        }
+    }
+    state.chain_head = Some(seen);
+    alarms
+}
+
+/// The key list and the page (`--org`): verified under the pin, no version lower than the
+/// highest seen, the served keys the list's, the page the list's release.
+fn check_trust(
+    trust: &TrustOptions,
+    state: &mut WatchState,
+    shown: &mut Shown,
+    out: &mut dyn Write,
+) -> Vec<Alarm> {
+    let verdict = match check_gateway(&trust.page, &trust.pin, UtcDay::today()) {
+        Ok(v) => v,
+        // Not an alarm: tried again at the next poll.
+        Err(e) => {
+            let _ = writeln!(
+                out,
+                "page and keys not checked: {}",
+                clean_line(&e.to_string())
+            );
+            return Vec::new();
+        }
+    };
+    let mut problems: Vec<KeyProblem> = verdict.key_problems.clone();
+    if let Some(list) = &verdict.key_list {
+        match state.key_list_version {
+            Some(seen) if list.version < seen => problems.push(KeyProblem::WentBack {
+                seen,
+                now: list.version,
+            }),
+            _ => state.key_list_version = Some(list.version),
+        }
+    }
+    let mut alarms: Vec<Alarm> = problems
+        .iter()
+        .map(|p| Alarm {
+            area: "keys",
+            key: p.key(),
+            line: p.to_string(),
+        })
+        .collect();
+    if let Some(report) = &verdict.page {
+        for d in &report.differences {
+            alarms.push(Alarm {
+                area: "page",
+                key: format!("page:{}", d.key()),
+                line: format!("page: {d}"),
+            });
+        }
+        if report.more > 0 {
+            alarms.push(Alarm {
+                area: "page",
+                key: "page:more".into(),
+                line: format!("page: and {} more differences", report.more),
+            });
+        }
+    }
+    if alarms.is_empty() {
+        if let (Some(list), Some(report)) = (&verdict.key_list, &verdict.page) {
+            let summary = format!(
+                "trust: key list {} of {} verified (valid until {}); the page is release {} ({} files match)",
+                list.version,
+                crate::trust::keylist::grouped(&list.organisation),
+                list.expires,
+                list.page.release,
+                report.files_checked
+            );
+            if shown.summary.as_deref() != Some(summary.as_str()) {
+                let _ = writeln!(out, "{}", clean_line(&summary));
+                shown.summary = Some(summary);
+            }
+        }
+    } else {
+        shown.summary = None;
+    }
+    alarms
+}
+
+/// Prints each problem (once per run) and rings once per area for the problems not rung
+/// before, naming the first (a file, a sequence number) and how many more.
+fn raise(
+    state: &mut WatchState,
+    options: &WatchOptions,
+    alarms: &[Alarm],
+    shown: &mut Shown,
+    out: &mut dyn Write,
+) {
+    let today = UtcDay::today();
+    let oldest = UtcDay::from_days_since_epoch(today.days_since_epoch() - RUNG_DAYS);
+    state.rung.retain(|_, day| *day >= oldest);
+    let mut areas: Vec<&'static str> = alarms.iter().map(|a| a.area).collect();
+    areas.dedup();
+    for area in areas {
+        let new: Vec<&Alarm> = alarms
+            .iter()
+            .filter(|a| a.area == area && !state.rung.contains_key(&a.key))
+            .collect();
+        for a in alarms.iter().filter(|a| a.area == area) {
+            let bell = if new.contains(&a) { "\x07" } else { "" };
+            if bell.is_empty() {
+                shown.once(out, &format!("ALARM (rung before)  {}", a.line));
+            } else {
+                let _ = writeln!(out, "{bell}ALARM  {}", clean_line(&a.line));
+                shown
+                    .lines
+                    .insert(format!("ALARM (rung before)  {}", a.line));
+            }
+        }
+        let Some(first) = new.first() else {
+            continue;
+        };
+        let summary = if new.len() == 1 {
+            format!("ALARM {}", first.line)
+        } else {
+            format!("ALARM {} (and {} more)", first.line, new.len() - 1)
+        };
+        match spawn_alarm_ring(first, &clean_line(&summary), options) {
+            Ok(()) => {
+                for a in new {
+                    state.rung.insert(a.key.clone(), today);
+                }
+            }
+            // Not recorded: the next poll tries again.
+            Err(e) => {
+                let _ = writeln!(out, "could not ring for {}: {e}", first.key);
+            }
+        }
+    }
+    while state.rung.len() > MAX_RUNG {
+        let oldest = state
+            .rung
+            .iter()
+            .min_by_key(|(_, day)| **day)
+            .map(|(k, _)| k.clone());
+        match oldest {
+            Some(k) => state.rung.remove(&k),
+            None => break,
+        };
     }
 }
 
@@ -384,6 +698,29 @@ fn forget_old_claims(dir: &Path, state: &WatchState) {
 /// Starts `resguardo-review ring` for one urgent report, in its own process group so that it
 /// finishes even if the watch is killed.
 fn spawn_ring(sighting: &Sighting, options: &WatchOptions) -> Result<(), WatchError> {
+    spawn_ring_for(sighting.id, sighting.environment(), options)
+}
+
+/// Starts `ring` for a trust problem: `RESGUARDO_ALARM` (`chain`, `keys` or `page`),
+/// `RESGUARDO_URGENT=yes` and `RESGUARDO_SUMMARY` (the alarm line); no report id.
+fn spawn_alarm_ring(
+    alarm: &Alarm,
+    summary: &str,
+    options: &WatchOptions,
+) -> Result<(), WatchError> {
+    let environment = vec![
+        ("RESGUARDO_ALARM", alarm.area.to_string()),
+        ("RESGUARDO_URGENT", "yes".to_string()),
+        ("RESGUARDO_SUMMARY", summary.to_string()),
+    ];
+    spawn_ring_for(alarm.claim_id(), environment, options)
+}
+
+fn spawn_ring_for(
+    claim: SubmissionId,
+    environment: Vec<(&'static str, String)>,
+    options: &WatchOptions,
+) -> Result<(), WatchError> {
     let exe = std::env::current_exe().map_err(state_error(&options.state_dir))?;
     let mut command = Command::new(exe);
     command
@@ -391,9 +728,9 @@ fn spawn_ring(sighting: &Sighting, options: &WatchOptions) -> Result<(), WatchEr
         .arg("--state")
         .arg(&options.state_dir)
         .arg("--id")
-        .arg(sighting.id.to_string())
+        .arg(claim.to_string())
         .env_clear()
-        .envs(sighting.environment())
+        .envs(environment)
         .stdin(Stdio::null())
         .process_group(0);
     for name in std::iter::once("PATH").chain(SESSION_VARIABLES.iter().copied()) {
