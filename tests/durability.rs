@@ -181,3 +181,151 @@ fn acknowledged_submissions_survive_kill_9() {
     let logs = gateway.stop();
     assert!(!logs.contains("panicked"), "{logs}");
 }
+
+/// Exports until nothing is left; returns each bundle's manifest, in order.
+fn export_everything(
+    data_dir: &std::path::Path,
+    dir: &std::path::Path,
+    round: usize,
+) -> Vec<resguardo::bundle::BundleManifest> {
+    let mut manifests = Vec::new();
+    for k in 0.. {
+        let out = dir.join(format!("chain-{round}-{k}.tar"));
+        export(data_dir, &out);
+        if !out.exists() {
+            break;
+        }
+        let file = std::fs::File::open(&out).expect("bundle");
+        manifests.push(
+            resguardo::bundle::read_manifest(std::io::BufReader::new(file)).expect("manifest"),
+        );
+    }
+    manifests
+}
+
+/// docs/trust-v1.md, part 2: kill -9 while clients submit; after every restart the chain runs
+/// from 1 to its head without a hole and without a number twice, and every acknowledged 201's
+/// number is in it with the id the 201 gave.
+#[test]
+fn the_chain_survives_kill_9_without_a_gap_or_a_repeat() {
+    use resguardo::trust::chain::{ChainPoint, Fate};
+    const CHAIN_ROUNDS: usize = 6;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let extra = "[rate_limits]\nsubmissions_per_minute = 100000\nsubmission_burst = 10000\nmax_concurrent_uploads = 64\n";
+    let pool: Arc<Vec<Vec<u8>>> = Arc::new(
+        (0..6)
+            .map(|i| sealed(&vec![i as u8; 500 + i * 3000]))
+            .collect(),
+    );
+    // number -> id, over every segment seen, and the point the last one ended at.
+    let mut chain: HashMap<u64, String> = HashMap::new();
+    let mut ids_seen: std::collections::HashSet<String> = Default::default();
+    let mut point = ChainPoint::GENESIS;
+    let mut acknowledged_total = 0;
+    let mut gateway = Gateway::start_with(dir.path(), "plain-http", extra);
+    for round in 0..CHAIN_ROUNDS {
+        let acked: Arc<Mutex<Vec<(String, u64)>>> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let clients: Vec<_> = (0..CLIENTS)
+            .map(|c| {
+                let (url, pool, acked, stop) = (
+                    gateway.url.clone(),
+                    pool.clone(),
+                    acked.clone(),
+                    stop.clone(),
+                );
+                std::thread::spawn(move || {
+                    let agent = agent();
+                    let mut n = c;
+                    while !stop.load(Ordering::Relaxed) {
+                        n = (n + 1) % pool.len();
+                        let Ok(mut response) = agent
+                            .post(format!("{url}api/v1/submissions"))
+                            .header("Content-Type", "application/pgp-encrypted")
+                            .send(&pool[n][..])
+                        else {
+                            continue;
+                        };
+                        if response.status().as_u16() != 201 {
+                            continue;
+                        }
+                        let text = response.body_mut().read_to_string().unwrap_or_default();
+                        let json: serde_json::Value =
+                            serde_json::from_str(&text).expect("a 201 is JSON");
+                        let id = json["id"].as_str().expect("id").to_string();
+                        let sequence = json["sequence"].as_u64().expect("a 201 has its number");
+                        acked.lock().expect("lock").push((id, sequence));
+                    }
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(200 + u64::from(random_u32() % 800)));
+        gateway.kill9();
+        stop.store(true, Ordering::Relaxed);
+        for c in clients {
+            c.join().expect("client");
+        }
+        gateway = Gateway::start_with(dir.path(), "plain-http", extra);
+        for manifest in export_everything(&gateway.data_dir, dir.path(), round) {
+            // Ciphertext adopted at start (linked, never acknowledged) goes out without chain.
+            let Some(segment) = manifest.chain else {
+                continue;
+            };
+            assert_eq!(
+                segment.base, point,
+                "round {round}: a segment starts where the last ended"
+            );
+            segment.verify().expect("the segment hashes to its head");
+            for e in &segment.entries {
+                assert_eq!(
+                    e.fate,
+                    Fate::InBundle,
+                    "round {round}: {} not in its bundle",
+                    e.entry.sequence
+                );
+                let id = e.entry.id.to_string();
+                assert!(ids_seen.insert(id.clone()), "{id} at two numbers");
+                assert!(
+                    chain.insert(e.entry.sequence, id).is_none(),
+                    "a number twice"
+                );
+                assert!(
+                    manifest.submissions.iter().any(|s| s.id == e.entry.id),
+                    "entry {} is in the bundle",
+                    e.entry.sequence
+                );
+            }
+            point = segment.head;
+        }
+        let acked = acked.lock().expect("lock").clone();
+        let mut numbers = std::collections::HashSet::new();
+        for (id, sequence) in &acked {
+            assert!(
+                numbers.insert(*sequence),
+                "round {round}: two 201s said number {sequence}"
+            );
+            assert_eq!(
+                chain.get(sequence),
+                Some(id),
+                "round {round}: acknowledged number {sequence} is not {id} in the chain"
+            );
+        }
+        acknowledged_total += acked.len();
+    }
+    assert_eq!(
+        chain.len() as u64,
+        point.sequence,
+        "1..head, every number once"
+    );
+    assert!((1..=point.sequence).all(|n| chain.contains_key(&n)));
+    assert!(
+        acknowledged_total >= CHAIN_ROUNDS * 2,
+        "too few submissions got through to prove anything: {acknowledged_total}"
+    );
+    eprintln!(
+        "{CHAIN_ROUNDS} kills, {acknowledged_total} acknowledged, chain 1..{} intact",
+        point.sequence
+    );
+    let logs = gateway.stop();
+    assert!(!logs.contains("panicked"), "{logs}");
+}

@@ -470,19 +470,7 @@ impl SubmissionStore {
         };
         let index = self.index();
         sync_dir(&self.sealed).map_err(StoreError::from_io)?;
-        // The record and its chain entry, in one transaction: both or neither. sled serialises
-        // transactions over the head key, so two commits never take the same number.
-        let record = (&index.records, &index.chain, &index.chain_meta)
-            .transaction(|(records, chain_tree, meta)| {
-                let sequence = chain::append(chain_tree, meta, id, &unnumbered.sha256, day)?;
-                let record = SubmissionRecord {
-                    sequence: Some(sequence),
-                    ..unnumbered.clone()
-                };
-                records.insert(&id.as_bytes()[..], record.encode())?;
-                Ok(record)
-            })
-            .map_err(transaction_error)?;
+        let record = store_numbered(&index, &unnumbered)?;
         // On failure here the record and its entry stay (they cannot be taken back once a later
         // submission's entry follows, and a record without its file would stop the next start):
         // they become durable with the next flush, at worst a duplicate of something the sender
@@ -588,7 +576,8 @@ impl SubmissionStore {
 
     /// Fixes the next export batch: an undelivered one from an interrupted export if there is
     /// one, else the stored submissions from before the chain if there are any (a batch without
-    /// chain, as before), else every stored submission of the chain from where the last batch's
+    /// chain, as before: a bundle with a segment carries only submissions of that segment),
+    /// else every stored submission of the chain from where the last batch's
     /// segment ended to the head. `None` if there is nothing to export.
     pub fn begin_export(&self) -> Result<Option<ExportBatch>, StoreError> {
         let _admin = self.lock_admin();
@@ -1300,14 +1289,11 @@ impl SubmissionStore {
             state: RecordState::Stored,
             // An orphan file's envelope is lost with its record; the report itself is kept.
             triage: None,
-            // Never acknowledged (its record and chain entry were not stored): it goes out in a
-            // batch without chain, like the submissions from before the chain.
             sequence: None,
         };
-        self.index()
-            .records
-            .insert(id.as_bytes(), record.encode())
-            .map_err(StoreError::from_sled)?;
+        // Never acknowledged, but held: it takes the next number like any arrival, so every
+        // submission the store holds is in the chain and goes out in a batch with its segment.
+        store_numbered(&self.index(), &record)?;
         Ok(meta.len())
     }
 }
@@ -1384,6 +1370,26 @@ fn purge_refusal(
         return Some("the bundle's copy differs from the stored ciphertext".into());
     }
     None
+}
+
+/// Stores a record and appends its chain entry, in one transaction: both or neither (not
+/// synced). sled serialises transactions over the head key, so two never take the same number.
+/// Returns the record with its number.
+fn store_numbered(
+    index: &Index,
+    record: &SubmissionRecord,
+) -> Result<SubmissionRecord, StoreError> {
+    (&index.records, &index.chain, &index.chain_meta)
+        .transaction(|(records, chain_tree, meta)| {
+            let sequence = chain::append(chain_tree, meta, record.id, &record.sha256, record.day)?;
+            let numbered = SubmissionRecord {
+                sequence: Some(sequence),
+                ..record.clone()
+            };
+            records.insert(&record.id.as_bytes()[..], numbered.encode())?;
+            Ok(numbered)
+        })
+        .map_err(transaction_error)
 }
 
 /// A failed sled transaction: the reason it aborted (damage), or the storage error.

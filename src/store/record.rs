@@ -28,9 +28,8 @@ pub struct SubmissionRecord {
     /// the couriers; `docs/early-alerts.md`), if the sender made one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub triage: Option<String>,
-    /// Its number in the chain (`docs/trust-v1.md`), given in the transaction that stored it;
-    /// `None` for records from before the chain (and ciphertext adopted at start, which was
-    /// never acknowledged).
+    /// Its number in the chain (`docs/trust-v1.md`), given in the transaction that stored it
+    /// (or adopted it at start); `None` for records from before the chain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sequence: Option<u64>,
 }

@@ -295,6 +295,12 @@ fn leftovers_are_cleaned_and_orphans_adopted() {
     let record = store.get(&orphan).expect("get").expect("adopted");
     assert_eq!(record.size, 5);
     assert_eq!(store.usage().stored(), 5);
+    // Held, so in the chain: it goes out in a batch with its segment like any other.
+    assert_eq!(record.sequence, Some(1));
+    let (manifest, _) = export_all(&store);
+    let segment = manifest.chain.expect("segment");
+    assert_eq!(segment.entries[0].entry.id, orphan);
+    assert_eq!(segment.entries[0].fate, Fate::InBundle);
 }
 
 #[test]
