@@ -260,8 +260,8 @@ pub enum TrustCheckError {
 }
 
 /// Verifies the served key list under `pin`, compares the served keys with it and checks the
-/// page against its manifest, in one session: the page's own order (`/`, its files, the keys
-/// as its script fetches them, `/check`, the rest of the release).
+/// page against its manifest, in one session: `/api/v1/keys` first (the manifest comes from
+/// it), then `/`, its files, `/check`, its files and the rest of the release.
 pub fn check_gateway(
     client: &PageClient,
     pin: &Fingerprint,
