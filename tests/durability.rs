@@ -203,15 +203,60 @@ fn export_everything(
     manifests
 }
 
+/// The demo courier, signing requests to the gateway at `url`.
+fn demo_courier(url: &str) -> resguardo::review::courier::Courier {
+    let file = |ext: &str| repo().join(format!("keys-example/demo-courier-1.{ext}"));
+    let key = resguardo::review::secret_key::LockedKey::load(&file("sec.asc")).expect("key");
+    let passphrase =
+        resguardo::review::passphrase::from_file(&file("passphrase")).expect("passphrase");
+    resguardo::review::courier::Courier {
+        client: resguardo::submit::GatewayClient::new(
+            url,
+            resguardo::submit::Trust::InsecureAnyCertificate,
+            None,
+        )
+        .expect("client"),
+        signer: key
+            .authentication_signer(Some(&passphrase))
+            .expect("unlock"),
+        key: None,
+    }
+}
+
+/// What a courier sees of the chain after `seen`, checked with the couriers' own rule, page by
+/// page; returns the head reached.
+fn courier_poll(
+    courier: &mut resguardo::review::courier::Courier,
+    seen: resguardo::trust::chain::ChainPoint,
+) -> resguardo::trust::chain::ChainPoint {
+    let mut point = seen;
+    loop {
+        let view = courier.chain_view(point.sequence).expect("chain view");
+        let reached = resguardo::trust::chain::extends(&point, &view)
+            .unwrap_or_else(|e| panic!("the chain after {} was rewritten: {e}", point.sequence));
+        point = reached;
+        if view.complete {
+            return point;
+        }
+    }
+}
+
 /// docs/trust-v1.md, part 2: kill -9 while clients submit; after every restart the chain runs
-/// from 1 to its head without a hole and without a number twice, and every acknowledged 201's
-/// number is in it with the id the 201 gave.
+/// from 1 to its head without a hole and without a number twice, every acknowledged 201's
+/// number is in it with the id the 201 gave, and what a courier saw before the kill is still
+/// there after it (`GET /api/v1/courier/chain`).
 #[test]
 fn the_chain_survives_kill_9_without_a_gap_or_a_repeat() {
     use resguardo::trust::chain::{ChainPoint, Fate};
     const CHAIN_ROUNDS: usize = 6;
     let dir = tempfile::tempdir().expect("tempdir");
-    let extra = "[rate_limits]\nsubmissions_per_minute = 100000\nsubmission_burst = 10000\nmax_concurrent_uploads = 64\n";
+    let extra = format!(
+        "[rate_limits]\nsubmissions_per_minute = 100000\nsubmission_burst = 10000\nmax_concurrent_uploads = 64\n\n[[couriers]]\ncert = \"{}\"\n",
+        repo().join("keys-example/demo-courier-1.pub.asc").display()
+    );
+    let extra = extra.as_str();
+    // The last head the courier verified.
+    let mut seen = ChainPoint::GENESIS;
     let pool: Arc<Vec<Vec<u8>>> = Arc::new(
         (0..6)
             .map(|i| sealed(&vec![i as u8; 500 + i * 3000]))
@@ -259,13 +304,27 @@ fn the_chain_survives_kill_9_without_a_gap_or_a_repeat() {
                 })
             })
             .collect();
-        std::thread::sleep(Duration::from_millis(200 + u64::from(random_u32() % 800)));
+        std::thread::sleep(Duration::from_millis(100 + u64::from(random_u32() % 400)));
+        // A courier polls while uploads go on; what it saw must survive the kill.
+        seen = courier_poll(&mut demo_courier(&gateway.url), seen);
+        std::thread::sleep(Duration::from_millis(100 + u64::from(random_u32() % 400)));
         gateway.kill9();
         stop.store(true, Ordering::Relaxed);
         for c in clients {
             c.join().expect("client");
         }
         gateway = Gateway::start_with(dir.path(), "plain-http", extra);
+        let mut courier = demo_courier(&gateway.url);
+        seen = courier_poll(&mut courier, seen);
+        // Asking beyond the head is the log going back: 409 chain_behind.
+        match courier.chain_view(seen.sequence + 1) {
+            Err(resguardo::submit::SubmitError::Refused {
+                status: 409, code, ..
+            }) => {
+                assert_eq!(code, resguardo::review::courier::CHAIN_BEHIND)
+            }
+            other => panic!("expected chain_behind, got {other:?}"),
+        }
         for manifest in export_everything(&gateway.data_dir, dir.path(), round) {
             // Ciphertext adopted at start (linked, never acknowledged) goes out without chain.
             let Some(segment) = manifest.chain else {
@@ -318,6 +377,7 @@ fn the_chain_survives_kill_9_without_a_gap_or_a_repeat() {
         "1..head, every number once"
     );
     assert!((1..=point.sequence).all(|n| chain.contains_key(&n)));
+    assert_eq!(point, seen, "the courier and the bundles agree on the head");
     assert!(
         acknowledged_total >= CHAIN_ROUNDS * 2,
         "too few submissions got through to prove anything: {acknowledged_total}"

@@ -658,15 +658,16 @@ impl SubmissionStore {
         Ok(batches)
     }
 
-    /// The chain's head `(n, H(n))` (the empty chain: `(0, 32 zero bytes)`).
+    /// The chain's head `(n, H(n))` (the empty chain: `(0, 32 zero bytes)`), as it is now: it
+    /// may include a submission still being made durable (see [`SubmissionStore::chain_view`]).
     pub fn chain_head(&self) -> Result<ChainPoint, StoreError> {
         chain::point(&self.index().chain_meta, chain::HEAD)
     }
 
     /// A courier's view of the chain after number `since` (`GET /api/v1/courier/chain`): the
     /// head, `H(since)`, and the leaves after it, at most
-    /// [`crate::trust::chain::MAX_LEAVES_PER_ANSWER`]. [`StoreError::ChainBehind`] if `since` is
-    /// beyond the head.
+    /// [`crate::trust::chain::MAX_LEAVES_PER_ANSWER`], all durable before it returns.
+    /// [`StoreError::ChainBehind`] if `since` is beyond the head. Blocking.
     pub fn chain_view(&self, since: u64) -> Result<ChainView, StoreError> {
         use crate::trust::chain::MAX_LEAVES_PER_ANSWER;
         let index = self.index();
@@ -686,6 +687,10 @@ impl SubmissionStore {
             let (_, stored) = item?;
             leaves.push(hex::encode(stored.leaf));
         }
+        // A commit's entry is visible before its flush; a courier must never see a head that a
+        // crash could take back (it would ring "the log went back"). Everything read above was
+        // written before this call, so it is durable when it returns.
+        index.commit.sync().map_err(StoreError::from_io)?;
         Ok(ChainView {
             head,
             since: since_point,
