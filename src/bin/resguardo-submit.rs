@@ -89,9 +89,6 @@ struct Cli {
     pin: Option<Fingerprint>,
 }
 
-/// Exit code 5: the gateway's keys are not the ones the organisation vouched for.
-const EXIT_UNTRUSTED: u8 = 5;
-
 fn parse_pin(s: &str) -> Result<Fingerprint, String> {
     let hex: String = s.chars().filter(|c| !c.is_whitespace()).collect();
     if !(hex.len() == 40 || hex.len() == 64) || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
@@ -184,7 +181,7 @@ fn failure(e: SubmitError) -> Failure {
         | SubmitError::TooLarge { .. }
         | SubmitError::Refused { .. }
         | SubmitError::NoConversation => Failure::bad_input(e),
-        SubmitError::Untrusted { .. } => Failure::new(EXIT_UNTRUSTED, e),
+        SubmitError::Untrusted { .. } => Failure::new(resguardo::cli::EXIT_UNTRUSTED, e),
         other => Failure::environment(other),
     }
 }
