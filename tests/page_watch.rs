@@ -132,7 +132,9 @@ fn relay(mut client: TcpStream, gateway: SocketAddr, mode: u8) -> std::io::Resul
         .split("\r\n")
         .filter(|l| {
             let l = l.to_ascii_lowercase();
-            !l.starts_with("connection:") && !(alter && l.starts_with("accept-encoding:"))
+            let dropped =
+                l.starts_with("connection:") || (alter && l.starts_with("accept-encoding:"));
+            !dropped
         })
         .collect();
     lines.push("Connection: close");

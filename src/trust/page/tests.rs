@@ -12,14 +12,20 @@ use super::*;
 use crate::config::GatewayConfig;
 use crate::gateway::{prepare, router, AppState};
 
+/// A request the check made: its path and headers.
+type Sent = (String, Vec<(String, String)>);
+
+/// What a test changes in an answer.
+type Alter = Box<dyn Fn(&str, &mut Fetched)>;
+
 /// The gateway's router (embedded default, fresh data directory), driven without a socket;
 /// `alter` changes an answer (its body decoded, sent without encoding) before the check reads
 /// it.
 struct RouterFetcher {
     state: Arc<AppState>,
     runtime: tokio::runtime::Runtime,
-    alter: Box<dyn Fn(&str, &mut Fetched)>,
-    requests: Vec<(String, Vec<(String, String)>)>,
+    alter: Alter,
+    requests: Vec<Sent>,
     _dir: tempfile::TempDir,
 }
 
