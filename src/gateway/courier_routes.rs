@@ -236,11 +236,9 @@ pub async fn chain(State(app): State<Arc<AppState>>, request: Request) -> Respon
             "since=N, a sequence number (0 for the start)",
         ))?;
         let store = app.store.clone();
-        Ok::<_, ApiError>(
-            tokio::task::spawn_blocking(move || store.chain_view(since))
-                .await
-                .map_err(|_| ApiError::Unavailable)?,
-        )
+        tokio::task::spawn_blocking(move || store.chain_view(since))
+            .await
+            .map_err(|_| ApiError::Unavailable)
     }
     .await;
     match view {
