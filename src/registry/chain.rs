@@ -231,11 +231,10 @@ impl Registry {
     }
 }
 
-/// A stored entry: its leaf, `H(n)`, submission, sha256, fate and the batch that showed it.
+/// A stored entry: its leaf, `H(n)`, fate and the batch that showed it.
 struct Known {
     leaf: String,
     hash: String,
-    sha256: String,
     fate: String,
     batch: String,
 }
@@ -243,15 +242,14 @@ struct Known {
 fn known(tx: &Transaction<'_>, sequence: u64) -> Result<Option<Known>, RegistryError> {
     Ok(tx
         .query_row(
-            "SELECT leaf, hash, sha256, fate, batch FROM chain_entries WHERE sequence = ?1",
+            "SELECT leaf, hash, fate, batch FROM chain_entries WHERE sequence = ?1",
             [sql_seq(sequence)],
             |r| {
                 Ok(Known {
                     leaf: r.get(0)?,
                     hash: r.get(1)?,
-                    sha256: r.get(2)?,
-                    fate: r.get(3)?,
-                    batch: r.get(4)?,
+                    fate: r.get(2)?,
+                    batch: r.get(3)?,
                 })
             },
         )
