@@ -495,7 +495,23 @@ fn a_ciphertext_swapped_in_the_bundle_does_not_get_the_real_one_purged() {
         Ok(std::io::Cursor::new(decoy_bytes.clone()))
     })
     .unwrap();
-    let receipt = open_offline(&tampered, &dir.path().join("opened"));
+    // The chain the bundle carries names the swap by its number (exit 5, everything opened);
+    // the receipt is written all the same.
+    let opened = dir.path().join("opened");
+    let open = open_as_demo_reviewer(&tampered, &opened);
+    assert_eq!(open.status.code(), Some(5), "open: {}", stderr(&open));
+    assert!(
+        stderr(&open).contains(&format!(
+            "LOG PROBLEM: number 1 ({}): its ciphertext is not the one the gateway accepted",
+            manifest.submissions[0].id
+        )) || stderr(&open).contains(&format!(
+            "LOG PROBLEM: number 2 ({}): its ciphertext is not the one the gateway accepted",
+            manifest.submissions[0].id
+        )),
+        "{}",
+        stderr(&open)
+    );
+    let receipt = opened.join(format!("open-receipt-{}.json", manifest.batch));
     assert!(receipt_signature(&receipt).exists());
     // Sent with the real manifest's bundle on the side: the gateway goes by the receipt.
     let purge = network_purge(&gateway.url, &bundle, &receipt);

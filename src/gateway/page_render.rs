@@ -390,9 +390,17 @@ impl PageRenderer {
 
     /// The page shown after a form post was sealed and stored, with the receipt of the
     /// conversation it started (shown this once).
-    pub fn result(&self, lang: &str, id: &str, urgent: bool, receipt: Option<&Receipt>) -> String {
+    pub fn result(
+        &self,
+        lang: &str,
+        id: &str,
+        sequence: Option<u64>,
+        urgent: bool,
+        receipt: Option<&Receipt>,
+    ) -> String {
         let mut slots = self.common_slots(lang);
         slots.insert("id", escape(id));
+        slots.insert("sequence", self.sequence_line(lang, sequence));
         slots.insert("urgent_hidden", if urgent { "" } else { " hidden" }.into());
         slots.insert(
             "receipt",
@@ -444,10 +452,28 @@ impl PageRenderer {
     }
 
     /// The page after a follow-up was sealed and stored.
-    pub fn followed(&self, lang: &str, id: &str) -> String {
+    pub fn followed(&self, lang: &str, id: &str, sequence: Option<u64>) -> String {
         let mut slots = self.common_slots(lang);
         slots.insert("id", escape(id));
+        slots.insert("sequence", self.sequence_line(lang, sequence));
         self.fill(&self.followed_template, lang, &slots)
+    }
+
+    /// "It is number n in the gateway's log" (`docs/trust-v1.md`), or nothing for a store that
+    /// gave no number.
+    fn sequence_line(&self, lang: &str, sequence: Option<u64>) -> String {
+        sequence
+            .map(|n| {
+                format!(
+                    "<p id=\"submission-sequence\">{}</p>",
+                    escape(
+                        &self
+                            .text(lang, "page.success.sequence")
+                            .replace("{n}", &n.to_string())
+                    )
+                )
+            })
+            .unwrap_or_default()
     }
 
     /// A message box (role alert): a title and one sentence, or nothing.
@@ -950,12 +976,12 @@ mod tests {
     #[test]
     fn the_result_page_repeats_the_hotlines_only_for_urgent_reports() {
         let r = renderer(true);
-        let urgent = r.result("es", "abc", true, None);
+        let urgent = r.result("es", "abc", None, true, None);
         assert!(urgent.contains("href=\"tel:105\""));
         assert!(urgent.contains("cada 12 horas"), "{urgent}");
         assert!(!urgent.contains("class=\"urgent-after\" hidden"));
         assert!(r
-            .result("es", "abc", false, None)
+            .result("es", "abc", None, false, None)
             .contains("class=\"urgent-after\" hidden"));
     }
 
@@ -963,12 +989,21 @@ mod tests {
     fn a_form_report_shows_its_receipt_once_on_the_result_page() {
         let r = renderer(true);
         let receipt = Receipt::from_entropy([3; 16]);
-        let html = r.result("es", "abc", false, Some(&receipt));
+        let html = r.result("es", "abc", Some(57), false, Some(&receipt));
+        assert!(
+            html.contains("<p id=\"submission-sequence\">") && html.contains(" 57 "),
+            "the number in the gateway's log is shown"
+        );
+        assert!(!r
+            .result("es", "abc", None, false, None)
+            .contains("submission-sequence"));
         for word in receipt.words() {
             assert!(html.contains(&format!("<li>{word}</li>")), "{word}");
         }
         assert!(html.contains("Escríbelas en papel"));
-        assert!(!r.result("es", "abc", false, None).contains("receipt-words"));
+        assert!(!r
+            .result("es", "abc", None, false, None)
+            .contains("receipt-words"));
     }
 
     #[test]

@@ -108,7 +108,12 @@ pub async fn follow_up_form(
     drop(slot);
     let lang = posted.language.unwrap_or(default_lang);
     match posted.result {
-        Ok(sealed) => Html(app.page.followed(&lang, &sealed.record.id.to_string())).into_response(),
+        Ok(sealed) => Html(app.page.followed(
+            &lang,
+            &sealed.record.id.to_string(),
+            sealed.record.sequence,
+        ))
+        .into_response(),
         Err(e) => check_refusal(&app, &lang, e, Refused::FollowUp),
     }
 }
@@ -226,6 +231,7 @@ pub async fn submit_form(
         Ok(sealed) => Html(app.page.result(
             &lang,
             &sealed.record.id.to_string(),
+            sealed.record.sequence,
             sealed.urgent,
             sealed.receipt.as_ref(),
         ))

@@ -91,6 +91,7 @@ fn one_of_each() -> Vec<(Method, String, Option<&'static str>)> {
             None,
         ),
         (Method::POST, "/api/v1/courier/purge".into(), None),
+        (Method::GET, "/api/v1/courier/chain?since=0".into(), None),
         (Method::GET, "/style.css".into(), None),
         (Method::GET, app_js, None),
         (Method::GET, "/nothing-here".into(), None),
@@ -213,6 +214,17 @@ async fn api_refusals_have_their_status_code_and_json_body() {
             request(
                 Method::GET,
                 "/api/v1/courier/triage?since=2026-01-01",
+                None,
+                Body::empty(),
+            ),
+            StatusCode::UNAUTHORIZED,
+            "courier_credentials_missing",
+        ),
+        (
+            &with_pow,
+            request(
+                Method::GET,
+                "/api/v1/courier/chain?since=0",
                 None,
                 Body::empty(),
             ),

@@ -268,7 +268,8 @@ pub mod hex_digest {
     /// Reads 64 lowercase hex digits.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Digest, D::Error> {
         let text = String::deserialize(d)?;
-        parse_digest(&text).ok_or_else(|| serde::de::Error::custom("not a SHA-256 in lowercase hex"))
+        parse_digest(&text)
+            .ok_or_else(|| serde::de::Error::custom("not a SHA-256 in lowercase hex"))
     }
 }
 
@@ -309,13 +310,22 @@ mod tests {
         assert_eq!(s.verify().unwrap().len(), 5);
         let mut swapped = s.clone();
         swapped.entries.swap(1, 2);
-        assert!(matches!(swapped.verify(), Err(ChainError::OutOfOrder { .. })));
+        assert!(matches!(
+            swapped.verify(),
+            Err(ChainError::OutOfOrder { .. })
+        ));
         let mut renumbered = s.clone();
         renumbered.entries[1].entry.sha256 = hex::encode([7u8; 32]);
-        assert!(matches!(renumbered.verify(), Err(ChainError::WrongHead { .. })));
+        assert!(matches!(
+            renumbered.verify(),
+            Err(ChainError::WrongHead { .. })
+        ));
         let mut dropped = s.clone();
         dropped.entries.pop();
-        assert!(matches!(dropped.verify(), Err(ChainError::WrongHead { .. })));
+        assert!(matches!(
+            dropped.verify(),
+            Err(ChainError::WrongHead { .. })
+        ));
         let mut upper = s.clone();
         upper.entries[0].entry.sha256 = upper.entries[0].entry.sha256.to_uppercase();
         assert!(matches!(upper.verify(), Err(ChainError::BadHex { .. })));
@@ -337,7 +347,10 @@ mod tests {
         };
         let text = serde_json::to_string(&removed).unwrap();
         assert!(text.contains("\"fate\":\"removed_unexported\""), "{text}");
-        assert_eq!(serde_json::from_str::<SegmentEntry>(&text).unwrap(), removed);
+        assert_eq!(
+            serde_json::from_str::<SegmentEntry>(&text).unwrap(),
+            removed
+        );
     }
 
     fn view(seen: ChainPoint, s: &ChainSegment) -> ChainView {
@@ -385,7 +398,10 @@ mod tests {
             leaves: vec![],
             complete: true,
         };
-        assert!(matches!(extends(&seen, &back), Err(Rewritten::WentBack { .. })));
+        assert!(matches!(
+            extends(&seen, &back),
+            Err(Rewritten::WentBack { .. })
+        ));
         // Leaves that do not add up to the head.
         let mut v = view(seen, &more);
         v.leaves.swap(0, 1);
