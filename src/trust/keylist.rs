@@ -294,6 +294,17 @@ pub enum KeyListError {
     /// Signing failed (a locked key, a wrong passphrase, a key that cannot sign).
     #[error("cannot sign the key list: {0}")]
     Sign(String),
+    /// Older than a version the client already knows (a replayed list that still verifies).
+    #[error(
+        "the gateway serves key list version {served}, older than version {known} that you know \
+         of: an old list may name keys the organisation has since removed; do not use this gateway"
+    )]
+    OlderThanKnown {
+        /// The version served.
+        served: u64,
+        /// The lowest version the client accepts.
+        known: u64,
+    },
 }
 
 /// A fingerprint in groups of four, as on the fingerprint card.
@@ -675,6 +686,18 @@ fn entry_certs(
 }
 
 impl VerifiedKeyList {
+    /// Refuses a list older than `min_version` (`--min-version`: the version on the card, or the
+    /// last one the client saw): a replayed old list still verifies until it expires.
+    pub fn at_least(&self, min_version: u64) -> Result<(), KeyListError> {
+        if self.version < min_version {
+            return Err(KeyListError::OlderThanKnown {
+                served: self.version,
+                known: min_version,
+            });
+        }
+        Ok(())
+    }
+
     /// Checks that `reviewers` and `couriers` (configured on a gateway, or served by one) are
     /// exactly the list's: the same primary fingerprints and equal certificates, per role.
     pub fn same_keys(
