@@ -634,3 +634,48 @@ fn submit_with_a_pin_refuses_swapped_keys_and_sends_to_the_genuine_ones() {
     assert!(stderr(&out).contains(&grouped(&k.org.fingerprint())));
     gateway.stop();
 }
+
+/// Regression (hostile review): a replayed older list still verifies until it expires, so a
+/// client that knows a newer version must be able to refuse it.
+#[test]
+fn submit_with_a_minimum_version_refuses_a_replayed_older_list() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let k = keys();
+    let list_path = d.join("keylist.json");
+    write_list(
+        &list_path,
+        &sign(&k.org, &list_of(&k.org, &demo_reviewers(), 1, 30)),
+    );
+    let config = config(d, &demo_reviewers(), Some(&list_path), Some(&k.org));
+    let gateway = Gateway::start_config(&config, &d.join("data"));
+    let message = d.join("message.txt");
+    std::fs::write(&message, "Amenazas contra la comunidad.").unwrap();
+    let with_minimum = |min: &str| {
+        run(Command::new(submit_bin())
+            .args(["--server", &gateway.url, "--no-replies", "--message"])
+            .arg(&message)
+            .arg("--pin")
+            .arg(grouped(&k.org.fingerprint()))
+            .args(["--min-version", min]))
+    };
+    let out = with_minimum("2");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    assert!(
+        err.contains("serves key list version 1, older than version 2 that you know of"),
+        "{err}"
+    );
+    assert!(stdout(&out).is_empty());
+    assert_eq!(stored(&gateway.data_dir), 0, "nothing was sent");
+    let out = with_minimum("1");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stored(&gateway.data_dir), 1);
+    // Without a pin the minimum means nothing: a usage error.
+    let out = run(Command::new(submit_bin())
+        .args(["--server", &gateway.url, "--no-replies", "--message"])
+        .arg(&message)
+        .args(["--min-version", "2"]));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    gateway.stop();
+}

@@ -87,6 +87,11 @@ struct Cli {
     /// refuse (exit 5, nothing sent) anything else.
     #[arg(long, value_name = "FINGERPRINT", value_parser = parse_pin)]
     pin: Option<Fingerprint>,
+    /// With --pin: refuse a key list older than version N (the version on the card, or the last
+    /// one you saw). An old list still verifies until it expires, and may name a reviewer the
+    /// organisation has since removed.
+    #[arg(long, value_name = "N", requires = "pin")]
+    min_version: Option<u64>,
 }
 
 fn parse_pin(s: &str) -> Result<Fingerprint, String> {
@@ -241,6 +246,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
 fn send(cli: Cli) -> Result<(), Failure> {
     let client = cli.connection.client()?;
     let keys = client.pinned_keys(cli.pin.as_ref()).map_err(failure)?;
+    if let (Some(min), KeyListSeen::Verified(list)) = (cli.min_version, &keys.key_list) {
+        list.at_least(min).map_err(|e| {
+            failure(SubmitError::Untrusted {
+                organisation: cli.pin.as_ref().map(resguardo::trust::keylist::grouped),
+                reason: e.to_string(),
+            })
+        })?;
+    }
     say_key_list(&keys.key_list, cli.pin.is_some());
     let follow_up = cli.follow_up.as_deref().map(read_receipt).transpose()?;
     let started = match (&cli.sealed, cli.no_replies, &follow_up) {
