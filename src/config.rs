@@ -192,6 +192,12 @@ pub struct StoreConfig {
     /// At most this many seconds after any change, every file's times in the data directory are
     /// reset, so a seized disk dates the last activity only to within this interval.
     pub sweep_secs: u64,
+    /// Tell each reporter their submission's number in the gateway's log (`docs/trust-v1.md`),
+    /// so they can later ask the team whether it arrived. The cost: anyone who submits learns
+    /// how many submissions arrived before theirs, and two probes some minutes apart tell how
+    /// many arrived in between (SECURITY.md, G). Turn it off where so few reports arrive that
+    /// this would date them.
+    pub number_in_answer: bool,
 }
 
 impl Default for StoreConfig {
@@ -199,6 +205,7 @@ impl Default for StoreConfig {
         StoreConfig {
             spare_files: crate::store::DEFAULT_SPARE_FILES,
             sweep_secs: 60,
+            number_in_answer: true,
         }
     }
 }

@@ -231,3 +231,36 @@ fn a_bundle_opened_before_the_one_before_it_shows_a_gap_that_closes() {
         stdout(&o)
     );
 }
+
+/// Regression (hostile review): the number in the 201 tells any submitter how many arrived
+/// before; `[store] number_in_answer = false` keeps it out of every answer, and the chain goes
+/// on all the same.
+#[test]
+fn the_number_can_be_kept_out_of_the_answers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sealed_report = sealed(b"not a payload, only a sealed message");
+    for (told, extra) in [(true, ""), (false, "[store]\nnumber_in_answer = false\n")] {
+        let run_dir = dir.path().join(if told { "told" } else { "not-told" });
+        std::fs::create_dir_all(&run_dir).expect("dir");
+        let gateway = Gateway::start_with(&run_dir, "plain-http", extra);
+        for n in 1..=2u64 {
+            let (status, body) = post(
+                &gateway.url,
+                &sealed_report,
+                Some("application/pgp-encrypted"),
+            );
+            assert_eq!(status, 201, "{body}");
+            assert!(body["id"].is_string(), "{body}");
+            if told {
+                assert_eq!(body["sequence"], n, "{body}");
+            } else {
+                assert!(body.get("sequence").is_none(), "{body}");
+            }
+        }
+        let data = gateway.data_dir.clone();
+        gateway.stop();
+        with_store(&data, |store| {
+            assert_eq!(store.chain_head().expect("head").sequence, 2)
+        });
+    }
+}

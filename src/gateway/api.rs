@@ -89,7 +89,7 @@ pub async fn submit(
     }
     let body = Accepted {
         id: record.id.to_string(),
-        sequence: record.sequence,
+        sequence: record.sequence.filter(|_| app.number_in_answer),
     };
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }

@@ -125,6 +125,9 @@ pub struct AppState {
     conversations_open: Arc<tokio::sync::Semaphore>,
     /// Bundle downloads in progress (each holds a blocking thread).
     downloads: Arc<tokio::sync::Semaphore>,
+    /// Whether answers to reporters carry the submission's number in the chain
+    /// (`[store] number_in_answer`).
+    number_in_answer: bool,
 }
 
 /// The signed courier routes. They are not charged before their signature is checked (see
@@ -450,6 +453,7 @@ pub fn prepare(validated: &ValidatedConfig) -> Result<(Arc<AppState>, Recovery),
         downloads: Arc::new(tokio::sync::Semaphore::new(
             courier_routes::DOWNLOADS_AT_ONCE,
         )),
+        number_in_answer: config.store.number_in_answer,
     };
     Ok((Arc::new(state), recovery))
 }

@@ -111,7 +111,7 @@ pub async fn follow_up_form(
         Ok(sealed) => Html(app.page.followed(
             &lang,
             &sealed.record.id.to_string(),
-            sealed.record.sequence,
+            sealed.record.sequence.filter(|_| app.number_in_answer),
         ))
         .into_response(),
         Err(e) => check_refusal(&app, &lang, e, Refused::FollowUp),
@@ -231,7 +231,7 @@ pub async fn submit_form(
         Ok(sealed) => Html(app.page.result(
             &lang,
             &sealed.record.id.to_string(),
-            sealed.record.sequence,
+            sealed.record.sequence.filter(|_| app.number_in_answer),
             sealed.urgent,
             sealed.receipt.as_ref(),
         ))
