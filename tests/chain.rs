@@ -264,3 +264,68 @@ fn the_number_can_be_kept_out_of_the_answers() {
         });
     }
 }
+
+/// Regression (hostile review): a history shown to the couriers' watch and another put in the
+/// bundles went unnoticed; the head the watch verified, carried to `open`, catches it.
+#[test]
+fn a_head_the_watch_saw_catches_a_history_rewritten_for_the_bundles() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let reports = dir.path().join("reports");
+    send(dir.path(), 3, 0);
+    // What the courier's watch verified (its state file keeps exactly this).
+    let seen = with_store(&data, |store| store.chain_head().expect("head"));
+    let state = dir.path().join("watch-state.json");
+    std::fs::write(
+        &state,
+        serde_json::json!({ "chain_head": seen, "other": "state" }).to_string(),
+    )
+    .expect("state");
+    with_store(&data, |store| {
+        store.tamper_rewrite_chain_swap(1, 2).expect("swap")
+    });
+    let b1 = dir.path().join("b1.tar");
+    export_to(&data, &b1);
+    let o = open_with_seen_head(&b1, &reports, &state.to_string_lossy());
+    assert_eq!(o.status.code(), Some(5), "{}\n{}", stdout(&o), stderr(&o));
+    assert!(
+        stderr(&o).contains("LOG PROBLEM: number 3: the log was rewritten at or before it"),
+        "{}",
+        stderr(&o)
+    );
+    // The same head as NUMBER:HASH on an honest bundle: no problem.
+    let honest = tempfile::tempdir().expect("tempdir");
+    send(honest.path(), 2, 0);
+    let data = honest.path().join("data");
+    let head = with_store(&data, |store| store.chain_head().expect("head"));
+    let b = honest.path().join("b.tar");
+    export_to(&data, &b);
+    let o = open_with_seen_head(
+        &b,
+        &honest.path().join("reports"),
+        &format!("{}:{}", head.sequence, hex::encode(head.hash)),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("Log: numbers 1–2 checked; 2 arrived once; nothing missing"),
+        "{}",
+        stdout(&o)
+    );
+    // A malformed value is a usage error before anything is opened.
+    let o = open_with_seen_head(&b, &honest.path().join("r2"), "12:not-a-hash");
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
+
+fn open_with_seen_head(bundle: &Path, out: &Path, seen: &str) -> Output {
+    run(Command::new(review_bin())
+        .arg("open")
+        .arg(bundle)
+        .arg("--key")
+        .arg(demo_sec(1))
+        .arg("--passphrase-file")
+        .arg(demo_passphrase(1))
+        .arg("--out")
+        .arg(out)
+        .arg("--seen-head")
+        .arg(seen))
+}

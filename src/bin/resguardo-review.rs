@@ -164,6 +164,12 @@ enum Command {
         /// the bundle's size, whichever is larger].
         #[arg(long, value_name = "BYTES")]
         max_bundle_plaintext: Option<u64>,
+        /// A head of the gateway's log that a courier's `watch` verified, as NUMBER:HASH, or the
+        /// watch's state file (STATE/watch-state.json) carried over with the bundle: the
+        /// bundles must meet it, so a history shown to the watch and another put in bundles is
+        /// named (docs/trust-v1.md).
+        #[arg(long, value_name = "NUMBER:HASH|FILE")]
+        seen_head: Option<String>,
     },
     /// Write each sealed submission of a bundle as DIR/<id>.pgp, to open with gpg or sq.
     Unpack {
@@ -331,6 +337,10 @@ enum RegistryCommand {
     Chain {
         #[command(flatten)]
         folder: RegistryFolder,
+        /// The gateway started a new log (a new data directory, after a seizure or a move):
+        /// forget what the bundles showed of the old one, and its problems, after printing them.
+        #[arg(long)]
+        start_new_log: bool,
     },
     /// List cases, newest first.
     List {
@@ -638,16 +648,22 @@ fn run(command: Command, lang: Lang) -> Result<(), Failure> {
             require_sandbox,
             max_plaintext,
             max_bundle_plaintext,
-        } => open_command(
-            lang,
-            &bundle,
-            &key,
-            &out,
-            passphrase_file.as_deref(),
-            require_sandbox,
-            max_plaintext,
-            max_bundle_plaintext,
-        ),
+            seen_head,
+        } => {
+            // Read before the sandbox: it may name a file beside the bundle.
+            let seen_head = seen_head.as_deref().map(parse_seen_head).transpose()?;
+            open_command(
+                lang,
+                &bundle,
+                &key,
+                &out,
+                passphrase_file.as_deref(),
+                require_sandbox,
+                max_plaintext,
+                max_bundle_plaintext,
+                seen_head,
+            )
+        }
         Command::Unpack { bundle, out } => {
             let file = open_file(&bundle)?;
             let out_dir = prepare_out(&out)?;
@@ -1071,7 +1087,31 @@ fn registry_command(command: RegistryCommand, lang: Lang) -> Result<(), Failure>
             );
             Ok(())
         }
-        RegistryCommand::Chain { folder } => {
+        RegistryCommand::Chain {
+            folder,
+            start_new_log: true,
+        } => {
+            let forgotten = folder.open()?.start_new_log().map_err(registry_failure)?;
+            for (batch, detail, at) in &forgotten {
+                println!(
+                    "{}: {} ({} {}, {})",
+                    lang.pick("forgotten", "olvidado"),
+                    clean_line(detail),
+                    lang.pick("batch", "lote"),
+                    clean_line(batch),
+                    clean_line(at)
+                );
+            }
+            println!(
+                "{}",
+                lang.pick(
+                    "The registry now waits for a new log, from number 1.",
+                    "El registro espera ahora un registro nuevo del servidor, desde el número 1."
+                )
+            );
+            Ok(())
+        }
+        RegistryCommand::Chain { folder, .. } => {
             let mut registry = folder.open()?;
             let status = registry.chain_status().map_err(registry_failure)?;
             let problems = registry.chain_problems().map_err(registry_failure)?;
@@ -1475,6 +1515,7 @@ fn open_command(
     require_sandbox: bool,
     max_plaintext: u64,
     max_bundle_plaintext: Option<u64>,
+    seen_head: Option<resguardo::trust::chain::ChainPoint>,
 ) -> Result<(), Failure> {
     let bundle = open_file(bundle_path)?;
     let bundle_size = bundle.metadata().map(|m| m.len()).unwrap_or(0);
@@ -1545,7 +1586,7 @@ fn open_command(
         program: executable.program.clone(),
         require_sandbox,
     };
-    let summary = open::open_bundle(
+    let mut summary = open::open_bundle(
         bundle,
         key,
         &out_dir,
@@ -1561,7 +1602,55 @@ fn open_command(
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
+    if let Some(seen) = &seen_head {
+        open::add_seen_head(&mut summary, &out_dir, seen);
+    }
     print_summary(&summary, Verb::Opened, out, lang)
+}
+
+/// `--seen-head`: NUMBER:HASH, or a watch's state file holding `chain_head`.
+fn parse_seen_head(text: &str) -> Result<resguardo::trust::chain::ChainPoint, Failure> {
+    use resguardo::trust::chain::{parse_digest, ChainPoint};
+    if let Some((number, hash)) = text.split_once(':') {
+        if let (Ok(sequence), Some(hash)) =
+            (number.trim().parse::<u64>(), parse_digest(hash.trim()))
+        {
+            return Ok(ChainPoint { sequence, hash });
+        }
+    }
+    let path = Path::new(text);
+    let bytes = match std::fs::metadata(path) {
+        Ok(m) if m.is_file() && m.len() <= 16 * 1024 * 1024 => std::fs::read(path)
+            .map_err(|e| Failure::bad_input(format!("--seen-head {}: {e}", path.display())))?,
+        Ok(_) => {
+            return Err(Failure::bad_input(format!(
+                "--seen-head {}: not a watch state file (a regular file of at most 16 MiB)",
+                path.display()
+            )))
+        }
+        Err(_) => {
+            return Err(Failure::usage(
+                "--seen-head: give NUMBER:HASH (64 lowercase hex digits) or the watch's state \
+                 file watch-state.json",
+            ))
+        }
+    };
+    #[derive(serde::Deserialize)]
+    struct State {
+        chain_head: Option<ChainPoint>,
+    }
+    let state: State = serde_json::from_slice(&bytes).map_err(|e| {
+        Failure::bad_input(format!(
+            "--seen-head {}: not a watch state file: {e}",
+            path.display()
+        ))
+    })?;
+    state.chain_head.ok_or_else(|| {
+        Failure::bad_input(format!(
+            "--seen-head {}: the watch has not verified a head yet",
+            path.display()
+        ))
+    })
 }
 
 fn print_summary(
@@ -1723,6 +1812,7 @@ fn localized_command(lang: Lang) -> clap::Command {
                 ("require_sandbox", "No abrir nada si el aislamiento no restringe archivos, red y llamadas al sistema (Landlock y seccomp), en este proceso y en cada proceso lector."),
                 ("max_plaintext", "Máximo de contenido descifrado por envío, en bytes (contra bombas de expansión)."),
                 ("max_bundle_plaintext", "Máximo de contenido descifrado que una ejecución guarda de todo el paquete, en bytes [por defecto: 1 GiB u 8 veces el tamaño del paquete, lo que sea mayor]."),
+                ("seen_head", "Una cabeza del registro del servidor que `watch` de una persona de guardia verificó, como NÚMERO:HASH, o el archivo de estado de watch (ESTADO/watch-state.json) traído con el paquete: los paquetes deben coincidir con ella."),
             ],
         )
     })

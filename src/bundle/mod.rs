@@ -85,6 +85,23 @@ impl BundleEntry {
     }
 }
 
+/// The batch id of a copy of `ids` (`SubmissionStore::copy_of`): derived from the ids, so the
+/// same copy is the same bytes on every request, and a reader can tell a copy (which carries no
+/// part of the chain) from a batch that should.
+pub fn copy_batch_id(ids: &[SubmissionId]) -> BatchId {
+    let mut unique = ids.to_vec();
+    unique.sort();
+    unique.dedup();
+    let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+    digest.update(b"resguardo copy/1\n");
+    for id in &unique {
+        digest.update(id.as_bytes());
+    }
+    let mut batch = [0u8; 16];
+    batch.copy_from_slice(&digest.finish().as_ref()[..16]);
+    BatchId::from_bytes(batch)
+}
+
 /// The archive entry name of a submission's sealed message: `sealed/<id>.pgp`.
 pub fn entry_path(id: &SubmissionId) -> String {
     format!("sealed/{id}.pgp")

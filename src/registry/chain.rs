@@ -7,7 +7,7 @@
 //! which may arrive before the entry they name) and `chain_problems` (what was found, kept so
 //! `registry chain` can list it later).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use rusqlite::{params, OptionalExtension, Transaction};
@@ -58,14 +58,30 @@ pub enum ChainProblem {
         /// The earlier one.
         other: u64,
     },
-    /// One number delivered by two different batches.
-    DeliveredTwice {
+    /// One number covered by the segments of two different batches (an honest gateway's
+    /// segments never overlap).
+    CoveredTwice {
         /// The number.
         sequence: u64,
-        /// The batch that delivered it before.
+        /// The batch that covered it before.
         earlier_batch: String,
     },
+    /// A submission in a bundle that carries no part of the chain, from a gateway whose chain
+    /// the reviewers have seen, that the chain never showed (the bundle is not a copy, nor a
+    /// batch sent again).
+    OutsideTheLog {
+        /// The submission.
+        id: SubmissionId,
+    },
+    /// More problems than one bundle lists one by one.
+    More {
+        /// How many were not listed.
+        count: usize,
+    },
 }
+
+/// Most problems one bundle records one by one; the rest are counted ([`ChainProblem::More`]).
+const MAX_PROBLEMS_PER_BUNDLE: usize = 1000;
 
 impl ChainProblem {
     /// A short stable name, stored with the problem.
@@ -78,20 +94,25 @@ impl ChainProblem {
             ChainProblem::Withheld { .. } => "withheld",
             ChainProblem::Missing { .. } => "missing",
             ChainProblem::SameIdTwice { .. } => "same_id_twice",
-            ChainProblem::DeliveredTwice { .. } => "delivered_twice",
+            ChainProblem::CoveredTwice { .. } => "covered_twice",
+            ChainProblem::OutsideTheLog { .. } => "outside_the_log",
+            ChainProblem::More { .. } => "more",
         }
     }
 
     /// The sequence number concerned, if there is one.
     pub fn sequence(&self) -> Option<u64> {
         match self {
-            ChainProblem::Broken(_) | ChainProblem::NotInChain { .. } => None,
+            ChainProblem::Broken(_)
+            | ChainProblem::NotInChain { .. }
+            | ChainProblem::OutsideTheLog { .. }
+            | ChainProblem::More { .. } => None,
             ChainProblem::Rewritten { sequence, .. }
             | ChainProblem::Altered { sequence, .. }
             | ChainProblem::Withheld { sequence }
             | ChainProblem::Missing { sequence }
             | ChainProblem::SameIdTwice { sequence, .. }
-            | ChainProblem::DeliveredTwice { sequence, .. } => Some(*sequence),
+            | ChainProblem::CoveredTwice { sequence, .. } => Some(*sequence),
         }
     }
 }
@@ -128,13 +149,21 @@ impl fmt::Display for ChainProblem {
                 f,
                 "number {sequence}: the same submission as number {other}"
             ),
-            ChainProblem::DeliveredTwice {
+            ChainProblem::CoveredTwice {
                 sequence,
                 earlier_batch,
             } => write!(
                 f,
-                "number {sequence}: delivered again (batch {earlier_batch} delivered it before)"
+                "number {sequence}: covered again (batch {earlier_batch} covered it before)"
             ),
+            ChainProblem::OutsideTheLog { id } => write!(
+                f,
+                "{id}: carried outside the gateway's log (a bundle without its part of the log \
+                 that is neither a copy nor a batch sent again)"
+            ),
+            ChainProblem::More { count } => {
+                write!(f, "and {count} more problems in this bundle")
+            }
         }
     }
 }
@@ -151,6 +180,9 @@ pub struct ChainReport {
     pub arrived: u64,
     /// Numbers retention deleted unexported (every one seen so far).
     pub removed: Vec<u64>,
+    /// Numbers a bundle carried that were not opened yet (a bundle that broke off, a run that
+    /// stopped): they count as arrived once a run opens them.
+    pub not_opened: Vec<u64>,
     /// Ranges up to `known_through` that no bundle opened here covers yet.
     pub gaps: Vec<(u64, u64)>,
     /// What this bundle showed that must not happen.
@@ -167,13 +199,18 @@ fn sql_seq(n: u64) -> i64 {
 impl Registry {
     /// Checks a bundle's part of the chain (`segment`, `None` if it has none) and its
     /// `submissions` against everything earlier bundles showed, records it, and reports.
+    /// `reached`: the submissions whose ciphertext this run read (or that are open already);
+    /// only these count as arrived.
     pub fn check_chain(
         &mut self,
-        batch: &BatchId,
+        batch_id: &BatchId,
         segment: Option<&ChainSegment>,
         submissions: &[BundleEntry],
+        reached: &HashSet<SubmissionId>,
     ) -> Result<ChainReport, RegistryError> {
-        let batch = batch.to_string();
+        let batch = batch_id.to_string();
+        let ids: Vec<SubmissionId> = submissions.iter().map(|e| e.id).collect();
+        let is_copy = crate::bundle::copy_batch_id(&ids) == *batch_id;
         self.write(|tx| {
             let earlier_problems: i64 =
                 tx.query_row("SELECT count(*) FROM chain_problems", [], |r| r.get(0))?;
@@ -181,28 +218,54 @@ impl Registry {
                 earlier_problems: u64::try_from(earlier_problems).unwrap_or(0),
                 ..ChainReport::default()
             };
+            let carried = Carried {
+                entries: submissions.iter().map(|e| (e.id, e)).collect(),
+                reached,
+            };
             match segment {
-                Some(segment) => check_segment(tx, &batch, segment, submissions, &mut report)?,
-                None => check_without_segment(tx, submissions, &mut report)?,
+                Some(segment) => check_segment(tx, &batch, segment, &carried, &mut report)?,
+                None => check_without_segment(tx, &carried, is_copy, &mut report)?,
             }
-            for problem in &report.problems {
-                tx.execute(
-                    "INSERT INTO chain_problems (batch, kind, sequence, detail, recorded_at)
-                     SELECT ?1, ?2, ?3, ?4, ?5 WHERE NOT EXISTS (
-                         SELECT 1 FROM chain_problems WHERE batch = ?1 AND kind = ?2
-                         AND sequence IS ?3 AND detail = ?4)",
-                    params![
-                        batch,
-                        problem.kind(),
-                        problem.sequence().map(sql_seq),
-                        problem.to_string(),
-                        now()
-                    ],
-                )?;
+            if report.problems.len() > MAX_PROBLEMS_PER_BUNDLE {
+                let count = report.problems.len() - MAX_PROBLEMS_PER_BUNDLE;
+                report.problems.truncate(MAX_PROBLEMS_PER_BUNDLE);
+                report.problems.push(ChainProblem::More { count });
             }
+            record_problems(tx, &batch, &report.problems)?;
             overall(tx, &mut report)?;
             Ok(report)
         })
+    }
+
+    /// A head a courier's `watch` verified (`open --seen-head`): kept as a point that every
+    /// bundle must meet, so a history shown to the watch and another put in bundles is a
+    /// rewrite, and numbers below it that no bundle covers are a gap. Returns what it found.
+    pub fn record_seen_head(
+        &mut self,
+        point: &ChainPoint,
+    ) -> Result<Vec<ChainProblem>, RegistryError> {
+        if point.sequence > crate::trust::chain::MAX_SEQUENCE {
+            return Ok(vec![ChainProblem::Broken(ChainError::Implausible)]);
+        }
+        self.write(|tx| {
+            let mut problems = Vec::new();
+            check_point(tx, SEEN_BY_WATCH, point, &mut problems)?;
+            record_problems(tx, SEEN_BY_WATCH, &problems)?;
+            Ok(problems)
+        })
+    }
+
+    /// Forgets everything the bundles showed of the chain, for a gateway that starts a new log
+    /// (a new data directory): returns the problems that were listed.
+    pub fn start_new_log(&mut self) -> Result<Vec<(String, String, String)>, RegistryError> {
+        let listed = self.chain_problems()?;
+        self.write(|tx| {
+            tx.execute_batch(
+                "DELETE FROM chain_entries; DELETE FROM chain_points; DELETE FROM chain_problems;",
+            )?;
+            Ok(())
+        })?;
+        Ok(listed)
     }
 
     /// Every problem recorded so far: (batch, detail, when), oldest first.
@@ -231,25 +294,54 @@ impl Registry {
     }
 }
 
-/// A stored entry: its leaf, `H(n)`, fate and the batch that showed it.
+/// The batch name of points a courier's watch verified.
+pub const SEEN_BY_WATCH: &str = "watch";
+
+/// A bundle's submissions, and which of them this run reached.
+struct Carried<'a> {
+    entries: HashMap<SubmissionId, &'a BundleEntry>,
+    reached: &'a HashSet<SubmissionId>,
+}
+
+fn record_problems(
+    tx: &Transaction<'_>,
+    batch: &str,
+    problems: &[ChainProblem],
+) -> Result<(), RegistryError> {
+    let mut insert = tx.prepare(
+        "INSERT OR IGNORE INTO chain_problems (batch, kind, sequence, detail, recorded_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    let at = now();
+    for problem in problems {
+        insert.execute(params![
+            batch,
+            problem.kind(),
+            problem.sequence().map(sql_seq),
+            problem.to_string(),
+            at
+        ])?;
+    }
+    Ok(())
+}
+
+/// A stored entry: its leaf, `H(n)` and the batch that showed it.
 struct Known {
     leaf: String,
     hash: String,
-    fate: String,
     batch: String,
 }
 
 fn known(tx: &Transaction<'_>, sequence: u64) -> Result<Option<Known>, RegistryError> {
     Ok(tx
         .query_row(
-            "SELECT leaf, hash, fate, batch FROM chain_entries WHERE sequence = ?1",
+            "SELECT leaf, hash, batch FROM chain_entries WHERE sequence = ?1",
             [sql_seq(sequence)],
             |r| {
                 Ok(Known {
                     leaf: r.get(0)?,
                     hash: r.get(1)?,
-                    fate: r.get(2)?,
-                    batch: r.get(3)?,
+                    batch: r.get(2)?,
                 })
             },
         )
@@ -311,24 +403,22 @@ fn check_segment(
     tx: &Transaction<'_>,
     batch: &str,
     segment: &ChainSegment,
-    submissions: &[BundleEntry],
+    carried: &Carried<'_>,
     report: &mut ChainReport,
 ) -> Result<(), RegistryError> {
-    report.covered = Some((segment.base.sequence + 1, segment.head.sequence));
     let hashes = match segment.verify() {
         Ok(hashes) => hashes,
         Err(e) => {
             report.problems.push(ChainProblem::Broken(e));
             // Nothing of a broken segment is kept; its submissions are still matched by id
             // against what earlier bundles showed.
-            return check_without_segment(tx, submissions, report);
+            return check_without_segment(tx, carried, false, report);
         }
     };
+    report.covered = Some((segment.base.sequence + 1, segment.head.sequence));
     check_point(tx, batch, &segment.base, &mut report.problems)?;
     check_point(tx, batch, &segment.head, &mut report.problems)?;
-    let carried: HashMap<SubmissionId, &BundleEntry> =
-        submissions.iter().map(|e| (e.id, e)).collect();
-    let mut listed = std::collections::HashSet::new();
+    let mut listed = HashSet::new();
     for (item, hash) in segment.entries.iter().zip(hashes) {
         let entry = &item.entry;
         let n = entry.sequence;
@@ -346,11 +436,12 @@ fn check_segment(
                 continue;
             }
             Some(k) => {
-                if k.batch != batch && k.fate == "in_bundle" && fate == "in_bundle" {
-                    report.problems.push(ChainProblem::DeliveredTwice {
+                if k.batch != batch {
+                    report.problems.push(ChainProblem::CoveredTwice {
                         sequence: n,
                         earlier_batch: k.batch,
                     });
+                    continue;
                 }
             }
             None => {
@@ -404,13 +495,19 @@ fn check_segment(
         match item.fate {
             Fate::InBundle => {
                 listed.insert(entry.id);
-                match carried.get(&entry.id) {
+                match carried.entries.get(&entry.id) {
                     None => report.problems.push(ChainProblem::Withheld { sequence: n }),
                     Some(e) if e.sha256 != entry.sha256 => {
                         report.problems.push(ChainProblem::Altered {
                             sequence: n,
                             id: entry.id,
                         })
+                    }
+                    Some(_) if carried.reached.contains(&entry.id) => {
+                        tx.execute(
+                            "UPDATE chain_entries SET arrived = 1 WHERE sequence = ?1",
+                            [sql_seq(n)],
+                        )?;
                     }
                     Some(_) => {}
                 }
@@ -419,21 +516,34 @@ fn check_segment(
             Fate::RemovedUnexported { .. } => {}
         }
     }
-    for e in submissions {
-        if !listed.contains(&e.id) {
-            report.problems.push(ChainProblem::NotInChain { id: e.id });
+    for id in carried.entries.keys() {
+        if !listed.contains(id) {
+            report.problems.push(ChainProblem::NotInChain { id: *id });
         }
     }
     Ok(())
 }
 
-/// A bundle without a segment: its submissions are compared with what the chain showed of them.
+/// A bundle without a segment: its submissions are compared with what the chain showed of
+/// them. Legitimately only a copy, a batch sent again after a partial purge (every submission
+/// already shown by the chain), or a bundle of a gateway from before the chain: once the
+/// reviewers have seen the chain, anything else is carried outside the log.
 fn check_without_segment(
     tx: &Transaction<'_>,
-    submissions: &[BundleEntry],
+    carried: &Carried<'_>,
+    is_copy: bool,
     report: &mut ChainReport,
 ) -> Result<(), RegistryError> {
-    for e in submissions {
+    let chain_seen: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM chain_entries)
+             OR EXISTS (SELECT 1 FROM chain_points)",
+        [],
+        |r| r.get(0),
+    )?;
+    let mut ids: Vec<&SubmissionId> = carried.entries.keys().collect();
+    ids.sort();
+    for id in ids {
+        let e = carried.entries[id];
         let known: Option<(i64, String)> = tx
             .query_row(
                 "SELECT sequence, sha256 FROM chain_entries WHERE submission = ?1",
@@ -441,13 +551,26 @@ fn check_without_segment(
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
-        if let Some((sequence, sha256)) = known {
-            if sha256 != e.sha256 {
+        match known {
+            Some((sequence, sha256)) if sha256 != e.sha256 => {
                 report.problems.push(ChainProblem::Altered {
                     sequence: u64::try_from(sequence).unwrap_or(0),
                     id: e.id,
                 });
             }
+            Some((sequence, _)) if carried.reached.contains(&e.id) => {
+                tx.execute(
+                    "UPDATE chain_entries SET arrived = 1 WHERE sequence = ?1",
+                    [sequence],
+                )?;
+            }
+            Some(_) => {}
+            None if chain_seen && !is_copy => {
+                report
+                    .problems
+                    .push(ChainProblem::OutsideTheLog { id: e.id });
+            }
+            None => {}
         }
     }
     Ok(())
@@ -462,11 +585,19 @@ fn overall(tx: &Transaction<'_>, report: &mut ChainReport) -> Result<(), Registr
     let through = highest_entry.unwrap_or(0).max(highest_point.unwrap_or(0));
     report.known_through = u64::try_from(through).unwrap_or(0);
     let arrived: i64 = tx.query_row(
-        "SELECT count(*) FROM chain_entries WHERE fate = 'in_bundle'",
+        "SELECT count(*) FROM chain_entries WHERE fate = 'in_bundle' AND arrived = 1",
         [],
         |r| r.get(0),
     )?;
     report.arrived = u64::try_from(arrived).unwrap_or(0);
+    let mut stmt = tx.prepare(
+        "SELECT sequence FROM chain_entries WHERE fate = 'in_bundle' AND arrived = 0
+         ORDER BY sequence",
+    )?;
+    report.not_opened = stmt
+        .query_map([], |r| r.get::<_, i64>(0))?
+        .map(|n| n.map(|n| u64::try_from(n).unwrap_or(0)))
+        .collect::<Result<_, _>>()?;
     let mut stmt = tx.prepare(
         "SELECT sequence FROM chain_entries WHERE fate = 'removed_unexported' ORDER BY sequence",
     )?;
@@ -535,10 +666,17 @@ mod tests {
     fn entry(n: u64) -> ChainEntry {
         ChainEntry {
             sequence: n,
-            id: SubmissionId::from_bytes([n as u8; 16]),
-            sha256: hex::encode([n as u8 + 170; 32]),
+            id: SubmissionId::from_bytes(unique(n)),
+            sha256: hex::encode([unique(n), [0xab; 16]].concat()),
             day: UtcDay::from_days_since_epoch(20_000),
         }
+    }
+
+    /// 16 bytes that differ for every `n`.
+    fn unique(n: u64) -> [u8; 16] {
+        let mut bytes = [0x5a; 16];
+        bytes[..8].copy_from_slice(&n.to_be_bytes());
+        bytes
     }
 
     /// The chain a gateway would show: entries `1..=to`, each with its fate.
@@ -594,6 +732,11 @@ mod tests {
         BatchId::from_bytes([n; 16])
     }
 
+    /// Every submission of a bundle reached.
+    fn all(carried: &[BundleEntry]) -> HashSet<SubmissionId> {
+        carried.iter().map(|e| e.id).collect()
+    }
+
     #[test]
     fn bundles_in_order_account_for_every_number_once() {
         let (_dir, mut registry) = registry();
@@ -602,20 +745,26 @@ mod tests {
             removed: UtcDay::from_days_since_epoch(20_050),
         };
         let (s1, b1) = gateway.batch(1, 3);
-        let r = registry.check_chain(&batch_id(1), Some(&s1), &b1).unwrap();
+        let r = registry
+            .check_chain(&batch_id(1), Some(&s1), &b1, &all(&b1))
+            .unwrap();
         assert_eq!(r.problems, vec![]);
         assert_eq!(
             (r.covered, r.known_through, r.arrived),
             (Some((1, 3)), 3, 3)
         );
         let (s2, b2) = gateway.batch(4, 6);
-        let r = registry.check_chain(&batch_id(2), Some(&s2), &b2).unwrap();
+        let r = registry
+            .check_chain(&batch_id(2), Some(&s2), &b2, &all(&b2))
+            .unwrap();
         assert_eq!(r.problems, vec![]);
         assert_eq!((r.known_through, r.arrived), (6, 5));
         assert_eq!(r.removed, vec![4]);
         assert!(r.gaps.is_empty(), "{:?}", r.gaps);
         // Opening the same bundle again changes nothing.
-        let again = registry.check_chain(&batch_id(2), Some(&s2), &b2).unwrap();
+        let again = registry
+            .check_chain(&batch_id(2), Some(&s2), &b2, &all(&b2))
+            .unwrap();
         assert_eq!(again.problems, vec![]);
         assert_eq!(again.arrived, 5);
     }
@@ -625,11 +774,15 @@ mod tests {
         let (_dir, mut registry) = registry();
         let gateway = Gateway::new(6);
         let (s2, b2) = gateway.batch(4, 6);
-        let r = registry.check_chain(&batch_id(2), Some(&s2), &b2).unwrap();
+        let r = registry
+            .check_chain(&batch_id(2), Some(&s2), &b2, &all(&b2))
+            .unwrap();
         assert_eq!(r.problems, vec![]);
         assert_eq!(r.gaps, vec![(1, 3)]);
         let (s1, b1) = gateway.batch(1, 3);
-        let r = registry.check_chain(&batch_id(1), Some(&s1), &b1).unwrap();
+        let r = registry
+            .check_chain(&batch_id(1), Some(&s1), &b1, &all(&b1))
+            .unwrap();
         assert_eq!(r.problems, vec![]);
         assert!(r.gaps.is_empty());
     }
@@ -639,7 +792,9 @@ mod tests {
         let (_dir, mut registry) = registry();
         let honest = Gateway::new(4);
         let (s1, b1) = honest.batch(1, 2);
-        registry.check_chain(&batch_id(1), Some(&s1), &b1).unwrap();
+        registry
+            .check_chain(&batch_id(1), Some(&s1), &b1, &all(&b1))
+            .unwrap();
         // The gateway swaps numbers 1 and 3 and recomputes every hash: the next segment adds
         // up by itself, and its base no longer meets the head batch 1 showed.
         let mut forged = Gateway::new(4);
@@ -648,7 +803,9 @@ mod tests {
             e.sequence = n as u64 + 1;
         }
         let (s2, b2) = forged.batch(3, 4);
-        let r = registry.check_chain(&batch_id(2), Some(&s2), &b2).unwrap();
+        let r = registry
+            .check_chain(&batch_id(2), Some(&s2), &b2, &all(&b2))
+            .unwrap();
         assert!(
             r.problems
                 .iter()
@@ -678,7 +835,7 @@ mod tests {
             ..carried[0].clone()
         });
         let r = registry
-            .check_chain(&batch_id(1), Some(&segment), &carried)
+            .check_chain(&batch_id(1), Some(&segment), &carried, &all(&carried))
             .unwrap();
         let kinds: Vec<_> = r
             .problems
@@ -693,13 +850,13 @@ mod tests {
     }
 
     #[test]
-    fn a_broken_segment_keeps_nothing_and_a_number_delivered_twice_is_flagged() {
+    fn a_broken_segment_keeps_nothing_and_a_number_covered_twice_is_flagged() {
         let (_dir, mut registry) = registry();
         let gateway = Gateway::new(3);
         let (mut broken, carried) = gateway.batch(1, 3);
         broken.entries[0].entry.sha256 = hex::encode([5u8; 32]);
         let r = registry
-            .check_chain(&batch_id(1), Some(&broken), &carried)
+            .check_chain(&batch_id(1), Some(&broken), &carried, &all(&carried))
             .unwrap();
         assert!(
             matches!(r.problems[..], [ChainProblem::Broken(_)]),
@@ -710,16 +867,18 @@ mod tests {
         let (s, b) = gateway.batch(1, 3);
         assert_eq!(
             registry
-                .check_chain(&batch_id(2), Some(&s), &b)
+                .check_chain(&batch_id(2), Some(&s), &b, &all(&b))
                 .unwrap()
                 .problems,
             vec![]
         );
-        let r = registry.check_chain(&batch_id(3), Some(&s), &b).unwrap();
+        let r = registry
+            .check_chain(&batch_id(3), Some(&s), &b, &all(&b))
+            .unwrap();
         let twice: Vec<_> = r
             .problems
             .iter()
-            .filter(|p| matches!(p, ChainProblem::DeliveredTwice { .. }))
+            .filter(|p| matches!(p, ChainProblem::CoveredTwice { .. }))
             .collect();
         assert_eq!(twice.len(), 3, "{:?}", r.problems);
     }
@@ -729,22 +888,181 @@ mod tests {
         let (_dir, mut registry) = registry();
         let gateway = Gateway::new(2);
         let (s, b) = gateway.batch(1, 2);
-        registry.check_chain(&batch_id(1), Some(&s), &b).unwrap();
+        registry
+            .check_chain(&batch_id(1), Some(&s), &b, &all(&b))
+            .unwrap();
         let mut copy = b.clone();
         assert_eq!(
             registry
-                .check_chain(&batch_id(9), None, &copy)
+                .check_chain(&batch_id(9), None, &copy, &all(&copy))
                 .unwrap()
                 .problems,
             vec![]
         );
         copy[0].sha256 = hex::encode([3u8; 32]);
-        let r = registry.check_chain(&batch_id(9), None, &copy).unwrap();
+        let r = registry
+            .check_chain(&batch_id(9), None, &copy, &all(&copy))
+            .unwrap();
         assert_eq!(r.covered, None);
         assert!(matches!(
             r.problems[..],
             [ChainProblem::Altered { sequence: 1, .. }]
         ));
+    }
+
+    /// Regression (hostile review): after one honest segment, later batches shipped without
+    /// their part of the chain hid a dropped report.
+    #[test]
+    fn a_bundle_without_its_part_of_the_log_after_one_with_it_is_carried_outside_the_log() {
+        let (_dir, mut registry) = registry();
+        let gateway = Gateway::new(10);
+        let (s1, b1) = gateway.batch(1, 3);
+        registry
+            .check_chain(&batch_id(1), Some(&s1), &b1, &all(&b1))
+            .unwrap();
+        let (_, later) = gateway.batch(4, 10);
+        let carried: Vec<BundleEntry> = later.into_iter().step_by(2).collect();
+        let r = registry
+            .check_chain(&batch_id(2), None, &carried, &all(&carried))
+            .unwrap();
+        assert_eq!(r.problems.len(), carried.len(), "{:?}", r.problems);
+        assert!(r
+            .problems
+            .iter()
+            .all(|p| matches!(p, ChainProblem::OutsideTheLog { .. })));
+        // A copy of new reports (its batch id derived from its ids) is no problem: its batch
+        // brings the segment later.
+        let copy_id = crate::bundle::copy_batch_id(&[carried[0].id]);
+        let r = registry
+            .check_chain(&copy_id, None, &carried[..1], &all(&carried[..1]))
+            .unwrap();
+        assert_eq!(r.problems, vec![]);
+        // Nor is a batch sent again after a partial purge: everything in it was shown already.
+        let r = registry
+            .check_chain(&batch_id(1), None, &b1, &all(&b1))
+            .unwrap();
+        assert_eq!(r.problems, vec![]);
+    }
+
+    /// Regression (hostile review): arrivals were counted from the manifest, not from what a
+    /// run read.
+    #[test]
+    fn only_what_a_run_reached_counts_as_arrived() {
+        let (_dir, mut registry) = registry();
+        let gateway = Gateway::new(3);
+        let (s, b) = gateway.batch(1, 3);
+        let first: HashSet<SubmissionId> = [b[0].id].into_iter().collect();
+        let r = registry
+            .check_chain(&batch_id(1), Some(&s), &b, &first)
+            .unwrap();
+        assert_eq!(r.problems, vec![]);
+        assert_eq!((r.arrived, r.not_opened.clone()), (1, vec![2, 3]));
+        let r = registry
+            .check_chain(&batch_id(1), Some(&s), &b, &all(&b))
+            .unwrap();
+        assert_eq!((r.arrived, r.not_opened), (3, vec![]));
+    }
+
+    /// Regression (hostile review): a second segment over the same numbers with other fates
+    /// passed.
+    #[test]
+    fn overlapping_segments_of_two_batches_are_flagged_whatever_their_fates() {
+        let (_dir, mut registry) = registry();
+        let mut gateway = Gateway::new(5);
+        let (s1, b1) = gateway.batch(1, 3);
+        registry
+            .check_chain(&batch_id(1), Some(&s1), &b1, &all(&b1))
+            .unwrap();
+        for n in [1, 2] {
+            gateway.entries[n].1 = Fate::RemovedUnexported {
+                removed: UtcDay::from_days_since_epoch(20_001),
+            };
+        }
+        let (s2, b2) = gateway.batch(2, 5);
+        let r = registry
+            .check_chain(&batch_id(2), Some(&s2), &b2, &all(&b2))
+            .unwrap();
+        let twice: Vec<_> = r
+            .problems
+            .iter()
+            .filter_map(|p| match p {
+                ChainProblem::CoveredTwice { sequence, .. } => Some(*sequence),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(twice, vec![2, 3], "{:?}", r.problems);
+    }
+
+    /// A head the watch verified is a point every bundle must meet.
+    #[test]
+    fn a_head_seen_by_the_watch_catches_a_history_forked_for_the_bundles() {
+        let (_dir, mut registry) = registry();
+        let seen_by_watch = Gateway::new(5);
+        assert_eq!(
+            registry.record_seen_head(&seen_by_watch.point(5)).unwrap(),
+            vec![]
+        );
+        assert_eq!(registry.chain_status().unwrap().gaps, vec![(1, 5)]);
+        // The bundles get another history: number 3 dropped, later ones renumbered.
+        let mut forked = Gateway::new(6);
+        forked.entries.remove(2);
+        for (n, (e, _)) in forked.entries.iter_mut().enumerate() {
+            e.sequence = n as u64 + 1;
+        }
+        let (s, b) = forked.batch(1, 5);
+        let r = registry
+            .check_chain(&batch_id(1), Some(&s), &b, &all(&b))
+            .unwrap();
+        assert!(
+            r.problems
+                .iter()
+                .any(|p| matches!(p, ChainProblem::Rewritten { sequence: 5, .. })),
+            "{:?}",
+            r.problems
+        );
+        // The genuine history meets it.
+        let (_dir, mut registry) = super::tests::registry();
+        registry.record_seen_head(&seen_by_watch.point(5)).unwrap();
+        let (s, b) = seen_by_watch.batch(1, 5);
+        let r = registry
+            .check_chain(&batch_id(1), Some(&s), &b, &all(&b))
+            .unwrap();
+        assert_eq!(r.problems, vec![]);
+        assert!(r.gaps.is_empty());
+    }
+
+    /// Regression (hostile review): each problem was inserted with a scan of every earlier one,
+    /// so a crafted segment of 400,000 `missing` entries took hours.
+    #[test]
+    fn a_flood_of_problems_is_capped_and_recorded_once() {
+        let (_dir, mut registry) = registry();
+        let mut gateway = Gateway::new(5_000);
+        for item in &mut gateway.entries {
+            item.1 = Fate::Missing;
+        }
+        let (s, b) = gateway.batch(1, 5_000);
+        let r = registry
+            .check_chain(&batch_id(1), Some(&s), &b, &all(&b))
+            .unwrap();
+        assert_eq!(r.problems.len(), MAX_PROBLEMS_PER_BUNDLE + 1);
+        assert_eq!(
+            r.problems.last(),
+            Some(&ChainProblem::More {
+                count: 5_000 - MAX_PROBLEMS_PER_BUNDLE
+            })
+        );
+        assert_eq!(
+            registry.chain_problems().unwrap().len(),
+            MAX_PROBLEMS_PER_BUNDLE + 1
+        );
+        // Opening it again records nothing twice (the unique index, not a scan per insert).
+        registry
+            .check_chain(&batch_id(1), Some(&s), &b, &all(&b))
+            .unwrap();
+        assert_eq!(
+            registry.chain_problems().unwrap().len(),
+            MAX_PROBLEMS_PER_BUNDLE + 1
+        );
     }
 
     #[test]

@@ -65,7 +65,8 @@ const STEPS: [&str; VERSION as usize] = [
         day         TEXT NOT NULL,
         fate        TEXT NOT NULL CHECK (fate IN ('in_bundle', 'removed_unexported', 'missing')),
         removed_day TEXT,
-        batch       TEXT NOT NULL
+        batch       TEXT NOT NULL,
+        arrived     INTEGER NOT NULL DEFAULT 0
      );
      CREATE INDEX chain_entries_submission ON chain_entries(submission);
      CREATE TABLE chain_points (
@@ -80,7 +81,9 @@ const STEPS: [&str; VERSION as usize] = [
         sequence    INTEGER,
         detail      TEXT NOT NULL,
         recorded_at TEXT NOT NULL
-     );",
+     );
+     CREATE UNIQUE INDEX chain_problems_once
+        ON chain_problems(batch, kind, ifnull(sequence, -1), detail);",
 ];
 
 /// Brings `conn` to `target` (at most [`VERSION`]; less only in tests of the migrations).

@@ -445,8 +445,10 @@ fn chain_lines(summary: &OpenSummary, stdout: &mut String, stderr: &mut String, 
                 stderr,
                 "{}: {}",
                 lang.pick(
-                    "the gateway's log could not be checked (the next open checks it)",
-                    "no se pudo comprobar el registro del servidor (el próximo open lo comprueba)"
+                    "the gateway's log could not be checked against this bundle (open this \
+                     bundle again to check it)",
+                    "no se pudo comprobar el registro del servidor con este paquete (vuelve a \
+                     abrir este paquete para comprobarlo)"
                 ),
                 clean_line(e)
             );
@@ -479,6 +481,17 @@ fn chain_lines(summary: &OpenSummary, stdout: &mut String, stderr: &mut String, 
                     "borrados sin exportar por la retención"
                 ),
                 ranges(&as_ranges(&report.removed), 8)
+            );
+        }
+        if !report.not_opened.is_empty() {
+            let _ = write!(
+                line,
+                "; {}: {}",
+                lang.pick(
+                    "carried but not opened yet (open the bundle again)",
+                    "traídos pero aún sin abrir (vuelve a abrir el paquete)"
+                ),
+                ranges(&as_ranges(&report.not_opened), 8)
             );
         }
         if !report.gaps.is_empty() {
@@ -520,6 +533,31 @@ fn numbers_text(numbers: &[u64], prefix: &str) -> String {
 
 /// The exit status after `open` or `unpack`, with its message.
 pub fn outcome(summary: &OpenSummary, lang: Lang) -> Result<(), Failure> {
+    // A chain problem outranks how the run ended: it is about the gateway, not the bundle.
+    if let Some(Ok(report)) = &summary.chain {
+        if !report.problems.is_empty() {
+            let numbers: Vec<u64> = report
+                .problems
+                .iter()
+                .filter_map(|p| p.sequence())
+                .collect();
+            return Err(Failure::new(
+                crate::cli::EXIT_UNTRUSTED,
+                match lang {
+                    Lang::En => format!(
+                        "every report is open, but the gateway's log shows {} problem(s){}:                          the gateway may have dropped, altered or held back reports; tell the                          organisation and the operator (see LOG PROBLEM above)",
+                        report.problems.len(),
+                        numbers_text(&numbers, " at numbers ")
+                    ),
+                    Lang::Es => format!(
+                        "todos los reportes están abiertos, pero el registro del servidor muestra                          {} problema(s){}: el servidor pudo haber perdido, alterado o retenido                          reportes; avisa a la organización y a quien opera el servidor (ver                          PROBLEMA EN EL REGISTRO arriba)",
+                        report.problems.len(),
+                        numbers_text(&numbers, " en los números ")
+                    ),
+                },
+            ));
+        }
+    }
     if let Some(stop) = &summary.stopped {
         let message = match (stop, lang) {
             (Stop::DiskLow { .. }, Lang::En) => format!(
@@ -550,30 +588,6 @@ pub fn outcome(summary: &OpenSummary, lang: Lang) -> Result<(), Failure> {
             BundleError::Io(_) => Failure::environment(message),
             _ => Failure::bad_input(message),
         });
-    }
-    if let Some(Ok(report)) = &summary.chain {
-        if !report.problems.is_empty() {
-            let numbers: Vec<u64> = report
-                .problems
-                .iter()
-                .filter_map(|p| p.sequence())
-                .collect();
-            return Err(Failure::new(
-                crate::cli::EXIT_UNTRUSTED,
-                match lang {
-                    Lang::En => format!(
-                        "every report is open, but the gateway's log shows {} problem(s){}:                          the gateway may have dropped, altered or held back reports; tell the                          organisation and the operator (see LOG PROBLEM above)",
-                        report.problems.len(),
-                        numbers_text(&numbers, " at numbers ")
-                    ),
-                    Lang::Es => format!(
-                        "todos los reportes están abiertos, pero el registro del servidor muestra                          {} problema(s){}: el servidor pudo haber perdido, alterado o retenido                          reportes; avisa a la organización y a quien opera el servidor (ver                          PROBLEMA EN EL REGISTRO arriba)",
-                        report.problems.len(),
-                        numbers_text(&numbers, " en los números ")
-                    ),
-                },
-            ));
-        }
     }
     if summary.failed() > 0 {
         let mut message = match lang {

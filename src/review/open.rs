@@ -384,6 +384,19 @@ fn after_the_key(summary: &mut OpenSummary, out: &OutputDir) {
     summary.registry = Some(
         crate::registry::Registry::record_opened(out.root(), &opened).map_err(|e| e.to_string()),
     );
+    // Only what this run read (its ciphertext checked against the manifest) or what is open
+    // already counts as arrived: a bundle that broke off delivered less than it lists.
+    let reached: std::collections::HashSet<SubmissionId> = summary
+        .outcomes
+        .iter()
+        .filter(|(_, o)| match o {
+            Outcome::Failed { reason, .. } => {
+                ![BUNDLE_BOUND_REASON, DISK_REASON, PARSER_REASON].contains(reason)
+            }
+            _ => true,
+        })
+        .map(|(id, _)| *id)
+        .collect();
     summary.chain = summary.manifest.as_ref().map(|manifest| {
         crate::registry::Registry::in_folder(out.root())
             .and_then(|mut registry| {
@@ -391,10 +404,38 @@ fn after_the_key(summary: &mut OpenSummary, out: &OutputDir) {
                     &manifest.batch,
                     manifest.chain.as_ref(),
                     &manifest.submissions,
+                    &reached,
                 )
             })
             .map_err(|e| e.to_string())
     });
+}
+
+/// Adds a chain head a courier's `watch` verified (`open --seen-head`) to what the registry
+/// knows, after the bundle's own check: the bundles must meet it, and what it covers that no
+/// bundle carried is a gap. Its problems join the summary's.
+pub fn add_seen_head(
+    summary: &mut OpenSummary,
+    out: &OutputDir,
+    seen: &crate::trust::chain::ChainPoint,
+) {
+    let checked = crate::registry::Registry::in_folder(out.root()).and_then(|mut registry| {
+        let problems = registry.record_seen_head(seen)?;
+        let status = registry.chain_status()?;
+        Ok((problems, status))
+    });
+    match (checked, &mut summary.chain) {
+        (Ok((problems, status)), Some(Ok(report))) => {
+            report.problems.extend(problems);
+            report.known_through = status.known_through;
+            report.gaps = status.gaps;
+        }
+        (Ok((problems, mut status)), slot) => {
+            status.problems = problems;
+            *slot = Some(Ok(status));
+        }
+        (Err(e), slot) => *slot = Some(Err(e.to_string())),
+    }
 }
 
 /// One run's state.

@@ -235,8 +235,9 @@ pub(super) fn point_at(chain: &sled::Tree, sequence: u64) -> Result<ChainPoint, 
     })
 }
 
-/// Reduces the entries after `pruned_through` up to `bound` whose submission the store no
-/// longer holds to `{leaf, hash}`; an entry whose submission is still held (it should not be,
+/// Reduces the entries after `pruned_through` up to `bound`, outside the `keep` ranges
+/// (`(base, head]` of batches that may still be written with their segment), whose submission
+/// the store no longer holds to `{leaf, hash}`; an entry whose submission is still held (it should not be,
 /// once no batch covers it) is kept, and pruning resumes from it next time. Returns how many
 /// entries were pruned. Not synced: the index rewrite that follows makes it durable.
 pub(super) fn prune(
@@ -244,6 +245,7 @@ pub(super) fn prune(
     meta: &sled::Tree,
     records: &sled::Tree,
     bound: u64,
+    keep: &[(u64, u64)],
 ) -> Result<usize, StoreError> {
     let done = match meta.get(PRUNED_THROUGH).map_err(StoreError::from_sled)? {
         None => 0,
@@ -262,6 +264,13 @@ pub(super) fn prune(
             continue;
         };
         let mut stored = StoredEntry::decode(sequence, &v)?;
+        if keep
+            .iter()
+            .any(|&(base, head)| base < sequence && sequence <= head)
+        {
+            through = through.min(sequence - 1);
+            continue;
+        }
         if let Some(id) = stored.id {
             if records
                 .contains_key(id.as_bytes())

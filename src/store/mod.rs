@@ -621,18 +621,13 @@ impl SubmissionStore {
         unique.sort();
         unique.dedup();
         let mut submissions = Vec::with_capacity(unique.len());
-        let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
-        digest.update(b"resguardo copy/1\n");
         for id in &unique {
             let record = match self.get(id)? {
                 Some(record) if record.state != RecordState::Purging => record,
                 _ => return Err(StoreError::NotFound(*id)),
             };
-            digest.update(id.as_bytes());
             submissions.push(record.bundle_entry());
         }
-        let mut batch = [0u8; 16];
-        batch.copy_from_slice(&digest.finish().as_ref()[..16]);
         let created = submissions
             .iter()
             .map(|e| e.day)
@@ -641,7 +636,7 @@ impl SubmissionStore {
         Ok(ExportBatch {
             manifest: BundleManifest {
                 format: bundle::FORMAT.into(),
-                batch: BatchId::from_bytes(batch),
+                batch: bundle::copy_batch_id(&unique),
                 created,
                 submissions,
                 // A copy is matched with the chain when its batch arrives.
@@ -1172,13 +1167,17 @@ impl SubmissionStore {
     fn prune_chain(&self) -> Result<usize, StoreError> {
         let batches = self.batch_records()?;
         let index = self.index();
-        let mut bound = chain::point(&index.chain_meta, chain::EXPORTED_THROUGH)?.sequence;
-        for batch in batches {
-            if let Some(range) = batch.chain {
-                bound = bound.min(range.base.sequence);
-            }
-        }
-        chain::prune(&index.chain, &index.chain_meta, &index.records, bound)
+        let bound = chain::point(&index.chain_meta, chain::EXPORTED_THROUGH)?.sequence;
+        // Only the ranges of batches that may still be written with their segment are kept. A
+        // batch purged in part is written again without it: one report that cannot be opened
+        // must not pin its neighbours, and no batch pins the entries after its own range.
+        let keep: Vec<(u64, u64)> = batches
+            .iter()
+            .filter(|b| !b.partly_purged)
+            .filter_map(|b| b.chain.as_ref())
+            .map(|range| (range.base.sequence, range.head.sequence))
+            .collect();
+        chain::prune(&index.chain, &index.chain_meta, &index.records, bound, &keep)
     }
 
     fn lock_admin(&self) -> std::sync::MutexGuard<'_, ()> {

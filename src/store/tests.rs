@@ -1092,7 +1092,7 @@ fn a_batch_purged_in_part_is_written_again_without_its_segment() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(dir.path());
     let a = put(&store, b"aaaa");
-    put(&store, b"bbbb");
+    let b = put(&store, b"bbbb");
     let begun = store.begin_export().expect("export").expect("a batch");
     assert!(begun.manifest.chain.is_some());
     let only_a: HashSet<SubmissionId> = [a.id].into_iter().collect();
@@ -1102,8 +1102,11 @@ fn a_batch_purged_in_part_is_written_again_without_its_segment() {
         again.manifest.chain, None,
         "it went out with the copy that was opened"
     );
-    // The batch is still held: its entries are not pruned.
-    assert_eq!(stored_chain(&store)[0].1.id, Some(a.id));
+    // It will not be written with its segment again, so the purged one's entry goes (only its
+    // leaf and hash stay); the one still held keeps its own.
+    let chain = stored_chain(&store);
+    assert_eq!(chain[0].1.id, None);
+    assert_eq!(chain[1].1.id, Some(b.id));
 }
 
 #[test]
@@ -1160,4 +1163,35 @@ fn what_an_adversary_with_the_disk_does_shows_in_the_next_segment() {
         .expect("segment")
         .verify()
         .expect("consistent");
+}
+
+/// Regression (hostile review): one batch purged in part (a report the reviewers cannot open)
+/// kept every later entry's id, SHA-256 and day, whatever was purged after it.
+#[test]
+fn a_batch_stuck_after_a_partial_purge_does_not_pin_later_entries() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let stuck = put(&store, b"cannot be opened");
+    let first = store.begin_export().expect("export").expect("a batch");
+    store.complete_export(&first.manifest.batch).expect("delivered");
+    store
+        .purge(&first.manifest, &HashSet::new())
+        .expect("nothing opened, nothing purged");
+    let later: Vec<SubmissionRecord> = (0..3u8).map(|i| put(&store, &[i; 40])).collect();
+    let second = store.begin_export().expect("export").expect("a batch");
+    store.complete_export(&second.manifest.batch).expect("delivered");
+    let opened: HashSet<SubmissionId> = later.iter().map(|r| r.id).collect();
+    store.purge(&second.manifest, &opened).expect("purge");
+    let chain = stored_chain(&store);
+    for (_, entry) in &chain {
+        if entry.id == Some(stuck.id) {
+            continue;
+        }
+        assert_eq!(
+            (entry.id, entry.sha256.as_deref(), entry.day),
+            (None, None, None),
+            "a purged entry keeps only its leaf and hash"
+        );
+    }
+    assert!(chain.iter().any(|(_, e)| e.id == Some(stuck.id)), "the held one stays");
 }

@@ -32,9 +32,18 @@ pub struct ChainEntry {
     pub day: UtcDay,
 }
 
+/// The highest sequence number a segment may name (what SQLite's integers hold).
+pub const MAX_SEQUENCE: u64 = i64::MAX as u64;
+
 /// Why a chain entry or segment cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ChainError {
+    /// A segment without entries (a batch always carries at least one).
+    #[error("the segment lists no entry")]
+    Empty,
+    /// A sequence number beyond [`MAX_SEQUENCE`].
+    #[error("the segment names a number no store reaches")]
+    Implausible,
     /// A `sha256` or `hash` that is not 64 lowercase hex digits.
     #[error("number {sequence}: {what} is not a SHA-256 in hex")]
     BadHex {
@@ -164,6 +173,13 @@ impl ChainSegment {
     /// Checks that the entries run from `base` to `head` without a hole and hash to `head`.
     /// Returns `H(n)` of each entry, in order.
     pub fn verify(&self) -> Result<Vec<Digest>, ChainError> {
+        // Numbers beyond 2^63 cannot come from a real store (and would not fit a registry).
+        if self.head.sequence > MAX_SEQUENCE || self.base.sequence > MAX_SEQUENCE {
+            return Err(ChainError::Implausible);
+        }
+        if self.entries.is_empty() {
+            return Err(ChainError::Empty);
+        }
         let mut hash = self.base.hash;
         let mut expected = self.base.sequence + 1;
         let mut hashes = Vec::with_capacity(self.entries.len());
@@ -326,6 +342,15 @@ mod tests {
             dropped.verify(),
             Err(ChainError::WrongHead { .. })
         ));
+        let mut empty = s.clone();
+        empty.entries.clear();
+        empty.head = empty.base;
+        assert_eq!(empty.verify(), Err(ChainError::Empty));
+        // Regression (hostile review): a base at u64::MAX overflowed in debug and wrapped in
+        // release.
+        let mut huge = s.clone();
+        huge.base.sequence = u64::MAX;
+        assert_eq!(huge.verify(), Err(ChainError::Implausible));
         let mut upper = s.clone();
         upper.entries[0].entry.sha256 = upper.entries[0].entry.sha256.to_uppercase();
         assert!(matches!(upper.verify(), Err(ChainError::BadHex { .. })));
