@@ -31,6 +31,7 @@ import {
   proofOfWork as solveChallenge, renderFileList as listFiles, seal, sealTriage as sealTriageTo,
   shownFingerprints, translator, upload as uploadTo,
 } from './js/send.js';
+import { grouped, shownOrganisation } from './js/keylist.js';
 
 const main = document.getElementById('main');
 const form = document.getElementById('report');
@@ -53,6 +54,10 @@ const strings = JSON.parse(document.getElementById('strings').textContent);
 const formDefinition = JSON.parse(document.getElementById('form-definition').textContent);
 let reviewerKeys = null;
 let courierKeys = [];
+// The organisation fingerprint the page shows (null: no key list): the keys must be the ones its
+// signed key list vouches for. Once they are not, the page refuses to send for good.
+let organisationPin = null;
+let keysRefused = false;
 // Chosen files: { file, kind, state: 'checking' | 'cleaned' | 'not_cleaned' | 'other', bytes,
 // sendAnyway }.
 let chosen = [];
@@ -125,9 +130,30 @@ function clearMessage() {
 }
 
 async function loadKeys() {
-  const { reviewers, couriers } = await fetchKeys(openpgp, shownFingerprints());
+  if (keysRefused) throw Object.assign(new Error('not vouched'), { notVouched: true });
+  const { reviewers, couriers } = await fetchKeys(openpgp, shownFingerprints(), organisationPin);
   courierKeys = couriers;
   return reviewers;
+}
+
+/** The sentence for keys that could not be used; keys the organisation did not vouch for
+ * disable sending for the life of the page. */
+function keysProblem(error) {
+  if (error.notVouched) {
+    keysRefused = true;
+    reviewerKeys = null;
+    courierKeys = [];
+    submitButton.disabled = true;
+    main.dataset.keys = 'refused';
+    // "Ready: your report is protected here" is no longer true.
+    document.getElementById('mode-browser').hidden = true;
+    return t('page.keys.not_vouched');
+  }
+  return error.mismatch ? t('page.keys.mismatch') : t('page.keys.failed');
+}
+
+function showKeysRefused() {
+  showMessage([t('page.keys.not_vouched')], [], 'keys-refused');
 }
 
 /** The keys, fetched again if an earlier try failed. */
@@ -138,7 +164,7 @@ async function ensureKeys() {
     reviewerKeys = await loadKeys();
     return reviewerKeys;
   } catch (error) {
-    throw new Error(error.mismatch ? t('page.keys.mismatch') : t('page.keys.failed'));
+    throw Object.assign(new Error(keysProblem(error)), { notVouched: keysRefused });
   } finally {
     setStatus('');
   }
@@ -179,7 +205,7 @@ function renderFileList() {
     submitButton.disabled = true;
     showMessage([t('page.files.too_large', { limit: humanSize(maxBytes) })], [], 'too-large');
   } else {
-    submitButton.disabled = sending !== null;
+    submitButton.disabled = sending !== null || keysRefused;
     if (pageMessage.querySelector('[data-kind="too-large"]')) clearMessage();
     startChecks();
   }
@@ -559,7 +585,7 @@ async function sendOutgoing(report, files, keys, triage) {
 
 function setSending(on) {
   if (on) cancelRequested = false;
-  submitButton.disabled = on;
+  submitButton.disabled = on || keysRefused;
   cancelButton.hidden = !on;
   sendingNote.hidden = !on;
   progress.hidden = !on;
@@ -569,6 +595,10 @@ function setSending(on) {
 async function onSubmit(event) {
   event.preventDefault();
   if (sending) return;
+  if (keysRefused) {
+    showKeysRefused();
+    return;
+  }
   clearMessage();
   const answers = readAnswers();
   const missing = missingAnswers(answers);
@@ -626,7 +656,8 @@ async function onSubmit(event) {
     }
     showMessage([errorMessage(answer.status, answer.body), t('page.error.kept')]);
   } catch (error) {
-    showMessage([error.message, t('page.error.kept')]);
+    if (error.notVouched) showKeysRefused();
+    else showMessage([error.message, t('page.error.kept')]);
   } finally {
     setSending(false);
   }
@@ -662,9 +693,15 @@ async function start() {
     document.getElementById('receipt-words')?.replaceChildren();
   });
   try {
+    organisationPin = shownOrganisation();
+    // What is shown is what is checked: the fingerprint on the page is written from the pin.
+    const shown = organisationPin && document.querySelector('#org-key .org-key-fingerprint code');
+    if (shown) shown.textContent = grouped(organisationPin);
     reviewerKeys = await loadKeys();
   } catch (error) {
-    showMessage([error.mismatch ? t('page.keys.mismatch') : t('page.keys.failed')]);
+    const sentence = keysProblem(error);
+    if (keysRefused) showKeysRefused();
+    else showMessage([sentence]);
   }
 }
 

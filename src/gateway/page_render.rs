@@ -288,6 +288,7 @@ impl PageRenderer {
         slots.insert("stall_seconds", self.stall_seconds.to_string());
         slots.insert("strings_json", self.strings_json(lang));
         slots.insert("form_json", self.form_json.clone());
+        slots.insert("organisation_json", self.organisation_json());
         slots.insert("token", escape(&view.token));
         slots.insert(
             "form_hidden",
@@ -635,6 +636,15 @@ impl PageRenderer {
         )
     }
 
+    /// The organisation fingerprint the page shows, for its script (`static/js/keylist.js`): the
+    /// keys it encrypts to must be the ones the key list signed by that key vouches for.
+    /// `{"fingerprint": null}` without a key list.
+    fn organisation_json(&self) -> String {
+        script_json(
+            &serde_json::json!({ "fingerprint": self.organisation_fingerprint }).to_string(),
+        )
+    }
+
     fn key_list(&self) -> String {
         let mut out = String::new();
         for (fingerprint, name) in &self.keys {
@@ -858,6 +868,25 @@ mod tests {
             token: token.into(),
             ..PageView::default()
         }
+    }
+
+    /// The page's script learns the fingerprint it shows from a JSON data block (never inline
+    /// code), and the block agrees with what is displayed.
+    #[test]
+    fn the_organisation_fingerprint_reaches_the_script_as_data() {
+        let mut r = renderer(false);
+        let html = r.page("es", &view("t"));
+        assert!(html.contains(
+            "<script type=\"application/json\" id=\"organisation-key\">{\"fingerprint\":null}</script>"
+        ));
+        assert!(!html.contains("id=\"org-key\""));
+        let fingerprint = "876724495736AF632E5F668F44928851A04C42B3";
+        r.organisation_fingerprint = Some(fingerprint.into());
+        let html = r.page("es", &view("t"));
+        assert!(html.contains(&format!(
+            "<script type=\"application/json\" id=\"organisation-key\">{{\"fingerprint\":\"{fingerprint}\"}}</script>"
+        )));
+        assert!(html.contains(&format!("data-fingerprint=\"{fingerprint}\"")));
     }
 
     #[test]

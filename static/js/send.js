@@ -3,6 +3,7 @@
 // stalls, and the list of chosen files. Every message is a page string, through the page's `t`.
 
 import { paddedTriage, triageOfReport, utcDay } from './triage.js';
+import { vouchedKeys } from './keylist.js';
 
 /** Refusals of a proof of work that are not the reporter's doing: fetched and solved again. */
 export const POW_RETRY_CODES = new Set(['pow_invalid', 'pow_expired', 'pow_outdated', 'pow_insufficient',
@@ -12,14 +13,22 @@ export const POW_RETRY_CODES = new Set(['pow_invalid', 'pow_expired', 'pow_outda
  * The reviewer and courier keys from /api/v1/keys. The page lists the fingerprints it was
  * rendered with (`shown`); the keys must be exactly those (else an error with `mismatch`). With
  * `shown` null, the keys are taken as served (to verify replies: the box names the keys to use).
+ * With `pin`, the organisation fingerprint the page shows, the keys are the ones the signed key
+ * list vouches for under that key (./keylist.js), else an error with `notVouched`.
  */
-export async function loadKeys(openpgp, shown) {
+export async function loadKeys(openpgp, shown, pin = null) {
   const response = await fetch('/api/v1/keys', { cache: 'no-store', credentials: 'omit' });
   if (!response.ok) throw new Error(`keys: HTTP ${response.status}`);
   const body = await response.json();
-  const reviewers = await Promise.all(body.reviewers.map((r) => openpgp.readKey({ armoredKey: r.cert })));
-  // The people on call: each report's triage envelope is sealed to them (none: no envelope).
-  const couriers = await Promise.all((body.couriers || []).map((c) => openpgp.readKey({ armoredKey: c.cert })));
+  let reviewers;
+  let couriers;
+  if (pin) {
+    ({ reviewers, couriers } = await vouchedKeys(openpgp, body, pin, utcDay()));
+  } else {
+    reviewers = await Promise.all(body.reviewers.map((r) => openpgp.readKey({ armoredKey: r.cert })));
+    // The people on call: each report's triage envelope is sealed to them (none: no envelope).
+    couriers = await Promise.all((body.couriers || []).map((c) => openpgp.readKey({ armoredKey: c.cert })));
+  }
   const fetched = reviewers.map((k) => k.getFingerprint().toUpperCase());
   if (shown && (shown.length !== fetched.length || fetched.some((f) => !shown.includes(f)))) {
     throw Object.assign(new Error('mismatch'), { mismatch: true });

@@ -186,3 +186,76 @@ test('replies are judged as the vectors say', async () => {
   }
   for (const outcome of ['ok', 'not_signed', 'other_conversation']) assert.ok(outcomes.includes(outcome), `a vector for ${outcome}`);
 });
+
+// key-lists/: signed key lists (by Rust, with the demo organisation key) that the page's
+// keylist.js must judge as SignedKeyList::verify does under the pinned organisation fingerprint.
+const keylist = await import(join(repo, 'static/js/keylist.js'));
+
+test('key lists are judged as the vectors say', async () => {
+  const openpgp = await import(join(repo, 'static/node_modules/openpgp/dist/openpgp.min.mjs'));
+  const outcomes = new Set();
+  for (const [name, v] of cases('key-lists')) {
+    let got;
+    try {
+      const list = await keylist.verifyKeyList(openpgp, v.signed, v.pin, v.today);
+      const fingerprints = (members) => members.map((m) => m.fingerprint);
+      got = { ok: { version: list.version, reviewers: fingerprints(list.reviewers), couriers: fingerprints(list.couriers) } };
+      assert.equal(list.organisation, v.pin, name);
+    } catch (e) {
+      if (!(e instanceof keylist.KeyListRefused)) throw e;
+      got = { refused: e.kind };
+    }
+    if (name.startsWith('ok_')) assert.deepEqual(got, { ok: v.vouches }, name);
+    else assert.deepEqual(got, { refused: v.expect }, `${name}: ${v.about}`);
+    outcomes.add(v.expect);
+  }
+  for (const outcome of ['ok', 'not_pinned', 'bad_signature', 'expired', 'fingerprint_mismatch', 'duplicate', 'version_zero']) {
+    assert.ok(outcomes.has(outcome), `a vector for ${outcome}`);
+  }
+});
+
+test('the page encrypts only to the keys the list vouches for, and only when they are the ones served', async () => {
+  const openpgp = await import(join(repo, 'static/node_modules/openpgp/dist/openpgp.min.mjs'));
+  const v = read(join(vectors, 'key-lists/ok_demo_list.json'));
+  const list = JSON.parse(v.signed.key_list);
+  const served = (entries) => entries.map(({ fingerprint, name, cert }) => ({ fingerprint, name, cert }));
+  const body = () => ({
+    reviewers: served(list.reviewers), couriers: served(list.couriers), max_submission_bytes: 1,
+    key_list: v.signed, organisation: v.pin,
+  });
+  const vouched = (b, pin = v.pin) => keylist.vouchedKeys(openpgp, b, pin, v.today);
+  const kind = (promise) => promise.then(() => 'ok', (e) => { if (!e.notVouched) throw e; return e.kind; });
+  const keys = await vouched(body());
+  assert.deepEqual(keys.reviewers.map((k) => k.getFingerprint().toUpperCase()), v.vouches.reviewers);
+  assert.deepEqual(keys.couriers.map((k) => k.getFingerprint().toUpperCase()), v.vouches.couriers);
+  // A served certificate is never used: the list's is (a swapped cert under the listed
+  // fingerprint changes nothing).
+  const swappedCert = body();
+  swappedCert.reviewers[0].cert = list.reviewers[1].cert;
+  const fromList = await vouched(swappedCert);
+  assert.deepEqual(fromList.reviewers.map((k) => k.getFingerprint().toUpperCase()), v.vouches.reviewers);
+  // Served sets that differ from the list's.
+  const swapped = body();
+  swapped.reviewers[0] = { ...swapped.reviewers[0], fingerprint: 'AAAA'.repeat(10) };
+  assert.equal(await kind(vouched(swapped)), 'keys_differ');
+  const extra = body();
+  extra.reviewers.push(extra.couriers[0]);
+  assert.equal(await kind(vouched(extra)), 'keys_differ');
+  const twice = body();
+  twice.reviewers = [twice.reviewers[0], twice.reviewers[0]];
+  assert.equal(await kind(vouched(twice)), 'keys_differ');
+  const noCourier = body();
+  noCourier.couriers = [];
+  assert.equal(await kind(vouched(noCourier)), 'keys_differ');
+  // No list, or a list under another organisation than the page shows.
+  const none = body();
+  delete none.key_list;
+  assert.equal(await kind(vouched(none)), 'no_key_list');
+  const otherOrganisation = body();
+  otherOrganisation.organisation = 'BBBB'.repeat(10);
+  assert.equal(await kind(vouched(otherOrganisation)), 'not_pinned');
+  assert.equal(await kind(vouched(body(), 'BBBB'.repeat(10))), 'not_pinned');
+  const other = read(join(vectors, 'key-lists/fail_other_organisation.json'));
+  const replayed = { ...body(), key_list: other.signed };
+  assert.equal(await kind(vouched(replayed)), 'not_pinned');
+});
