@@ -39,6 +39,12 @@ pub const MAX_SIGNED_KEY_LIST: usize = 1024 * 1024;
 /// Most files a page manifest lists.
 const MAX_PAGE_FILES: usize = 4096;
 
+/// Most pages a manifest describes.
+const MAX_MANIFEST_PAGES: usize = 16;
+
+/// Most loads (and most form paths) of one page in a manifest.
+const MAX_PAGE_LOADS: usize = 64;
+
 /// How far ahead of this computer's clock a key list's signature may be dated (the organisation
 /// key lives on an offline machine, whose clock may run ahead).
 const OFFLINE_CLOCK_SKEW: Duration = Duration::from_secs(86_400);
@@ -105,6 +111,36 @@ pub struct PageManifest {
     pub content_security_policy: String,
     /// Every file, sorted by path, each once.
     pub files: Vec<PageFile>,
+    /// What each page loads and where its forms post (`docs/trust-v1.md`, part 3): the page
+    /// check requires exactly these loads. A manifest without it (from before it existed) still
+    /// reads, but no page passes the check against it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pages: Vec<PageEntry>,
+}
+
+/// One page of the release: what it loads and where its forms post.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageEntry {
+    /// The page's path (`/`, `/check`); the same page with a `?lang=` query is this page.
+    pub path: String,
+    /// Every resource-loading element, in document order (a file of `files`, served under
+    /// `/v/<release>/`).
+    pub loads: Vec<PageLoad>,
+    /// The paths its forms post to (same origin, query ignored), sorted, each once.
+    pub forms: Vec<String>,
+}
+
+/// One resource-loading element of a page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageLoad {
+    /// What loads it: `script-module`, `script`, `stylesheet`, `modulepreload`, `icon`, or
+    /// `<element>-<attribute>`; with `noscript-` in front when only a browser without scripting
+    /// loads it (inside `<noscript>`).
+    pub element: String,
+    /// The file, a path of `files`.
+    pub path: String,
 }
 
 /// One file of the page.
@@ -340,10 +376,23 @@ impl PageManifest {
             })
             .collect();
         files.sort_by(|a, b| a.path.cmp(&b.path));
+        let prefix = crate::assets::versioned_prefix();
+        let pages = [
+            ("/", "/templates/page.html"),
+            ("/check", "/templates/check.html"),
+        ]
+        .iter()
+        .filter_map(|(path, template)| {
+            let html = crate::assets::find(template)?.bytes;
+            let html = std::str::from_utf8(html).ok()?;
+            Some(crate::trust::page::template_entry(path, html, &prefix))
+        })
+        .collect();
         PageManifest {
             release: crate::assets::VERSION.to_string(),
             content_security_policy: crate::gateway::CONTENT_SECURITY_POLICY.to_string(),
             files,
+            pages,
         }
     }
 
@@ -408,6 +457,68 @@ impl PageManifest {
                     "{}: files must be sorted by path, each once",
                     file.path
                 ));
+            }
+        }
+        let path_ok =
+            |p: &str| p.starts_with('/') && p.len() <= 512 && !p.chars().any(char::is_control);
+        if self.pages.len() > MAX_MANIFEST_PAGES {
+            return bad(format!(
+                "it must describe at most {MAX_MANIFEST_PAGES} pages"
+            ));
+        }
+        for (i, page) in self.pages.iter().enumerate() {
+            if !path_ok(&page.path) || page.path.contains(['?', '#']) {
+                return bad(format!("{:?} is not a page path", cut(&page.path, 60)));
+            }
+            if self.pages[..i].iter().any(|p| p.path == page.path) {
+                return bad(format!("{}: a page described twice", page.path));
+            }
+            if page.loads.len() > MAX_PAGE_LOADS || page.forms.len() > MAX_PAGE_LOADS {
+                return bad(format!(
+                    "{}: more than {MAX_PAGE_LOADS} loads or forms",
+                    page.path
+                ));
+            }
+            for load in &page.loads {
+                let element_ok = !load.element.is_empty()
+                    && load.element.len() <= 64
+                    && load
+                        .element
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b == b'-' || b.is_ascii_digit());
+                if !element_ok {
+                    return bad(format!(
+                        "{}: {:?} is not an element kind",
+                        page.path,
+                        cut(&load.element, 60)
+                    ));
+                }
+                if self
+                    .files
+                    .binary_search_by(|f| f.path.as_str().cmp(&load.path))
+                    .is_err()
+                {
+                    return bad(format!(
+                        "{}: it loads {:?}, which is not a file of the release",
+                        page.path,
+                        cut(&load.path, 60)
+                    ));
+                }
+            }
+            for (j, form) in page.forms.iter().enumerate() {
+                if !path_ok(form) || form.contains(['?', '#']) {
+                    return bad(format!(
+                        "{}: {:?} is not a form path",
+                        page.path,
+                        cut(form, 60)
+                    ));
+                }
+                if j > 0 && page.forms[j - 1] >= *form {
+                    return bad(format!(
+                        "{}: form paths must be sorted, each once",
+                        page.path
+                    ));
+                }
             }
         }
         Ok(())
