@@ -50,6 +50,19 @@ fn send(dir: &Path, n: usize, from: usize) -> Vec<SubmissionId> {
     ids
 }
 
+/// A gateway's first `n` reports, exported as `b1.tar` and opened into `reports/` (no problem);
+/// returns the data and reports folders.
+fn first_bundle_opened(dir: &Path, n: usize) -> (std::path::PathBuf, std::path::PathBuf) {
+    let data = dir.join("data");
+    let reports = dir.join("reports");
+    send(dir, n, 0);
+    let b1 = dir.join("b1.tar");
+    export_to(&data, &b1);
+    let o = open(&b1, &reports);
+    assert!(o.status.success(), "{}", stderr(&o));
+    (data, reports)
+}
+
 #[test]
 fn a_normal_run_with_purges_and_retention_flags_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -114,12 +127,7 @@ fn a_normal_run_with_purges_and_retention_flags_nothing() {
 #[test]
 fn a_submission_deleted_from_the_store_between_two_exports_is_named() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("data");
-    let reports = dir.path().join("reports");
-    send(dir.path(), 2, 0);
-    let b1 = dir.path().join("b1.tar");
-    export_to(&data, &b1);
-    assert!(open(&b1, &reports).status.success());
+    let (data, reports) = first_bundle_opened(dir.path(), 2);
     let ids = send(dir.path(), 3, 2);
     // Number 4 disappears from the disk: its record and its ciphertext.
     with_store(&data, |store| store.tamper_forget(&ids[1]).expect("forget"));
@@ -175,12 +183,7 @@ fn an_altered_ciphertext_is_named_by_its_number() {
 #[test]
 fn reordering_after_an_export_is_caught_at_the_next_one() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("data");
-    let reports = dir.path().join("reports");
-    send(dir.path(), 2, 0);
-    let b1 = dir.path().join("b1.tar");
-    export_to(&data, &b1);
-    assert!(open(&b1, &reports).status.success());
+    let (data, reports) = first_bundle_opened(dir.path(), 2);
     send(dir.path(), 2, 2);
     // A careful adversary swaps numbers 1 and 3 and recomputes every hash: the new segment adds
     // up by itself, but no longer meets the head the first bundle showed.
@@ -317,15 +320,5 @@ fn a_head_the_watch_saw_catches_a_history_rewritten_for_the_bundles() {
 }
 
 fn open_with_seen_head(bundle: &Path, out: &Path, seen: &str) -> Output {
-    run(Command::new(review_bin())
-        .arg("open")
-        .arg(bundle)
-        .arg("--key")
-        .arg(demo_sec(1))
-        .arg("--passphrase-file")
-        .arg(demo_passphrase(1))
-        .arg("--out")
-        .arg(out)
-        .arg("--seen-head")
-        .arg(seen))
+    open_as_demo_reviewer_with(bundle, out, &["--seen-head", seen])
 }

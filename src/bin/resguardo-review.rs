@@ -1092,16 +1092,7 @@ fn registry_command(command: RegistryCommand, lang: Lang) -> Result<(), Failure>
             start_new_log: true,
         } => {
             let forgotten = folder.open()?.start_new_log().map_err(registry_failure)?;
-            for (batch, detail, at) in &forgotten {
-                println!(
-                    "{}: {} ({} {}, {})",
-                    lang.pick("forgotten", "olvidado"),
-                    clean_line(detail),
-                    lang.pick("batch", "lote"),
-                    clean_line(batch),
-                    clean_line(at)
-                );
-            }
+            print_chain_problems(lang.pick("forgotten", "olvidado"), &forgotten, lang);
             println!(
                 "{}",
                 lang.pick(
@@ -1129,16 +1120,7 @@ fn registry_command(command: RegistryCommand, lang: Lang) -> Result<(), Failure>
                     ranges(&status.gaps, 20)
                 }
             );
-            for (batch, detail, at) in &problems {
-                println!(
-                    "{}: {} ({} {}, {})",
-                    lang.pick("PROBLEM", "PROBLEMA"),
-                    clean_line(detail),
-                    lang.pick("batch", "lote"),
-                    clean_line(batch),
-                    clean_line(at)
-                );
-            }
+            print_chain_problems(lang.pick("PROBLEM", "PROBLEMA"), &problems, lang);
             if problems.is_empty() {
                 Ok(())
             } else {
@@ -1606,6 +1588,19 @@ fn open_command(
         open::add_seen_head(&mut summary, &out_dir, seen);
     }
     print_summary(&summary, Verb::Opened, out, lang)
+}
+
+/// One line per recorded chain problem: `LABEL: detail (batch B, when)`.
+fn print_chain_problems(label: &str, problems: &[(String, String, String)], lang: Lang) {
+    for (batch, detail, at) in problems {
+        println!(
+            "{label}: {} ({} {}, {})",
+            clean_line(detail),
+            lang.pick("batch", "lote"),
+            clean_line(batch),
+            clean_line(at)
+        );
+    }
 }
 
 /// `--seen-head`: NUMBER:HASH, or a watch's state file holding `chain_head`.

@@ -306,6 +306,11 @@ pub fn multipart(parts: &[(&str, Option<&str>, &[u8])]) -> Vec<u8> {
 
 /// `resguardo-review open BUNDLE` with demo reviewer 1's key into `out`.
 pub fn open_as_demo_reviewer(bundle: &Path, out: &Path) -> Output {
+    open_as_demo_reviewer_with(bundle, out, &[])
+}
+
+/// [`open_as_demo_reviewer`] with more arguments.
+pub fn open_as_demo_reviewer_with(bundle: &Path, out: &Path, more: &[&str]) -> Output {
     run(Command::new(review_bin())
         .arg("open")
         .arg(bundle)
@@ -314,7 +319,8 @@ pub fn open_as_demo_reviewer(bundle: &Path, out: &Path) -> Output {
         .arg("--passphrase-file")
         .arg(demo_passphrase(1))
         .arg("--out")
-        .arg(out))
+        .arg(out)
+        .args(more))
 }
 
 /// Posts `body` to `path` (with its query) on the gateway, as a browser would.
