@@ -10,7 +10,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use resguardo::keyring::{CourierKeyring, ReviewerKeyring};
@@ -94,25 +94,41 @@ const GENUINE: u8 = 0;
 const CHANGED_APP_JS: u8 = 1;
 /// The key list swapped for one signed by another organisation key.
 const SWAPPED_LIST: u8 = 2;
+/// `/api/v1/keys` answers 503.
+const KEYS_UNAVAILABLE: u8 = 3;
+/// The courier's chain route answers 404.
+const CHAIN_GONE: u8 = 4;
+/// The key list with a field it does not have.
+const KEY_LIST_EXTRA_FIELD: u8 = 5;
+
+/// The requests the proxy relayed: the request line, and whether it came with Chromium's
+/// User-Agent (the page check's sessions).
+type Log = Arc<Mutex<Vec<(String, bool)>>>;
 
 /// A loopback HTTP proxy in front of `gateway` that alters answers as `mode` says now (one
 /// request per connection).
 fn proxy(gateway: SocketAddr, mode: Arc<AtomicU8>) -> String {
+    proxy_logged(gateway, mode, Log::default())
+}
+
+/// As [`proxy`], recording each request in `log`.
+fn proxy_logged(gateway: SocketAddr, mode: Arc<AtomicU8>, log: Log) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || {
         for client in listener.incoming() {
             let Ok(client) = client else { break };
             let mode = mode.load(Ordering::SeqCst);
+            let log = log.clone();
             std::thread::spawn(move || {
-                let _ = relay(client, gateway, mode);
+                let _ = relay(client, gateway, mode, &log);
             });
         }
     });
     format!("http://{addr}/")
 }
 
-fn relay(mut client: TcpStream, gateway: SocketAddr, mode: u8) -> std::io::Result<()> {
+fn relay(mut client: TcpStream, gateway: SocketAddr, mode: u8, log: &Log) -> std::io::Result<()> {
     client.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
@@ -123,9 +139,40 @@ fn relay(mut client: TcpStream, gateway: SocketAddr, mode: u8) -> std::io::Resul
         head.push(byte[0]);
     }
     let text = String::from_utf8_lossy(&head).into_owned();
+    let request_line = text.split("\r\n").next().unwrap_or("").to_string();
+    log.lock()
+        .unwrap()
+        .push((request_line, text.contains("Chrome/")));
+    let canned = |status: &str, body: &str| {
+        format!(
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    if mode == KEYS_UNAVAILABLE && text.starts_with("GET /api/v1/keys ") {
+        client.write_all(
+            canned(
+                "503 Service Unavailable",
+                "{\"error\":\"busy\",\"message\":\"busy\"}",
+            )
+            .as_bytes(),
+        )?;
+        return client.shutdown(std::net::Shutdown::Both);
+    }
+    if mode == CHAIN_GONE && text.starts_with("GET /api/v1/courier/chain") {
+        client.write_all(
+            canned(
+                "404 Not Found",
+                "{\"error\":\"not_found\",\"message\":\"no such route\"}",
+            )
+            .as_bytes(),
+        )?;
+        return client.shutdown(std::net::Shutdown::Both);
+    }
     let app_js = format!("GET /v/{}/app.js ", PageManifest::embedded().release);
     let alter = (mode == CHANGED_APP_JS && text.starts_with(&app_js))
-        || (mode == SWAPPED_LIST && text.starts_with("GET /api/v1/keys "));
+        || ((mode == SWAPPED_LIST || mode == KEY_LIST_EXTRA_FIELD)
+            && text.starts_with("GET /api/v1/keys "));
     // One request per connection; what is altered comes uncompressed.
     let mut lines: Vec<&str> = text
         .trim_end()
@@ -158,6 +205,10 @@ fn relay(mut client: TcpStream, gateway: SocketAddr, mode: u8) -> std::io::Resul
             b"\n;fetch('/x', {method: 'POST', body: document.body.innerHTML});\n",
         );
         body
+    } else if mode == KEY_LIST_EXTRA_FIELD {
+        let mut json: serde_json::Value = serde_json::from_slice(body).expect("keys json");
+        json["key_list"]["comment"] = "an extra field".into();
+        serde_json::to_vec(&json).unwrap()
     } else {
         let mut json: serde_json::Value = serde_json::from_slice(body).expect("keys json");
         json["key_list"] = serde_json::to_value(signed_list(&orgs().attacker, 9)).unwrap();
@@ -209,6 +260,34 @@ fn watch(url: &str, state: &Path, rings: &Path, org: bool) -> Output {
 
 fn verify_page(url: &str) -> Output {
     run(Command::new(submit_bin()).args(["verify-page", url, "--pin", &pin()]))
+}
+
+/// A gateway behind a proxy whose mode the test sets, and a watch's state and rings.
+struct Setup {
+    _dir: tempfile::TempDir,
+    gateway: Gateway,
+    mode: Arc<AtomicU8>,
+    log: Log,
+    url: String,
+    state: PathBuf,
+    rings: PathBuf,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let (gateway, _) = start(dir.path());
+    let mode = Arc::new(AtomicU8::new(GENUINE));
+    let log = Log::default();
+    let url = proxy_logged(gateway.addr, mode.clone(), log.clone());
+    Setup {
+        state: dir.path().join("watch"),
+        rings: dir.path().join("rings.txt"),
+        _dir: dir,
+        gateway,
+        mode,
+        log,
+        url,
+    }
 }
 
 /// The rings so far, each its environment lines (waiting up to `within` for `count` of them).
@@ -361,4 +440,152 @@ fn a_rewritten_chain_rings_the_watch_with_its_number() {
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(rings(&ring_file, 2, Duration::from_secs(1)).len(), 1);
     gateway.stop();
+}
+
+/// Regression (hostile review, finding 9): once a key list was verified, a gateway that answers
+/// 503 to `/api/v1/keys` (or anything that keeps the check from completing) silenced the watch
+/// ("not checked" at every poll). Now the third poll in a row rings; verify-page says it could
+/// not verify (exit 4), not that a submission was refused.
+#[test]
+fn a_check_that_cannot_complete_rings_at_the_third_poll_and_verify_page_says_so() {
+    let s = setup();
+    let out = watch(&s.url, &s.state, &s.rings, true);
+    assert!(
+        stdout(&out).contains("trust: key list 1"),
+        "{}",
+        stdout(&out)
+    );
+    s.mode.store(KEYS_UNAVAILABLE, Ordering::SeqCst);
+    let out = verify_page(&s.url);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("could not verify this page: do not rely on it"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("refused"), "{}", stderr(&out));
+    for poll in 1..=3 {
+        let out = watch(&s.url, &s.state, &s.rings, true);
+        let printed = stdout(&out);
+        assert!(printed.contains("not checked"), "{printed}");
+        assert_eq!(
+            printed.contains("ALARM"),
+            poll == 3,
+            "poll {poll}: {printed}"
+        );
+    }
+    let rung = rings(&s.rings, 1, Duration::from_secs(20));
+    assert_eq!(rung.len(), 1, "{rung:?}");
+    assert!(rung[0].contains("RESGUARDO_ALARM=page"), "{}", rung[0]);
+    assert!(rung[0].contains("3 polls in a row"), "{}", rung[0]);
+    s.gateway.stop();
+}
+
+/// Regression (finding 9): a key list with a field it does not have made the check "not
+/// checked", not an alarm.
+#[test]
+fn a_malformed_key_list_rings() {
+    let s = setup();
+    watch(&s.url, &s.state, &s.rings, true);
+    s.mode.store(KEY_LIST_EXTRA_FIELD, Ordering::SeqCst);
+    let out = watch(&s.url, &s.state, &s.rings, true);
+    let printed = stdout(&out);
+    assert!(
+        printed.contains("ALARM") && printed.contains("malformed key list"),
+        "{printed}"
+    );
+    let rung = rings(&s.rings, 1, Duration::from_secs(20));
+    assert!(rung[0].contains("RESGUARDO_ALARM=keys"), "{}", rung[0]);
+    let out = verify_page(&s.url);
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    s.gateway.stop();
+}
+
+/// Regression (finding 9): a 404 on the chain route after the watch verified a head was printed
+/// once and never rang.
+#[test]
+fn a_chain_route_that_disappears_after_a_verified_head_rings() {
+    let s = setup();
+    let (status, body) = post(
+        &s.gateway.url,
+        &sealed(b"report"),
+        Some("application/pgp-encrypted"),
+    );
+    assert_eq!(status, 201, "{body}");
+    let out = watch(&s.url, &s.state, &s.rings, false);
+    assert!(!stdout(&out).contains("ALARM"), "{}", stdout(&out));
+    s.mode.store(CHAIN_GONE, Ordering::SeqCst);
+    let out = watch(&s.url, &s.state, &s.rings, false);
+    let printed = stdout(&out);
+    assert!(
+        printed.contains("ALARM") && printed.contains("no longer shows its log"),
+        "{printed}"
+    );
+    let rung = rings(&s.rings, 1, Duration::from_secs(20));
+    assert!(rung[0].contains("RESGUARDO_ALARM=chain"), "{}", rung[0]);
+    s.gateway.stop();
+}
+
+/// The review: the watch asked for `/api/v1/keys` first on a fresh connection, and for
+/// `nojs.css` but never `/favicon.ico`, unlike a browser. Now `/` comes first, then what it
+/// loads, the icon, then the keys (as the page's script), and the files no page loads with
+/// scripting on only in the rest session, after.
+#[test]
+fn the_watch_opens_the_page_as_a_browser_does() {
+    let s = setup();
+    let out = watch(&s.url, &s.state, &s.rings, true);
+    assert!(!stdout(&out).contains("ALARM"), "{}", stdout(&out));
+    let log = s.log.lock().unwrap().clone();
+    let browser: Vec<&str> = log
+        .iter()
+        .filter(|(_, chrome)| *chrome)
+        .map(|(line, _)| line.as_str())
+        .collect();
+    let at = |path: &str| {
+        browser
+            .iter()
+            .position(|l| l.starts_with(&format!("GET {path} ")))
+            .unwrap_or_else(|| panic!("{path} not asked for: {browser:#?}"))
+    };
+    let release = PageManifest::embedded().release;
+    assert_eq!(at("/"), 0, "{browser:#?}");
+    assert!(at(&format!("/v/{release}/style.css")) < at(&format!("/v/{release}/app.js")));
+    assert!(at(&format!("/v/{release}/app.js")) < at("/favicon.ico"));
+    assert!(at("/favicon.ico") < at("/api/v1/keys"));
+    assert!(at("/api/v1/keys") < at(&format!("/v/{release}/nojs.css")));
+    assert!(at("/api/v1/keys") < at(&format!("/v/{release}/js/pow-worker.js")));
+    s.gateway.stop();
+}
+
+#[test]
+fn verify_page_refuses_an_older_list_and_lists_its_exit_codes() {
+    let s = setup();
+    let out = run(Command::new(submit_bin()).args([
+        "verify-page",
+        &s.url,
+        "--pin",
+        &pin(),
+        "--min-version",
+        "2",
+    ]));
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("older than version 2"),
+        "{}",
+        stderr(&out)
+    );
+    let help = stdout(&run(
+        Command::new(submit_bin()).args(["verify-page", "--help"])
+    ));
+    for code in [
+        "0 the page",
+        "2 usage",
+        "4 could not verify",
+        "5 the key list",
+        "6 the page",
+    ] {
+        assert!(help.contains(code), "{code}: {help}");
+    }
+    assert!(help.contains("64"), "{help}");
+    s.gateway.stop();
 }

@@ -219,8 +219,9 @@ enum Command {
         /// Poll once and stop.
         #[arg(long)]
         once: bool,
-        /// The organisation key's fingerprint (from its card): also check the key list and the
-        /// page at every poll.
+        /// The organisation key's fingerprint (from its card: 40 hex digits for a v4 key, 64 for
+        /// a v6 key, spaces allowed): also check the key list and the page at every poll, on a
+        /// thread of their own (docs/early-alerts.md).
         #[arg(long, value_name = "FINGERPRINT")]
         org: Option<String>,
     },

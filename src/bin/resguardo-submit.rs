@@ -138,22 +138,30 @@ enum Sub {
     /// Check that a gateway serves the page and keys its organisation vouched for
     /// (docs/trust-v1.md), fetching the page as a browser does.
     ///
-    /// Verifies the served key list with the organisation key (--pin), checks that the served
-    /// reviewer and courier keys are the list's, then fetches / and /check and every file of the
-    /// release the list names, and compares each with the list's SHA-256, Content-Security-Policy
-    /// and release. Run it just before using the page in a browser.
+    /// Opens the page as a browser does (/, what it loads, /api/v1/keys, the release's other
+    /// pages), verifies the served key list with the organisation key (--pin), checks that the
+    /// served reviewer and courier keys are the list's, and compares every page and file with
+    /// what the list vouches for (SHA-256, what each page loads, its headers, its links and
+    /// forms); then, in a second session, every other file of the release. Run it just before
+    /// using the page in a browser.
     ///
-    /// Exit codes: 0 the page and keys are the ones vouched for; 2 usage (no --pin); 4 the
-    /// network or the gateway failed (nothing was found wrong: try again); 5 the key list does
-    /// not verify under --pin or the keys differ from it; 6 the page differs from the release
-    /// (each difference is listed).
+    /// Exit codes: 0 the page and keys are the ones vouched for; 2 usage (no --pin, a bad URL
+    /// or certificate); 4 could not verify this page (the network, the gateway answering
+    /// something else than the page and its keys, or the 90-second deadline): do not rely on
+    /// it; 5 the key list does not verify under --pin, is older than --min-version, or the keys
+    /// differ from it; 6 the page differs from the release (each difference is listed).
     VerifyPage {
         /// The gateway, e.g. https://reportes.example.org/ or http://xyz….onion/
         #[arg(value_name = "URL")]
         url: String,
-        /// The organisation key's fingerprint, from the card or poster you got in person.
+        /// The organisation key's fingerprint, from the card or poster you got in person: 40
+        /// hex digits (a v4 key) or 64 (a v6 key), spaces allowed.
         #[arg(long, value_name = "FINGERPRINT")]
         pin: Option<String>,
+        /// Refuse (exit 5) a key list older than version N (the version on the card, or the last
+        /// one you saw): an old list still verifies until it expires.
+        #[arg(long, value_name = "N", requires = "pin")]
+        min_version: Option<u64>,
         /// Trust only this CA or self-signed certificate (PEM) for the gateway.
         #[arg(long, value_name = "PEM", conflicts_with = "insecure_self_signed")]
         ca_cert: Option<PathBuf>,
@@ -229,12 +237,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Some(Sub::VerifyPage {
             url,
             pin,
+            min_version,
             ca_cert,
             insecure_self_signed,
             proxy,
         }) => verify_page(
             &url,
             pin.as_deref(),
+            min_version,
             ca_cert,
             insecure_self_signed,
             proxy.as_deref(),
@@ -489,6 +499,7 @@ fn save_attachment(
 fn verify_page(
     url: &str,
     pin: Option<&str>,
+    min_version: Option<u64>,
     ca_cert: Option<PathBuf>,
     insecure_self_signed: bool,
     proxy: Option<&str>,
@@ -511,11 +522,19 @@ fn verify_page(
         (None, false) => Trust::WebPki,
     };
     let client = vp::PageClient::new(url, trust, proxy).map_err(failure)?;
-    let verdict = vp::check_gateway(&client, &pin, resguardo::submission::UtcDay::today())
-        .map_err(|e| match e {
-            vp::TrustCheckError::Gateway(e) => failure(e),
-            other => Failure::environment(other),
-        })?;
+    let not_verified = |e: &dyn std::fmt::Display| {
+        Failure::new(
+            vp::EXIT_NOT_VERIFIED,
+            format!("could not verify this page: do not rely on it ({e})"),
+        )
+    };
+    let verdict = vp::check_gateway(
+        &client,
+        &pin,
+        resguardo::submission::UtcDay::today(),
+        min_version,
+    )
+    .map_err(|e| not_verified(&e))?;
     if !verdict.key_problems.is_empty() {
         let mut message = format!(
             "The gateway offers keys that the organisation you trust ({}) has not vouched for. \
@@ -531,9 +550,13 @@ fn verify_page(
         }
         return Err(Failure::new(resguardo::cli::EXIT_UNTRUSTED, message));
     }
-    let (Some(list), Some(report)) = (&verdict.key_list, &verdict.page) else {
-        return Err(Failure::environment("the page was not checked"));
+    let (Some(list), Some(page)) = (&verdict.key_list, &verdict.page) else {
+        return Err(not_verified(&"the page was not checked"));
     };
+    let mut report = page.clone();
+    let rest =
+        vp::check_rest_files(&client, &list.page, &report.checked).map_err(|e| not_verified(&e))?;
+    report.merge(rest);
     if !report.is_genuine() {
         let mut message = format!(
             "The page at {} is NOT the release the organisation {} vouched for (key list {}). \

@@ -10,11 +10,13 @@
 //!
 //! At every poll it also checks the gateway's log (`docs/trust-v1.md`, part 2): the head must
 //! extend the last one it verified (`chain_head` in its state). With `--org FINGERPRINT` it checks
-//! the served key list and the page too (part 3), in a session of their own at a random moment
-//! of the interval. A problem rings like an urgent report, once per problem (`rung` in its
-//! state), through the same `ring` process, its claim named by a hash of the problem.
+//! the served key list and the page too (part 3) on a thread of its own (so that a slow or
+//! hostile page never delays the triage polling and its rings), with a state file of its own
+//! (`watch-trust.json`), in sessions of their own at random moments of the interval. A problem
+//! rings like an urgent report, once per problem (`rung` in its state), through the same `ring`
+//! process, its claim named by a hash of the problem.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -22,8 +24,9 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::AtomicBool;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use sequoia_openpgp as openpgp;
@@ -37,17 +40,24 @@ use super::courier::{Courier, CHAIN_BEHIND};
 use crate::courier::{TriageItem, TriageList};
 use crate::payload::Urgency;
 use crate::submission::{SubmissionId, UtcDay};
-use crate::submit::verify_page::{check_gateway, KeyProblem, PageClient};
+use crate::submit::verify_page::{check_gateway, check_rest_files, PageClient, TrustCheckError};
 use crate::submit::SubmitError;
 use crate::terminal::clean_line;
 use crate::triage::{Triage, TRIAGE_BYTES};
 use crate::trust::chain::{extends, ChainPoint, Rewritten};
+use crate::trust::page::{PageManifest, PageReport};
 
 /// Largest triage answer read (a full page of items is about 2.5 MiB).
 const MAX_TRIAGE_ANSWER: u64 = 4 * 1024 * 1024;
 
 /// The state file in the state directory.
 const STATE_FILE: &str = "watch-state.json";
+/// The trust checks' state file (`--org`), written by their thread only.
+const TRUST_STATE_FILE: &str = "watch-trust.json";
+
+/// A check of the page and keys that fails to complete this many polls in a row (the gateway
+/// answering, but not with the page and its keys) rings, once a key list was verified.
+pub const INCOMPLETE_ALARM: u32 = 3;
 /// The folder of ring claims in the state directory.
 const ALERTS_DIR: &str = "alerts";
 
@@ -86,13 +96,33 @@ struct WatchState {
     /// The last point of the gateway's chain this watch verified (from genesis on).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     chain_head: Option<ChainPoint>,
-    /// The highest key list version seen (`--org`): a lower one rings.
+    /// The highest key list version seen, by watches from before `watch-trust.json` (read once,
+    /// to start that file from).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     key_list_version: Option<u64>,
     /// Problems rung for ([`Alarm::key`]), with the day: each rings once (again only after
     /// [`RUNG_DAYS`], as a reminder, if it is still there).
     #[serde(default)]
     rung: BTreeMap<String, UtcDay>,
+}
+
+/// What the trust checks (`--org`) remember between polls and runs (`watch-trust.json`).
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct TrustState {
+    /// The highest key list version verified: a lower one rings. Also tells that a key list was
+    /// verified before (then a check that does not complete rings, after
+    /// [`INCOMPLETE_ALARM`] polls).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key_list_version: Option<u64>,
+    /// Polls in a row whose check did not complete, the gateway answering.
+    #[serde(default)]
+    incomplete: u32,
+    /// Problems rung for, as [`WatchState::rung`].
+    #[serde(default)]
+    rung: BTreeMap<String, UtcDay>,
+    /// A session of this round did not complete (reached or not).
+    #[serde(skip)]
+    failed_now: bool,
 }
 
 impl WatchState {
@@ -319,9 +349,13 @@ fn load_state(dir: &Path) -> Result<WatchState, WatchError> {
 
 /// Replaces the state file atomically and durably (temporary file, fsync, rename, fsync dir).
 fn save_state(dir: &Path, state: &WatchState) -> Result<(), WatchError> {
-    let path = dir.join(STATE_FILE);
-    let temp = dir.join(format!("{STATE_FILE}.new"));
     let json = serde_json::to_vec(state).unwrap_or_default();
+    write_atomically(dir, STATE_FILE, &json)
+}
+
+fn write_atomically(dir: &Path, name: &str, json: &[u8]) -> Result<(), WatchError> {
+    let path = dir.join(name);
+    let temp = dir.join(format!("{name}.new"));
     let written = (|| {
         let mut file = OpenOptions::new()
             .write(true)
@@ -329,7 +363,7 @@ fn save_state(dir: &Path, state: &WatchState) -> Result<(), WatchError> {
             .truncate(true)
             .mode(0o600)
             .open(&temp)?;
-        file.write_all(&json)?;
+        file.write_all(json)?;
         file.sync_all()?;
         fs::rename(&temp, &path)?;
         File::open(dir)?.sync_all()
@@ -337,7 +371,9 @@ fn save_state(dir: &Path, state: &WatchState) -> Result<(), WatchError> {
     written.map_err(state_error(&path))
 }
 
-/// Polls until `options.polls` is reached (or forever), printing each new report to `out`.
+/// Polls until `options.polls` is reached (or forever), printing each new report to `out`. With
+/// `--org`, the key list and page checks run on a thread of their own ([`trust_loop`]); what it
+/// prints comes out here, between polls.
 pub fn watch(
     courier: &mut Courier,
     options: &WatchOptions,
@@ -353,50 +389,196 @@ pub fn watch(
             "key list and page checks are off (give --org FINGERPRINT, from the organisation's card, to turn them on)"
         );
     }
+    let (lines_tx, lines_rx) = mpsc::channel::<Vec<u8>>();
+    let (stop_tx, stop_rx) = mpsc::channel::<()>();
+    let seed = state.key_list_version;
+    std::thread::scope(|scope| {
+        let trust_thread = options.trust.as_ref().map(|trust| {
+            let lines = lines_tx.clone();
+            scope.spawn(move || trust_loop(trust, options, seed, stop_rx, lines))
+        });
+        drop(lines_tx);
+        let result = poll_loop(courier, options, &mut state, out, &lines_rx);
+        // The trust thread stops at its next pause (at once with --once, after its check).
+        drop(stop_tx);
+        for chunk in lines_rx.iter() {
+            let _ = out.write_all(&chunk);
+        }
+        let _ = out.flush();
+        if let Some(thread) = trust_thread {
+            let _ = thread.join();
+        }
+        result
+    })
+}
+
+/// The triage and chain polling, at its fixed rhythm.
+fn poll_loop(
+    courier: &mut Courier,
+    options: &WatchOptions,
+    state: &mut WatchState,
+    out: &mut dyn Write,
+    lines: &Receiver<Vec<u8>>,
+) -> Result<(), WatchError> {
+    let dir = &options.state_dir;
     let mut shown = Shown::default();
     let mut polls = 0u64;
     loop {
+        let started = Instant::now();
         let since = state.since(UtcDay::today());
         match courier.triage_since(since) {
             Ok((gateway_today, items)) => {
-                handle(courier, &mut state, items, options, out)?;
+                handle(courier, state, items, options, out)?;
                 state.last_poll = Some(gateway_today);
                 // What the next poll cannot return any more need not be remembered.
                 let next = state.since(gateway_today);
                 state.seen.retain(|_, day| *day >= next);
-                save_state(dir, &state)?;
+                save_state(dir, state)?;
             }
             // A gateway out of reach (a broken Tor circuit) is tried again at the next poll.
             Err(e) => {
                 let _ = writeln!(out, "gateway not reached: {}", clean_line(&e.to_string()));
             }
         }
-        let alarms = check_chain(courier, &mut state, &mut shown, out);
-        raise(&mut state, options, &alarms, &mut shown, out);
-        save_state(dir, &state)?;
+        let alarms = check_chain(courier, state, &mut shown, out);
+        raise(&mut state.rung, options, &alarms, &mut shown, out);
+        save_state(dir, state)?;
         let _ = out.flush();
         polls += 1;
-        let last = options.polls.is_some_and(|n| polls >= n);
-        let mut rest = options.every;
-        if let Some(trust) = &options.trust {
-            // At a random moment of the interval, in a session of its own: not right after the
-            // courier's signed requests, which the gateway can tell apart.
-            if !last {
-                let wait = random_part(options.every);
-                std::thread::sleep(wait);
-                rest = rest.saturating_sub(wait);
-            }
-            let started = std::time::Instant::now();
-            let alarms = check_trust(trust, &mut state, &mut shown, out);
-            raise(&mut state, options, &alarms, &mut shown, out);
-            save_state(dir, &state)?;
-            let _ = out.flush();
-            rest = rest.saturating_sub(started.elapsed());
-        }
-        if last {
+        if options.polls.is_some_and(|n| polls >= n) {
             return Ok(());
         }
-        std::thread::sleep(rest);
+        // Until the next poll, print what the trust thread says as it says it.
+        let until = started + options.every;
+        loop {
+            let now = Instant::now();
+            if now >= until {
+                break;
+            }
+            match lines.recv_timeout(until - now) {
+                Ok(chunk) => {
+                    let _ = out.write_all(&chunk);
+                    let _ = out.flush();
+                }
+                Err(RecvTimeoutError::Timeout) => break,
+                Err(RecvTimeoutError::Disconnected) => {
+                    std::thread::sleep(until.saturating_duration_since(Instant::now()));
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Lines for the main thread to print (each sent whole).
+struct LineSender {
+    to: Sender<Vec<u8>>,
+    pending: Vec<u8>,
+}
+
+impl Write for LineSender {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.pending.extend_from_slice(bytes);
+        if let Some(last) = self.pending.iter().rposition(|&b| b == b'\n') {
+            let rest = self.pending.split_off(last + 1);
+            let line = std::mem::replace(&mut self.pending, rest);
+            let _ = self.to.send(line);
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Waits `d`; false when the watch is stopping.
+fn pause(stop: &Receiver<()>, d: Duration) -> bool {
+    matches!(stop.recv_timeout(d), Err(RecvTimeoutError::Timeout))
+}
+
+/// The key list and page checks (`--org`), on their own thread and state: at a random moment of
+/// each interval the browser session (the pages, what they load, `/api/v1/keys`), at another
+/// random moment after it the rest of the release, each a session of its own. A check takes at
+/// most [`crate::trust::page::DEADLINE`] per session, and never delays the triage polling.
+fn trust_loop(
+    trust: &TrustOptions,
+    options: &WatchOptions,
+    seed: Option<u64>,
+    stop: Receiver<()>,
+    lines: Sender<Vec<u8>>,
+) {
+    let mut out = LineSender {
+        to: lines,
+        pending: Vec::new(),
+    };
+    let dir = &options.state_dir;
+    let mut state = match load_trust_state(dir) {
+        Ok(Some(s)) => s,
+        Ok(None) => TrustState {
+            key_list_version: seed,
+            ..TrustState::default()
+        },
+        Err(e) => {
+            let _ = writeln!(out, "page and keys not checked: {e}");
+            return;
+        }
+    };
+    let mut shown = Shown::default();
+    let mut round = 0u64;
+    loop {
+        round += 1;
+        let last = options.polls.is_some_and(|n| round >= n);
+        let started = Instant::now();
+        // Not right after the courier's signed requests, which the gateway can tell apart.
+        if !last && !pause(&stop, random_part(options.every)) {
+            return;
+        }
+        state.failed_now = false;
+        let (alarms, rest) = check_trust(trust, &mut state, &mut shown, &mut out);
+        raise(&mut state.rung, options, &alarms, &mut shown, &mut out);
+        save_trust_state(dir, &state, &mut out);
+        if let Some(rest) = rest {
+            let left = options.every.saturating_sub(started.elapsed());
+            if !last && !pause(&stop, random_part(left)) {
+                return;
+            }
+            let alarms = check_rest(trust, rest, &mut state, &mut shown, &mut out);
+            raise(&mut state.rung, options, &alarms, &mut shown, &mut out);
+        }
+        if !state.failed_now && state.incomplete > 0 {
+            state.incomplete = 0;
+            // Rings again if it comes back.
+            state.rung.remove(INCOMPLETE_KEY);
+        }
+        save_trust_state(dir, &state, &mut out);
+        if last {
+            return;
+        }
+        if !pause(&stop, options.every.saturating_sub(started.elapsed())) {
+            return;
+        }
+    }
+}
+
+fn load_trust_state(dir: &Path) -> Result<Option<TrustState>, WatchError> {
+    let path = dir.join(TRUST_STATE_FILE);
+    match fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| WatchError::State {
+                path,
+                source: io::Error::new(io::ErrorKind::InvalidData, e),
+            }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(WatchError::State { path, source: e }),
+    }
+}
+
+fn save_trust_state(dir: &Path, state: &TrustState, out: &mut dyn Write) {
+    let json = serde_json::to_vec(state).unwrap_or_default();
+    if let Err(e) = write_atomically(dir, TRUST_STATE_FILE, &json) {
+        let _ = writeln!(out, "could not save the trust checks' state: {e}");
     }
 }
 
@@ -434,12 +616,15 @@ fn check_chain(
     out: &mut dyn Write,
 ) -> Vec<Alarm> {
     let mut seen = state.chain_head.unwrap_or(ChainPoint::GENESIS);
+    // A head verified before (by this run or an earlier one).
+    let mut verified = state.chain_head.is_some();
     let mut alarms = Vec::new();
     for _ in 0..MAX_CHAIN_PAGES_PER_POLL {
         match courier.chain_view(seen.sequence) {
             Ok(view) => match extends(&seen, &view) {
                 Ok(point) => {
                     seen = point;
+                    verified = true;
                     if view.complete {
                         break;
                     }
@@ -460,8 +645,25 @@ fn check_chain(
                 }));
                 break;
             }
-            Err(SubmitError::Refused { status: 404, .. }) => {
-                shown.once(out, "chain: this gateway has no log of accepted submissions (an older version): not checked");
+            Err(SubmitError::Refused {
+                status: status @ (404 | 410),
+                ..
+            }) => {
+                if verified {
+                    // It had a log, and this watch verified it: a log that disappears is a
+                    // gateway hiding its history.
+                    alarms.push(Alarm {
+                        area: "chain",
+                        key: "chain:gone".into(),
+                        line: format!(
+                            "chain: the gateway no longer shows its log of accepted submissions \
+                             ({status}), after this watch verified it up to number {}",
+                            seen.sequence
+                        ),
+                    });
+                } else {
+                    shown.once(out, "chain: this gateway has no log of accepted submissions (an older version): not checked");
+                }
                 break;
             }
             Err(e) => {
@@ -470,41 +672,47 @@ fn check_chain(
             }
         }
     }
-    state.chain_head = Some(seen);
+    if verified {
+        state.chain_head = Some(seen);
+    }
     alarms
 }
 
-/// The key list and the page (`--org`): verified under the pin, no version lower than the
-/// highest seen, the served keys the list's, the page the list's release.
+/// The name of the alarm for checks that do not complete.
+const INCOMPLETE_KEY: &str = "page:incomplete";
+
+/// What the rest session needs: the manifest and the files the browser session checked.
+struct RestOfRelease {
+    manifest: PageManifest,
+    done: BTreeSet<String>,
+    /// The browser session's report, for the summary.
+    page: PageReport,
+    summary: Option<String>,
+}
+
+/// The key list and the page (`--org`), the browser session: verified under the pin, no version
+/// lower than the highest seen, the served keys the list's, the pages the list's release.
+/// Returns the alarms, and what the rest session needs when the list verified.
 fn check_trust(
     trust: &TrustOptions,
-    state: &mut WatchState,
+    state: &mut TrustState,
     shown: &mut Shown,
     out: &mut dyn Write,
-) -> Vec<Alarm> {
-    let verdict = match check_gateway(&trust.page, &trust.pin, UtcDay::today()) {
+) -> (Vec<Alarm>, Option<RestOfRelease>) {
+    let verdict = match check_gateway(
+        &trust.page,
+        &trust.pin,
+        UtcDay::today(),
+        state.key_list_version,
+    ) {
         Ok(v) => v,
-        // Not an alarm: tried again at the next poll.
-        Err(e) => {
-            let _ = writeln!(
-                out,
-                "page and keys not checked: {}",
-                clean_line(&e.to_string())
-            );
-            return Vec::new();
-        }
+        Err(e) => return (incomplete(state, &e, out), None),
     };
-    let mut problems: Vec<KeyProblem> = verdict.key_problems.clone();
     if let Some(list) = &verdict.key_list {
-        match state.key_list_version {
-            Some(seen) if list.version < seen => problems.push(KeyProblem::WentBack {
-                seen,
-                now: list.version,
-            }),
-            _ => state.key_list_version = Some(list.version),
-        }
+        state.key_list_version = Some(state.key_list_version.unwrap_or(0).max(list.version));
     }
-    let mut alarms: Vec<Alarm> = problems
+    let mut alarms: Vec<Alarm> = verdict
+        .key_problems
         .iter()
         .map(|p| Alarm {
             area: "keys",
@@ -513,46 +721,115 @@ fn check_trust(
         })
         .collect();
     if let Some(report) = &verdict.page {
-        for d in &report.differences {
-            alarms.push(Alarm {
-                area: "page",
-                key: format!("page:{}", d.key()),
-                line: format!("page: {d}"),
-            });
-        }
-        if report.more > 0 {
-            alarms.push(Alarm {
-                area: "page",
-                key: "page:more".into(),
-                line: format!("page: and {} more differences", report.more),
-            });
-        }
+        alarms.extend(page_alarms(report));
     }
-    if alarms.is_empty() {
-        if let (Some(list), Some(report)) = (&verdict.key_list, &verdict.page) {
+    let summary = verdict.key_list.as_ref().map(|list| {
+        format!(
+            "trust: key list {} of {} verified (valid until {}); the page is release {}",
+            list.version,
+            crate::trust::keylist::grouped(&list.organisation),
+            list.expires,
+            list.page.release,
+        )
+    });
+    if !alarms.is_empty() {
+        shown.summary = None;
+    }
+    let rest = match (verdict.key_list, verdict.page) {
+        (Some(list), Some(page)) => Some(RestOfRelease {
+            done: page.checked.clone(),
+            manifest: list.page,
+            page,
+            summary: alarms.is_empty().then_some(summary).flatten(),
+        }),
+        _ => None,
+    };
+    (alarms, rest)
+}
+
+/// The rest of the release, in a session of its own.
+fn check_rest(
+    trust: &TrustOptions,
+    rest: RestOfRelease,
+    state: &mut TrustState,
+    shown: &mut Shown,
+    out: &mut dyn Write,
+) -> Vec<Alarm> {
+    let report = match check_rest_files(&trust.page, &rest.manifest, &rest.done) {
+        Ok(r) => r,
+        Err(e) => return incomplete(state, &e, out),
+    };
+    let alarms = page_alarms(&report);
+    match (&rest.summary, alarms.is_empty()) {
+        (Some(summary), true) => {
             let summary = format!(
-                "trust: key list {} of {} verified (valid until {}); the page is release {} ({} files match)",
-                list.version,
-                crate::trust::keylist::grouped(&list.organisation),
-                list.expires,
-                list.page.release,
-                report.files_checked
+                "{summary} ({} pages, {} files match)",
+                rest.page.pages_checked,
+                rest.page.files_checked + report.files_checked
             );
             if shown.summary.as_deref() != Some(summary.as_str()) {
                 let _ = writeln!(out, "{}", clean_line(&summary));
                 shown.summary = Some(summary);
             }
         }
-    } else {
-        shown.summary = None;
+        _ => shown.summary = None,
     }
     alarms
+}
+
+fn page_alarms(report: &PageReport) -> Vec<Alarm> {
+    let mut alarms: Vec<Alarm> = report
+        .differences
+        .iter()
+        .map(|d| Alarm {
+            area: "page",
+            key: format!("page:{}", d.key()),
+            line: format!("page: {d}"),
+        })
+        .collect();
+    if report.more > 0 {
+        alarms.push(Alarm {
+            area: "page",
+            key: "page:more".into(),
+            line: format!("page: and {} more differences", report.more),
+        });
+    }
+    alarms
+}
+
+/// A check that did not complete: printed; once a key list was verified, the
+/// [`INCOMPLETE_ALARM`]th in a row with the gateway answering rings. A gateway not reached at
+/// all is only printed (a long silence is a sign too: `docs/early-alerts.md`).
+fn incomplete(state: &mut TrustState, e: &TrustCheckError, out: &mut dyn Write) -> Vec<Alarm> {
+    let why = clean_line(&e.to_string());
+    state.failed_now = true;
+    if !e.reached() {
+        let _ = writeln!(out, "page and keys not checked: {why}");
+        return Vec::new();
+    }
+    state.incomplete += 1;
+    let n = state.incomplete;
+    let _ = writeln!(
+        out,
+        "page and keys not checked ({n} in a row): {why}; do not rely on the page until a check completes"
+    );
+    if state.key_list_version.is_none() || n < INCOMPLETE_ALARM {
+        return Vec::new();
+    }
+    vec![Alarm {
+        area: "page",
+        key: INCOMPLETE_KEY.into(),
+        line: format!(
+            "page: the page and keys could not be checked at {n} polls in a row, the gateway \
+             answering otherwise than with them: {why}"
+        ),
+    }]
 }
 
 /// Prints each problem (once per run) and rings once per area for the problems not rung
 /// before, naming the first (a file, a sequence number) and how many more.
 fn raise(
-    state: &mut WatchState,
+    rung: &mut BTreeMap<String, UtcDay>,
     options: &WatchOptions,
     alarms: &[Alarm],
     shown: &mut Shown,
@@ -560,13 +837,13 @@ fn raise(
 ) {
     let today = UtcDay::today();
     let oldest = UtcDay::from_days_since_epoch(today.days_since_epoch() - RUNG_DAYS);
-    state.rung.retain(|_, day| *day >= oldest);
+    rung.retain(|_, day| *day >= oldest);
     let mut areas: Vec<&'static str> = alarms.iter().map(|a| a.area).collect();
     areas.dedup();
     for area in areas {
         let new: Vec<&Alarm> = alarms
             .iter()
-            .filter(|a| a.area == area && !state.rung.contains_key(&a.key))
+            .filter(|a| a.area == area && !rung.contains_key(&a.key))
             .collect();
         for a in alarms.iter().filter(|a| a.area == area) {
             let bell = if new.contains(&a) { "\x07" } else { "" };
@@ -590,7 +867,7 @@ fn raise(
         match spawn_alarm_ring(first, &clean_line(&summary), options) {
             Ok(()) => {
                 for a in new {
-                    state.rung.insert(a.key.clone(), today);
+                    rung.insert(a.key.clone(), today);
                 }
             }
             // Not recorded: the next poll tries again.
@@ -599,14 +876,13 @@ fn raise(
             }
         }
     }
-    while state.rung.len() > MAX_RUNG {
-        let oldest = state
-            .rung
+    while rung.len() > MAX_RUNG {
+        let oldest = rung
             .iter()
             .min_by_key(|(_, day)| **day)
             .map(|(k, _)| k.clone());
         match oldest {
-            Some(k) => state.rung.remove(&k),
+            Some(k) => rung.remove(&k),
             None => break,
         };
     }

@@ -8,9 +8,10 @@
 //! its own SOCKS user name, which makes Tor use a circuit of its own (`IsolateSOCKSAuth`, on by
 //! default): an onion service cannot tie the page fetches to the courier's polling by circuit.
 
+use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sequoia_openpgp::Fingerprint;
 use serde::Deserialize;
@@ -18,17 +19,21 @@ use serde::Deserialize;
 use super::{certs_of, GatewayClient, KeyEntry, SubmitError, Trust};
 use crate::keyring::{CourierKeyring, ReviewerKeyring};
 use crate::submission::UtcDay;
-use crate::trust::keylist::{grouped, SignedKeyList, VerifiedKeyList};
+use crate::trust::keylist::{grouped, KeyListError, PageManifest, SignedKeyList, VerifiedKeyList};
 use crate::trust::page::{
-    browser_headers, check_page, Destination, Fetched, PageCheckError, PageFetcher, PageReport,
-    MAX_BODY,
+    check_rest, Browser, Destination, Fetched, PageCheckError, PageFetcher, PageReport, MAX_BODY,
 };
 
 /// Exit code of `verify-page` when the page differs from the one the organisation released.
 pub const EXIT_PAGE_DIFFERS: u8 = 6;
 
-/// Longest a session waits for one answer.
-const ANSWER_TIMEOUT: Duration = Duration::from_secs(120);
+/// Exit code of `verify-page` when the check could not be completed (the network, the gateway
+/// answering otherwise than with the page and its keys, the deadline): nothing was verified.
+pub const EXIT_NOT_VERIFIED: u8 = crate::cli::EXIT_ENVIRONMENT;
+
+/// Longest a session waits for one answer (the whole session has
+/// [`crate::trust::page::DEADLINE`]).
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Bound on `GET /api/v1/keys`.
 const MAX_KEYS_ANSWER: u64 = 4 * 1024 * 1024;
@@ -87,6 +92,7 @@ impl PageClient {
             client,
             host,
             secure: self.secure,
+            deadline: None,
         })
     }
 }
@@ -112,6 +118,7 @@ pub struct PageSession {
     client: GatewayClient,
     host: String,
     secure: bool,
+    deadline: Option<Instant>,
 }
 
 impl PageSession {
@@ -122,7 +129,20 @@ impl PageSession {
 }
 
 impl PageFetcher for PageSession {
+    fn set_deadline(&mut self, deadline: Instant) {
+        self.deadline = Some(deadline);
+    }
+
     fn get(&mut self, path: &str, headers: &[(&str, &str)]) -> Result<Fetched, String> {
+        let timeout = match self.deadline {
+            Some(d) => d
+                .saturating_duration_since(Instant::now())
+                .min(ANSWER_TIMEOUT),
+            None => ANSWER_TIMEOUT,
+        };
+        if timeout.is_zero() {
+            return Err("the session's deadline has passed".into());
+        }
         let url = format!("{}{}", self.client.base.trim_end_matches('/'), path);
         let mut request = self
             .client
@@ -135,7 +155,7 @@ impl PageFetcher for PageSession {
         let mut response = request
             .config()
             .max_redirects(0)
-            .timeout_global(Some(ANSWER_TIMEOUT))
+            .timeout_global(Some(timeout))
             .build()
             .call()
             .map_err(|e| e.to_string())?;
@@ -167,14 +187,13 @@ impl PageFetcher for PageSession {
     }
 }
 
-/// `GET /api/v1/keys` as the page's script reads it.
+/// `GET /api/v1/keys` as the page's script reads it (the key list apart: a malformed one is a
+/// problem, not a failure to check).
 #[derive(Deserialize)]
 struct ServedKeys {
     reviewers: Vec<KeyEntry>,
     #[serde(default)]
     couriers: Vec<KeyEntry>,
-    #[serde(default)]
-    key_list: Option<SignedKeyList>,
 }
 
 /// What is wrong with the keys a gateway serves, judged against the pinned organisation.
@@ -182,6 +201,9 @@ struct ServedKeys {
 pub enum KeyProblem {
     /// No `key_list` in `/api/v1/keys`.
     NoKeyList,
+    /// `/api/v1/keys` or its `key_list` is not what the gateway serves (not JSON, an unknown
+    /// field…).
+    Malformed(String),
     /// The key list does not verify under the pin (another organisation, expired, bad
     /// signature…).
     DoesNotVerify(String),
@@ -203,6 +225,9 @@ impl std::fmt::Display for KeyProblem {
                 f,
                 "keys: the gateway serves no key list signed by the organisation"
             ),
+            KeyProblem::Malformed(why) => {
+                write!(f, "keys: the gateway serves a malformed key list: {why}")
+            }
             KeyProblem::DoesNotVerify(why) => {
                 write!(f, "keys: the served key list does not verify: {why}")
             }
@@ -212,7 +237,8 @@ impl std::fmt::Display for KeyProblem {
             ),
             KeyProblem::WentBack { seen, now } => write!(
                 f,
-                "keys: the key list went back from version {seen} to {now}"
+                "keys: the key list is version {now}, older than version {seen} known (a replayed \
+                 old list may name a reviewer the organisation has removed)"
             ),
         }
     }
@@ -223,6 +249,7 @@ impl KeyProblem {
     pub fn key(&self) -> String {
         match self {
             KeyProblem::NoKeyList => "keys:none".into(),
+            KeyProblem::Malformed(_) => "keys:malformed".into(),
             KeyProblem::DoesNotVerify(_) => "keys:unverified".into(),
             KeyProblem::KeysDiffer(_) => "keys:differ".into(),
             KeyProblem::WentBack { now, .. } => format!("keys:went-back:{now}"),
@@ -237,7 +264,8 @@ pub struct TrustVerdict {
     pub key_list: Option<VerifiedKeyList>,
     /// What is wrong with the served keys (empty: nothing).
     pub key_problems: Vec<KeyProblem>,
-    /// The page check against the list's manifest (`None` without a verified list).
+    /// The browser session's page check against the list's manifest (`None` without a verified
+    /// list); [`check_rest_files`] checks the other files of the release.
     pub page: Option<PageReport>,
 }
 
@@ -248,46 +276,99 @@ impl TrustVerdict {
     }
 }
 
-/// Why a trust check could not be made (a network failure: nothing was found wrong).
+/// Why a trust check could not be completed: nothing was found wrong, and nothing was verified.
 #[derive(Debug, thiserror::Error)]
 pub enum TrustCheckError {
-    /// Building the session, or `/api/v1/keys`, failed.
+    /// The gateway was not reached at all (no answer to the session's first request).
+    #[error("the gateway was not reached: {0}")]
+    NotReached(String),
+    /// Building the session failed.
     #[error(transparent)]
     Gateway(#[from] SubmitError),
-    /// A page or file could not be fetched.
+    /// `/api/v1/keys` answered with another status than 200.
+    #[error("/api/v1/keys answered {status} instead of the keys")]
+    KeysNotServed {
+        /// The status.
+        status: u16,
+    },
+    /// A page or file could not be fetched, or the session's deadline passed.
     #[error(transparent)]
     Page(#[from] PageCheckError),
 }
 
-/// Verifies the served key list under `pin`, compares the served keys with it and checks the
-/// page against its manifest, in one session: `/api/v1/keys` first (the manifest comes from
-/// it), then `/`, its files, `/check`, its files and the rest of the release.
+impl TrustCheckError {
+    /// True when the gateway answered something in the session, and the check still did not
+    /// complete (a gateway that cannot be reached at all says nothing).
+    pub fn reached(&self) -> bool {
+        !matches!(self, TrustCheckError::NotReached(_))
+    }
+}
+
+/// Verifies the served key list under `pin` (and, with `min_version`, no older than it),
+/// compares the served keys with it and checks the pages against its manifest, in one session
+/// that looks like a browser opening the page: `/`, what it loads in document order and the
+/// modules those import, `/favicon.ico`, then `/api/v1/keys` (as the page's script), then the
+/// release's other pages. The files no page loads are for [`check_rest_files`], in another
+/// session.
 pub fn check_gateway(
     client: &PageClient,
     pin: &Fingerprint,
     today: UtcDay,
+    min_version: Option<u64>,
 ) -> Result<TrustVerdict, TrustCheckError> {
     let mut session = client.session()?;
-    let answer = session
-        .get(
-            "/api/v1/keys",
-            &browser_headers(Destination::Fetch, session.secure),
-        )
-        .map_err(SubmitError::Unreachable)?;
-    let body = decoded(&answer)?;
-    if answer.status != 200 {
-        return Err(super::refusal(answer.status, &String::from_utf8_lossy(&body)).into());
+    let secure = session.secure;
+    let mut browser = Browser::new(&mut session, secure);
+    if let Err(e) = browser.open_first_page() {
+        return Err(match e {
+            PageCheckError::Unreachable { reason, .. } if browser.answered() == 0 => {
+                TrustCheckError::NotReached(reason)
+            }
+            other => TrustCheckError::Page(other),
+        });
     }
-    let served: ServedKeys = serde_json::from_slice(&body)
-        .map_err(|e| SubmitError::BadResponse(format!("/api/v1/keys: {e}")))?;
+    let Some(answer) = browser.fetch("/api/v1/keys", Destination::Fetch)? else {
+        return Err(PageCheckError::Deadline.into());
+    };
     let mut verdict = TrustVerdict {
         key_list: None,
         key_problems: Vec::new(),
         page: None,
     };
-    let Some(signed) = served.key_list else {
-        verdict.key_problems.push(KeyProblem::NoKeyList);
-        return Ok(verdict);
+    if answer.status != 200 {
+        return Err(TrustCheckError::KeysNotServed {
+            status: answer.status,
+        });
+    }
+    let malformed = |verdict: &mut TrustVerdict, why: String| {
+        verdict.key_problems.push(KeyProblem::Malformed(why));
+    };
+    let body = match decoded(&answer) {
+        Ok(b) => b,
+        Err(e) => {
+            malformed(&mut verdict, e);
+            return Ok(verdict);
+        }
+    };
+    let json: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            malformed(&mut verdict, format!("/api/v1/keys is not JSON: {e}"));
+            return Ok(verdict);
+        }
+    };
+    let signed = match json.get("key_list") {
+        None | Some(serde_json::Value::Null) => {
+            verdict.key_problems.push(KeyProblem::NoKeyList);
+            return Ok(verdict);
+        }
+        Some(value) => match serde_json::from_value::<SignedKeyList>(value.clone()) {
+            Ok(s) => s,
+            Err(e) => {
+                malformed(&mut verdict, e.to_string());
+                return Ok(verdict);
+            }
+        },
     };
     let verified = match signed.verify(Some(pin), today) {
         Ok(v) => v,
@@ -298,13 +379,42 @@ pub fn check_gateway(
             return Ok(verdict);
         }
     };
-    if let Err(why) = served_keys_match(&verified, served.reviewers, served.couriers) {
-        verdict.key_problems.push(KeyProblem::KeysDiffer(why));
+    if let Some(min) = min_version {
+        if let Err(KeyListError::OlderThanKnown { served, known }) = verified.at_least(min) {
+            verdict.key_problems.push(KeyProblem::WentBack {
+                seen: known,
+                now: served,
+            });
+        }
     }
-    let secure = session.secure;
-    verdict.page = Some(check_page(&mut session, &verified.page, secure)?);
+    match serde_json::from_value::<ServedKeys>(json) {
+        Ok(served) => {
+            if let Err(why) = served_keys_match(&verified, served.reviewers, served.couriers) {
+                verdict.key_problems.push(KeyProblem::KeysDiffer(why));
+            }
+        }
+        Err(e) => verdict.key_problems.push(KeyProblem::KeysDiffer(format!(
+            "the served keys do not read: {e}"
+        ))),
+    }
+    verdict.page = Some(browser.check(&verified.page)?);
     verdict.key_list = Some(verified);
     Ok(verdict)
+}
+
+/// Checks the files of the release that the browser session did not (`done`: manifest paths),
+/// in a session of its own (a new connection, and through SOCKS a circuit of its own).
+pub fn check_rest_files(
+    client: &PageClient,
+    manifest: &PageManifest,
+    done: &BTreeSet<String>,
+) -> Result<PageReport, TrustCheckError> {
+    let mut session = client.session()?;
+    let secure = session.secure;
+    check_rest(&mut session, manifest, secure, done).map_err(|e| match e {
+        PageCheckError::Unreachable { reason, .. } => TrustCheckError::NotReached(reason),
+        other => TrustCheckError::Page(other),
+    })
 }
 
 /// The served reviewers and couriers are exactly the list's (same certificates, per role).
@@ -331,14 +441,15 @@ fn served_keys_match(
 }
 
 /// A small JSON answer's body, gzip decoded if it came so.
-fn decoded(answer: &Fetched) -> Result<Vec<u8>, SubmitError> {
+fn decoded(answer: &Fetched) -> Result<Vec<u8>, String> {
     let gzip = answer
         .headers
         .iter()
         .any(|(n, v)| n == "content-encoding" && v.trim().eq_ignore_ascii_case("gzip"));
+    let too_large = || "/api/v1/keys: too large".to_string();
     if !gzip {
         if answer.body.len() as u64 > MAX_KEYS_ANSWER {
-            return Err(SubmitError::BadResponse("/api/v1/keys: too large".into()));
+            return Err(too_large());
         }
         return Ok(answer.body.clone());
     }
@@ -346,23 +457,29 @@ fn decoded(answer: &Fetched) -> Result<Vec<u8>, SubmitError> {
     flate2::read::GzDecoder::new(&answer.body[..])
         .take(MAX_KEYS_ANSWER + 1)
         .read_to_end(&mut out)
-        .map_err(|e| SubmitError::BadResponse(format!("/api/v1/keys: {e}")))?;
+        .map_err(|e| format!("/api/v1/keys: {e}"))?;
     if out.len() as u64 > MAX_KEYS_ANSWER {
-        return Err(SubmitError::BadResponse("/api/v1/keys: too large".into()));
+        return Err(too_large());
     }
     Ok(out)
 }
 
-/// Reads a pinned fingerprint as printed on the card: 40 hex digits, spaces allowed.
+/// Reads a pinned fingerprint as printed on the card: exactly 40 hex digits (a v4 key) or 64 (a
+/// v6 key), spaces allowed.
 pub fn parse_pin(text: &str) -> Result<Fingerprint, String> {
     let hex: String = text.chars().filter(|c| !c.is_whitespace()).collect();
     if !(hex.len() == 40 || hex.len() == 64) || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(format!(
-            "{:?} is not a fingerprint: give the organisation key's 40 hex digits, as on the card",
+            "{:?} is not a fingerprint: give the organisation key's 40 hex digits (64 for a v6 \
+             key), as on the card",
             text.chars().take(80).collect::<String>()
         ));
     }
-    Fingerprint::from_hex(&hex).map_err(|e| e.to_string())
+    let fingerprint = Fingerprint::from_hex(&hex).map_err(|e| e.to_string())?;
+    match (&fingerprint, hex.len()) {
+        (Fingerprint::V4(_), 40) | (Fingerprint::V6(_), 64) => Ok(fingerprint),
+        _ => Err(format!("{hex} is not a v4 or v6 fingerprint")),
+    }
 }
 
 /// The sentence `verify-page` ends with when everything matched.
@@ -404,6 +521,13 @@ mod tests {
         );
         assert!(parse_pin("ABCD").is_err());
         assert!(parse_pin(&"G".repeat(40)).is_err());
+        // A v6 key's fingerprint is 64 hex digits; nothing else between.
+        assert!(matches!(
+            parse_pin(&"AB".repeat(32)),
+            Ok(Fingerprint::V6(_))
+        ));
+        assert!(parse_pin(&"A".repeat(50)).is_err());
+        assert!(parse_pin(&"A".repeat(41)).is_err());
     }
 
     #[test]
