@@ -83,23 +83,15 @@ struct Cli {
     #[arg(long, value_name = "RECEIPT_FILE", conflicts_with_all = ["sealed", "receipt_out"])]
     follow_up: Option<PathBuf>,
     /// The organisation key's fingerprint, from the card or poster you got in person (40 hex
-    /// digits, spaces allowed): send only to the keys its signed key list vouches for, and
-    /// refuse (exit 5, nothing sent) anything else.
-    #[arg(long, value_name = "FINGERPRINT", value_parser = parse_pin)]
+    /// digits, 64 for a v6 key; spaces allowed): send only to the keys its signed key list
+    /// vouches for, and refuse (exit 5, nothing sent) anything else.
+    #[arg(long, value_name = "FINGERPRINT", value_parser = resguardo::submit::verify_page::parse_pin)]
     pin: Option<Fingerprint>,
     /// With --pin: refuse a key list older than version N (the version on the card, or the last
     /// one you saw). An old list still verifies until it expires, and may name a reviewer the
     /// organisation has since removed.
     #[arg(long, value_name = "N", requires = "pin")]
     min_version: Option<u64>,
-}
-
-fn parse_pin(s: &str) -> Result<Fingerprint, String> {
-    let hex: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    if !(hex.len() == 40 || hex.len() == 64) || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
-        return Err("not a fingerprint (40 hex digits, spaces allowed)".into());
-    }
-    Fingerprint::from_hex(&hex).map_err(|e| e.to_string())
 }
 
 /// Where the gateway is and how to reach it.
