@@ -1177,7 +1177,13 @@ impl SubmissionStore {
             .filter_map(|b| b.chain.as_ref())
             .map(|range| (range.base.sequence, range.head.sequence))
             .collect();
-        chain::prune(&index.chain, &index.chain_meta, &index.records, bound, &keep)
+        chain::prune(
+            &index.chain,
+            &index.chain_meta,
+            &index.records,
+            bound,
+            &keep,
+        )
     }
 
     fn lock_admin(&self) -> std::sync::MutexGuard<'_, ()> {

@@ -1173,13 +1173,17 @@ fn a_batch_stuck_after_a_partial_purge_does_not_pin_later_entries() {
     let store = open(dir.path());
     let stuck = put(&store, b"cannot be opened");
     let first = store.begin_export().expect("export").expect("a batch");
-    store.complete_export(&first.manifest.batch).expect("delivered");
+    store
+        .complete_export(&first.manifest.batch)
+        .expect("delivered");
     store
         .purge(&first.manifest, &HashSet::new())
         .expect("nothing opened, nothing purged");
     let later: Vec<SubmissionRecord> = (0..3u8).map(|i| put(&store, &[i; 40])).collect();
     let second = store.begin_export().expect("export").expect("a batch");
-    store.complete_export(&second.manifest.batch).expect("delivered");
+    store
+        .complete_export(&second.manifest.batch)
+        .expect("delivered");
     let opened: HashSet<SubmissionId> = later.iter().map(|r| r.id).collect();
     store.purge(&second.manifest, &opened).expect("purge");
     let chain = stored_chain(&store);
@@ -1193,5 +1197,8 @@ fn a_batch_stuck_after_a_partial_purge_does_not_pin_later_entries() {
             "a purged entry keeps only its leaf and hash"
         );
     }
-    assert!(chain.iter().any(|(_, e)| e.id == Some(stuck.id)), "the held one stays");
+    assert!(
+        chain.iter().any(|(_, e)| e.id == Some(stuck.id)),
+        "the held one stays"
+    );
 }
