@@ -98,6 +98,8 @@ const SWAPPED_LIST: u8 = 2;
 const KEYS_UNAVAILABLE: u8 = 3;
 /// The courier's chain route answers 404.
 const CHAIN_GONE: u8 = 4;
+/// `/` hands its script no organisation fingerprint (the page would take the keys as served).
+const NO_ORGANISATION_BLOCK: u8 = 6;
 /// The key list with a field it does not have.
 const KEY_LIST_EXTRA_FIELD: u8 = 5;
 
@@ -171,6 +173,7 @@ fn relay(mut client: TcpStream, gateway: SocketAddr, mode: u8, log: &Log) -> std
     }
     let app_js = format!("GET /v/{}/app.js ", PageManifest::embedded().release);
     let alter = (mode == CHANGED_APP_JS && text.starts_with(&app_js))
+        || (mode == NO_ORGANISATION_BLOCK && text.starts_with("GET / "))
         || ((mode == SWAPPED_LIST || mode == KEY_LIST_EXTRA_FIELD)
             && text.starts_with("GET /api/v1/keys "));
     // One request per connection; what is altered comes uncompressed.
@@ -199,7 +202,19 @@ fn relay(mut client: TcpStream, gateway: SocketAddr, mode: u8, log: &Log) -> std
         .expect("an answer head")
         + 4;
     let (answer_head, body) = answer.split_at(split);
-    let body = if mode == CHANGED_APP_JS {
+    let body = if mode == NO_ORGANISATION_BLOCK {
+        let html = String::from_utf8_lossy(body).into_owned();
+        let start = html
+            .find("<script type=\"application/json\" id=\"organisation-key\">")
+            .expect("the genuine page has the block");
+        let end = start + html[start..].find("</script>").expect("its end") + "</script>".len();
+        let without = format!(
+            "{}<script type=\"application/json\" id=\"organisation-key\">{{\"fingerprint\":null}}</script>{}",
+            &html[..start],
+            &html[end..]
+        );
+        without.into_bytes()
+    } else if mode == CHANGED_APP_JS {
         let mut body = body.to_vec();
         body.extend_from_slice(
             b"\n;fetch('/x', {method: 'POST', body: document.body.innerHTML});\n",
@@ -588,4 +603,25 @@ fn verify_page_refuses_an_older_list_and_lists_its_exit_codes() {
     }
     assert!(help.contains("64"), "{help}");
     s.gateway.stop();
+}
+
+/// Regression (first stop of issue 14): the page's script checks the key list only when `/`
+/// hands it the organisation's fingerprint; a gateway that drops it (the script then takes the
+/// keys as served) must not pass the page check.
+#[test]
+fn a_page_that_hands_its_script_no_organisation_fingerprint_fails_verify_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let (gateway, _) = start(dir.path());
+    let mode = Arc::new(AtomicU8::new(GENUINE));
+    let url = proxy(gateway.addr, mode.clone());
+    assert_eq!(verify_page(&url).status.code(), Some(0));
+    mode.store(NO_ORGANISATION_BLOCK, Ordering::SeqCst);
+    let out = verify_page(&url);
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("does not give its script the organisation's fingerprint"),
+        "{}",
+        stderr(&out)
+    );
+    gateway.stop();
 }

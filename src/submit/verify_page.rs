@@ -397,7 +397,9 @@ pub fn check_gateway(
             "the served keys do not read: {e}"
         ))),
     }
-    verdict.page = Some(browser.check(&verified.page)?);
+    let mut page = browser.check(&verified.page)?;
+    browser.check_organisation_block(&verified.organisation.to_hex(), &mut page);
+    verdict.page = Some(page);
     verdict.key_list = Some(verified);
     Ok(verdict)
 }

@@ -434,6 +434,19 @@ pub enum PageDifference {
         /// The page.
         page: String,
     },
+    /// `/` does not hand its script the organisation's fingerprint as the genuine page does
+    /// (`<script type="application/json" id="organisation-key">`): without it the script takes
+    /// the keys as served instead of checking them against the key list.
+    OrganisationBlock {
+        /// The fingerprint the block must name (uppercase hex).
+        expected: String,
+    },
+}
+
+/// A second `id="organisation-key"` anywhere (the script reads the first element with that id).
+fn text_mentions_block_twice(html: Option<&[u8]>) -> bool {
+    html.and_then(|b| std::str::from_utf8(b).ok())
+        .is_some_and(|text| text.matches("organisation-key").count() > 1)
 }
 
 fn cut(text: &str, max: usize) -> String {
@@ -585,6 +598,12 @@ impl fmt::Display for PageDifference {
                  older version): the page cannot be checked against it",
                 cut(page, 200)
             ),
+            PageDifference::OrganisationBlock { expected } => write!(
+                f,
+                "/: the page does not give its script the organisation's fingerprint {} (its \
+                 script would then encrypt to the keys as served, unchecked)",
+                cut(expected, 80)
+            ),
         }
     }
 }
@@ -617,6 +636,7 @@ impl PageDifference {
             PageDifference::TooLarge { url } => format!("too-large:{}", cut(url, 100)),
             PageDifference::TooMuch { page, .. } => format!("too-much:{}", cut(page, 100)),
             PageDifference::PageUndescribed { .. } => "undescribed".into(),
+            PageDifference::OrganisationBlock { .. } => "organisation-block".into(),
         }
     }
 }
@@ -853,6 +873,30 @@ impl<'a> Browser<'a> {
             self.get("/favicon.ico", Destination::Image)?;
         }
         Ok(())
+    }
+
+    /// After [`Browser::check`]: `/` must carry, exactly once, the data block that hands the
+    /// page's script the organisation's fingerprint (`organisation`, uppercase hex), as the
+    /// gateway renders it; else [`PageDifference::OrganisationBlock`].
+    pub fn check_organisation_block(&self, organisation: &str, report: &mut PageReport) {
+        let expected = format!(
+            "<script type=\"application/json\" id=\"organisation-key\">{{\"fingerprint\":\"{organisation}\"}}</script>"
+        );
+        let mut scratch = PageReport::default();
+        let html = self
+            .answers
+            .get("/")
+            .filter(|answer| answer.status == 200)
+            .and_then(|answer| decode(answer, "/", MAX_PAGE, &mut scratch));
+        let found = html
+            .as_deref()
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .map_or(0, |text| text.matches(&expected).count());
+        if found != 1 || text_mentions_block_twice(html.as_deref()) {
+            report.add(PageDifference::OrganisationBlock {
+                expected: organisation.to_string(),
+            });
+        }
     }
 
     /// Judges every page against `manifest` (`/`, the release's pages it links to, `/check`),
