@@ -1,7 +1,8 @@
 //! The courier routes (`docs/early-alerts.md`): a challenge, the triage envelopes of stored
 //! submissions for the people on call, the chain of accepted submissions (`docs/trust-v1.md`),
-//! and the transfer of export batches (begin, download with resume, delivered) and their purge. Every route but the challenge checks the request's
-//! signature first ([`authenticate`]); nothing about who called is kept or logged.
+//! and the transfer of export batches (begin, download with resume, delivered) and their purge.
+//! Every route but the challenge checks the request's signature first ([`authenticate`]);
+//! nothing about who called is kept or logged.
 
 use std::collections::HashSet;
 use std::io::{self, Write};
