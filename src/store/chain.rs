@@ -237,9 +237,10 @@ pub(super) fn point_at(chain: &sled::Tree, sequence: u64) -> Result<ChainPoint, 
 
 /// Reduces the entries after `pruned_through` up to `bound`, outside the `keep` ranges
 /// (`(base, head]` of batches that may still be written with their segment), whose submission
-/// the store no longer holds to `{leaf, hash}`; an entry whose submission is still held (it should not be,
-/// once no batch covers it) is kept, and pruning resumes from it next time. Returns how many
-/// entries were pruned. Not synced: the index rewrite that follows makes it durable.
+/// the store no longer holds to `{leaf, hash}`; an entry whose submission is still held (it
+/// should not be, once no batch covers it) is kept, and pruning resumes from it next time.
+/// Returns how many entries were pruned. Not synced: the index rewrite that follows makes it
+/// durable.
 pub(super) fn prune(
     chain: &sled::Tree,
     meta: &sled::Tree,
