@@ -54,6 +54,7 @@ pub mod assets;
 pub mod bundle;
 pub mod cli;
 pub mod config;
+mod content_type;
 pub mod courier;
 pub mod store;
 pub mod submission;

@@ -98,18 +98,7 @@ const HSTS: (&str, &str) = (
 pub fn content_type_of(path: &str) -> &'static str {
     let name = path.rsplit('/').next().unwrap_or("");
     let ext = name.rsplit_once('.').map_or("", |(_, e)| e);
-    match ext {
-        "html" => "text/html; charset=utf-8",
-        "css" => "text/css; charset=utf-8",
-        "js" | "mjs" => "text/javascript; charset=utf-8",
-        "json" => "application/json",
-        "svg" => "image/svg+xml",
-        "png" => "image/png",
-        "ico" => "image/x-icon",
-        "txt" => "text/plain; charset=utf-8",
-        "woff2" => "font/woff2",
-        _ => "application/octet-stream",
-    }
+    crate::content_type::for_extension(ext)
 }
 
 /// The Chromium version whose headers the check sends (Debian's Chromium, desktop Linux).
