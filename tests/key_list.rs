@@ -4,12 +4,10 @@
 //! --pin` sends only to the keys the pinned organisation vouched for, through a proxy that swaps
 //! them refuses with exit 5 and stores nothing.
 
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
-use std::time::Duration;
 
 use resguardo::keyring::{KeyProfile, ReviewerKeyring};
 use resguardo::submission::UtcDay;
@@ -461,28 +459,11 @@ fn proxy(gateway: SocketAddr, lie: Lie) -> SocketAddr {
 }
 
 fn relay(mut client: TcpStream, gateway: SocketAddr, lie: Lie) -> std::io::Result<()> {
-    client.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        if client.read(&mut byte)? == 0 {
-            return Ok(());
-        }
-        head.push(byte[0]);
-    }
-    let text = String::from_utf8_lossy(&head).into_owned();
-    let keys = text.starts_with("GET /api/v1/keys ");
-    // One request per connection: the gateway closes after answering.
-    let mut lines: Vec<&str> = text
-        .trim_end()
-        .split("\r\n")
-        .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
-        .collect();
-    lines.push("Connection: close");
-    let head = format!("{}\r\n\r\n", lines.join("\r\n"));
-    let mut upstream = TcpStream::connect(gateway)?;
-    upstream.write_all(head.as_bytes())?;
-    if !keys {
+    let Some(text) = relay::read_head(&mut client)? else {
+        return Ok(());
+    };
+    let mut upstream = relay::forward(&text, gateway, false)?;
+    if !text.starts_with("GET /api/v1/keys ") {
         let mut from_client = client.try_clone()?;
         let mut to_gateway = upstream.try_clone()?;
         std::thread::spawn(move || {
@@ -491,32 +472,10 @@ fn relay(mut client: TcpStream, gateway: SocketAddr, lie: Lie) -> std::io::Resul
         std::io::copy(&mut upstream, &mut client)?;
         return client.shutdown(std::net::Shutdown::Both);
     }
-    let mut answer = Vec::new();
-    upstream.read_to_end(&mut answer)?;
-    let split = answer
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("an answer head")
-        + 4;
-    let (answer_head, body) = answer.split_at(split);
-    let mut json: serde_json::Value = serde_json::from_slice(body).expect("keys json");
+    let (head, body) = relay::answer(upstream)?;
+    let mut json: serde_json::Value = serde_json::from_slice(&body).expect("keys json");
     rewrite(&mut json, lie);
-    let body = serde_json::to_vec(&json).unwrap();
-    let head_text = String::from_utf8_lossy(answer_head);
-    let mut out: Vec<String> = head_text
-        .trim_end()
-        .split("\r\n")
-        .filter(|l| {
-            let l = l.to_ascii_lowercase();
-            !l.starts_with("content-length:") && !l.starts_with("connection:")
-        })
-        .map(String::from)
-        .collect();
-    out.push(format!("Content-Length: {}", body.len()));
-    out.push("Connection: close".into());
-    client.write_all(format!("{}\r\n\r\n", out.join("\r\n")).as_bytes())?;
-    client.write_all(&body)?;
-    client.shutdown(std::net::Shutdown::Both)
+    relay::reply(client, &head, &serde_json::to_vec(&json).unwrap())
 }
 
 fn armored(cert: &Cert) -> String {

@@ -5,7 +5,7 @@
 //! The real gateway on loopback (plain HTTP), with a small HTTP proxy in front that alters
 //! answers.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -131,16 +131,9 @@ fn proxy_logged(gateway: SocketAddr, mode: Arc<AtomicU8>, log: Log) -> String {
 }
 
 fn relay(mut client: TcpStream, gateway: SocketAddr, mode: u8, log: &Log) -> std::io::Result<()> {
-    client.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        if client.read(&mut byte)? == 0 {
-            return Ok(());
-        }
-        head.push(byte[0]);
-    }
-    let text = String::from_utf8_lossy(&head).into_owned();
+    let Some(text) = relay::read_head(&mut client)? else {
+        return Ok(());
+    };
     let request_line = text.split("\r\n").next().unwrap_or("").to_string();
     log.lock()
         .unwrap()
@@ -176,32 +169,16 @@ fn relay(mut client: TcpStream, gateway: SocketAddr, mode: u8, log: &Log) -> std
         || (mode == NO_ORGANISATION_BLOCK && text.starts_with("GET / "))
         || ((mode == SWAPPED_LIST || mode == KEY_LIST_EXTRA_FIELD)
             && text.starts_with("GET /api/v1/keys "));
-    // One request per connection; what is altered comes uncompressed.
-    let mut lines: Vec<&str> = text
-        .trim_end()
-        .split("\r\n")
-        .filter(|l| {
-            let l = l.to_ascii_lowercase();
-            let dropped =
-                l.starts_with("connection:") || (alter && l.starts_with("accept-encoding:"));
-            !dropped
-        })
-        .collect();
-    lines.push("Connection: close");
-    let mut upstream = TcpStream::connect(gateway)?;
-    upstream.write_all(format!("{}\r\n\r\n", lines.join("\r\n")).as_bytes())?;
-    let mut answer = Vec::new();
-    upstream.read_to_end(&mut answer)?;
+    // What is altered comes uncompressed.
+    let upstream = relay::forward(&text, gateway, alter)?;
+    let (answer_head, body) = relay::answer(upstream)?;
     if !alter {
-        client.write_all(&answer)?;
+        let mut whole = answer_head.into_bytes();
+        whole.extend_from_slice(&body);
+        client.write_all(&whole)?;
         return client.shutdown(std::net::Shutdown::Both);
     }
-    let split = answer
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("an answer head")
-        + 4;
-    let (answer_head, body) = answer.split_at(split);
+    let body = body.as_slice();
     let body = if mode == NO_ORGANISATION_BLOCK {
         let html = String::from_utf8_lossy(body).into_owned();
         let start = html
@@ -230,21 +207,7 @@ fn relay(mut client: TcpStream, gateway: SocketAddr, mode: u8, log: &Log) -> std
         json["organisation"] = orgs().attacker.fingerprint().to_hex().into();
         serde_json::to_vec(&json).unwrap()
     };
-    let head_text = String::from_utf8_lossy(answer_head);
-    let mut out: Vec<String> = head_text
-        .trim_end()
-        .split("\r\n")
-        .filter(|l| {
-            let l = l.to_ascii_lowercase();
-            !l.starts_with("content-length:") && !l.starts_with("connection:")
-        })
-        .map(String::from)
-        .collect();
-    out.push(format!("Content-Length: {}", body.len()));
-    out.push("Connection: close".into());
-    client.write_all(format!("{}\r\n\r\n", out.join("\r\n")).as_bytes())?;
-    client.write_all(&body)?;
-    client.shutdown(std::net::Shutdown::Both)
+    relay::reply(client, &answer_head, &body)
 }
 
 /// `watch --once` as the demo courier; `org` adds `--org`. Each ring appends its environment to

@@ -562,3 +562,73 @@ impl Drop for Tmpfs {
         let _ = Command::new("umount").arg("-l").arg(&self.0).status();
     }
 }
+
+/// The pieces of the tests' loopback proxies that stand in front of a gateway and alter some of
+/// its answers (one request per connection, as the gateway closes after answering).
+pub mod relay {
+    use std::io::{Read, Write};
+    use std::net::{SocketAddr, TcpStream};
+    use std::time::Duration;
+
+    /// The client's request head, or `None` if it closed first.
+    pub fn read_head(client: &mut TcpStream) -> std::io::Result<Option<String>> {
+        client.set_read_timeout(Some(Duration::from_secs(30)))?;
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            if client.read(&mut byte)? == 0 {
+                return Ok(None);
+            }
+            head.push(byte[0]);
+        }
+        Ok(Some(String::from_utf8_lossy(&head).into_owned()))
+    }
+
+    /// Sends `head` to the gateway with `Connection: close` (and without `Accept-Encoding` when
+    /// `plain`, so an answer to alter comes uncompressed); returns the upstream connection.
+    pub fn forward(head: &str, gateway: SocketAddr, plain: bool) -> std::io::Result<TcpStream> {
+        let mut lines: Vec<&str> = head
+            .trim_end()
+            .split("\r\n")
+            .filter(|l| {
+                let l = l.to_ascii_lowercase();
+                !(l.starts_with("connection:") || (plain && l.starts_with("accept-encoding:")))
+            })
+            .collect();
+        lines.push("Connection: close");
+        let mut upstream = TcpStream::connect(gateway)?;
+        upstream.write_all(format!("{}\r\n\r\n", lines.join("\r\n")).as_bytes())?;
+        Ok(upstream)
+    }
+
+    /// The whole answer from `upstream`, split into its head and its body.
+    pub fn answer(mut upstream: TcpStream) -> std::io::Result<(String, Vec<u8>)> {
+        let mut answer = Vec::new();
+        upstream.read_to_end(&mut answer)?;
+        let split = answer
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("an answer head")
+            + 4;
+        let body = answer.split_off(split);
+        Ok((String::from_utf8_lossy(&answer).into_owned(), body))
+    }
+
+    /// Sends `head` with `body` (its `Content-Length` set anew) to the client and closes.
+    pub fn reply(mut client: TcpStream, head: &str, body: &[u8]) -> std::io::Result<()> {
+        let mut out: Vec<String> = head
+            .trim_end()
+            .split("\r\n")
+            .filter(|l| {
+                let l = l.to_ascii_lowercase();
+                !l.starts_with("content-length:") && !l.starts_with("connection:")
+            })
+            .map(String::from)
+            .collect();
+        out.push(format!("Content-Length: {}", body.len()));
+        out.push("Connection: close".into());
+        client.write_all(format!("{}\r\n\r\n", out.join("\r\n")).as_bytes())?;
+        client.write_all(body)?;
+        client.shutdown(std::net::Shutdown::Both)
+    }
+}
