@@ -93,9 +93,11 @@ fn main() {
         entry(&mut table, &url, file);
     }
     // Third-party code from npm, pinned in static/package-lock.json (with integrity hashes) and
-    // embedded under /vendor/: openpgp.js, and the BIP-39 Spanish word list of @scure/bip39 (the
-    // words of a reply receipt; only that one file ships). `npm ci` installs exactly the locked
-    // versions.
+    // embedded under /vendor/: openpgp.js, the BIP-39 Spanish word list of @scure/bip39 (the
+    // words of a reply receipt; only that one file ships), and tus-js-client's browser bundle
+    // (resumable uploads, docs/uploads-v1.md; a self-contained UMD file that the page imports as
+    // a module and that sets `window.tus`; its Node dependencies never ship). `npm ci` installs
+    // exactly the locked versions.
     let vendored = [
         (
             "node_modules/openpgp/dist/openpgp.min.mjs",
@@ -104,6 +106,10 @@ fn main() {
         (
             "node_modules/@scure/bip39/wordlists/spanish.js",
             "/vendor/bip39-spanish.mjs",
+        ),
+        (
+            "node_modules/tus-js-client/dist/tus.min.js",
+            "/vendor/tus.min.js",
         ),
     ];
     println!("cargo:rerun-if-changed=static/package-lock.json");
@@ -120,7 +126,7 @@ fn main() {
             .any(|(file, _)| !static_dir.join(file).is_file());
         if !matches!(status, Ok(s) if s.success()) || missing {
             panic!(
-                "openpgp.js or @scure/bip39 is missing: run `npm ci` in static/ (needs Node.js \
+                "openpgp.js, @scure/bip39 or tus-js-client is missing: run `npm ci` in static/ (needs Node.js \
                  and npm; scripts/run and scripts/test do it for you)"
             );
         }

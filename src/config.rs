@@ -70,6 +70,9 @@ pub struct GatewayConfig {
     /// Spare files and time-stamp sweeps of the data directory (`[store]`).
     #[serde(default)]
     pub store: StoreConfig,
+    /// Uploads that resume (`[uploads]`, `docs/uploads-v1.md`).
+    #[serde(default)]
+    pub uploads: UploadsConfig,
     /// Who runs the gateway, as the page shows it (`[organisation]`).
     #[serde(default)]
     pub organisation: OrganisationConfig,
@@ -206,6 +209,26 @@ impl Default for StoreConfig {
             spare_files: crate::store::DEFAULT_SPARE_FILES,
             sweep_secs: 60,
             number_in_answer: true,
+        }
+    }
+}
+
+/// Uploads that resume (`[uploads]`, tus; `docs/uploads-v1.md`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UploadsConfig {
+    /// An incomplete upload is deleted when this day after its creation begins (1 to 14): it
+    /// lives between `expire_days - 1` and `expire_days` days.
+    pub expire_days: u32,
+    /// At most this many incomplete uploads at once (1 to 10000); more are refused (503).
+    pub max_pending: usize,
+}
+
+impl Default for UploadsConfig {
+    fn default() -> Self {
+        UploadsConfig {
+            expire_days: 2,
+            max_pending: 64,
         }
     }
 }
@@ -701,6 +724,12 @@ impl GatewayConfig {
         }
         if !(1..=60).contains(&self.store.sweep_secs) {
             problems.push("store.sweep_secs must be between 1 and 60".into());
+        }
+        if !(1..=14).contains(&self.uploads.expire_days) {
+            problems.push("uploads.expire_days must be between 1 and 14".into());
+        }
+        if !(1..=10_000).contains(&self.uploads.max_pending) {
+            problems.push("uploads.max_pending must be between 1 and 10000".into());
         }
         if !(1..=3650).contains(&self.retention.conversation_days) {
             problems.push("retention.conversation_days must be 1 to 3650".into());

@@ -18,9 +18,11 @@
 //! - [`keyring`]: the reviewers' certificates, validated once.
 //! - [`form`]: the form's definition, and the rule that turns answers into a report.
 //! - [`triage`]: the small fixed-size note for the people on call, sealed beside each report.
-//! - [`payload`], [`bundle`]: the two file formats, each with a writer and a strict reader
-//!   (on the tar subset in `tarfmt`).
+//! - [`payload`], [`bundle`], [`sealed_file`]: the file formats, each with a writer and a strict
+//!   reader (the first two on the tar subset in `tarfmt`).
 //! - [`hashing`]: SHA-256 while copying.
+//! - [`metadata`]: hidden data removed from attachments in memory (JPEG, PNG, WebP), and what may
+//!   remain in the others.
 //! - [`config`]: the gateway's configuration; [`assets`] and [`i18n`]: the embedded page and
 //!   its languages.
 //! - [`cli`], [`logging`], [`terminal`]: one-line errors and exit codes, the operator's log,
@@ -39,6 +41,7 @@ pub mod hashing;
 pub mod i18n;
 pub mod keyring;
 pub mod logging;
+pub mod metadata;
 pub mod operator;
 pub mod payload;
 pub mod pow;
@@ -47,6 +50,7 @@ pub mod registry;
 pub mod replies;
 pub mod review;
 pub mod seal;
+pub mod sealed_file;
 pub mod submit;
 pub mod trust;
 

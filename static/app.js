@@ -19,19 +19,30 @@
 // and the reporter must already hold its words. A retry sends the same receipt (and, if nothing
 // was changed, the same sealed message); a "conversation exists" then means the first try
 // arrived. Nothing of it is kept on this device.
+//
+// Big files on small phones (docs/uploads-v1.md, part 3): the payload is made as a stream, read
+// from the files a piece at a time, and sealed as it is read into a Blob (the browser's blob
+// storage, not the JavaScript heap); that Blob is what is uploaded, sent again, or saved. Above
+// RESUMABLE_FROM it goes by the resumable route (tus, part 1): a lost connection continues from
+// the last byte that arrived while the page stays open. "Seal now, send later" (part 2): the
+// sealed report can be saved as a file and sent later, from any device, through "send a sealed
+// report".
 
 import * as openpgp from './vendor/openpgp.min.mjs';
-import { buildPayload, sha256Hex, paddedLength } from './js/payload.js';
+// tus-js-client's browser bundle: a self-contained UMD file that sets window.tus.
+import './vendor/tus.min.js';
+import { payloadStream, sha256Hex, sha256HexOfBlob, paddedLength } from './js/payload.js';
 import { reportFromAnswers } from './js/report.js';
-import { cleanImage, imageKind } from './js/metadata.js';
+import { cleanImage, cleanedName, imageKind } from './js/metadata.js';
 import { wordlist } from './vendor/bip39-spanish.mjs';
 import { receiptWords, startConversation, wordList } from './js/replies.js';
 import {
   POW_RETRY_CODES, errorMessage as refusal, humanSize, loadKeys as fetchKeys,
-  proofOfWork as solveChallenge, renderFileList as listFiles, seal, sealTriage as sealTriageTo,
-  shownFingerprints, translator, upload as uploadTo,
+  proofOfWork as solveChallenge, renderFileList as listFiles, RESUMABLE_FROM, sealStream,
+  sealTriage as sealTriageTo, shownFingerprints, translator, upload as uploadTo, uploadResumable,
 } from './js/send.js';
 import { grouped, shownOrganisation } from './js/keylist.js';
+import { readSealedReport, writeSealedReport } from './js/sealed.js';
 
 const main = document.getElementById('main');
 const form = document.getElementById('report');
@@ -39,6 +50,10 @@ const lang = main.dataset.lang;
 const maxBytes = Number(main.dataset.maxBytes);
 // An upload that makes no progress for this long has failed (the gateway drops it too).
 const stallSeconds = Number(main.dataset.stallSeconds || 60);
+// A resumable upload goes on trying for this long after its bytes last moved (the page open):
+// ten times the gateway's own bound on an idle upload (10 minutes by default).
+const RESUME_SECONDS = 10 * stallSeconds;
+const tus = window.tus;
 const submitButton = document.getElementById('submit');
 const cancelButton = document.getElementById('cancel');
 const sendingNote = document.getElementById('sending-note');
@@ -49,6 +64,13 @@ const fileList = document.getElementById('file-list');
 const pageMessage = document.getElementById('page-message');
 const result = document.getElementById('result');
 const sendingReceipt = document.getElementById('receipt-sending');
+const saveButton = document.getElementById('seal-save');
+const savedSection = document.getElementById('sealed-saved');
+const sealedInput = document.getElementById('sealed-file');
+const sealedSendButton = document.getElementById('sealed-send');
+const sealedProgress = document.getElementById('sealed-progress');
+const sealedStatus = document.getElementById('sealed-status');
+const sealedResult = document.getElementById('sealed-result');
 
 const strings = JSON.parse(document.getElementById('strings').textContent);
 const formDefinition = JSON.parse(document.getElementById('form-definition').textContent);
@@ -62,12 +84,14 @@ let keysRefused = false;
 // sendAnyway }.
 let chosen = [];
 let sending = null; // { abort } while an upload runs
+let busy = false; // a report is being sealed, saved or sent
 let cancelRequested = false;
 let powWorker = null;
 // The report being sent, from its sealing until the gateway has it: { conversation, tries,
 // digest, sealed }. `conversation` (null once the report goes without one) is { header, ref,
 // words, uncertain }: `uncertain` holds the digests of the sealed messages whose upload ended
-// with no answer, which may have arrived. `digest` is the SHA-256 of what `sealed` seals.
+// with no answer, which may have arrived. `digest` is the SHA-256 of the report.json that
+// `sealed` (a Blob) seals: it names every file by its SHA-256, so it stands for the whole payload.
 let outgoing = null;
 
 /** A page string; never a key name (the server embeds every page and error string). */
@@ -287,32 +311,55 @@ function missingAnswers(answers) {
   return outcome.missing || (outcome.notAllowed ? [outcome.notAllowed] : []);
 }
 
-/** Reads the chosen files (cleaned images as cleaned); returns the report and the archive's files. */
+/**
+ * Describes the chosen files (cleaned images as cleaned); returns the report and the archive's
+ * files, each `{ path, bytes }` (an image, in memory) or `{ path, blob, size }` (read a piece at a
+ * time while it is sealed). A file's SHA-256 is kept with it, for retries.
+ */
 async function attachFiles(answers) {
   const described = [];
   const contents = [];
   setStatus(t('page.status.preparing'));
+  mark('hash');
   for (const [index, entry] of chosen.entries()) {
     const cleaned = entry.state === 'cleaned' && entry.bytes;
-    const bytes = cleaned ? entry.bytes : new Uint8Array(await entry.file.arrayBuffer());
+    const inMemory = Boolean(cleaned);
     // A phone names a photo by the moment it was taken ("IMG_20240512_143022.jpg"): a cleaned
     // image goes under a neutral name, so its name does not say what its data no longer does.
-    const name = cleaned ? `imagen-${index + 1}.${entry.kind === 'png' ? 'png' : 'jpg'}` : entry.file.name;
-    described.push({ name, size: bytes.length, sha256: await sha256Hex(bytes), media_type: entry.file.type });
-    contents.push(bytes);
+    const name = cleaned ? cleanedName(entry.kind, index) : entry.file.name;
+    if (!entry.sha256) entry.sha256 = inMemory ? await sha256Hex(entry.bytes) : await sha256HexOfBlob(entry.file);
+    const size = inMemory ? entry.bytes.length : entry.file.size;
+    described.push({ name, size, sha256: entry.sha256, media_type: entry.file.type });
+    contents.push(inMemory ? { bytes: entry.bytes } : { blob: entry.file, size });
   }
+  mark('hashed');
   const { report, missing, notAllowed } = makeReport(answers, described);
   if (!report) throw new Error(t('page.error.missing') + ' ' + [...(missing || []), notAllowed].filter(Boolean).map(labelOf).join(', '));
-  const files = report.attachments.map((a, i) => ({ path: a.path, bytes: contents[i] }));
+  const files = report.attachments.map((a, i) => ({ path: a.path, ...contents[i] }));
   return { report, files };
 }
 
-/** Gets and solves a proof-of-work challenge if the gateway asks for one; returns the header. */
-function proofOfWork() {
+/** A named moment of a send, for the benchmark (tests/browser/bench-send.mjs); nothing leaves. */
+function mark(name) {
+  performance.mark(`resguardo:${name}`);
+}
+
+/**
+ * Gets and solves a proof-of-work challenge if the gateway asks for one; resolves the header.
+ * `quiet`: solved while the report is sealed, so the status line says what the sealing does.
+ */
+function proofOfWork(quiet = false) {
   return solveChallenge(t, {
-    onSeconds: (seconds) => setStatus(t('page.status.pow', { seconds })),
+    onSeconds: (seconds) => { if (!quiet) setStatus(t('page.status.pow', { seconds })); },
     onWorker: (worker) => { powWorker = worker; },
   });
+}
+
+/** A proof of work started now, to be used later: `take()` resolves it (a failure is met only
+ * when it is taken, and then a fresh one is solved in its place). */
+function earlyProofOfWork() {
+  const started = proofOfWork(true).then((solution) => ({ solution }), (error) => ({ error }));
+  return { take: () => started.then((r) => ('solution' in r ? r.solution : proofOfWork())) };
 }
 
 /** Stops here if the reporter pressed Cancel. */
@@ -324,19 +371,37 @@ function checkCancelled() {
 const sealTriage = (report) => sealTriageTo(openpgp, courierKeys, report);
 
 /**
- * Uploads the sealed message with its headers. Resolves { status, body }; rejects with a reason
- * (network, stalled, cancelled). An upload that makes no progress for `stallSeconds` is aborted.
+ * Uploads a sealed message (a Blob) with its headers: in one piece up to RESUMABLE_FROM, else by
+ * the resumable route, which goes on from where a lost connection stopped. Resolves
+ * { status, body }; rejects with a reason (network, stalled, cancelled).
  */
-function upload(bytes, headers) {
-  return uploadTo(t, {
-    bytes,
+function upload(blob, headers, ui = { bar: progress, say: setStatus }, resume = {}) {
+  const onAbort = (abort) => { sending = abort ? { abort } : null; };
+  mark('upload');
+  if (blob.size <= RESUMABLE_FROM) {
+    const onPercent = (percent) => {
+      ui.bar.value = percent;
+      ui.say(t('page.status.uploading', { percent }));
+    };
+    // Small: sent as bytes (a request body the browser's tools can show, as before).
+    return blob.arrayBuffer().then((bytes) => uploadTo(t, { bytes, headers, stallSeconds, onPercent, onAbort }));
+  }
+  // How much has arrived, in the units the reporter chose the files in.
+  const onPercent = (percent) => {
+    ui.bar.value = percent;
+    const arrived = humanSize(Math.floor((blob.size * percent) / 100));
+    ui.say(t('page.status.arrived', { percent, arrived, total: humanSize(blob.size) }));
+  };
+  return uploadResumable(t, tus, {
+    blob,
     headers,
     stallSeconds,
-    onPercent: (percent) => {
-      progress.value = percent;
-      setStatus(t('page.status.uploading', { percent }));
-    },
-    onAbort: (abort) => { sending = abort ? { abort } : null; },
+    resumeSeconds: RESUME_SECONDS,
+    onPercent,
+    onWaiting: (percent) => ui.say(t('page.status.resume_wait', { percent })),
+    onAbort,
+    uploadUrl: resume.url ?? null,
+    onUrl: (url) => { resume.url = url; },
   });
 }
 
@@ -499,16 +564,15 @@ async function newConversation(keys) {
  */
 async function sealOutgoing(report, files, keys) {
   const ref = outgoing.conversation?.ref;
-  const plain = buildPayload(ref ? { ...report, conversation: ref } : report, files);
-  try {
-    const digest = await sha256Hex(plain);
-    if (digest === outgoing.digest) return;
-    setStatus(t('page.status.encrypting'));
-    outgoing.sealed = await seal(openpgp, plain, keys);
-    outgoing.digest = digest;
-  } finally {
-    plain.fill(0);
-  }
+  const full = ref ? { ...report, conversation: ref } : report;
+  // report.json names every file by its SHA-256: its digest stands for the whole payload.
+  const digest = await sha256Hex(new TextEncoder().encode(JSON.stringify(full)));
+  if (digest === outgoing.digest) return;
+  setStatus(t('page.status.encrypting'));
+  mark('seal');
+  outgoing.sealed = await sealStream(openpgp, payloadStream(full, files).stream, keys);
+  mark('sealed');
+  outgoing.digest = digest;
 }
 
 /**
@@ -517,8 +581,10 @@ async function sealOutgoing(report, files, keys) {
  * exists" is known to have been preceded by an arrival.
  */
 async function uploadOutgoing(headers) {
+  // A try that stopped half way is gone on with, while this same sealed message is sent.
+  if (outgoing.resume?.sealed !== outgoing.sealed) outgoing.resume = { sealed: outgoing.sealed, url: null };
   try {
-    return await upload(outgoing.sealed, headers);
+    return await upload(outgoing.sealed, headers, undefined, outgoing.resume);
   } catch (error) {
     outgoing.conversation?.uncertain.add(outgoing.digest);
     throw error;
@@ -556,12 +622,14 @@ async function replaceConversation(report, files, keys) {
  * not the reporter's doing (a restart, an expired or outdated challenge) is fetched and solved
  * again, quietly, a few times; so is a refused conversation, with a new receipt.
  */
-async function sendOutgoing(report, files, keys, triage) {
+async function sendOutgoing(report, files, keys, triage, early = null) {
   let envelope = triage;
   let answer;
   for (let attempt = 0; attempt < 4 + CONVERSATION_TRIES; attempt += 1) {
     checkCancelled();
-    const solution = await proofOfWork();
+    mark('pow');
+    const solution = attempt === 0 && early ? await early.take() : await proofOfWork();
+    mark('powed');
     checkCancelled();
     progress.value = 0;
     setStatus(t('page.status.uploading', { percent: 0 }));
@@ -585,19 +653,24 @@ async function sendOutgoing(report, files, keys, triage) {
 
 function setSending(on) {
   if (on) cancelRequested = false;
+  busy = on;
   submitButton.disabled = on || keysRefused;
+  saveButton.disabled = on || keysRefused;
+  sealedSendButton.disabled = on;
   cancelButton.hidden = !on;
   sendingNote.hidden = !on;
   progress.hidden = !on;
   if (!on) setStatus('');
 }
 
-async function onSubmit(event) {
-  event.preventDefault();
-  if (sending) return;
+/**
+ * The form's answers if the report can be sealed: every required answer given, the files within
+ * the limit, every image checked and decided; else null, with what is wrong said.
+ */
+async function readyAnswers() {
   if (keysRefused) {
     showKeysRefused();
-    return;
+    return null;
   }
   clearMessage();
   const answers = readAnswers();
@@ -605,11 +678,11 @@ async function onSubmit(event) {
   markMissing(missing);
   if (missing.length) {
     showMessage([t('page.error.missing')], missing.map((id) => ({ id, label: labelOf(id) })));
-    return;
+    return null;
   }
   if (tooLarge()) {
     showMessage([t('page.files.too_large', { limit: humanSize(maxBytes) })]);
-    return;
+    return null;
   }
   // Every image is checked before anything is decided about it.
   startChecks();
@@ -617,12 +690,23 @@ async function onSubmit(event) {
   if (chosen.some((c) => c.state === 'checking' || (c.state === 'not_cleaned' && !c.sendAnyway))) {
     showMessage([t('page.files.must_decide')]);
     fileList.querySelector('[data-state="not_cleaned"] input')?.focus();
-    return;
+    return null;
   }
+  return answers;
+}
+
+async function onSubmit(event) {
+  event.preventDefault();
+  if (sending || busy) return;
+  mark('click');
+  const answers = await readyAnswers();
+  if (!answers) return;
   setSending(true);
   try {
     const keys = await ensureKeys();
     checkCancelled();
+    // The proof of work is solved while the report is read and sealed (another thread).
+    const early = earlyProofOfWork();
     const { report, files } = await attachFiles(answers);
     checkCancelled();
     // One receipt per report: a retry keeps the one whose words are already shown.
@@ -633,8 +717,9 @@ async function onSubmit(event) {
     // The note for the people on call must never cost the report: if it cannot be made (a
     // courier key expired or changed since the page loaded), the report goes without it.
     const triage = await sealTriage(report).catch(() => null);
-    if (outgoing.sealed.length > maxBytes) throw new Error(t('page.files.too_large', { limit: humanSize(maxBytes) }));
-    const answer = await sendOutgoing(report, files, keys, triage);
+    if (outgoing.sealed.size > maxBytes) throw new Error(t('page.files.too_large', { limit: humanSize(maxBytes) }));
+    const answer = await sendOutgoing(report, files, keys, triage, early);
+    mark('answered');
     const words = outgoing.conversation?.words ?? null;
     if (answer.status === 201 && answer.body.id) {
       forgetOutgoing();
@@ -663,6 +748,181 @@ async function onSubmit(event) {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Seal now, send later (docs/uploads-v1.md, part 2)
+
+/** A neutral file name: nothing of the report, the day or the device in it. */
+function neutralName() {
+  const bytes = crypto.getRandomValues(new Uint8Array(4));
+  return `sealed-${Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')}.bin`;
+}
+
+/** Offers `blob` as a download named `name`; the object URL is revoked soon after. */
+function download(blob, name) {
+  const url = URL.createObjectURL(blob);
+  const link = document.createElement('a');
+  link.href = url;
+  link.download = name;
+  link.hidden = true;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
+/** The report is sealed and saved, not sent: the file's name, its words, what a carrier learns. */
+function showSaved(name, words) {
+  form.reset();
+  chosen = [];
+  renderFileList();
+  form.hidden = true;
+  clearMessage();
+  const h = document.createElement('h2');
+  h.textContent = t('page.seal.saved_title');
+  savedSection.replaceChildren(h, paragraph(t('page.seal.saved', { name })),
+    paragraph(t('page.seal.carrier')), receiptSection(words));
+  savedSection.hidden = false;
+  savedSection.focus();
+}
+
+/** "Save sealed report": seals the report with its conversation and triage, and saves it. */
+async function onSaveSealed() {
+  if (sending || busy) return;
+  const answers = await readyAnswers();
+  if (!answers) return;
+  setSending(true);
+  progress.hidden = true;
+  try {
+    const keys = await ensureKeys();
+    checkCancelled();
+    const { report, files } = await attachFiles(answers);
+    checkCancelled();
+    if (!outgoing) outgoing = { conversation: await newConversation(keys), tries: 1, digest: null, sealed: null };
+    checkCancelled();
+    await sealOutgoing(report, files, keys);
+    showSendingReceipt();
+    const triage = await sealTriage(report).catch(() => null);
+    if (outgoing.sealed.size > maxBytes) throw new Error(t('page.files.too_large', { limit: humanSize(maxBytes) }));
+    checkCancelled();
+    const file = writeSealedReport({
+      triage, conversation: outgoing.conversation?.header ?? null, touch: null, message: outgoing.sealed,
+    });
+    const name = neutralName();
+    download(file, name);
+    const words = outgoing.conversation?.words ?? null;
+    forgetOutgoing();
+    setSending(false);
+    showSaved(name, words);
+  } catch (error) {
+    if (error.notVouched) showKeysRefused();
+    else showMessage([error.message, t('page.error.kept')]);
+  } finally {
+    setSending(false);
+  }
+}
+
+/** What the page says of a file that is not a sealed report it can send, by the reader's code. */
+const SEALED_ERRORS = {
+  not_sealed_report: 'page.sealed.error.not_sealed_report',
+  unsupported_version: 'page.sealed.error.unsupported_version',
+  truncated: 'page.sealed.error.truncated',
+  empty_message: 'page.sealed.error.truncated',
+  message_too_large: 'page.sealed.error.too_large',
+};
+
+/** Shows `parts` under "Send a sealed report"; `kind` as data-kind (tests read it). */
+function showSealedResult(kind, ...parts) {
+  const box = document.createElement('div');
+  box.className = 'message';
+  box.dataset.kind = kind;
+  if (kind !== 'sent') box.setAttribute('role', 'alert');
+  box.append(...parts);
+  sealedResult.replaceChildren(box);
+  sealedResult.focus();
+}
+
+/** Reads a sealed report file; resolves its parts, or null with the reason shown. */
+async function readSealed(file) {
+  try {
+    return await readSealedReport(file, { maxMessageBytes: maxBytes });
+  } catch (error) {
+    // A SealedFileError names what is wrong; anything else is a file the browser could not read.
+    const known = error.name === 'SealedFileError';
+    const key = known ? SEALED_ERRORS[error.code] || 'page.sealed.error.damaged' : 'page.sealed.error.unreadable';
+    showSealedResult(`bad-${known ? error.code : 'unreadable'}`, paragraph(t(key, { limit: humanSize(maxBytes) })));
+    return null;
+  }
+}
+
+/**
+ * "Send a sealed report": the file as saved by "save sealed report", from this device or
+ * another. The proof of work is solved here; the message goes as any sealed message does
+ * (resumable when large); its triage and conversation go with it as they were sealed.
+ */
+async function onSendSealed() {
+  if (sending || busy) return;
+  const file = sealedInput.files[0];
+  if (!file) {
+    showSealedResult('none', paragraph(t('page.sealed.none')));
+    return;
+  }
+  sealedResult.replaceChildren();
+  const sealed = await readSealed(file);
+  if (!sealed) return;
+  setSending(true);
+  progress.hidden = true;
+  sealedProgress.hidden = false;
+  sealedProgress.value = 0;
+  const ui = { bar: sealedProgress, say: (text) => { sealedStatus.textContent = text; } };
+  try {
+    let triage = sealed.triage;
+    let answer;
+    for (let attempt = 0; attempt < 5; attempt += 1) {
+      const solution = await solveChallenge(t, {
+        onSeconds: (seconds) => ui.say(t('page.status.pow', { seconds })),
+        onWorker: (worker) => { powWorker = worker; },
+      });
+      checkCancelled();
+      answer = await upload(sealed.message, {
+        'Resguardo-PoW': solution,
+        'Resguardo-Triage': triage,
+        'Resguardo-Conversation': sealed.conversation,
+        'Resguardo-Conversation-Touch': sealed.touch,
+      }, ui);
+      if (answer.status === 400 && answer.body.error === 'bad_triage' && triage) {
+        triage = null; // the report never waits on the note for the people on call
+        continue;
+      }
+      if (!(answer.status >= 400 && POW_RETRY_CODES.has(answer.body.error))) break;
+    }
+    if (answer.status === 201 && answer.body.id) {
+      const p = document.createElement('p');
+      p.append(`${t('page.success.id')} `);
+      const code = document.createElement('code');
+      code.id = 'sealed-submission-id';
+      code.textContent = answer.body.id;
+      p.append(code);
+      const sequence = answer.body.sequence;
+      const logged = Number.isSafeInteger(sequence) && sequence > 0
+        ? [paragraph(t('page.success.sequence', { n: String(sequence) }), 'sequence')] : [];
+      sealedInput.value = '';
+      showSealedResult('sent', paragraph(t('page.sealed.sent')), p, ...logged);
+    } else if (answer.status === 409 && answer.body.error === 'conversation_exists') {
+      // The conversation exists: this very file (its locator is random) arrived before.
+      sealedInput.value = '';
+      showSealedResult('arrived-before', paragraph(t('page.sealed.arrived_before')));
+    } else {
+      showSealedResult('refused', paragraph(errorMessage(answer.status, answer.body)), paragraph(t('page.sealed.not_sent')));
+    }
+  } catch (error) {
+    showSealedResult('failed', paragraph(error.message), paragraph(t('page.sealed.not_sent')));
+  } finally {
+    setSending(false);
+    sealedProgress.hidden = true;
+    ui.say('');
+  }
+}
+
 async function start() {
   // From here on the browser encrypts: say so, and take over the form.
   document.getElementById('mode-loading').hidden = true;
@@ -673,6 +933,11 @@ async function start() {
   submitButton.textContent = submitButton.dataset.labelBrowser;
   form.hidden = false;
   form.addEventListener('submit', onSubmit);
+  saveButton.addEventListener('click', onSaveSealed);
+  sealedSendButton.addEventListener('click', onSendSealed);
+  document.getElementById('seal-later').hidden = false;
+  document.getElementById('send-sealed').hidden = false;
+  document.getElementById('help-connection').hidden = false;
   cancelButton.addEventListener('click', () => {
     cancelRequested = true;
     powWorker?.cancel?.();

@@ -21,7 +21,7 @@ import { wordlist } from './vendor/bip39-spanish.mjs';
 import { deriveReceipt, fromBase64, inOrder, openBox, parseReceipt, readReply, wordList } from './js/replies.js';
 import { buildPayload, sha256Hex } from './js/payload.js';
 import { reportFromAnswers } from './js/report.js';
-import { cleanImage, imageKind } from './js/metadata.js';
+import { cleanImage, cleanedName, imageKind } from './js/metadata.js';
 import {
   POW_RETRY_CODES, errorMessage, humanSize, loadKeys, proofOfWork, renderFileList as listFiles, seal,
   sealTriage, shownFingerprints, translator, upload,
@@ -345,7 +345,7 @@ async function followUpReport(text, conversation) {
   const contents = [];
   for (const [index, entry] of chosen.entries()) {
     const { bytes, cleaned } = read[index];
-    const name = cleaned ? `imagen-${index + 1}.${entry.kind === 'png' ? 'png' : 'jpg'}` : entry.file.name;
+    const name = cleaned ? cleanedName(entry.kind, index) : entry.file.name;
     described.push({ name, size: bytes.length, sha256: await sha256Hex(bytes), media_type: entry.file.type });
     contents.push(bytes);
   }

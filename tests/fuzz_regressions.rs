@@ -1,5 +1,5 @@
 //! Replays the fuzzers' seeds and every past finding (fuzz/seeds/, fuzz/regressions/) through the
-//! three parsers that face attacker input, with the same checks as the fuzz targets, on stable
+//! parsers that face attacker input, with the same checks as the fuzz targets, on stable
 //! Rust, in every test run.
 
 use std::io::Read;
@@ -86,4 +86,25 @@ fn payload_inputs() {
         }
     }
     assert!(reports >= 2, "the valid seeds read as reports");
+}
+
+#[test]
+fn sealed_report_inputs() {
+    let inputs = inputs("sealed_report");
+    assert!(
+        inputs.len() >= 20,
+        "the seeds are the sealed report vectors"
+    );
+    let mut accepted = 0;
+    for (name, data) in inputs {
+        let mut message = Vec::new();
+        if let Ok((header, len)) = resguardo::sealed_file::read(&data[..], u64::MAX, &mut message) {
+            accepted += 1;
+            let mut written = Vec::new();
+            resguardo::sealed_file::write(&mut written, &header, &message[..], len)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(written, data, "{name}: written back byte for byte");
+        }
+    }
+    assert!(accepted >= 5, "the valid seeds are accepted");
 }

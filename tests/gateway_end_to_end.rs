@@ -41,6 +41,9 @@ fn submissions_from_resguardo_submit_and_gpg_arrive_and_decrypt_exactly() {
         .arg(&message)
         .arg("--attach")
         .arg(&attachment)
+        // Not a picture: it can only go as it is, and the reporter says so.
+        .arg("--send-with-metadata")
+        .arg(&attachment)
         .args([
             "--field",
             "what_happened=threat",

@@ -81,6 +81,55 @@ fn no_canary_or_client_detail_reaches_disk_or_logs() {
         assert_eq!(status, *expected, "{name}");
     }
 
+    // Uploads that resume: a canary in a refused Upload-Metadata header, and in the body of an
+    // upload refused at its end (plaintext), sent in two pieces.
+    let metadata = format!("filename {}", hex::encode(content.as_bytes()));
+    let refused = tus_request(
+        &gateway,
+        "POST /api/v1/uploads",
+        &[
+            ("Upload-Length", "10"),
+            ("Upload-Metadata", &metadata),
+            ("User-Agent", &agent),
+        ],
+        b"",
+    );
+    assert!(refused.starts_with("HTTP/1.1 400"), "{refused}");
+    let clear = testing::literal(report.as_bytes());
+    let length = clear.len().to_string();
+    let created = tus_request(
+        &gateway,
+        "POST /api/v1/uploads",
+        &[("Upload-Length", &length)],
+        b"",
+    );
+    let location = created
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("location: ")
+                .or_else(|| l.strip_prefix("Location: "))
+        })
+        .expect("Location")
+        .trim()
+        .to_string();
+    let half = clear.len() / 2;
+    for (offset, piece, status) in [(0, &clear[..half], "204"), (half, &clear[half..], "422")] {
+        let answer = tus_request(
+            &gateway,
+            &format!("PATCH {location}"),
+            &[
+                ("Content-Type", "application/offset+octet-stream"),
+                ("Upload-Offset", &offset.to_string()),
+                ("Referer", &referrer),
+            ],
+            piece,
+        );
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status}")),
+            "{answer}"
+        );
+    }
+
     // The terminal client too, with the canary in the message, a field and a file name.
     let message = dir.path().join(format!("{content}.txt"));
     std::fs::write(&message, &report).expect("write");
@@ -131,4 +180,24 @@ fn no_canary_or_client_detail_reaches_disk_or_logs() {
             );
         }
     }
+}
+
+/// One tus request (`Tus-Resumable: 1.0.0`) with raw headers; returns the whole answer.
+fn tus_request(gateway: &Gateway, line: &str, headers: &[(&str, &str)], body: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut head = format!(
+        "{line} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTus-Resumable: 1.0.0\r\n\
+         Content-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    let mut stream = std::net::TcpStream::connect(gateway.addr).expect("connect");
+    stream.write_all(head.as_bytes()).expect("head");
+    stream.write_all(body).expect("body");
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
 }

@@ -326,6 +326,8 @@ enum Command {
         max_plaintext: u64,
         #[arg(long)]
         require_sandbox: bool,
+        #[arg(long)]
+        lang: String,
     },
 }
 
@@ -495,9 +497,10 @@ fn main() -> ExitCode {
         entry,
         max_plaintext,
         require_sandbox,
+        lang,
     } = cli.command
     {
-        return run_worker(dir, &entry, max_plaintext, require_sandbox);
+        return run_worker(dir, &entry, max_plaintext, require_sandbox, &lang);
     }
     finish(PROGRAM, run(cli.command, lang))
 }
@@ -1271,9 +1274,15 @@ fn unlock_courier(
 }
 
 /// The parser process: answers on stdout whatever happens.
-fn run_worker(dir: PathBuf, entry: &str, max_plaintext: u64, require_sandbox: bool) -> ExitCode {
+fn run_worker(
+    dir: PathBuf,
+    entry: &str,
+    max_plaintext: u64,
+    require_sandbox: bool,
+    lang: &str,
+) -> ExitCode {
     let answer = if worker::is_acceptable_dir(&dir) {
-        match worker::Job::from_args(dir, entry, max_plaintext, require_sandbox) {
+        match worker::Job::from_args(dir, entry, max_plaintext, require_sandbox, lang) {
             Ok(job) => worker::run(&job, std::io::stdin().lock()),
             Err(e) => worker::Answer::Failed {
                 reason: "parser failed".into(),
@@ -1568,6 +1577,7 @@ fn open_command(
     let parser = ParserProgram {
         program: executable.program.clone(),
         require_sandbox,
+        lang,
     };
     let mut summary = open::open_bundle(
         bundle,

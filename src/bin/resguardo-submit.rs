@@ -29,12 +29,24 @@ const PROGRAM: &str = "resguardo-submit";
 /// ciphertext leaves this computer. To send something you encrypted yourself with gpg or sq,
 /// use --sealed FILE instead of --message.
 ///
+/// Seal now, send later: with --save-sealed FILE the report is sealed and written to FILE (a
+/// sealed report file, docs/uploads-v1.md) instead of being sent; anyone can send it later, from
+/// any device, with --sealed FILE or the page's "send a sealed report". Whoever carries it learns
+/// its size and that it is a report, not what it says.
+///
+/// A sealed report over 1 MiB is uploaded in a way that resumes: if the connection breaks, the
+/// upload continues from the last byte that arrived, for up to --retry-for seconds without
+/// progress.
+///
 /// With --pin FINGERPRINT (the organisation key's, from the fingerprint card) the report is
 /// encrypted only to keys in a key list signed by that key (docs/trust-v1.md); without it the
 /// organisation fingerprint the gateway shows is printed, to compare with the card.
 ///
-/// Exit codes: 0 sent; 2 usage; 3 bad input or refused by the gateway; 4 the network or the
-/// gateway failed; 5 the gateway offers keys the organisation has not vouched for (nothing was
+/// Exit codes: 0 sent (or saved, with --save-sealed); 2 usage (also: the --save-sealed file
+/// exists); 3 bad input (an attachment that would go with its metadata, not named with
+/// --send-with-metadata, included; a damaged --sealed file, nothing sent) or refused by the
+/// gateway; 4 the network or the gateway failed (also: busy, or still failing after
+/// --retry-for); 5 the gateway offers keys the organisation has not vouched for (nothing was
 /// sent).
 #[derive(Parser)]
 #[command(
@@ -52,9 +64,21 @@ struct Cli {
     /// The account of what happened: a UTF-8 text file.
     #[arg(long, value_name = "FILE", required_unless_present = "sealed")]
     message: Option<PathBuf>,
-    /// A file to attach (repeat for several).
+    /// A file to attach (repeat for several). JPEG, PNG and WebP pictures are sent as a copy
+    /// cleaned of metadata (place, date, device; the orientation is kept); plain text as it is.
+    /// Any other file (HEIC, video, audio, PDF, office documents, a damaged picture) is refused
+    /// unless also named with --send-with-metadata.
     #[arg(long = "attach", value_name = "FILE", conflicts_with = "sealed")]
     attachments: Vec<PathBuf>,
+    /// Send this attached FILE as it is, with whatever hidden data it holds (the place, the date,
+    /// the device, the author…): for a file that cannot be cleaned, or a picture whose metadata
+    /// you want the team to see. Give the same path as with --attach (repeatable).
+    #[arg(
+        long = "send-with-metadata",
+        value_name = "FILE",
+        conflicts_with = "sealed"
+    )]
+    send_with_metadata: Vec<PathBuf>,
     /// Someone is at imminent risk to life or physical integrity.
     #[arg(long, conflicts_with = "sealed")]
     urgent: bool,
@@ -69,9 +93,20 @@ struct Cli {
     /// A form answer as key=value, e.g. --field what=threat --field region=Cusco (repeatable).
     #[arg(long = "field", value_name = "KEY=VALUE", value_parser = parse_field, conflicts_with = "sealed")]
     fields: Vec<(String, String)>,
-    /// Submit a message already encrypted to the reviewers (gpg --encrypt or sq encrypt).
+    /// Send a sealed report file (written by --save-sealed or by the page's "save sealed
+    /// report"), or a message already encrypted to the reviewers (gpg --encrypt or sq encrypt).
+    /// A damaged file is refused (exit 3) before anything is sent.
     #[arg(long, value_name = "FILE", conflicts_with = "message")]
     sealed: Option<PathBuf>,
+    /// Seal the report and write it to FILE, a new file (e.g. sealed-1a2b3c4d.bin: a name that
+    /// says nothing), instead of sending it. Send it later with --sealed FILE.
+    #[arg(long, value_name = "FILE", conflicts_with = "sealed")]
+    save_sealed: Option<PathBuf>,
+    /// How long to keep retrying an upload over 1 MiB whose bytes stopped moving (a broken
+    /// connection, a restarting gateway), in seconds; each retry continues where the last one
+    /// stopped.
+    #[arg(long, value_name = "SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    retry_for: u64,
     /// Write the receipt (the 12 words that read the team's answers) to FILE, a new file of
     /// mode 0600, instead of showing it here.
     #[arg(long, value_name = "FILE", conflicts_with = "sealed")]
@@ -182,6 +217,10 @@ fn failure(e: SubmitError) -> Failure {
         SubmitError::BadUrl(_) | SubmitError::InsecureUrl(_) | SubmitError::CaCert { .. } => {
             Failure::usage(e)
         }
+        // A busy, rate-limiting or failing gateway is the environment, not the input.
+        SubmitError::Refused { status, .. } if status == 429 || status >= 500 => {
+            Failure::environment(e)
+        }
         SubmitError::Input { .. }
         | SubmitError::TooLarge { .. }
         | SubmitError::Refused { .. }
@@ -246,6 +285,20 @@ fn run(cli: Cli) -> Result<(), Failure> {
 }
 
 fn send(cli: Cli) -> Result<(), Failure> {
+    // The attachments are read and cleaned first: a file that would go with its metadata and was
+    // not named with --send-with-metadata stops everything before the gateway is contacted.
+    let prepared = submit::prepare_attachments(
+        &cli.attachments,
+        submit::Consent::Named(&cli.send_with_metadata),
+    )
+    .map_err(failure)?;
+    // So is a damaged --sealed file: nothing is sent, not even a request for the keys.
+    let carried = cli
+        .sealed
+        .as_deref()
+        .map(|path| submit::open_sealed_input(path, u64::MAX))
+        .transpose()
+        .map_err(failure)?;
     let client = cli.connection.client()?;
     let keys = client.pinned_keys(cli.pin.as_ref()).map_err(failure)?;
     if let (Some(min), KeyListSeen::Verified(list)) = (cli.min_version, &keys.key_list) {
@@ -288,12 +341,19 @@ fn send(cli: Cli) -> Result<(), Failure> {
         }),
         (None, None) => None,
     };
-    let (sealed, triage) = match (&cli.sealed, &cli.message) {
-        // A message sealed elsewhere goes without a triage envelope: its content is unknown here.
-        (Some(path), _) => (
-            submit::open_sealed_file(path, keys.max_submission_bytes).map_err(failure)?,
-            None,
-        ),
+    let outgoing = match (carried, &cli.message) {
+        // A sealed report file carries its triage envelope and conversation; a message sealed
+        // elsewhere goes without (its content is unknown here).
+        (Some(outgoing), _) => {
+            if outgoing.len > keys.max_submission_bytes {
+                return Err(failure(SubmitError::TooLarge {
+                    size: outgoing.len,
+                    limit: keys.max_submission_bytes,
+                }));
+            }
+            eprintln!("Sealed report: {} bytes. Uploading…", outgoing.len);
+            outgoing
+        }
         (None, Some(message)) => {
             eprintln!("Encrypting to these reviewer keys (compare them with what the reviewers gave you):");
             for reviewer in keys.keyring.reviewers() {
@@ -307,32 +367,90 @@ fn send(cli: Cli) -> Result<(), Failure> {
                 fields: cli.fields.clone(),
                 conversation: reference.clone(),
             };
-            let sealed = submit::seal_report(&keys, &input).map_err(failure)?;
+            for attachment in &prepared {
+                eprintln!("{}", attachment.note());
+            }
+            let sealed = submit::seal_prepared(&keys, &input, &prepared).map_err(failure)?;
+            if let Some(out) = &cli.save_sealed {
+                save_sealed(out, &sealed, &conversation)?;
+                if started.is_some() {
+                    say_receipt(cli.receipt_out.as_deref());
+                }
+                return Ok(());
+            }
             eprintln!("Sealed report: {} bytes. Uploading…", sealed.size);
-            (sealed.file, sealed.triage)
+            submit::Outgoing {
+                len: sealed.size,
+                file: sealed.file,
+                offset: 0,
+                triage: sealed.triage,
+                conversation: conversation.clone(),
+                from_report_file: false,
+            }
         }
         (None, None) => return Err(Failure::usage("give --message FILE or --sealed FILE")),
     };
     let accepted = client
-        .submit_accepted(sealed, triage.as_deref(), &conversation)
-        .map_err(failure)?;
+        .send_message(
+            outgoing.message(),
+            outgoing.triage.as_deref(),
+            &outgoing.conversation,
+            std::time::Duration::from_secs(cli.retry_for),
+            &mut |line| eprintln!("{}", clean_line(line)),
+        )
+        .map_err(failure)?
+        .accepted;
     println!("{}", accepted.id);
     eprintln!("Received by the gateway. Keep this id if you may want to refer to the report; it is not needed otherwise.");
     if let Some(n) = accepted.sequence {
         eprintln!("It is number {n} in the gateway's log. If you later want to confirm it arrived, ask the team about this number.");
     }
     if started.is_some() {
-        match &cli.receipt_out {
-            Some(path) => eprintln!(
-                "Your receipt is in {} (keep it safe, off this computer if you can): it reads the team's answers with `{PROGRAM} check --server URL --receipt-file {}`.",
-                path.display(),
-                path.display()
-            ),
-            None => eprintln!(
-                "Your receipt is the 12 words shown above. Read the answers later with `{PROGRAM} check --server URL --receipt-file FILE` (FILE holding the words)."
-            ),
-        }
+        say_receipt(cli.receipt_out.as_deref());
     }
+    if outgoing.from_report_file && matches!(outgoing.conversation, Conversation::Start(_)) {
+        eprintln!("The answers to this report are read with the receipt shown when it was sealed.");
+    }
+    Ok(())
+}
+
+/// Where the receipt is, and how it reads the answers.
+fn say_receipt(receipt_out: Option<&Path>) {
+    match receipt_out {
+        Some(path) => eprintln!(
+            "Your receipt is in {} (keep it safe, off this computer if you can): it reads the team's answers with `{PROGRAM} check --server URL --receipt-file {}`.",
+            path.display(),
+            path.display()
+        ),
+        None => eprintln!(
+            "Your receipt is the 12 words shown above. Read the answers later with `{PROGRAM} check --server URL --receipt-file FILE` (FILE holding the words)."
+        ),
+    }
+}
+
+/// `--save-sealed`: the sealed report written to a new file instead of sent.
+fn save_sealed(
+    out: &Path,
+    sealed: &submit::SealedReport,
+    conversation: &Conversation,
+) -> Result<(), Failure> {
+    let size = submit::save_sealed(out, sealed, conversation).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            Failure::usage(format!(
+                "{}: already exists; give a new file",
+                out.display()
+            ))
+        } else {
+            Failure::environment(format!("{}: {e}", out.display()))
+        }
+    })?;
+    println!("{}", out.display());
+    eprintln!(
+        "Sealed report saved in {} ({size} bytes). Nothing was sent. Send it later, from any device, with `{PROGRAM} --server URL --sealed {}` or the page's \"send a sealed report\".",
+        out.display(),
+        out.display()
+    );
+    eprintln!("Whoever carries the file learns its size and that it is a report for this gateway, not what it says. It does not hold the receipt, but whoever keeps a copy can ask the gateway whether the team answered (never read the answers).");
     Ok(())
 }
 

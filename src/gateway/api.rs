@@ -95,14 +95,14 @@ pub async fn submit(
 }
 
 /// The conversation headers of a submission (`docs/replies-v1.md`).
-struct ConversationHeaders {
+pub(super) struct ConversationHeaders {
     /// A first report starts a conversation.
-    start: Option<replies::NewConversation>,
+    pub(super) start: Option<replies::NewConversation>,
     /// A follow-up moves its conversation's last day.
-    touch: Option<replies::Locator>,
+    pub(super) touch: Option<replies::Locator>,
 }
 
-fn conversation_headers(headers: &HeaderMap) -> Result<ConversationHeaders, ApiError> {
+pub(super) fn conversation_headers(headers: &HeaderMap) -> Result<ConversationHeaders, ApiError> {
     let start = headers
         .get(replies::START_HEADER)
         .map(|v| replies::NewConversation::from_header(v.as_bytes()))
@@ -153,13 +153,13 @@ pub(super) fn spend_check_in_work(app: &AppState, headers: &HeaderMap) -> Result
 
 /// A verified solution held by one request: released when dropped (the request was refused, or
 /// the client went away while waiting), unless spent.
-struct HeldSolution<'a> {
-    pow: &'a pow::ProofOfWork,
-    verified: Option<pow::Verified>,
+pub(super) struct HeldSolution<'a> {
+    pub(super) pow: &'a pow::ProofOfWork,
+    pub(super) verified: Option<pow::Verified>,
 }
 
 impl HeldSolution<'_> {
-    fn spend(mut self) -> Result<(), pow::PowError> {
+    pub(super) fn spend(mut self) -> Result<(), pow::PowError> {
         match self.verified.take() {
             Some(v) => self.pow.spend(v),
             None => Ok(()),

@@ -26,6 +26,7 @@ pub fn store_refusal(e: &StoreError) -> (StatusCode, &'static str, Option<u64>) 
         StoreError::ConversationExists => (StatusCode::CONFLICT, "conversation_exists", None),
         StoreError::ConversationNotFound => (StatusCode::NOT_FOUND, "conversation_not_found", None),
         StoreError::ConversationFull => (StatusCode::CONFLICT, "conversation_full", None),
+        StoreError::TooManyPending => (StatusCode::SERVICE_UNAVAILABLE, "busy", Some(60)),
         _ => (
             StatusCode::SERVICE_UNAVAILABLE,
             "storage_unavailable",
@@ -106,6 +107,42 @@ pub enum ApiError {
     /// (403): a courier key alone may not delete.
     #[error("the open receipt is not signed by a current reviewer key ({0}); only a receipt `resguardo-review open` signed on the offline machine can purge")]
     ReceiptNotSigned(crate::keyring::SignatureRefusal),
+    /// An upload request without `Tus-Resumable: 1.0.0` (412).
+    #[error("this gateway speaks tus 1.0.0; send Tus-Resumable: 1.0.0")]
+    TusVersion,
+    /// `Upload-Length` missing, malformed, zero, or deferred (400).
+    #[error("Upload-Length must be a decimal number of bytes, 1 or more ({0})")]
+    BadUploadLength(&'static str),
+    /// `Upload-Offset` missing or malformed (400).
+    #[error("Upload-Offset must be a decimal number of bytes")]
+    BadUploadOffset,
+    /// A non-empty `Upload-Metadata`: file names and types must never reach the server (400).
+    #[error("Upload-Metadata is refused: file names and types must never reach the server")]
+    UploadMetadata,
+    /// A PATCH whose `Upload-Offset` is not what the gateway holds, or that a later PATCH took
+    /// over from (409, with the current `Upload-Offset`).
+    #[error("the upload is at byte {current}; continue from there")]
+    OffsetMismatch {
+        /// What the gateway holds.
+        current: u64,
+    },
+    /// A PATCH body not sent as `application/offset+octet-stream` (415).
+    #[error("send the upload's bytes as application/offset+octet-stream")]
+    UploadMediaType,
+    /// A PATCH body longer than what remains of the upload; what fitted is kept (413).
+    #[error("the body is longer than what remains of the upload; the upload is at byte {offset}")]
+    BeyondLength {
+        /// What the gateway holds now.
+        offset: u64,
+    },
+    /// A PATCH body that stalled (408) or broke off (400); what arrived is kept.
+    #[error("the upload stopped at byte {offset}; what arrived is kept, continue from there")]
+    UploadStopped {
+        /// What the gateway holds now.
+        offset: u64,
+        /// Stalled (too slow, silent, or its slot was taken), rather than broken off.
+        timed_out: bool,
+    },
 }
 
 /// Tells the operator about a server-side failure, at most once per code every ten minutes:
@@ -198,6 +235,21 @@ impl ApiError {
             ApiError::ReceiptNotSigned(_) => (StatusCode::FORBIDDEN, "receipt_not_signed", None),
             ApiError::Conversation(_) => (StatusCode::BAD_REQUEST, "bad_conversation", None),
             ApiError::ReplyNotSigned(_) => (StatusCode::FORBIDDEN, "reply_not_signed", None),
+            ApiError::TusVersion => (StatusCode::PRECONDITION_FAILED, "tus_version", None),
+            ApiError::BadUploadLength(_) => (StatusCode::BAD_REQUEST, "bad_upload_length", None),
+            ApiError::BadUploadOffset => (StatusCode::BAD_REQUEST, "bad_upload_offset", None),
+            ApiError::UploadMetadata => (StatusCode::BAD_REQUEST, "upload_metadata", None),
+            ApiError::OffsetMismatch { .. } => (StatusCode::CONFLICT, "offset_mismatch", None),
+            ApiError::UploadMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                None,
+            ),
+            ApiError::BeyondLength { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large", None),
+            ApiError::UploadStopped {
+                timed_out: true, ..
+            } => (StatusCode::REQUEST_TIMEOUT, "body_timeout", None),
+            ApiError::UploadStopped { .. } => (StatusCode::BAD_REQUEST, "incomplete_body", None),
         }
     }
 
@@ -226,6 +278,11 @@ impl ApiError {
                  again shortly."
                     .into()
             }
+            ApiError::TusVersion
+            | ApiError::BadUploadOffset
+            | ApiError::OffsetMismatch { .. }
+            | ApiError::BeyondLength { .. }
+            | ApiError::UploadStopped { .. } => self.to_string(),
             other => format!("{other}; nothing was stored"),
         }
     }
@@ -241,7 +298,18 @@ impl IntoResponse for ApiError {
             error: code,
             message: self.public_message(),
         };
+        let offset = match &self {
+            ApiError::OffsetMismatch { current: offset }
+            | ApiError::BeyondLength { offset }
+            | ApiError::UploadStopped { offset, .. } => Some(*offset),
+            _ => None,
+        };
         let mut response = (status, Json(body)).into_response();
+        if let Some(offset) = offset {
+            response
+                .headers_mut()
+                .insert("upload-offset", HeaderValue::from(offset));
+        }
         if let Some(seconds) = retry_after {
             response
                 .headers_mut()
@@ -309,6 +377,7 @@ mod tests {
             StoreError::ConversationExists,
             StoreError::ConversationNotFound,
             StoreError::ConversationFull,
+            StoreError::TooManyPending,
         ];
         let mut all: Vec<ApiError> = envelope.into_iter().map(ApiError::Envelope).collect();
         all.extend(pow.into_iter().map(ApiError::Pow));
@@ -327,6 +396,21 @@ mod tests {
             ApiError::ReceiptNotSigned(crate::keyring::SignatureRefusal::UnknownKey),
             ApiError::Conversation(crate::replies::ConversationHeaderError::Malformed),
             ApiError::ReplyNotSigned(crate::keyring::SignatureRefusal::UnknownKey),
+            ApiError::TusVersion,
+            ApiError::BadUploadLength("x"),
+            ApiError::BadUploadOffset,
+            ApiError::UploadMetadata,
+            ApiError::OffsetMismatch { current: 1 },
+            ApiError::UploadMediaType,
+            ApiError::BeyondLength { offset: 1 },
+            ApiError::UploadStopped {
+                offset: 1,
+                timed_out: true,
+            },
+            ApiError::UploadStopped {
+                offset: 1,
+                timed_out: false,
+            },
         ]);
         {
             use super::super::courier_routes::CourierRefusal as C;

@@ -7,6 +7,15 @@
 //! files) straight into the sealing encryptor, and the resulting message goes into the store like
 //! any other, marked as sealed on arrival. Plaintext never touches the disk or the log.
 //!
+//! Pictures are cleaned of metadata (`crate::metadata`) on the way: a file whose first bytes say
+//! JPEG, PNG or WebP is held in memory (at most [`metadata::MAX_CLEAN_BYTES`]), never on disk,
+//! cleaned and checked, and only the cleaned copy goes into its scratch file, under a neutral
+//! name (`imagen-N.jpg`). A picture that cannot be cleaned (HEIC, a damaged JPEG, one too large)
+//! is refused unless the reporter ticked "send anyway" ([`CONSENT_FIELD`]), as on the page with
+//! JavaScript; the refusal names each file and what may remain in it, and keeps what was typed.
+//! Other files (PDF, video, documents) go as they are: the form says beforehand what they may
+//! still hold.
+//!
 //! All of that runs on one blocking thread; the async side only forwards multipart events.
 //!
 //! Everything a post can make the gateway hold is bounded: the text of one answer, the text of
@@ -32,6 +41,7 @@ use super::page_render::FormValues;
 use super::slots::Slot;
 use crate::form::{AnswerError, FieldKind, FormDefinition, ReceivedFile};
 use crate::keyring::{CourierKeyring, ReviewerKeyring};
+use crate::metadata::{self, Cleaning, FileKind, Remains};
 use crate::payload::{self, ConversationRef, FieldValue, Report};
 use crate::replies::{NewConversation, Receipt, ReceiptError};
 use crate::seal::{self, Scratch};
@@ -83,7 +93,24 @@ pub enum FormPostError {
     /// A follow-up's receipt has no conversation (wrong words, or it expired).
     #[error("no conversation for these words")]
     NoConversation,
+    /// Pictures whose metadata could not be removed, and the reporter did not tick "send
+    /// anyway". (The names are shown to the reporter only, never logged.)
+    #[error("a picture still carries metadata and was not sent anyway")]
+    NotCleaned(Vec<UncleanedFile>),
 }
+
+/// A picture that could not be cleaned: its name as the reporter's device gave it, and what may
+/// remain in it.
+#[derive(Debug, Clone)]
+pub struct UncleanedFile {
+    /// The file's name, as sent by the browser.
+    pub name: String,
+    /// What it may still tell.
+    pub remains: Remains,
+}
+
+/// The form field by which the reporter accepts that pictures go with their metadata.
+pub const CONSENT_FIELD: &str = "send_with_metadata";
 
 impl FormPostError {
     pub fn status(&self) -> StatusCode {
@@ -106,7 +133,21 @@ impl FormPostError {
             FormPostError::Seal(_) => StatusCode::SERVICE_UNAVAILABLE,
             FormPostError::BadReceipt(_) => StatusCode::UNPROCESSABLE_ENTITY,
             FormPostError::NoConversation => StatusCode::NOT_FOUND,
+            FormPostError::NotCleaned(_) => StatusCode::UNPROCESSABLE_ENTITY,
         }
+    }
+
+    /// For [`FormPostError::NotCleaned`]: each file and what may remain in it, in the page's
+    /// words (`text` gives a key's sentence), for the `{files}` of its message.
+    pub fn uncleaned_files<'a>(&self, text: impl Fn(&'static str) -> &'a str) -> Option<String> {
+        let FormPostError::NotCleaned(files) = self else {
+            return None;
+        };
+        let listed: Vec<String> = files
+            .iter()
+            .map(|f| format!("{} ({})", f.name, text(f.remains.message_key())))
+            .collect();
+        Some(listed.join("; "))
     }
 
     /// The language-file key of the sentence for the reporter.
@@ -137,6 +178,7 @@ impl FormPostError {
             | FormPostError::TooMuchText => "page.error.form_invalid",
             FormPostError::BadReceipt(e) => receipt_message_key(e),
             FormPostError::NoConversation => "page.check.no_conversation",
+            FormPostError::NotCleaned(_) => "page.error.not_cleaned_nojs",
         }
     }
 
@@ -171,9 +213,19 @@ impl FormPostError {
             FormPostError::BadReceipt(ReceiptError::Checksum),
             FormPostError::BadReceipt(ReceiptError::TooLong),
             FormPostError::NoConversation,
+            FormPostError::NotCleaned(Vec::new()),
         ]
         .iter()
         .map(FormPostError::message_key)
+        .chain(
+            [
+                Remains::Capture,
+                Remains::Audio,
+                Remains::Document,
+                Remains::Unknown,
+            ]
+            .map(Remains::message_key),
+        )
         .collect()
     }
 }
@@ -289,12 +341,80 @@ pub async fn receive_form(
     posted
 }
 
-/// An attachment arriving: its scratch file, the writer into it and the running hash.
+/// An attachment arriving: its scratch file, the writer into it and the running hash; and, while
+/// it may be a picture to clean, its bytes held in memory instead.
 struct Receiving {
     writer: sequoia_openpgp::serialize::stream::Message<'static>,
     hash: digest::Context,
     scratch: Scratch,
     file: ReceivedFile,
+    /// The bytes so far, while the file may be a JPEG, PNG or WebP within the bound.
+    held: Option<Zeroizing<Vec<u8>>>,
+    /// What the file is, once its first bytes are known.
+    kind: Option<FileKind>,
+}
+
+impl Receiving {
+    /// Writes bytes into the scratch file, counting and hashing what the report will hold.
+    fn write(&mut self, bytes: &[u8]) -> Result<(), FormPostError> {
+        self.writer.write_all(bytes).map_err(FormPostError::Seal)?;
+        self.hash.update(bytes);
+        self.file.size += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Takes a chunk: held while the file may be a picture to clean, else written at once.
+    fn take(&mut self, chunk: &[u8]) -> Result<(), FormPostError> {
+        let Some(held) = self.held.as_mut() else {
+            return self.write(chunk);
+        };
+        held.extend_from_slice(chunk);
+        if self.kind.is_none() && held.len() >= metadata::SNIFF_BYTES {
+            self.kind = Some(FileKind::sniff(&held[..metadata::SNIFF_BYTES]));
+        }
+        let keep_holding =
+            self.kind.is_none_or(FileKind::cleanable) && held.len() <= metadata::MAX_CLEAN_BYTES;
+        if !keep_holding {
+            self.release()?;
+        }
+        Ok(())
+    }
+
+    /// Stops holding: what was held goes into the scratch file as it is.
+    fn release(&mut self) -> Result<(), FormPostError> {
+        if let Some(held) = self.held.take() {
+            self.write(&held)?;
+        }
+        Ok(())
+    }
+
+    /// At the end of the file: cleans what is held, and says what the file became.
+    fn settle(&mut self) -> Result<Settled, FormPostError> {
+        let Some(held) = self.held.take() else {
+            // Released: not a picture we clean, or one over the bound.
+            return Ok(Settled::AsIs(self.kind.unwrap_or(FileKind::Unknown)));
+        };
+        let kind = FileKind::sniff(&held[..held.len().min(metadata::SNIFF_BYTES)]);
+        match metadata::clean(&held) {
+            Cleaning::Cleaned { bytes, .. } => {
+                let bytes = Zeroizing::new(bytes);
+                self.write(&bytes)?;
+                Ok(Settled::Cleaned(kind))
+            }
+            _ => {
+                self.write(&held)?;
+                Ok(Settled::AsIs(kind))
+            }
+        }
+    }
+}
+
+/// What an attachment became.
+enum Settled {
+    /// A picture cleaned of its metadata.
+    Cleaned(FileKind),
+    /// As it was sent, of this kind.
+    AsIs(FileKind),
 }
 
 /// Forwards the multipart stream to the sealing thread as events; `End` only if it arrived whole.
@@ -473,6 +593,10 @@ struct FormSealer<'a> {
     receiving: Option<Receiving>,
     plaintext_bytes: u64,
     complete: bool,
+    /// The reporter ticked "send anyway" for pictures that cannot be cleaned.
+    consent: bool,
+    /// Pictures that could not be cleaned.
+    uncleaned: Vec<UncleanedFile>,
 }
 
 impl<'a> FormSealer<'a> {
@@ -488,6 +612,8 @@ impl<'a> FormSealer<'a> {
             receiving: None,
             plaintext_bytes: 0,
             complete: false,
+            consent: false,
+            uncleaned: Vec::new(),
         }
     }
 
@@ -497,6 +623,10 @@ impl<'a> FormSealer<'a> {
             if self.languages.iter().any(|l| l == value.as_str()) {
                 self.language = Some(value.to_string());
             }
+            return Ok(());
+        }
+        if name == CONSENT_FIELD {
+            self.consent = value.as_str() == "yes";
             return Ok(());
         }
         if self.ctx.kind == PostKind::FollowUp && name == RECEIPT_FIELD {
@@ -545,6 +675,8 @@ impl<'a> FormSealer<'a> {
                 sha256: String::new(),
                 media_type,
             },
+            held: Some(Zeroizing::new(Vec::new())),
+            kind: None,
         });
         Ok(())
     }
@@ -557,19 +689,14 @@ impl<'a> FormSealer<'a> {
         if self.plaintext_bytes > self.ctx.max_bytes {
             return Err(FormPostError::TooLarge);
         }
-        receiving
-            .writer
-            .write_all(chunk)
-            .map_err(FormPostError::Seal)?;
-        receiving.hash.update(chunk);
-        receiving.file.size += chunk.len() as u64;
-        Ok(())
+        receiving.take(chunk)
     }
 
     fn file_end(&mut self) -> Result<(), FormPostError> {
-        let Some(receiving) = self.receiving.take() else {
+        let Some(mut receiving) = self.receiving.take() else {
             return Ok(());
         };
+        let settled = receiving.settle()?;
         receiving
             .writer
             .finalize()
@@ -580,6 +707,19 @@ impl<'a> FormSealer<'a> {
             return Ok(());
         }
         file.sha256 = hex::encode(receiving.hash.finish());
+        match settled {
+            // A phone names a photo by the moment it was taken: a cleaned one goes under a
+            // neutral name, as from the page.
+            Settled::Cleaned(kind) => {
+                file.name = format!("imagen-{}.{}", self.files.len() + 1, kind.extension());
+                file.media_type = kind.media_type().into();
+            }
+            Settled::AsIs(kind) if kind.is_picture() => self.uncleaned.push(UncleanedFile {
+                name: file.name.clone(),
+                remains: kind.remains(),
+            }),
+            Settled::AsIs(_) => {}
+        }
         self.files.push(file);
         self.scratches.push(receiving.scratch);
         Ok(())
@@ -595,6 +735,9 @@ impl<'a> FormSealer<'a> {
         let result = match failure {
             Some(e) => Err(e),
             None if !self.complete => Err(FormPostError::Malformed("the post ended early".into())),
+            None if !self.uncleaned.is_empty() && !self.consent => {
+                Err(FormPostError::NotCleaned(self.uncleaned.clone()))
+            }
             None => self.seal(),
         };
         // The answers go back to the page only if the post was refused.

@@ -295,6 +295,19 @@ impl Admission {
         self.slot()
     }
 
+    /// Admits one more submission when its turn comes, without an upload slot (the creation of
+    /// an upload that resumes: its bytes come later, each PATCH with its own slot).
+    pub async fn admit_submission(&self) -> Result<(), ApiError> {
+        self.turn(&self.submissions, Budget::Submissions)
+            .await
+            .map_err(|retry_after| ApiError::RateLimited { retry_after })
+    }
+
+    /// An upload slot, for a body that is already admitted (a PATCH of an upload that resumes).
+    pub fn upload_slot(&self) -> Result<Slot, ApiError> {
+        self.slot()
+    }
+
     /// Admits a form post of about `bytes`: its turn in the form's own queue, its bytes from the
     /// form's hourly budget (the gateway seals these posts itself), then an upload slot.
     pub async fn admit_form_post(&self, bytes: u64) -> Result<Slot, ApiError> {

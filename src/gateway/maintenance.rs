@@ -8,7 +8,9 @@
 //! submissions never exported are deleted after their time, with a warning in the log (once a
 //! day) three days before. Log lines carry counts and days only, and are written by the daily and
 //! hourly passes, never at the moment of a submission. The daily pass also deletes conversations
-//! quiet for `[retention] conversation_days`.
+//! quiet for `[retention] conversation_days`. Every sweep interval (so at start, too), uploads
+//! that resume are deleted when their expiry day has begun (`[uploads] expire_days`), which
+//! releases what they held of the quota; nothing is logged for them.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -48,6 +50,7 @@ pub async fn run(
         // what the passes above changed.
         let s = store.clone();
         let swept = tokio::task::spawn_blocking(move || {
+            s.uploads().expire(today);
             s.refill_spares()?;
             if s.needs_sweep() {
                 s.sweep_times().map(|_| ())

@@ -3,7 +3,8 @@
 //! This layer only speaks HTTP. It admits requests (rate limits in `limits`, upload slots in
 //! `slots`, proof of work in [`crate::pow`], connection and header bounds in `connections`
 //! and `serve`), paces every body it reads (`paced`), streams sealed bodies into the envelope
-//! check and the store (`upload`, behind the API handlers in `api`), renders the page
+//! check and the store (`upload`, behind the API handlers in `api`; in pieces that resume, tus,
+//! in `resumable`), renders the page
 //! ([`page_render`]) for the HTML handlers (`page_routes`), seals the form posted without
 //! JavaScript (`form_post`, with its tokens in `form_token`), runs the store's daily and sweep
 //! passes (`maintenance`), adds the security headers (`headers`) and maps every failure to a
@@ -24,6 +25,7 @@ mod maintenance;
 mod paced;
 pub mod page_render;
 mod page_routes;
+mod resumable;
 mod slots;
 pub mod tls;
 mod upload;
@@ -42,7 +44,7 @@ use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::handler::Handler;
-use axum::routing::{get, post};
+use axum::routing::{get, head, post};
 use axum::Router;
 use bytes::Bytes;
 use serde::Serialize;
@@ -314,6 +316,7 @@ pub fn router(state: Arc<AppState>, tls: bool) -> Router {
             post(page_routes::follow_up_form).layer(DefaultBodyLimit::max(form_body_limit)),
         )
         .route("/healthz", get(api::healthz))
+        .merge(resumable_routes(state.clone()))
         .merge(cheap)
         .method_not_allowed_fallback(api::method_not_allowed)
         .layer(axum::middleware::from_fn(move |req, next| {
@@ -324,6 +327,36 @@ pub fn router(state: Arc<AppState>, tls: bool) -> Router {
             api::track_request,
         ))
         .with_state(state)
+}
+
+/// The routes of uploads that resume (tus, `docs/uploads-v1.md` §1). Creation takes its turn in
+/// the submission queue inside, after its headers are checked; a PATCH takes an upload slot;
+/// looking at, cancelling and asking about uploads costs a turn of the page's budget.
+fn resumable_routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
+    let budget = || {
+        let state = state.clone();
+        axum::middleware::from_fn(move |req, next| {
+            api::admit_request(state.clone(), limits::Route::Page, req, next)
+        })
+    };
+    Router::new()
+        .route(
+            resumable::UPLOADS_PATH,
+            axum::routing::options(resumable::options)
+                .route_layer(budget())
+                .post(resumable::create),
+        )
+        .route(
+            "/api/v1/uploads/{id}",
+            // A PATCH takes the page's request budget too (each one costs a sync), and an
+            // upload slot once admitted.
+            head(resumable::head)
+                .delete(resumable::delete)
+                .patch(resumable::patch)
+                .route_layer(budget())
+                .layer(DefaultBodyLimit::disable()),
+        )
+        .route_layer(axum::middleware::from_fn(resumable::tus_resumable))
 }
 
 /// Loads the operator's TLS certificate and key, if configured, as `serve` would; returns the
@@ -357,7 +390,11 @@ pub fn prepare(validated: &ValidatedConfig) -> Result<(Arc<AppState>, Recovery),
         },
         spare_files: config.store.spare_files,
     };
-    let (store, recovery) = SubmissionStore::open(&config.data_dir, options)?;
+    let uploads = crate::store::UploadOptions {
+        expire_days: config.uploads.expire_days,
+        max_pending: config.uploads.max_pending,
+    };
+    let (store, recovery) = SubmissionStore::open_with(&config.data_dir, options, uploads)?;
     let form = FormDefinition::embedded().map_err(|e| GatewayError::Page(e.to_string()))?;
     let reviewers = validated
         .keyring

@@ -165,8 +165,8 @@ impl PageRenderer {
     /// Loads the templates and language files embedded in the binary.
     pub fn new(settings: PageSettings) -> Self {
         PageRenderer {
+            catalog: Catalog::embedded().with_fallback(&settings.form.default_language),
             form: settings.form,
-            catalog: Catalog::embedded(),
             page_template: template("page.html"),
             result_template: template("result.html"),
             disabled_template: template("disabled.html"),
@@ -219,10 +219,7 @@ impl PageRenderer {
     /// A page string: in `lang`, else in the form's default language (never English by
     /// accident on a Spanish page, never a key name).
     pub fn text<'a>(&'a self, lang: &str, key: &'a str) -> &'a str {
-        self.catalog
-            .exact(lang, key)
-            .or_else(|| self.catalog.exact(&self.form.default_language, key))
-            .unwrap_or_else(|| self.catalog.text(lang, key))
+        self.catalog.text(lang, key)
     }
 
     fn local<'a>(&self, text: &'a LocalText, lang: &str) -> &'a str {
@@ -603,7 +600,8 @@ impl PageRenderer {
 
     fn languages_nav(&self, current: &str, path: &str) -> String {
         let mut out = String::new();
-        for lang in self.catalog.languages() {
+        // Each language by its own name, in its own language (`lang`), the form's default first.
+        for lang in self.catalog.picker_order() {
             let name = self.catalog.exact(lang, "language.name").unwrap_or(lang);
             let current_attr = if lang == current {
                 " aria-current=\"true\""
@@ -734,9 +732,11 @@ impl PageRenderer {
         };
         match f.kind {
             FieldKind::Multi => {
+                // A group of checkboxes takes no aria-required (ARIA allows it on no `group`):
+                // the legend says "(required)", and a missing answer is marked aria-invalid.
                 let mut out = format!(
-                    "<fieldset id=\"f-{id}\" class=\"field{invalid_class}\" tabindex=\"-1\"{attrs}>\
-                     <legend>{head}</legend>{lead}"
+                    "<fieldset id=\"f-{id}\" class=\"field{invalid_class}\" tabindex=\"-1\"\
+                     {described}{invalid_attr}><legend>{head}</legend>{lead}"
                 );
                 for o in &f.options {
                     let checked = if value(o) { " checked" } else { "" };
@@ -822,10 +822,16 @@ impl PageRenderer {
                 let files_hint = self
                     .text(lang, "page.files.hint")
                     .replace("{limit}", &human_size(self.form_max_bytes));
+                // Without JavaScript the gateway cleans pictures on arrival; one it cannot clean
+                // goes only if this box is ticked (`form_post::CONSENT_FIELD`).
                 let server_note = if self.server_sealing {
                     format!(
-                        "<p class=\"hint server-only\">{}</p>",
-                        escape(self.text(lang, "page.files.warning_server"))
+                        "<p class=\"hint server-only\">{}</p><label class=\"choice \
+                         server-only\"><input type=\"checkbox\" name=\"{}\" value=\"yes\"> \
+                         {}</label>",
+                        escape(self.text(lang, "page.files.nojs_cleaning")),
+                        super::form_post::CONSENT_FIELD,
+                        escape(self.text(lang, "page.files.send_anyway_nojs"))
                     )
                 } else {
                     String::new()

@@ -162,6 +162,12 @@ fn error_sentence(app: &AppState, lang: &str, error: &FormPostError) -> String {
         )
         .replace("{count}", &count.to_string())
         .replace("{position}", &position.to_string())
+        .replace(
+            "{files}",
+            &error
+                .uncleaned_files(|key| app.page.text(lang, key))
+                .unwrap_or_default(),
+        )
 }
 
 /// What sealing a form post needs.

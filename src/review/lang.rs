@@ -3,8 +3,10 @@
 //! Chosen from `RESGUARDO_LANG`, then the POSIX locale variables in their order of precedence
 //! (`LC_ALL`, `LC_MESSAGES`, `LANG`): a value starting with `es` means Spanish, anything else
 //! English. It governs what the tool prints (help, the summary table, keygen's output, the
-//! sandbox line, error messages) and `index.txt`; `report.txt` stays in each report's own
-//! language, and files meant for programs (`index.csv`, the receipt, `report.json`) never change.
+//! sandbox line, error messages), `index.txt`, and the labels of `report.txt` for a report in
+//! any other language than Spanish or English (Quechua, Aymara: see `docs/languages.md`; a report
+//! in Spanish or English keeps its own language's labels); files meant for programs
+//! (`index.csv`, the receipt, `report.json`) never change.
 
 /// A language of the reviewer's tool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +44,23 @@ impl Lang {
         match chosen {
             Some(v) if v.to_ascii_lowercase().starts_with("es") => Lang::Es,
             _ => Lang::En,
+        }
+    }
+
+    /// Its language tag, as the parser's `--lang` carries it (`en`, `es`).
+    pub fn tag(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::Es => "es",
+        }
+    }
+
+    /// The language of exactly this tag (`en`, `es`), else `None`.
+    pub fn from_tag(tag: &str) -> Option<Lang> {
+        match tag {
+            "en" => Some(Lang::En),
+            "es" => Some(Lang::Es),
+            _ => None,
         }
     }
 
@@ -152,6 +171,19 @@ mod tests {
             Lang::from_vars(Some(""), Some("es"), None, None),
             Lang::Es,
             "an empty variable does not count"
+        );
+    }
+
+    #[test]
+    fn the_tag_goes_there_and_back() {
+        for lang in [Lang::En, Lang::Es] {
+            assert_eq!(Lang::from_tag(lang.tag()), Some(lang));
+        }
+        assert_eq!(Lang::from_tag("qu"), None);
+        assert_eq!(
+            Lang::from_tag("ES"),
+            None,
+            "exactly as the opener writes it"
         );
     }
 

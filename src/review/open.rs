@@ -107,6 +107,8 @@ pub struct ParserProgram {
     /// Passed on as `--require-sandbox`: the parser refuses to parse unless its sandbox is
     /// fully in force.
     pub require_sandbox: bool,
+    /// The reviewer's language, passed on as `--lang` (labels of reports in other languages).
+    pub lang: super::lang::Lang,
 }
 
 /// What happened to one submission.
@@ -508,6 +510,7 @@ impl Run<'_> {
             entry: entry.clone(),
             max_plaintext: limit,
             require_sandbox: self.parser.require_sandbox,
+            lang: self.parser.lang,
         };
         let mut parser = match Parser::start(&self.parser.program, &job, &self.disk) {
             Ok(p) => p,

@@ -5,7 +5,8 @@
 //! report.json        the reporter's report.json, every attachment's `path` pointing at the
 //!                    file as saved (`files/001-photo.jpg`); the payload's entry name
 //!                    (`files/001.jpg`) kept as `archive_path`
-//! report.txt         the report for people, in its own language, cleaned for terminals
+//! report.txt         the report for people, labelled in a language reviewers read (its own if
+//!                    Spanish or English, else the reviewer's), cleaned for terminals
 //! files/NNN-name     the attachments, under names we generate
 //! message.bin        instead of the three above, a plaintext that was not a payload v1
 //! bundle-entry.json  the bundle manifest's entry: id, day, size, sha256, sealing

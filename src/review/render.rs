@@ -1,7 +1,11 @@
-//! `report.txt`: a report as a reviewer reads it, in the report's own language.
+//! `report.txt`: a report as a reviewer reads it, with labels in a language reviewers read.
 //!
-//! Labels come from the form's language files (`static/i18n/*.json`, embedded at build time), so a
-//! report filled in Quechua reads in Quechua once that file exists. Urgent reports say so on the
+//! Labels come from the form's language files (`static/i18n/*.json`, embedded at build time): a
+//! report in Spanish or English is labelled in its own language; one in any other language
+//! (Quechua, Aymara…) in the reviewer's (`RESGUARDO_LANG` or the locale, passed to the parser as
+//! `--lang`), since reviewers read Spanish or English whatever the reporter wrote in. The
+//! reporter's own words are never translated, and the report's language is recorded by tag and
+//! name ("Idioma del reporte: qu (Runasimi)"). Urgent reports say so on the
 //! first line, and every report has an urgency line with one of three answers (yes, no, not
 //! answered). Every piece of reporter text goes through [`crate::terminal::clean_text`] (control,
 //! bidirectional, zero-width and tag characters), so opening the file in a terminal or editor
@@ -9,6 +13,7 @@
 
 use std::fmt::Write as _;
 
+use super::lang::Lang;
 use crate::bundle::BundleEntry;
 use crate::form::FormDefinition;
 use crate::i18n::Catalog;
@@ -19,17 +24,49 @@ use crate::submission::Sealing;
 pub struct Labels {
     catalog: Catalog,
     field_order: Vec<String>,
+    reviewer: Lang,
 }
 
 impl Labels {
-    /// The form and language files built into this binary.
+    /// The form and language files built into this binary, for a reviewer reading English.
     pub fn embedded() -> Self {
+        Labels::for_reviewer(Lang::En)
+    }
+
+    /// The form and language files built into this binary, for a reviewer reading `reviewer`.
+    pub fn for_reviewer(reviewer: Lang) -> Self {
         let field_order = FormDefinition::embedded()
             .map(|form| form.fields.into_iter().map(|f| f.id).collect())
             .unwrap_or_default();
         Labels {
             catalog: Catalog::embedded(),
             field_order,
+            reviewer,
+        }
+    }
+
+    /// The language of the labels for a report in `report_lang`: its own if reviewers read it
+    /// (Spanish, English), else the reviewer's.
+    pub fn label_language(&self, report_lang: &str) -> &'static str {
+        let primary = report_lang
+            .split(['-', '_'])
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        Lang::from_tag(&primary).unwrap_or(self.reviewer).tag()
+    }
+
+    /// "qu (Runasimi)": the report's language tag, cleaned, and the language's own name when a
+    /// language file has one.
+    fn language_line(&self, report_lang: &str) -> String {
+        let primary = report_lang
+            .split(['-', '_'])
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        match self.catalog.exact(&primary, "language.name") {
+            Some(name) => format!("{} ({name})", one_line(report_lang)),
+            None => one_line(report_lang),
         }
     }
 
@@ -79,7 +116,7 @@ pub fn render(
     files: &[WrittenFile],
     labels: &Labels,
 ) -> String {
-    let lang = report.language.as_str();
+    let lang = labels.label_language(&report.language);
     let l = |key: &str, fallback: &'static str| labels.label(lang, key, fallback).to_string();
     let mut out = String::new();
     let urgency = report.urgency();
@@ -112,8 +149,8 @@ pub fn render(
     let _ = writeln!(
         out,
         "{}: {}",
-        l("review.language", "Language"),
-        one_line(lang)
+        l("review.language", "Report language"),
+        labels.language_line(&report.language)
     );
     if let Some(conversation) = &report.conversation {
         let short = conversation.locator.to_string();
@@ -311,9 +348,69 @@ mod tests {
             text.contains("What happened?: Threat, Surveillance or following"),
             "{text}"
         );
-        // A language without a file falls back to English labels.
-        let text = render(&report("qu-PE", false), &entry(), &[], &Labels::embedded());
+        // A language without a file: the reviewer's labels.
+        let text = render(&report("xx-PE", false), &entry(), &[], &Labels::embedded());
         assert!(text.contains("What happened?"), "{text}");
+        assert!(text.contains("Report language: xx-PE\n"), "{text}");
+        let text = render(
+            &report("xx", false),
+            &entry(),
+            &[],
+            &Labels::for_reviewer(Lang::Es),
+        );
+        assert!(text.contains("¿Qué pasó?"), "{text}");
+    }
+
+    /// Reviewers read Spanish or English: a report in Quechua or Aymara is labelled in the
+    /// reviewer's language, keeps the reporter's words, and says which language it came in.
+    #[test]
+    fn a_report_in_quechua_or_aymara_is_labelled_in_the_reviewers_language() {
+        for (tag, name) in [
+            ("qu", "Runasimi"),
+            ("ay", "Aymar aru"),
+            ("qu-PE", "Runasimi"),
+        ] {
+            let mut r = report(tag, true);
+            r.description = "Llaqtaypi manchachiwanku.".into();
+            let es = render(&r, &entry(), &[], &Labels::for_reviewer(Lang::Es));
+            assert!(es.starts_with("!!! URGENTE"), "{es}");
+            assert!(
+                es.contains("¿Qué pasó?: Amenaza, Vigilancia o seguimiento"),
+                "{es}"
+            );
+            assert!(es.contains("¿En qué región?: Cusco"), "{es}");
+            assert!(
+                es.contains(&format!("Idioma del reporte: {tag} ({name})\n")),
+                "{es}"
+            );
+            assert!(es.contains("  Llaqtaypi manchachiwanku."), "{es}");
+            let en = render(&r, &entry(), &[], &Labels::for_reviewer(Lang::En));
+            assert!(en.starts_with("!!! URGENT"), "{en}");
+            assert!(
+                en.contains("What happened?: Threat, Surveillance or following"),
+                "{en}"
+            );
+            assert!(
+                en.contains(&format!("Report language: {tag} ({name})\n")),
+                "{en}"
+            );
+            // No label of the report's own language file.
+            let catalog = Catalog::embedded();
+            let own = catalog
+                .exact(&tag[..2], "field.what_happened.label")
+                .expect("label");
+            assert!(!es.contains(own) && !en.contains(own), "{tag}: {own}");
+        }
+        // Spanish and English reports keep their own labels, whoever reads them.
+        let es = render(&report("es", false), &entry(), &[], &Labels::embedded());
+        assert!(es.contains("Idioma del reporte: es (Español)\n"), "{es}");
+        let en = render(
+            &report("en-GB", false),
+            &entry(),
+            &[],
+            &Labels::for_reviewer(Lang::Es),
+        );
+        assert!(en.contains("Report language: en-GB (English)\n"), "{en}");
     }
 
     /// The urgency question's label, as the form's language file words it.

@@ -2,8 +2,9 @@
 //! report, without ever holding the key.
 //!
 //! The opener (which holds the key) starts this program again as
-//! `resguardo-review __open-worker --dir <staging> --entry <json> --max-plaintext <bytes>`, with an
-//! empty environment, the plaintext on stdin and nothing on stderr. The parser first locks itself
+//! `resguardo-review __open-worker --dir <staging> --entry <json> --max-plaintext <bytes>
+//! --lang <es|en>` (the reviewer's language, for the labels of a report in another language
+//! than theirs: the environment is empty), the plaintext on stdin and nothing on stderr. The parser first locks itself
 //! in ([`super::sandbox::enter_worker`]: its staging directory only, no sockets, no execution,
 //! bounded file sizes), then reads the plaintext with the strict payload v1 reader, writes
 //! `report.json` (attachment paths pointing at the files as saved), `report.txt` and `files/`
@@ -18,6 +19,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::lang::Lang;
 use super::opened::OpenedReport;
 use super::output::{attachment_file_name, ReportDir};
 use super::render::{self, Labels, WrittenFile};
@@ -72,6 +74,9 @@ pub struct Job {
     pub max_plaintext: u64,
     /// Refuse to parse unless the parser's own sandbox is fully in force.
     pub require_sandbox: bool,
+    /// The reviewer's language: the labels of `report.txt` for a report in a language reviewers
+    /// do not read (see [`Labels::for_reviewer`]).
+    pub lang: Lang,
 }
 
 impl Job {
@@ -86,6 +91,8 @@ impl Job {
             entry.into(),
             "--max-plaintext".into(),
             self.max_plaintext.to_string().into(),
+            "--lang".into(),
+            self.lang.tag().into(),
         ];
         if self.require_sandbox {
             args.push("--require-sandbox".into());
@@ -93,20 +100,23 @@ impl Job {
         args
     }
 
-    /// The job from the parsed command line.
+    /// The job from the parsed command line (`lang`: exactly `es` or `en`).
     pub fn from_args(
         dir: PathBuf,
         entry: &str,
         max_plaintext: u64,
         require_sandbox: bool,
+        lang: &str,
     ) -> Result<Job, String> {
         let entry: BundleEntry =
             serde_json::from_str(entry).map_err(|e| format!("--entry: {e}"))?;
+        let lang = Lang::from_tag(lang).ok_or_else(|| "--lang: not es or en".to_string())?;
         Ok(Job {
             dir,
             entry,
             max_plaintext,
             require_sandbox,
+            lang,
         })
     }
 }
@@ -152,7 +162,12 @@ pub fn parse(job: &Job, input: impl Read) -> Answer {
     match parsed {
         Err(e) => failed(e.reason(), e),
         Ok(Plaintext::Report(report)) => {
-            let text = render::render(&report, &job.entry, &written, &Labels::embedded());
+            let text = render::render(
+                &report,
+                &job.entry,
+                &written,
+                &Labels::for_reviewer(job.lang),
+            );
             let saved: Vec<String> = written
                 .iter()
                 .map(|f| format!("files/{}", f.file_name))
@@ -262,13 +277,18 @@ mod tests {
             entry: entry(),
             max_plaintext: 123,
             require_sandbox: true,
+            lang: Lang::Es,
         };
         let args = job.args();
         assert_eq!(args[0], SUBCOMMAND);
         let entry_arg = args[4].to_str().expect("utf-8");
-        let back = Job::from_args(job.dir.clone(), entry_arg, 123, true).expect("parse");
+        assert_eq!(args[7], "--lang");
+        let lang_arg = args[8].to_str().expect("utf-8");
+        let back = Job::from_args(job.dir.clone(), entry_arg, 123, true, lang_arg).expect("parse");
         assert_eq!(back.entry, job.entry);
-        assert!(Job::from_args(job.dir, "{\"id\": 1}", 1, false).is_err());
+        assert_eq!(back.lang, Lang::Es);
+        assert!(Job::from_args(job.dir.clone(), "{\"id\": 1}", 1, false, "es").is_err());
+        assert!(Job::from_args(job.dir, entry_arg, 1, false, "qu").is_err());
     }
 
     #[test]
@@ -330,6 +350,7 @@ mod tests {
             entry: entry(),
             max_plaintext: 1 << 20,
             require_sandbox: false,
+            lang: Lang::En,
         };
         let answer = parse(&job, &plain[..]);
         assert_eq!(

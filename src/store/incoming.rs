@@ -19,7 +19,7 @@ use super::StoreError;
 use crate::submission::UtcDay;
 
 /// How often (in bytes written) to re-check free disk space while spooling.
-const SPACE_CHECK_INTERVAL: u64 = 8 * 1024 * 1024;
+pub(super) const SPACE_CHECK_INTERVAL: u64 = 8 * 1024 * 1024;
 
 /// Quota is reserved in steps of this size.
 const RESERVE_STEP: u64 = 1024 * 1024;
@@ -58,7 +58,7 @@ impl Usage {
     }
 
     /// Promises `n` more bytes to a submission in flight, if the quota allows.
-    fn reserve(&self, n: u64) -> bool {
+    pub(super) fn reserve(&self, n: u64) -> bool {
         let quota = self.quota;
         self.with(|s| {
             let after = s.stored.saturating_add(s.reserved).saturating_add(n);
@@ -71,8 +71,19 @@ impl Usage {
         })
     }
 
-    fn release(&self, n: u64) {
+    pub(super) fn release(&self, n: u64) {
         self.with(|s| s.reserved = s.reserved.saturating_sub(n));
+    }
+
+    /// Promises `n` bytes whatever the quota: an incomplete upload found at start was promised
+    /// its length before (see [`super::partial`]).
+    pub(super) fn hold(&self, n: u64) {
+        self.with(|s| s.reserved = s.reserved.saturating_add(n));
+    }
+
+    /// Bytes promised to submissions and uploads in flight.
+    pub fn reserved(&self) -> u64 {
+        self.with(|s| s.reserved)
     }
 
     /// Turns a reservation into `size` stored bytes.
@@ -156,6 +167,36 @@ impl IncomingSubmission {
             limits,
             usage,
             next_space_check: SPACE_CHECK_INTERVAL,
+            fault: None,
+        }
+    }
+
+    /// A file already written in full and checked elsewhere (a resumable upload's partial file,
+    /// see [`super::partial`]): `written` bytes with SHA-256 state `hash`, holding `reserved`
+    /// bytes of the quota. Committed like a spool, without copying its bytes.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn adopt(
+        file: File,
+        path: PathBuf,
+        dir: &Path,
+        written: u64,
+        reserved: u64,
+        hash: digest::Context,
+        limits: IncomingLimits,
+        usage: Arc<Usage>,
+        spare: SpareReturn,
+    ) -> Self {
+        IncomingSubmission {
+            file: Some(BufWriter::with_capacity(4096, file)),
+            path,
+            dir: dir.to_path_buf(),
+            spare,
+            written,
+            reserved,
+            hash,
+            limits,
+            usage,
+            next_space_check: u64::MAX,
             fault: None,
         }
     }
@@ -278,7 +319,7 @@ pub(super) struct SpareReturn {
 }
 
 impl SpareReturn {
-    fn give_back(&self, path: &Path) {
+    pub(super) fn give_back(&self, path: &Path) {
         if self.pool.give_back(path, UtcDay::today()).is_err() {
             // Whatever went wrong, the file must not stay where a submission would be.
             let _ = std::fs::remove_file(path);

@@ -9,6 +9,10 @@
 //!                   submissions (see [`chain`]); nothing else (see [`index`])
 //! sealed/<id>.pgp   the ciphertext, one file per submission, mode 0600, mtime set to the day
 //! incoming/         spool files of submissions still being received (given back at start)
+//! uploads/          uploads that resume (tus): `<upload id>.part`, the bytes so far, and
+//!                   `<upload id>.state`, their length, expiry day, triage envelope and
+//!                   conversation headers (see [`partial`]); found again at start, deleted when
+//!                   their expiry day begins
 //! pool/             empty spare files that uploads are written into (see [`pool`])
 //! ```
 //!
@@ -38,6 +42,7 @@ mod conversations;
 mod durable;
 mod incoming;
 mod index;
+mod partial;
 mod pool;
 mod record;
 
@@ -45,6 +50,10 @@ pub use conversations::{
     ConversationRecord, ReplyAdded, ReplyEntry, StoredReply, MAX_CONVERSATION_BYTES,
 };
 pub use incoming::{IncomingLimits, IncomingSubmission, Usage};
+pub use partial::{
+    decimal, BadUploadId, Done, PartialUpload, PartialWriter, UploadBeside, UploadId,
+    UploadOptions, UploadState, Uploads, UploadsRecovery,
+};
 pub use pool::Taken;
 pub use record::{BatchRecord, ChainRange, RecordState, SubmissionRecord};
 
@@ -130,6 +139,9 @@ pub enum StoreError {
         conversations::MAX_CONVERSATION_BYTES / (1024 * 1024)
     )]
     ConversationFull,
+    /// As many resumable uploads are incomplete as `[uploads] max_pending` allows.
+    #[error("too many uploads are incomplete right now")]
+    TooManyPending,
     /// A courier asked for the chain from a number beyond its head (the log went back, or the
     /// courier has another gateway's numbers).
     #[error("the chain ends at number {head}; there is no number {asked}")]
@@ -201,6 +213,8 @@ pub struct Recovery {
     pub purges_finished: usize,
     /// Ciphertext files that had lost their record and were indexed again.
     pub orphans_adopted: Vec<SubmissionId>,
+    /// Uploads that resume, found again (and files of unreadable ones given back).
+    pub uploads: UploadsRecovery,
 }
 
 /// An export batch ready to be written as a bundle.
@@ -274,6 +288,8 @@ pub struct SubmissionStore {
     /// Set by every change to the data directory; cleared by [`SubmissionStore::sweep_times`].
     touched: Arc<AtomicBool>,
     spare_shortages: AtomicU64,
+    /// Uploads that resume, not yet complete (see [`partial`]).
+    uploads: Uploads,
 }
 
 impl SubmissionStore {
@@ -285,6 +301,15 @@ impl SubmissionStore {
     /// Opens (creating if needed) the store in `root`, finishes interrupted work, and checks
     /// that every record has its ciphertext. Refuses a store that fails the check.
     pub fn open(root: &Path, options: StoreOptions) -> Result<(Self, Recovery), StoreError> {
+        Self::open_with(root, options, UploadOptions::default())
+    }
+
+    /// [`SubmissionStore::open`], with the `[uploads]` settings.
+    pub fn open_with(
+        root: &Path,
+        options: StoreOptions,
+        upload_options: UploadOptions,
+    ) -> Result<(Self, Recovery), StoreError> {
         let unavailable = |reason: String| StoreError::Unavailable {
             path: root.to_path_buf(),
             reason,
@@ -307,19 +332,33 @@ impl SubmissionStore {
                 tracing::warn!("could not make spare files: {e}");
             }
         }
+        let pool = Arc::new(pool);
+        let usage = Arc::new(Usage::new(options.quota_bytes, 0));
+        let touched = Arc::new(AtomicBool::new(true));
+        let (uploads, uploads_found) = Uploads::open(
+            &root.join("uploads"),
+            pool.clone(),
+            usage.clone(),
+            touched.clone(),
+            options.limits,
+            upload_options,
+        )
+        .map_err(|e| unavailable(format!("uploads: {e}")))?;
         let store = SubmissionStore {
             root: root.to_path_buf(),
             sealed: root.join("sealed"),
             incoming: root.join("incoming"),
-            pool: Arc::new(pool),
+            pool,
             index: RwLock::new(index),
-            usage: Arc::new(Usage::new(options.quota_bytes, 0)),
+            usage,
             options,
             admin: Mutex::new(()),
-            touched: Arc::new(AtomicBool::new(true)),
+            touched,
             spare_shortages: AtomicU64::new(0),
+            uploads,
         };
-        let recovery = store.recover()?;
+        let mut recovery = store.recover()?;
+        recovery.uploads = uploads_found;
         // A fresh copy: forgets whatever was deleted before a crash, and the order of arrival.
         store.rewrite_index_or_warn();
         Ok((store, recovery))
@@ -338,6 +377,11 @@ impl SubmissionStore {
     /// Bytes stored and reserved, against the quota.
     pub fn usage(&self) -> &Usage {
         &self.usage
+    }
+
+    /// The uploads that resume (tus), not yet complete.
+    pub fn uploads(&self) -> &Uploads {
+        &self.uploads
     }
 
     /// The options the store was opened with.

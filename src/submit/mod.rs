@@ -6,8 +6,10 @@
 //! gateway only ever receives ciphertext. The sealed message is staged in an anonymous temporary
 //! file (ciphertext only) so its length is known and the upload can be retried.
 
+mod carry;
 mod conversation;
 mod report;
+pub mod resumable;
 pub mod verify_page;
 
 pub use conversation::{
@@ -15,7 +17,9 @@ pub use conversation::{
     StartedConversation,
 };
 
-pub use report::{build_report, ReportInput};
+pub use carry::{open_sealed_input, save_sealed, Outgoing};
+pub use report::{build_report, prepare_attachments, Consent, Prepared, ReportInput};
+pub use resumable::{Message, Uploaded, DEFAULT_RETRY_FOR, RESUMABLE_FROM};
 
 use std::fs::File;
 use std::io::{self, Seek, SeekFrom};
@@ -739,16 +743,33 @@ fn check_url(server: &str) -> Result<String, SubmitError> {
 }
 
 /// Builds payload v1 from `input` and seals it to every reviewer into an anonymous temporary
-/// file (positioned at its end), and its triage envelope to every courier.
+/// file (positioned at its end), and its triage envelope to every courier. Pictures are cleaned
+/// of metadata; other files go as they are (the command line asks first: [`seal_prepared`]).
 pub fn seal_report(keys: &GatewayKeys, input: &ReportInput) -> Result<SealedReport, SubmitError> {
-    let (report, paths) = build_report(input)?;
+    let prepared = prepare_attachments(&input.attachments, Consent::All)?;
+    seal_prepared(keys, input, &prepared)
+}
+
+/// [`seal_report`] with the attachments as [`prepare_attachments`] decided them.
+pub fn seal_prepared(
+    keys: &GatewayKeys,
+    input: &ReportInput,
+    prepared: &[Prepared],
+) -> Result<SealedReport, SubmitError> {
+    let report = build_report(input, prepared)?;
     let mut sources: Vec<AttachmentSource<'_>> = Vec::new();
-    for path in &paths {
-        let file = File::open(path).map_err(|e| SubmitError::Input {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
-        sources.push(Box::new(file));
+    for attachment in prepared {
+        match attachment {
+            Prepared::Cleaned { bytes, .. } => sources.push(Box::new(bytes.as_slice())),
+            _ => {
+                let path = attachment.path();
+                let file = File::open(path).map_err(|e| SubmitError::Input {
+                    path: path.to_path_buf(),
+                    reason: e.to_string(),
+                })?;
+                sources.push(Box::new(file));
+            }
+        }
     }
     let staged = tempfile::tempfile().map_err(SubmitError::Seal)?;
     let mut sealer = crate::seal::sealer(&keys.keyring, &staged).map_err(SubmitError::Seal)?;

@@ -1,11 +1,20 @@
-//! Turning command-line input into a payload v1 report.
+//! Turning command-line input into a payload v1 report, attachments cleaned of metadata.
+//!
+//! Each attachment is read by its content (`crate::metadata`): JPEG, PNG and WebP pictures are
+//! cleaned in memory and go under a neutral name (`imagen-N.jpg`: a phone names a photo by the
+//! moment it was taken); plain text goes as it is; any other file (HEIC, video, PDF, office
+//! documents, a damaged picture) may still say who made it, where and when, so
+//! [`prepare_attachments`] refuses it unless the reporter named it with `--send-with-metadata`.
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use zeroize::Zeroizing;
+
 use super::SubmitError;
+use crate::metadata::{self, Cleaning, FileKind, Remains};
 use crate::payload::{
     attachment_path, Attachment, FieldValue, Report, MAX_ATTACHMENTS, MAX_DESCRIPTION_CHARS,
     MAX_FIELDS, MAX_FIELD_CHARS, SCHEMA,
@@ -28,8 +37,205 @@ pub struct ReportInput {
     pub conversation: Option<crate::payload::ConversationRef>,
 }
 
-/// Reads and checks the input; returns the report and the attachment paths in report order.
-pub fn build_report(input: &ReportInput) -> Result<(Report, Vec<PathBuf>), SubmitError> {
+/// What goes into the report for one attachment.
+pub enum Prepared {
+    /// A picture cleaned in memory (the file itself is not changed).
+    Cleaned {
+        /// The reporter's file.
+        path: PathBuf,
+        /// JPEG, PNG or WebP.
+        kind: FileKind,
+        /// The cleaned picture.
+        bytes: Zeroizing<Vec<u8>>,
+        /// The orientation kept, if any.
+        orientation: Option<u8>,
+    },
+    /// Plain text: nothing hidden, sent from the file as it is.
+    Plain(PathBuf),
+    /// Not cleaned: sent from the file as it is because the reporter said so.
+    AsIs {
+        /// The reporter's file.
+        path: PathBuf,
+        /// What it may still say about who made it, where and when.
+        remains: Remains,
+    },
+}
+
+impl Prepared {
+    /// The reporter's file.
+    pub fn path(&self) -> &Path {
+        match self {
+            Prepared::Cleaned { path, .. }
+            | Prepared::Plain(path)
+            | Prepared::AsIs { path, .. } => path,
+        }
+    }
+
+    /// What the terminal says about this attachment (one line, to stderr).
+    pub fn note(&self) -> String {
+        let shown = crate::terminal::clean_line(&self.path().display().to_string());
+        match self {
+            Prepared::Cleaned { orientation, .. } => format!(
+                "{shown}: metadata removed{}; it is sent as a copy with a neutral name",
+                if orientation.is_some() {
+                    " (orientation kept)"
+                } else {
+                    ""
+                }
+            ),
+            Prepared::Plain(_) => format!("{shown}: plain text, sent as it is"),
+            Prepared::AsIs { remains, .. } => format!(
+                "{shown}: sent WITH its metadata, as you asked; it may hold {}",
+                remains.english()
+            ),
+        }
+    }
+}
+
+/// Whether the reporter accepts that these files go with their metadata.
+#[derive(Debug, Clone, Copy)]
+pub enum Consent<'a> {
+    /// Only the files named (`--send-with-metadata FILE`, each also given with `--attach`); a
+    /// picture named here goes unchanged, metadata included.
+    Named(&'a [PathBuf]),
+    /// Every file that cannot be cleaned (library callers that decided already).
+    All,
+}
+
+/// Reads every attachment and decides what goes: cleaned pictures, plain text, and files not
+/// cleaned only with the reporter's consent. A file that cannot be cleaned and was not named is
+/// a one-line error naming it and what may remain in it.
+pub fn prepare_attachments(
+    paths: &[PathBuf],
+    consent: Consent<'_>,
+) -> Result<Vec<Prepared>, SubmitError> {
+    if let Consent::Named(named) = consent {
+        if let Some(stray) = named.iter().find(|n| !paths.contains(n)) {
+            return Err(SubmitError::Input {
+                path: stray.clone(),
+                reason: "named with --send-with-metadata but not given with --attach".into(),
+            });
+        }
+    }
+    let consented = |path: &PathBuf| match consent {
+        Consent::All => true,
+        Consent::Named(named) => named.contains(path),
+    };
+    let mut out = Vec::with_capacity(paths.len());
+    for path in paths {
+        let as_is = consent_is_explicit(consent, path);
+        let cleaning = if as_is {
+            None
+        } else {
+            Some(read_and_clean(path)?)
+        };
+        out.push(match cleaning {
+            Some(Cleaning::Cleaned {
+                kind,
+                bytes,
+                orientation,
+            }) => Prepared::Cleaned {
+                path: path.clone(),
+                kind,
+                bytes: Zeroizing::new(bytes),
+                orientation,
+            },
+            Some(Cleaning::Plain) => Prepared::Plain(path.clone()),
+            Some(not_cleaned @ Cleaning::NotCleaned { .. }) => {
+                let remains = not_cleaned.remains().unwrap_or(Remains::Unknown);
+                if !consented(path) {
+                    let why = match not_cleaned {
+                        Cleaning::NotCleaned { why, .. } => why.to_string(),
+                        _ => String::new(),
+                    };
+                    return Err(SubmitError::Input {
+                        path: path.clone(),
+                        reason: format!(
+                            "{why}; it may still hold {}. Nothing was sent. Leave it out, or send it as it is with --send-with-metadata {}",
+                            remains.english(),
+                            crate::terminal::clean_line(&path.display().to_string())
+                        ),
+                    });
+                }
+                Prepared::AsIs {
+                    path: path.clone(),
+                    remains,
+                }
+            }
+            None => Prepared::AsIs {
+                path: path.clone(),
+                remains: sniff_file(path)?.remains(),
+            },
+        });
+    }
+    Ok(out)
+}
+
+/// A file the reporter named with `--send-with-metadata` is sent unchanged, whatever it is.
+fn consent_is_explicit(consent: Consent<'_>, path: &PathBuf) -> bool {
+    matches!(consent, Consent::Named(named) if named.contains(path))
+}
+
+fn open_regular(path: &Path) -> Result<(File, u64), SubmitError> {
+    let error = |e: std::io::Error| SubmitError::Input {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let file = File::open(path).map_err(error)?;
+    let meta = file.metadata().map_err(error)?;
+    if !meta.is_file() {
+        return Err(SubmitError::Input {
+            path: path.to_path_buf(),
+            reason: "not a regular file".into(),
+        });
+    }
+    Ok((file, meta.len()))
+}
+
+fn sniff_file(path: &Path) -> Result<FileKind, SubmitError> {
+    let (file, _) = open_regular(path)?;
+    let mut head = Vec::with_capacity(metadata::SNIFF_BYTES);
+    file.take(metadata::SNIFF_BYTES as u64)
+        .read_to_end(&mut head)
+        .map_err(|e| SubmitError::Input {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+    Ok(FileKind::sniff(&head))
+}
+
+/// Reads a picture (or a file that may be plain text) into memory, at most
+/// [`metadata::MAX_CLEAN_BYTES`], and cleans it; any other file only has its first bytes read.
+fn read_and_clean(path: &Path) -> Result<Cleaning, SubmitError> {
+    let kind = sniff_file(path)?;
+    let (file, size) = open_regular(path)?;
+    let worth_reading =
+        (kind.cleanable() || kind == FileKind::Unknown) && size <= metadata::MAX_CLEAN_BYTES as u64;
+    if !worth_reading {
+        return Ok(match (kind, kind.cleanable()) {
+            (_, true) => Cleaning::NotCleaned {
+                kind,
+                why: metadata::NotCleaned::TooLarge,
+            },
+            _ => Cleaning::NotCleaned {
+                kind,
+                why: metadata::NotCleaned::Unsupported,
+            },
+        });
+    }
+    let mut bytes = Zeroizing::new(Vec::new());
+    file.take(metadata::MAX_CLEAN_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| SubmitError::Input {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+    Ok(metadata::clean(&bytes))
+}
+
+/// Reads and checks the input; returns the report, its attachments in report order as
+/// [`prepare_attachments`] decided them.
+pub fn build_report(input: &ReportInput, prepared: &[Prepared]) -> Result<Report, SubmitError> {
     let input_error = |path: &Path, reason: String| SubmitError::Input {
         path: path.to_path_buf(),
         reason,
@@ -66,12 +272,28 @@ pub fn build_report(input: &ReportInput) -> Result<(Report, Vec<PathBuf>), Submi
         ));
     }
     let mut attachments = Vec::new();
-    for (index, path) in input.attachments.iter().enumerate() {
-        let (size, sha256) = hash_file(path)?;
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| format!("attachment-{}", index + 1));
+    for (index, prepared) in prepared.iter().enumerate() {
+        let path = prepared.path();
+        let (size, sha256, name) = match prepared {
+            Prepared::Cleaned { kind, bytes, .. } => {
+                let hashed = crate::hashing::hash_stream(&mut bytes.as_slice()).map_err(|e| {
+                    SubmitError::Input {
+                        path: path.to_path_buf(),
+                        reason: e.to_string(),
+                    }
+                })?;
+                let name = format!("imagen-{}.{}", index + 1, kind.extension());
+                (hashed.size, hashed.sha256, name)
+            }
+            _ => {
+                let (size, sha256) = hash_file(path)?;
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| format!("attachment-{}", index + 1));
+                (size, sha256, name)
+            }
+        };
         attachments.push(Attachment {
             path: attachment_path(index, &name),
             media_type: media_type(&name).into(),
@@ -94,7 +316,7 @@ pub fn build_report(input: &ReportInput) -> Result<(Report, Vec<PathBuf>), Submi
         attachments,
         conversation: input.conversation.clone(),
     };
-    Ok((report, input.attachments.clone()))
+    Ok(report)
 }
 
 fn read_text(path: &Path) -> Result<String, SubmitError> {

@@ -51,6 +51,185 @@ export async function seal(openpgp, bytes, keys) {
   });
 }
 
+/** Pieces of the sealed message are gathered into a Blob part of about this size, so the
+ * ciphertext lives in the browser's blob storage, not in the JavaScript heap. */
+export const SEALED_PART = 1024 * 1024;
+
+/**
+ * `stream` (a ReadableStream of the payload) encrypted to `keys` as it is read, like seal();
+ * resolves a Blob of the binary message, gathered in parts of about SEALED_PART bytes.
+ * `onBytes(n)` reports how much ciphertext is made.
+ */
+export async function sealStream(openpgp, stream, keys, onBytes = () => {}) {
+  const message = await openpgp.createMessage({ binary: stream, format: 'binary', date: new Date(0) });
+  const encrypted = await openpgp.encrypt({
+    message,
+    encryptionKeys: keys,
+    format: 'binary',
+    config: { preferredCompressionAlgorithm: openpgp.enums.compression.uncompressed },
+  });
+  const parts = [];
+  let pending = [];
+  let pendingBytes = 0;
+  let total = 0;
+  const reader = encrypted.getReader();
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      pending.push(value);
+      pendingBytes += value.length;
+      total += value.length;
+      if (pendingBytes >= SEALED_PART) {
+        parts.push(new Blob(pending));
+        pending = [];
+        pendingBytes = 0;
+        onBytes(total);
+      }
+    }
+  } finally {
+    reader.releaseLock();
+  }
+  if (pendingBytes) parts.push(new Blob(pending));
+  return new Blob(parts, { type: 'application/octet-stream' });
+}
+
+/** From this size on a sealed message goes by the resumable route (docs/uploads-v1.md). */
+export const RESUMABLE_FROM = 1024 * 1024;
+
+/** The waits before the tries of a resumed upload, in seconds: 0, 1, 3, 5, 10, 20, then 30. */
+export const retryDelay = (attempt) => [0, 1, 3, 5, 10, 20][attempt] ?? 30;
+
+/** Answers of the resumable route that end the upload (a refusal the one-piece route also
+ * gives); anything else with no answer, or a passing trouble, is tried again from where it
+ * stopped. */
+function finalAnswer(method, status, code) {
+  if (method === 'POST') return true; // creation: refused as the one-piece route would be
+  if (status === 409 && code === 'offset_mismatch') return false;
+  if (status === 423 || status === 429 || status === 502 || status === 503 || status === 504 || status === 500) return false;
+  return status >= 400;
+}
+
+function answerOf(response) {
+  let body = {};
+  try { body = JSON.parse(response.getBody() || '{}'); } catch { /* not JSON: handled by status */ }
+  if (!body || typeof body !== 'object') body = {};
+  // A HEAD that finds the upload complete names the submission in headers (its answer was lost).
+  const id = response.getHeader('Resguardo-Submission');
+  if (id && !body.id) {
+    body = { id };
+    const sequence = Number(response.getHeader('Resguardo-Sequence'));
+    if (Number.isSafeInteger(sequence) && sequence > 0) body.sequence = sequence;
+  }
+  return { status: response.getStatus(), body };
+}
+
+/**
+ * Uploads `blob` (a sealed message) through tus to /api/v1/uploads (docs/uploads-v1.md, part 1),
+ * with `headers` on the creation request only (the proof of work, the triage envelope, the
+ * conversation). A broken connection, a stall (no progress for `stallSeconds`) or a passing
+ * refusal is tried again after retryDelay(n), continuing from the last byte the gateway holds,
+ * until `resumeSeconds` have passed since the last progress. Nothing is stored on the device.
+ * Resolves { status, body } (the completing answer, or a refusal, as the one-piece route's);
+ * rejects with a reason (cancelled, or "NOT sent" once the time is over). `onPercent(n)` reports
+ * progress, `onWaiting(n)` a lost connection that will continue from n %, `onAbort(fn)` hands out
+ * the way to cancel (null once it is over). `uploadUrl`: an upload of this very blob that an
+ * earlier call left unfinished, to go on with (the gateway makes a new one if it is gone);
+ * `onUrl(url)` hands out the upload's URL (in memory only) once the gateway made it.
+ */
+export function uploadResumable(t, tus, { blob, headers, stallSeconds, resumeSeconds, uploadUrl = null,
+  onPercent = () => {}, onWaiting = () => {}, onAbort = () => {}, onUrl = () => {} }) {
+  return new Promise((resolve, reject) => {
+    let lastProgress = performance.now(); // bytes last moved: the time limit counts from here
+    let tryStarted = performance.now(); // a try that moves nothing for stallSeconds is dropped
+    let attempt = 0;
+    let sent = 0;
+    let retryTimer = null;
+    let finished = false;
+    const percentOf = (n) => Math.floor((100 * n) / blob.size);
+    const finish = (fn, value) => {
+      if (finished) return;
+      finished = true;
+      clearInterval(watchdog);
+      clearTimeout(retryTimer);
+      onAbort(null);
+      fn(value);
+    };
+    const retry = () => {
+      if (finished || retryTimer !== null) return;
+      if (performance.now() - lastProgress > resumeSeconds * 1000) {
+        upload.abort(false);
+        finish(reject, new Error(t('page.error.stalled', { seconds: resumeSeconds })));
+        return;
+      }
+      // What arrived is kept: the next try asks the gateway where to go on from.
+      onWaiting(percentOf(sent));
+      const delay = retryDelay(attempt);
+      attempt += 1;
+      retryTimer = setTimeout(() => {
+        retryTimer = null;
+        tryStarted = performance.now();
+        upload.start();
+      }, delay * 1000);
+    };
+    const upload = new tus.Upload(blob, {
+      // tus-js-client resolves the Location against the endpoint: it must be absolute.
+      endpoint: new URL('/api/v1/uploads', window.location.href).href,
+      uploadUrl,
+      onUploadUrlAvailable() { onUrl(upload.url); },
+      retryDelays: null, // tried again here, with the page's messages and time limit
+      storeFingerprintForResuming: false, // nothing in localStorage
+      removeFingerprintOnSuccess: false,
+      chunkSize: Infinity, // one PATCH with the rest: the gateway keeps every byte that arrives
+      metadata: {}, // no file name or type ever reaches the server
+      onBeforeRequest(request) {
+        if (request.getMethod() !== 'POST') return;
+        for (const [name, value] of Object.entries(headers)) if (value) request.setHeader(name, value);
+      },
+      onAfterResponse(request, response) {
+        const offset = Number(response.getHeader('Upload-Offset'));
+        if (response.getStatus() < 300 && Number.isSafeInteger(offset)) sent = offset;
+      },
+      onProgress(bytes) {
+        if (bytes > sent) {
+          lastProgress = performance.now();
+          tryStarted = lastProgress;
+          attempt = 0;
+        }
+        sent = bytes;
+        onPercent(percentOf(bytes));
+      },
+      onSuccess({ lastResponse }) {
+        finish(resolve, answerOf(lastResponse));
+      },
+      onError(error) {
+        const response = error.originalResponse;
+        if (response) {
+          const answer = answerOf(response);
+          // The completing answer always counts, even if the client found fault with it.
+          if (answer.status === 201 && answer.body.id) return finish(resolve, answer);
+          const method = error.originalRequest?.getMethod();
+          if (finalAnswer(method, answer.status, answer.body.error)) return finish(resolve, answer);
+        }
+        return retry();
+      },
+    });
+    const watchdog = setInterval(() => {
+      if (retryTimer === null && performance.now() - tryStarted > stallSeconds * 1000) {
+        // No progress: the connection is as good as lost; go on from what arrived.
+        upload.abort(false);
+        retry();
+      }
+    }, 1000);
+    onAbort(() => {
+      // The gateway deletes what arrived at once (tus termination).
+      upload.abort(true).catch(() => {});
+      finish(reject, new Error(t('page.error.cancelled')));
+    });
+    upload.start();
+  });
+}
+
 /**
  * Gets and solves a proof-of-work challenge if the gateway asks for one; resolves the
  * Resguardo-PoW header value, or null. `onSeconds(n)` reports progress; `onWorker(worker)` hands

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use resguardo::keyring::ReviewerKeyring;
 
+pub mod cut_proxy;
 pub mod tor;
 
 pub fn repo() -> PathBuf {
