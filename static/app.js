@@ -500,13 +500,18 @@ function forgetOutgoing() {
   showSendingReceipt();
 }
 
-/** The report is received: the form cleared and put away, and `parts` said under "Received". */
-function showResult(urgent, parts) {
+/** The form cleared and put away: the report is received, or sealed and saved. */
+function putFormAway() {
   form.reset();
   chosen = [];
   renderFileList();
   form.hidden = true;
   clearMessage();
+}
+
+/** The report is received: the form cleared and put away, and `parts` said under "Received". */
+function showResult(urgent, parts) {
+  putFormAway();
   const h = document.createElement('h2');
   h.textContent = t('page.success.title');
   result.replaceChildren(h, ...parts, paragraph(t('page.success.advice')));
@@ -772,11 +777,7 @@ function download(blob, name) {
 
 /** The report is sealed and saved, not sent: the file's name, its words, what a carrier learns. */
 function showSaved(name, words) {
-  form.reset();
-  chosen = [];
-  renderFileList();
-  form.hidden = true;
-  clearMessage();
+  putFormAway();
   const h = document.createElement('h2');
   h.textContent = t('page.seal.saved_title');
   savedSection.replaceChildren(h, paragraph(t('page.seal.saved', { name })),

@@ -425,22 +425,7 @@ impl GatewayClient {
                 .agent
                 .post(&url)
                 .header("Content-Type", "application/pgp-encrypted");
-            if let Some(solution) = pow {
-                request = request.header(crate::pow::HEADER, solution);
-            }
-            if let Some(sealed) = triage {
-                request =
-                    request.header(crate::triage::HEADER, crate::triage::header_value(sealed));
-            }
-            match conversation {
-                Conversation::None => {}
-                Conversation::Start(start) => {
-                    request = request.header(crate::replies::START_HEADER, start.header_value());
-                }
-                Conversation::FollowUp(locator) => {
-                    request = request.header(crate::replies::TOUCH_HEADER, locator.to_string());
-                }
-            }
+            request = submission_headers(request, pow.as_deref(), triage, conversation);
             match expect_json::<AcceptedBody>(request.send(&sealed), 201, 64 * 1024) {
                 Ok(body) => {
                     return Ok(Accepted {
@@ -791,6 +776,32 @@ pub fn seal_prepared(
         size,
         triage,
     })
+}
+
+/// The headers that go with a submission, on the one-piece route and on a resumable upload's
+/// creation alike: the proof of work, the triage envelope, and the conversation it starts or
+/// continues.
+fn submission_headers(
+    mut request: ureq::RequestBuilder<ureq::typestate::WithBody>,
+    pow: Option<&str>,
+    triage: Option<&[u8]>,
+    conversation: &Conversation,
+) -> ureq::RequestBuilder<ureq::typestate::WithBody> {
+    if let Some(solution) = pow {
+        request = request.header(crate::pow::HEADER, solution);
+    }
+    if let Some(sealed) = triage {
+        request = request.header(crate::triage::HEADER, crate::triage::header_value(sealed));
+    }
+    match conversation {
+        Conversation::None => request,
+        Conversation::Start(start) => {
+            request.header(crate::replies::START_HEADER, start.header_value())
+        }
+        Conversation::FollowUp(locator) => {
+            request.header(crate::replies::TOUCH_HEADER, locator.to_string())
+        }
+    }
 }
 
 /// Opens a message sealed elsewhere (gpg, sq) for `--sealed`, after a size check.

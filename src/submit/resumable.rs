@@ -253,7 +253,7 @@ impl GatewayClient {
     ) -> Result<Step, Failed> {
         let pow = self.proof_of_work().map_err(transient)?;
         let url = format!("{}{UPLOADS_PATH}", self.base);
-        let mut request = self
+        let request = self
             .agent
             .post(&url)
             .config()
@@ -261,21 +261,7 @@ impl GatewayClient {
             .build()
             .header("Tus-Resumable", TUS_VERSION)
             .header("Upload-Length", len.to_string());
-        if let Some(solution) = pow {
-            request = request.header(crate::pow::HEADER, solution);
-        }
-        if let Some(sealed) = triage {
-            request = request.header(crate::triage::HEADER, crate::triage::header_value(sealed));
-        }
-        match conversation {
-            Conversation::None => {}
-            Conversation::Start(start) => {
-                request = request.header(crate::replies::START_HEADER, start.header_value());
-            }
-            Conversation::FollowUp(locator) => {
-                request = request.header(crate::replies::TOUCH_HEADER, locator.to_string());
-            }
-        }
+        let request = super::submission_headers(request, pow.as_deref(), triage, conversation);
         let mut response = request.send(&[][..]).map_err(unreachable)?;
         let status = response.status().as_u16();
         if status == 201 {

@@ -21,7 +21,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -29,7 +29,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import {
   repo, bin, fixtures, artifacts, languages, es, errorCodes, launchBrowser, shot, fillMinimal, ready, demoCourier,
-  demoReviewer, demoTeam, runTool,
+  demoReviewer, demoTeam, runTool, startGateway,
 } from './harness.mjs';
 
 const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
@@ -55,21 +55,8 @@ const minor = new Map();
 const scriptless = new WeakSet();
 const started = Date.now();
 
-/**
- * A gateway on a free loopback port with the demo reviewers; `top` goes before the first table
- * of its config, `tables` after it.
- */
-function startGateway(name, { top = '', tables = '' } = {}) {
-  const workDir = mkdtempSync(join(tmpdir(), `resguardo-a11y-${name}-`));
-  const dataDir = join(workDir, 'data');
-  const config = join(workDir, 'gateway.toml');
-  writeFileSync(config, `listen = "127.0.0.1:0"
-data_dir = "${dataDir}"
-reviewer_certs = ["${demoReviewer(1, 'pub.asc')}", "${demoReviewer(2, 'pub.asc')}"]
-${top}
-[tls]
-mode = "plain-http"
-[proof_of_work]
+/** Proof of work off and budgets wide, so that the states come quickly. */
+const quickTables = `[proof_of_work]
 enabled = false
 [rate_limits]
 per_connection_per_second = 1000
@@ -78,27 +65,10 @@ submissions_per_minute = 600
 submission_burst = 100
 checks_per_minute = 600
 check_burst = 100
-${tables}
-`);
-  const proc = spawn(bin('resguardo-gateway'), ['serve', '--config', config]);
-  let output = '';
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`gateway did not start:\n${output}`)), 30000);
-    let started = false;
-    const onData = (chunk) => {
-      output += chunk.toString();
-      const match = output.match(/Listening on (https?:\/\/[^\s]+)/);
-      if (match && !started) {
-        started = true;
-        clearTimeout(timer);
-        resolve({ url: match[1], dataDir, workDir, logs: () => output, stop: () => proc.kill('SIGTERM') });
-      }
-    };
-    proc.stdout.on('data', onData);
-    proc.stderr.on('data', onData);
-    proc.on('exit', (code) => { if (!started) reject(new Error(`gateway exited ${code}:\n${output}`)); });
-  });
-}
+`;
+
+/** A gateway (the harness's) with `quickTables`; `top` goes before its first table. */
+const startQuickGateway = ({ top = '', tables = '' } = {}) => startGateway(`${quickTables}${tables}`, { top });
 
 before(async () => {
   work = mkdtempSync(join(tmpdir(), 'resguardo-a11y-'));
@@ -111,12 +81,12 @@ before(async () => {
     '--version', '1', '--valid-days', '30', '--page-manifest', manifest,
     '--passphrase-file', join(repo, 'keys-example/demo-org.passphrase'), '--out', keyList]);
   [gateway, sealingOff, browser] = await Promise.all([
-    startGateway('main', {
+    startQuickGateway({
       top: `key_list = "${keyList}"`,
       tables: `[form]\ntoken_min_age_secs = 1\n${formPace}[limits]\nmax_submission_bytes = 4194304\n`
         + `[organisation]\nkey_fingerprint = "${DEMO_ORG}"\n[[couriers]]\ncert = "${demoCourier('pub.asc')}"\n`,
     }),
-    startGateway('off', { tables: `[form]\ntoken_min_age_secs = 1\n${formPace}server_sealing = false\n` }),
+    startQuickGateway({ tables: `[form]\ntoken_min_age_secs = 1\n${formPace}server_sealing = false\n` }),
     launchBrowser(),
   ]);
   const page = await browser.newPage();

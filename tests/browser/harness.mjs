@@ -23,11 +23,11 @@ mkdirSync(artifacts, { recursive: true });
 
 /**
  * Starts a gateway on a free loopback port with the demo keys. `extra` is appended to the
- * config (TOML); `tls: true` serves HTTPS with the gateway's self-signed certificate (browsers
+ * config (TOML), `top` goes before its first table (e.g. `key_list = "…"`); `tls: true` serves HTTPS with the gateway's self-signed certificate (browsers
  * need `ignoreHTTPSErrors`, the CLIs `--insecure-self-signed`). Resolves to { url, origin,
  * dataDir, workDir, proc, logs(), stop() }.
  */
-export function startGateway(extra = '', { tls = false } = {}) {
+export function startGateway(extra = '', { tls = false, top = '' } = {}) {
   const workDir = mkdtempSync(join(tmpdir(), 'resguardo-browser-'));
   const dataDir = join(workDir, 'data');
   const config = join(workDir, 'gateway.toml');
@@ -36,6 +36,7 @@ export function startGateway(extra = '', { tls = false } = {}) {
   writeFileSync(config, `listen = "127.0.0.1:0"
 data_dir = "${dataDir}"
 reviewer_certs = ["${join(repo, 'keys-example/demo-reviewer-1.pub.asc')}", "${join(repo, 'keys-example/demo-reviewer-2.pub.asc')}"]
+${top}
 [tls]
 mode = "${tls ? 'self-signed' : 'plain-http'}"
 ${pow}
