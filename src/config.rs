@@ -201,6 +201,12 @@ pub struct StoreConfig {
     /// many arrived in between (SECURITY.md, G). Turn it off where so few reports arrive that
     /// this would date them.
     pub number_in_answer: bool,
+    /// Where sealed submissions are kept: `"embedded"` (sled and files in `data_dir`, the
+    /// default) or `"s3"` (an S3 bucket, e.g. on a Garage cluster; `[store.s3]`,
+    /// `docs/store-v1.md`).
+    pub backend: StoreBackendKind,
+    /// The bucket, for `backend = "s3"`.
+    pub s3: Option<S3StoreConfig>,
 }
 
 impl Default for StoreConfig {
@@ -209,8 +215,40 @@ impl Default for StoreConfig {
             spare_files: crate::store::DEFAULT_SPARE_FILES,
             sweep_secs: 60,
             number_in_answer: true,
+            backend: StoreBackendKind::Embedded,
+            s3: None,
         }
     }
+}
+
+/// `[store] backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackendKind {
+    /// sled and files in `data_dir`.
+    Embedded,
+    /// An S3 bucket (`[store.s3]`).
+    S3,
+}
+
+/// `[store.s3]`: the bucket that holds this gateway's sealed submissions under its own prefix.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3StoreConfig {
+    /// `https://host:port`; `http://` only to 127.0.0.0/8 or ::1.
+    pub endpoint: String,
+    /// The bucket, shared by every gateway of the organisation.
+    pub bucket: String,
+    /// The S3 region name the store expects (Garage: its `s3_region`, often `garage`).
+    pub region: String,
+    /// This gateway's name, its key prefix in the bucket: unique per gateway, `[a-z0-9-]{1,32}`.
+    pub gateway: String,
+    /// A file holding `access_key_id = "…"` and `secret_access_key = "…"`, mode 0600; the keys
+    /// are never written in this file.
+    pub credentials_file: PathBuf,
+    /// Extra PEM root certificates for the store's TLS (a private CA).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Uploads that resume (`[uploads]`, tus; `docs/uploads-v1.md`).
@@ -567,6 +605,12 @@ impl GatewayConfig {
             resolve(cert);
             resolve(key);
         }
+        if let Some(s3) = &mut self.store.s3 {
+            resolve(&mut s3.credentials_file);
+            if let Some(ca) = &mut s3.ca_file {
+                resolve(ca);
+            }
+        }
     }
 
     /// Checks everything and loads the reviewers' certificates.
@@ -724,6 +768,16 @@ impl GatewayConfig {
         }
         if !(1..=60).contains(&self.store.sweep_secs) {
             problems.push("store.sweep_secs must be between 1 and 60".into());
+        }
+        match (self.store.backend, &self.store.s3) {
+            (StoreBackendKind::Embedded, Some(_)) => problems.push(
+                "[store.s3] is set but store.backend is \"embedded\"; set backend = \"s3\" or remove [store.s3]".into(),
+            ),
+            (StoreBackendKind::S3, None) => {
+                problems.push("store.backend = \"s3\" needs a [store.s3] section".into())
+            }
+            (StoreBackendKind::S3, Some(s3)) => problems.extend(s3.problems()),
+            (StoreBackendKind::Embedded, None) => {}
         }
         if !(1..=14).contains(&self.uploads.expire_days) {
             problems.push("uploads.expire_days must be between 1 and 14".into());
@@ -936,6 +990,58 @@ fn toml_problem(text: &str, e: &toml::de::Error) -> String {
     }
 }
 
+impl S3StoreConfig {
+    /// What is wrong with these settings, one line each (the credentials file is read when the
+    /// store opens, so that its errors name it).
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let name_ok = !self.gateway.is_empty()
+            && self.gateway.len() <= 32
+            && self
+                .gateway
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !name_ok {
+            problems.push(format!(
+                "store.s3.gateway {:?} must be 1 to 32 of a-z, 0-9 and -",
+                self.gateway
+            ));
+        }
+        let bucket_ok = (3..=63).contains(&self.bucket.len())
+            && self
+                .bucket
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+        if !bucket_ok {
+            problems.push(format!(
+                "store.s3.bucket {:?} must be 3 to 63 of a-z, 0-9, - and .",
+                self.bucket
+            ));
+        }
+        if self.region.is_empty()
+            || self.region.len() > 64
+            || !self
+                .region
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            problems.push("store.s3.region must be 1 to 64 of A-Z, a-z, 0-9, - and _".into());
+        }
+        if !self.credentials_file.is_file() {
+            problems.push(format!(
+                "store.s3.credentials_file {}: file not found",
+                self.credentials_file.display()
+            ));
+        }
+        if let Some(ca) = &self.ca_file {
+            if !ca.is_file() {
+                problems.push(format!("store.s3.ca_file {}: file not found", ca.display()));
+            }
+        }
+        problems
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -991,6 +1097,35 @@ max_concurrent_uploads = 0
         assert!(text.contains("max_concurrent_uploads"), "{text}");
         assert!(text.contains("/nonexistent/a.asc"), "{text}");
         assert!(text.lines().all(|l| l.starts_with("config: ")), "{text}");
+    }
+
+    #[test]
+    fn the_object_store_needs_its_section_a_good_name_and_a_credentials_file() {
+        let base = format!("{EMBEDDED_DEFAULT}\n[store]\nbackend = \"s3\"\n",);
+        let config = GatewayConfig::from_toml(&base, Path::new(".")).expect("parses");
+        let err = config.validate(false).expect_err("no [store.s3]");
+        assert!(
+            err.to_string().contains("needs a [store.s3] section"),
+            "{err}"
+        );
+        let text = format!(
+            "{base}[store.s3]\nendpoint = \"https://garage.example:3900\"\nbucket = \"B\"\n\
+             region = \"garage\"\ngateway = \"Site A\"\ncredentials_file = \"/nonexistent/creds\"\n"
+        );
+        let config = GatewayConfig::from_toml(&text, Path::new(".")).expect("parses");
+        let err = config.validate(false).expect_err("bad names");
+        let text = err.to_string();
+        assert!(text.contains("store.s3.gateway"), "{text}");
+        assert!(text.contains("store.s3.bucket"), "{text}");
+        assert!(text.contains("/nonexistent/creds"), "{text}");
+        // The keys themselves are never accepted in the config.
+        let with_secret = format!(
+            "{EMBEDDED_DEFAULT}\n[store]\nbackend = \"s3\"\n[store.s3]\nendpoint = \"https://g:1\"\n\
+             bucket = \"resguardo\"\nregion = \"garage\"\ngateway = \"a\"\ncredentials_file = \"c\"\n\
+             secret_access_key = \"x\"\n"
+        );
+        let err = GatewayConfig::from_toml(&with_secret, Path::new(".")).expect_err("secret");
+        assert!(err.to_string().contains("secret_access_key"), "{err}");
     }
 
     #[test]

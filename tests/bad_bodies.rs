@@ -18,10 +18,35 @@ fn demo_certs() -> (Cert, Cert) {
 #[test]
 fn every_bad_body_is_refused_precisely_and_nothing_is_stored() {
     let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let sealed_files = || std::fs::read_dir(data.join("sealed")).expect("ls").count();
+    every_bad_body_is_refused_against(dir.path(), "", &sealed_files);
+    // The store opens cleanly afterwards.
+    let o = run(Command::new(gateway_bin())
+        .args(["status", "--data-dir"])
+        .arg(dir.path().join("data")));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("waiting for export: 1"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+/// The corpus against a gateway whose config ends with `store` (a `[store]` section, or
+/// nothing for the embedded default); `stored` counts what the store holds.
+pub fn every_bad_body_is_refused_against(
+    dir: &std::path::Path,
+    store: &str,
+    stored: &dyn Fn() -> usize,
+) {
     let gateway = Gateway::start_with(
-        dir.path(),
+        dir,
         "plain-http",
-        "[limits]\nmax_submission_bytes = 1048576\nbody_idle_timeout_secs = 2\n[rate_limits]\nsubmission_burst = 1000\n",
+        &format!(
+            "[limits]\nmax_submission_bytes = 1048576\nbody_idle_timeout_secs = 2\n\
+             [rate_limits]\nsubmission_burst = 1000\n{store}"
+        ),
     );
     let (r1, r2) = demo_certs();
     let stranger = testing::reviewer_key("stranger", KeyProfile::Compatible);
@@ -318,25 +343,11 @@ fn every_bad_body_is_refused_precisely_and_nothing_is_stored() {
     let (status, json) = post(&gateway.url, &good, pgp);
     assert_eq!(status, 201, "{json}");
     std::thread::sleep(std::time::Duration::from_millis(200));
-    let sealed: Vec<_> = std::fs::read_dir(gateway.data_dir.join("sealed"))
-        .expect("ls")
-        .collect();
-    assert_eq!(sealed.len(), 1, "only the one good submission is stored");
+    assert_eq!(stored(), 1, "only the one good submission is stored");
     let incoming: Vec<_> = std::fs::read_dir(gateway.data_dir.join("incoming"))
         .expect("ls")
         .collect();
     assert!(incoming.is_empty(), "no spool file is left behind");
     let logs = gateway.stop();
     assert!(!logs.contains("panicked"), "{logs}");
-
-    // The store opens cleanly afterwards.
-    let o = run(Command::new(gateway_bin())
-        .args(["status", "--data-dir"])
-        .arg(dir.path().join("data")));
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert!(
-        stdout(&o).contains("waiting for export: 1"),
-        "{}",
-        stdout(&o)
-    );
 }

@@ -5,7 +5,7 @@
 use crate::common::*;
 
 /// Posts with the token of a freshly served page, as a browser would.
-fn post_form(gateway: &Gateway, body: &[u8], content_type: &str) -> (u16, String) {
+pub(crate) fn post_form(gateway: &Gateway, body: &[u8], content_type: &str) -> (u16, String) {
     post_form_with(gateway, &form_token(&gateway.url), body, content_type)
 }
 
@@ -18,7 +18,10 @@ fn post_form_with(
     post_raw(gateway, &format!("/submit?t={token}"), body, content_type)
 }
 
-fn ok_parts<'a>(canary: &'a str, file: &'a [u8]) -> Vec<(&'a str, Option<&'a str>, &'a [u8])> {
+pub(crate) fn ok_parts<'a>(
+    canary: &'a str,
+    file: &'a [u8],
+) -> Vec<(&'a str, Option<&'a str>, &'a [u8])> {
     vec![
         ("language", None, b"en"),
         ("what_happened", None, b"threat"),

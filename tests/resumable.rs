@@ -14,8 +14,8 @@ use resguardo::keyring::KeyProfile;
 use resguardo::testing;
 
 /// One answer: status, headers (lowercase names), body.
-struct Answer {
-    status: u16,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
     headers: HashMap<String, String>,
     body: String,
 }
@@ -32,7 +32,7 @@ impl Answer {
             .unwrap_or_default()
     }
 
-    fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body).unwrap_or(serde_json::Value::Null)
     }
 }
@@ -104,13 +104,13 @@ fn create(addr: SocketAddr, length: u64, more: &[(&str, &str)]) -> Answer {
 }
 
 /// Creates an upload and returns its path (`/api/v1/uploads/<id>`).
-fn created(addr: SocketAddr, length: u64) -> String {
+pub(crate) fn created(addr: SocketAddr, length: u64) -> String {
     let answer = create(addr, length, &[]);
     assert_eq!(answer.status, 201, "{}", answer.body);
     answer.header("location").expect("Location").to_string()
 }
 
-fn patch(addr: SocketAddr, path: &str, offset: u64, bytes: &[u8]) -> Answer {
+pub(crate) fn patch(addr: SocketAddr, path: &str, offset: u64, bytes: &[u8]) -> Answer {
     let offset = offset.to_string();
     send(
         addr,
@@ -125,7 +125,7 @@ fn head(addr: SocketAddr, path: &str) -> Answer {
     send(addr, "HEAD", path, &[TUS], b"")
 }
 
-fn offset_of(answer: &Answer) -> u64 {
+pub(crate) fn offset_of(answer: &Answer) -> u64 {
     answer
         .header("upload-offset")
         .and_then(|v| v.parse().ok())

@@ -61,7 +61,7 @@ pub async fn submit(
     };
     let admitted = admit(&app, &headers)
         .await
-        .and_then(|slot| Ok((app.store.begin(announced)?, slot)));
+        .and_then(|slot| Ok((app.submissions.begin(announced)?, slot)));
     let (incoming, slot) = match admitted {
         Ok(admitted) => admitted,
         Err(e) => {
@@ -70,7 +70,7 @@ pub async fn submit(
         }
     };
     let record = receive_sealed(
-        app.store.clone(),
+        app.submissions.clone(),
         app.recipients.clone(),
         incoming,
         body,

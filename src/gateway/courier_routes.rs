@@ -189,7 +189,7 @@ async fn list_triage(app: &AppState, request: Request) -> Result<TriageList, Api
     let (parts, _) = authenticated(app, request, SMALL_BODY).await?;
     let Query(query) = Query::<TriageQuery>::try_from_uri(&parts.uri)
         .map_err(|_| ApiError::BadQuery("since=YYYY-MM-DD and optionally after=ID"))?;
-    let store = app.store.clone();
+    let store = app.submissions.clone();
     // Reading every record is blocking work: off the async threads.
     blocking(move || {
         let mut items = Vec::new();
@@ -236,6 +236,9 @@ pub async fn chain(State(app): State<Arc<AppState>>, request: Request) -> Respon
         let since = chain_since(parts.uri.query()).ok_or(ApiError::BadQuery(
             "since=N, a sequence number (0 for the start)",
         ))?;
+        if !app.chain_kept {
+            return Ok(Err(StoreError::ChainNotKept));
+        }
         let store = app.store.clone();
         tokio::task::spawn_blocking(move || store.chain_view(since))
             .await
@@ -300,7 +303,7 @@ pub async fn begin_batch(State(app): State<Arc<AppState>>, request: Request) -> 
             let (_, body) = authenticated(&app, request, SMALL_BODY).await?;
             let wanted = serde_json::from_slice::<BatchRequest>(&body)
                 .map_err(|_| ApiError::BadBody("{} or {\"batch\": BATCH}"))?;
-            let store = app.store.clone();
+            let store = app.submissions.clone();
             blocking(move || {
                 let batch = match wanted.batch {
                     None => store.begin_export()?,
@@ -336,7 +339,7 @@ pub async fn list_batches(State(app): State<Arc<AppState>>, request: Request) ->
     answer(
         async {
             authenticated(&app, request, SMALL_BODY).await?;
-            let store = app.store.clone();
+            let store = app.submissions.clone();
             blocking(move || {
                 let mut batches = Vec::new();
                 for record in store.batches()?.into_iter().take(MAX_LISTED_BATCHES) {
@@ -369,7 +372,7 @@ pub async fn describe_copy(State(app): State<Arc<AppState>>, request: Request) -
                 .ok()
                 .filter(|r: &CopyRequest| (1..=MAX_COPY_IDS).contains(&r.ids.len()))
                 .ok_or(ApiError::BadBody("{\"ids\": [1 to 20 submission ids]}"))?;
-            let store = app.store.clone();
+            let store = app.submissions.clone();
             blocking(move || Ok(described(&store.copy_of(&wanted.ids)?)?)).await
         }
         .await,
@@ -408,7 +411,7 @@ pub async fn download_batch(
         let Query(query) = Query::<DownloadQuery>::try_from_uri(&parts.uri)
             .map_err(|_| ApiError::BadQuery("offset=BYTES"))?;
         let batch = batch_id(&batch)?;
-        let store = app.store.clone();
+        let store = app.submissions.clone();
         let export = blocking(move || Ok(store.export_batch(&batch)?)).await?;
         Ok::<_, ApiError>((export, query.offset))
     }
@@ -434,7 +437,7 @@ pub async fn download_copy(State(app): State<Arc<AppState>>, request: Request) -
         if !(1..=MAX_COPY_IDS).contains(&ids.len()) {
             return Err(bad());
         }
-        let store = app.store.clone();
+        let store = app.submissions.clone();
         let export = blocking(move || Ok(store.copy_of(&ids)?)).await?;
         Ok::<_, ApiError>((export, query.offset))
     }
@@ -461,17 +464,18 @@ fn stream_bundle(app: &AppState, export: ExportBatch, offset: u64) -> Result<Res
         .try_acquire_owned()
         .map_err(|_| ApiError::TooManyRequests { retry_after: 5 })?;
     let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(DOWNLOAD_DEPTH);
-    let store = app.store.clone();
+    let store = app.submissions.clone();
     tokio::task::spawn_blocking(move || {
         let _permit = permit;
         let writer = ChannelWriter {
             tx: tx.clone(),
             skip: offset,
         };
+        let mut buffered = io::BufWriter::with_capacity(64 * 1024, writer);
         let written = store
-            .write_export(&export, io::BufWriter::with_capacity(64 * 1024, writer))
+            .write_export(&export, &mut buffered)
             .map_err(|e| io::Error::other(e.to_string()))
-            .and_then(|mut w| w.flush());
+            .and_then(|()| buffered.flush());
         if let Err(e) = written {
             let _ = tx.blocking_send(Err(e));
         }
@@ -532,7 +536,7 @@ pub async fn batch_delivered(
         async {
             authenticated(&app, request, SMALL_BODY).await?;
             let batch = batch_id(&batch)?;
-            let store = app.store.clone();
+            let store = app.submissions.clone();
             blocking(move || Ok(store.complete_export(&batch)?)).await?;
             Ok(serde_json::json!({ "delivered": true }))
         }
@@ -576,7 +580,7 @@ pub async fn purge(State(app): State<Arc<AppState>>, request: Request) -> Respon
                 chain: None,
             };
             let opened: HashSet<SubmissionId> = receipt.opened.into_iter().collect();
-            let store = app.store.clone();
+            let store = app.submissions.clone();
             let report = blocking(move || Ok(store.purge(&manifest, &opened)?)).await?;
             Ok(PurgeAnswer {
                 purged: report.purged,

@@ -20,7 +20,7 @@ pub fn store_refusal(e: &StoreError) -> (StatusCode, &'static str, Option<u64>) 
         StoreError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large", None),
         StoreError::QuotaExceeded => (StatusCode::INSUFFICIENT_STORAGE, "store_full", Some(3600)),
         StoreError::DiskFull => (StatusCode::INSUFFICIENT_STORAGE, "disk_full", Some(600)),
-        StoreError::NotFound(_) | StoreError::BatchNotFound(_) => {
+        StoreError::NotFound(_) | StoreError::BatchNotFound(_) | StoreError::ChainNotKept => {
             (StatusCode::NOT_FOUND, "not_found", None)
         }
         StoreError::ConversationExists => (StatusCode::CONFLICT, "conversation_exists", None),

@@ -273,6 +273,8 @@ pub struct FormContext {
     /// A report or a follow-up (whose `form` is [`FormDefinition::follow_up`]).
     pub kind: PostKind,
     pub store: Arc<SubmissionStore>,
+    /// Where the sealed report is kept (the embedded store or the object store).
+    pub submissions: Arc<dyn crate::store::SubmissionBackend>,
     pub keyring: Arc<ReviewerKeyring>,
     /// The couriers, to seal the triage envelope on arrival too.
     pub couriers: Arc<CourierKeyring>,
@@ -857,7 +859,7 @@ fn seal_and_store(
     scratches: &[Scratch],
     conversation: &PostConversation,
 ) -> Result<SubmissionRecord, FormPostError> {
-    let mut incoming = ctx.store.begin(None)?;
+    let mut incoming = ctx.submissions.begin(None)?;
     let written = (|| -> io::Result<()> {
         let mut sources: Vec<payload::AttachmentSource<'_>> = Vec::new();
         for scratch in scratches {
@@ -879,9 +881,9 @@ fn seal_and_store(
         .start
         .as_ref()
         .map(|s| (&s.locator, s.sealed_box.as_slice()));
-    let record = ctx
-        .store
-        .commit_with(incoming, Sealing::OnArrival, triage.as_deref(), start)?;
+    let record =
+        ctx.submissions
+            .commit_with(incoming, Sealing::OnArrival, triage.as_deref(), start)?;
     if start.is_none() {
         // A follow-up: expiry counts from the conversation's last message. Stored already, so
         // a failure here only shortens its life.

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::config::RetentionConfig;
-use crate::store::SubmissionStore;
+use crate::store::{SubmissionBackend, SubmissionStore};
 use crate::submission::UtcDay;
 
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
@@ -24,6 +24,7 @@ const WARN_DAYS: u32 = 3;
 
 pub async fn run(
     store: Arc<SubmissionStore>,
+    submissions: Arc<dyn SubmissionBackend>,
     sweep_every: Duration,
     retention_config: RetentionConfig,
 ) {
@@ -44,7 +45,7 @@ pub async fn run(
         }
         if unexported_days > 0 && last_retention.is_none_or(|t| t.elapsed() >= RETENTION_EVERY) {
             last_retention = Some(Instant::now());
-            retention(&store, today, unexported_days, &mut warned_on).await;
+            retention(&submissions, today, unexported_days, &mut warned_on).await;
         }
         // Spares made here, at a pass, never at an arrival; then the sweep, last, so it covers
         // what the passes above changed.
@@ -97,7 +98,7 @@ async fn expire_conversations(store: &Arc<SubmissionStore>, today: UtcDay, days:
 }
 
 async fn retention(
-    store: &Arc<SubmissionStore>,
+    store: &Arc<dyn SubmissionBackend>,
     today: UtcDay,
     unexported_days: u32,
     warned_on: &mut Option<UtcDay>,

@@ -53,7 +53,9 @@ use crate::config::{TlsConfig, ValidatedConfig};
 use crate::envelope::RecipientSet;
 use crate::form::FormDefinition;
 use crate::keyring::{CourierKeyring, ReviewerKeyring};
-use crate::store::{IncomingLimits, Recovery, StoreError, StoreOptions, SubmissionStore};
+use crate::store::{
+    IncomingLimits, Recovery, StoreError, StoreOptions, SubmissionBackend, SubmissionStore,
+};
 
 /// Why the gateway could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +88,12 @@ pub enum GatewayError {
 pub struct AppState {
     /// Where accepted ciphertext is spooled and kept; also served to the operator socket.
     store: Arc<SubmissionStore>,
+    /// Where sealed submissions are kept: `store` itself, or the object store (`docs/store-v1.md`).
+    submissions: Arc<dyn SubmissionBackend>,
+    /// Whether `submissions` feeds the chain of accepted submissions (the embedded store does;
+    /// the object store does not yet, and the courier route says so instead of showing a chain
+    /// that never grows).
+    chain_kept: bool,
     /// The reviewer encryption subkeys the envelope check admits API submissions to.
     recipients: Arc<RecipientSet>,
     /// The reviewers' certificates, to seal form posts on arrival.
@@ -379,6 +387,63 @@ fn random_key() -> [u8; 32] {
     key
 }
 
+/// The store of sealed submissions the config names: the embedded store itself, or this
+/// gateway's prefix in an object store (checked now: an unreachable store stops the start).
+fn open_submissions(
+    config: &crate::config::GatewayConfig,
+    store: &Arc<SubmissionStore>,
+) -> Result<Arc<dyn SubmissionBackend>, GatewayError> {
+    use crate::store::object::{self, ObjectStore, S3Client, S3Target};
+    let marker = config.data_dir.join(object::MARKER_FILE);
+    let refuse = |reason: String| {
+        GatewayError::Store(StoreError::Unavailable {
+            path: config.data_dir.clone(),
+            reason,
+        })
+    };
+    let s3 = match (&config.store.backend, &config.store.s3) {
+        (crate::config::StoreBackendKind::S3, Some(s3)) => s3,
+        _ if marker.exists() => {
+            // Its reports are in the bucket: with the embedded store nobody would see them.
+            return Err(refuse(format!(
+                "this gateway kept its reports in the object store; export and purge them \
+                 there (backend = \"s3\") first, then delete {} to use the embedded store",
+                marker.display()
+            )));
+        }
+        _ => return Ok(store.clone()),
+    };
+    let held = store.records()?.len();
+    if held > 0 || !store.batches()?.is_empty() {
+        return Err(refuse(format!(
+            "the data directory still holds {held} reports of the embedded store; export and \
+             purge them with backend = \"embedded\" before moving to the object store"
+        )));
+    }
+    let (access_key_id, secret_access_key) = object::read_credentials(&s3.credentials_file)?;
+    let client = S3Client::new(S3Target {
+        endpoint: s3.endpoint.clone(),
+        bucket: s3.bucket.clone(),
+        region: s3.region.clone(),
+        access_key_id,
+        secret_access_key,
+        ca_file: s3.ca_file.clone(),
+    })
+    .map_err(|e| StoreError::Backend(e.to_string()))?;
+    let (objects, recovery) = ObjectStore::open(store.clone(), client, &s3.gateway)?;
+    object::write_marker(&marker, &s3.gateway)?;
+    if recovery != Default::default() {
+        tracing::warn!(
+            "object store: finished {} purges and {} batch records, adopted {} ciphertexts \
+             without a record",
+            recovery.purges_finished,
+            recovery.batch_records_finished,
+            recovery.orphans_adopted.len()
+        );
+    }
+    Ok(Arc::new(objects))
+}
+
 /// Opens the store and builds the shared state.
 pub fn prepare(validated: &ValidatedConfig) -> Result<(Arc<AppState>, Recovery), GatewayError> {
     let config = &validated.config;
@@ -395,6 +460,8 @@ pub fn prepare(validated: &ValidatedConfig) -> Result<(Arc<AppState>, Recovery),
         max_pending: config.uploads.max_pending,
     };
     let (store, recovery) = SubmissionStore::open_with(&config.data_dir, options, uploads)?;
+    let store = Arc::new(store);
+    let submissions = open_submissions(config, &store)?;
     let form = FormDefinition::embedded().map_err(|e| GatewayError::Page(e.to_string()))?;
     let reviewers = validated
         .keyring
@@ -440,7 +507,9 @@ pub fn prepare(validated: &ValidatedConfig) -> Result<(Arc<AppState>, Recovery),
         .map(String::from)
         .collect();
     let state = AppState {
-        store: Arc::new(store),
+        chain_kept: config.store.backend == crate::config::StoreBackendKind::Embedded,
+        store,
+        submissions,
         recipients: Arc::new(validated.keyring.recipient_set()),
         keyring: Arc::new(validated.keyring.clone()),
         couriers: Arc::new(validated.couriers.clone()),
@@ -502,7 +571,7 @@ pub async fn serve(
 ) -> Result<(), GatewayError> {
     let config = &validated.config;
     let (state, recovery) = prepare(&validated)?;
-    let stored = state.store.records()?.len();
+    let stored = state.submissions.records()?.len();
     match &validated.key_list {
         Some(served) if served.record => record_served(&config.data_dir, served)?,
         Some(_) => {}
@@ -519,7 +588,10 @@ pub async fn serve(
         }
         TlsConfig::Files { cert, key } => Some(tls::load(cert, key)?),
     };
-    let admin = tokio::spawn(crate::operator::socket::serve(state.store.clone()));
+    let admin = tokio::spawn(crate::operator::socket::serve(
+        state.store.clone(),
+        state.submissions.clone(),
+    ));
     let connection_limits = connections::ConnectionLimits {
         cap: config.limits.max_connections,
         head_timeout: Duration::from_secs(config.limits.header_timeout_secs),
@@ -531,6 +603,7 @@ pub async fn serve(
     let saturation = state.saturation.clone();
     let maintenance = tokio::spawn(maintenance::run(
         state.store.clone(),
+        state.submissions.clone(),
         Duration::from_secs(config.store.sweep_secs),
         config.retention.clone(),
     ));

@@ -181,6 +181,7 @@ fn form_context(app: &AppState, kind: PostKind) -> FormContext {
     FormContext {
         kind,
         store: app.store.clone(),
+        submissions: app.submissions.clone(),
         keyring: app.keyring.clone(),
         couriers: app.couriers.clone(),
         form,

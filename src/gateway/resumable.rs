@@ -30,8 +30,8 @@ use super::paced::{announced_length, PacedBody, Stalled};
 use super::AppState;
 use crate::envelope::{self, RecipientSet};
 use crate::store::{
-    decimal, Done, PartialUpload, StoreError, SubmissionRecord, SubmissionStore, UploadBeside,
-    UploadId,
+    decimal, Done, PartialUpload, StoreError, SubmissionBackend, SubmissionRecord, SubmissionStore,
+    UploadBeside, UploadId,
 };
 use crate::submission::{Sealing, UtcDay};
 
@@ -341,11 +341,12 @@ async fn finish_in_background(
     turn: tokio::sync::OwnedMutexGuard<()>,
 ) -> Result<(), ApiError> {
     let store = app.store.clone();
+    let submissions = app.submissions.clone();
     let recipients = app.recipients.clone();
     let upload = upload.clone();
     tokio::task::spawn_blocking(move || {
         let _turn = turn;
-        finish(&store, &recipients, &upload).map(|_| ())
+        finish(&store, &*submissions, &recipients, &upload).map(|_| ())
     })
     .await
     .map_err(|_| ApiError::Unavailable)?
@@ -411,11 +412,12 @@ async fn receive(
     let (tx, rx) = mpsc::channel::<Piece>(CHANNEL_DEPTH);
     let writer = {
         let store = app.store.clone();
+        let submissions = app.submissions.clone();
         let recipients = app.recipients.clone();
         let upload = upload.clone();
         tokio::task::spawn_blocking(move || {
             let _turn = turn;
-            write_then_finish(&store, &recipients, &upload, rx)
+            write_then_finish(&store, &*submissions, &recipients, &upload, rx)
         })
     };
     let mut remaining = upload.length - upload.offset();
@@ -470,6 +472,7 @@ async fn receive(
 /// the body did not go beyond it). Returns whether it was stored.
 fn write_then_finish(
     store: &SubmissionStore,
+    submissions: &dyn SubmissionBackend,
     recipients: &RecipientSet,
     upload: &Arc<PartialUpload>,
     mut rx: mpsc::Receiver<Piece>,
@@ -496,17 +499,18 @@ fn write_then_finish(
     if beyond || offset < upload.length {
         return Ok(false);
     }
-    finish(store, recipients, upload).map(|_| true)
+    finish(store, submissions, recipients, upload).map(|_| true)
 }
 
 /// Checks the whole upload with the envelope check and commits it as the one-piece route does
 /// (same record, chain entry, triage envelope and conversation); a refused upload is deleted.
 fn finish(
     store: &SubmissionStore,
+    submissions: &dyn SubmissionBackend,
     recipients: &RecipientSet,
     upload: &PartialUpload,
 ) -> Result<SubmissionRecord, ApiError> {
-    let result = check_and_commit(store, recipients, upload);
+    let result = check_and_commit(store, submissions, recipients, upload);
     match &result {
         Ok(record) => {
             if let Some(locator) = upload.beside().touch {
@@ -524,6 +528,7 @@ fn finish(
 
 fn check_and_commit(
     store: &SubmissionStore,
+    submissions: &dyn SubmissionBackend,
     recipients: &RecipientSet,
     upload: &PartialUpload,
 ) -> Result<SubmissionRecord, ApiError> {
@@ -546,7 +551,7 @@ fn check_and_commit(
             return Err(ApiError::Unavailable);
         }
         let incoming = uploads.into_spool(upload, sink.hash, sink.size)?;
-        Ok(store.commit_with(
+        Ok(submissions.commit_with(
             incoming,
             Sealing::BySender,
             beside.triage.as_deref(),
@@ -555,9 +560,9 @@ fn check_and_commit(
     } else {
         // Armor is stored dearmored, as the one-piece route stores it: a copy through a spool.
         uploads.release_reservation(upload);
-        let mut incoming = store.begin(Some(upload.length))?;
+        let mut incoming = submissions.begin(Some(upload.length))?;
         match envelope::check(file, recipients, &mut incoming) {
-            Ok(_) => Ok(store.commit_with(
+            Ok(_) => Ok(submissions.commit_with(
                 incoming,
                 Sealing::BySender,
                 beside.triage.as_deref(),

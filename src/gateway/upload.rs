@@ -20,7 +20,7 @@ use super::paced::{PacedBody, Stalled, UploadPace};
 use super::slots::Slot;
 use crate::envelope::{self, RecipientSet};
 use crate::replies::NewConversation;
-use crate::store::{IncomingSubmission, SubmissionRecord, SubmissionStore};
+use crate::store::{IncomingSubmission, SubmissionRecord};
 use crate::submission::Sealing;
 
 /// Chunks in flight between the connection and the checker.
@@ -39,7 +39,7 @@ pub struct Beside {
 /// its (already checked) triage envelope and the conversation it starts, if any; returns the
 /// durable record.
 pub async fn receive_sealed(
-    store: Arc<SubmissionStore>,
+    store: Arc<dyn crate::store::SubmissionBackend>,
     recipients: Arc<RecipientSet>,
     incoming: IncomingSubmission,
     body: Body,

@@ -205,6 +205,15 @@ fn open_store(data_dir: &Path) -> Result<Option<SubmissionStore>, OperatorError>
         });
     }
     match SubmissionStore::open(data_dir, StoreOptions::default()) {
+        Ok(_) if data_dir.join(crate::store::object::MARKER_FILE).exists() => {
+            Err(OperatorError::File {
+                path: data_dir.to_path_buf(),
+                source: io::Error::other(
+                    "its submissions are in the object store ([store] backend = \"s3\"); \
+                     start the gateway and run this again (it goes through the running gateway)",
+                ),
+            })
+        }
         Ok((store, _)) => Ok(Some(store)),
         Err(StoreError::Locked(_)) => Ok(None),
         Err(e) => Err(e.into()),

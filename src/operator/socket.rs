@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{deliver, ExportOutcome, OperatorError, SOCKET_NAME};
 use crate::bundle::BundleManifest;
-use crate::store::{PurgeReport, StoreStatus, SubmissionStore};
+use crate::store::{PurgeReport, StoreStatus, SubmissionBackend, SubmissionStore};
 use crate::submission::{BatchId, SubmissionId};
 
 /// Bound on a request or reply line (a purge or an export carries a manifest, with its chain
@@ -85,7 +85,10 @@ impl Reply {
 }
 
 /// Serves the admin socket of a running gateway until the task is dropped.
-pub async fn serve(store: Arc<SubmissionStore>) -> io::Result<()> {
+pub async fn serve(
+    store: Arc<SubmissionStore>,
+    submissions: Arc<dyn SubmissionBackend>,
+) -> io::Result<()> {
     let path = store.root().join(SOCKET_NAME);
     // A socket file left by a killed gateway; we hold the store lock, so it is not in use.
     let _ = std::fs::remove_file(&path);
@@ -94,17 +97,22 @@ pub async fn serve(store: Arc<SubmissionStore>) -> io::Result<()> {
     loop {
         let (stream, _) = listener.accept().await?;
         let store = store.clone();
+        let submissions = submissions.clone();
         let stream = stream.into_std()?;
         stream.set_nonblocking(false)?;
         tokio::task::spawn_blocking(move || {
-            if let Err(e) = handle(&store, stream) {
+            if let Err(e) = handle(&store, &*submissions, stream) {
                 tracing::warn!("admin socket: {e}");
             }
         });
     }
 }
 
-fn handle(store: &SubmissionStore, stream: UnixStream) -> io::Result<()> {
+fn handle(
+    store: &SubmissionStore,
+    submissions: &dyn SubmissionBackend,
+    stream: UnixStream,
+) -> io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(60)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut line = String::new();
@@ -115,7 +123,7 @@ fn handle(store: &SubmissionStore, stream: UnixStream) -> io::Result<()> {
         Err(e) => return send(&mut out, &Reply::error(format!("bad request: {e}"))),
     };
     let reply = match request {
-        Request::Export => match store.begin_export() {
+        Request::Export => match submissions.begin_export() {
             Ok(None) => Reply::ok(),
             Ok(Some(batch)) => {
                 let reply = Reply {
@@ -125,19 +133,18 @@ fn handle(store: &SubmissionStore, stream: UnixStream) -> io::Result<()> {
                 };
                 send(&mut out, &reply)?;
                 // The client verifies what it received; a failure here just ends the stream.
-                return store
+                return submissions
                     .write_export(&batch, &mut out)
-                    .map(|_| ())
                     .map_err(|e| io::Error::other(e.to_string()));
             }
             Err(e) => Reply::error(e.to_string()),
         },
-        Request::Delivered { batch } => match store.complete_export(&batch) {
+        Request::Delivered { batch } => match submissions.complete_export(&batch) {
             Ok(()) => Reply::ok(),
             Err(e) => Reply::error(e.to_string()),
         },
         Request::Purge { manifest, opened } => {
-            match store.purge(&manifest, &opened.into_iter().collect()) {
+            match submissions.purge(&manifest, &opened.into_iter().collect()) {
                 Ok(report) => Reply {
                     purge: Some(report),
                     ..Reply::ok()
@@ -145,7 +152,7 @@ fn handle(store: &SubmissionStore, stream: UnixStream) -> io::Result<()> {
                 Err(e) => Reply::error(e.to_string()),
             }
         }
-        Request::Status => match store.status() {
+        Request::Status => match submissions.status() {
             Ok(status) => Reply {
                 status: Some(status),
                 ..Reply::ok()

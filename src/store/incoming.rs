@@ -349,6 +349,13 @@ impl Spooled {
             .settle(std::mem::take(&mut self.reserved), self.size);
         self.settled = true;
     }
+
+    /// The submission is kept elsewhere (the object store): its bytes count as stored, and the
+    /// spool file goes back to the pool.
+    pub fn settle_elsewhere(mut self) {
+        self.usage
+            .settle(std::mem::take(&mut self.reserved), self.size);
+    }
 }
 
 impl Drop for Spooled {

@@ -37,15 +37,21 @@
 //! (run by the gateway within a minute of any change, and at every start), and the index forgets
 //! purged records and the order of arrival by being rewritten ([`index`]).
 
+mod backend;
+#[cfg(any(test, feature = "test-support"))]
+pub mod backend_story;
 mod chain;
 mod conversations;
 mod durable;
 mod incoming;
 mod index;
+pub mod object;
 mod partial;
 mod pool;
 mod record;
+pub mod rules;
 
+pub use backend::SubmissionBackend;
 pub use conversations::{
     ConversationRecord, ReplyAdded, ReplyEntry, StoredReply, MAX_CONVERSATION_BYTES,
 };
@@ -67,7 +73,7 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 
 use sled::Transactional;
 
-use crate::bundle::{self, BundleEntry, BundleError, BundleManifest};
+use crate::bundle::{self, BundleError, BundleManifest};
 use base64::Engine as _;
 
 use crate::submission::{BatchId, Sealing, SubmissionId, UtcDay};
@@ -154,6 +160,21 @@ pub enum StoreError {
     /// Writing or checking a bundle failed.
     #[error(transparent)]
     Bundle(#[from] BundleError),
+    /// The object store failed or refused a request (unreachable, no write quorum, refused
+    /// credentials): nothing was acknowledged; the gateway answers 503.
+    #[error("object store: {0}")]
+    Backend(String),
+    /// Another running gateway took this gateway's prefix in the object store (two gateways
+    /// configured with the same `[store.s3] gateway` name); exports, purges and retention stop.
+    #[error(
+        "another gateway took the prefix {0} in the object store; two gateways must not share \
+         a [store.s3] gateway name"
+    )]
+    NotOwner(String),
+    /// This backend keeps no chain of accepted submissions (the object store, so far): a
+    /// courier is told so (404) rather than shown a chain that never grows.
+    #[error("this store keeps no log of accepted submissions")]
+    ChainNotKept,
     /// Any other I/O or sled error.
     #[error("storage error: {0}")]
     Io(io::Error),
@@ -572,27 +593,9 @@ impl SubmissionStore {
 
     /// Counts of submissions, bytes and undelivered batches, for `status`.
     pub fn status(&self) -> Result<StoreStatus, StoreError> {
-        let mut status = StoreStatus::default();
-        for record in self.records()? {
-            status.bytes += record.size;
-            match record.state {
-                RecordState::Stored => {
-                    status.stored += 1;
-                    status.oldest_waiting = Some(
-                        status
-                            .oldest_waiting
-                            .map_or(record.day, |d: UtcDay| d.min(record.day)),
-                    );
-                }
-                RecordState::Exported { .. } | RecordState::Purging => status.exported += 1,
-            }
-        }
-        status.undelivered_batches = self
-            .batch_records()?
-            .iter()
-            .filter(|b| !b.delivered)
-            .count();
-        Ok(status)
+        let records = self.records()?;
+        let batches = self.batch_records()?;
+        Ok(rules::status_of(&records, &batches))
     }
 
     /// Opens the ciphertext of a stored submission without updating its access time (which
@@ -634,60 +637,12 @@ impl SubmissionStore {
         }
         // Read before the records are listed: every submission numbered up to here is listed.
         let seen = self.chain_head()?;
-        let stored: Vec<SubmissionRecord> = self
-            .records()?
-            .into_iter()
-            .filter(|r| r.state == RecordState::Stored)
-            .collect();
-        let unnumbered: Vec<SubmissionId> = stored
-            .iter()
-            .filter(|r| r.sequence.is_none())
-            .map(|r| r.id)
-            .collect();
-        if !unnumbered.is_empty() {
-            return self.fix_batch(unnumbered, None).map(Some);
+        match rules::export_selection(&self.records()?) {
+            rules::ExportSelection::Nothing => Ok(None),
+            rules::ExportSelection::Unnumbered(ids) => self.fix_batch(ids, None).map(Some),
+            // Submissions committed after `seen` are added inside the transaction.
+            rules::ExportSelection::Stored(ids) => self.fix_batch(ids, Some(seen)).map(Some),
         }
-        if stored.is_empty() {
-            return Ok(None);
-        }
-        // Submissions committed after `seen` are added inside the transaction.
-        self.fix_batch(stored.into_iter().map(|r| r.id).collect(), Some(seen))
-            .map(Some)
-    }
-
-    /// A copy of these submissions (an urgent report carried to the offline machine at once):
-    /// a bundle of them written from the store, recorded nowhere. Its batch id is derived from
-    /// the ids and its day is the latest of theirs, so the same copy is the same bytes on every
-    /// request (a download resumes) and says nothing the entries do not. The submissions stay
-    /// where they are and go out again with their batch, which is what purge works from.
-    pub fn copy_of(&self, ids: &[SubmissionId]) -> Result<ExportBatch, StoreError> {
-        let mut unique = ids.to_vec();
-        unique.sort();
-        unique.dedup();
-        let mut submissions = Vec::with_capacity(unique.len());
-        for id in &unique {
-            let record = match self.get(id)? {
-                Some(record) if record.state != RecordState::Purging => record,
-                _ => return Err(StoreError::NotFound(*id)),
-            };
-            submissions.push(record.bundle_entry());
-        }
-        let created = submissions
-            .iter()
-            .map(|e| e.day)
-            .max()
-            .unwrap_or_else(UtcDay::today);
-        Ok(ExportBatch {
-            manifest: BundleManifest {
-                format: bundle::FORMAT.into(),
-                batch: bundle::copy_batch_id(&unique),
-                created,
-                submissions,
-                // A copy is matched with the chain when its batch arrives.
-                chain: None,
-            },
-            resumed: false,
-        })
     }
 
     /// The export batches the store still holds (not yet purged), oldest first.
@@ -881,21 +836,7 @@ impl SubmissionStore {
         opened: &HashSet<SubmissionId>,
     ) -> Result<PurgeReport, StoreError> {
         let _admin = self.lock_admin();
-        let mut report = PurgeReport::default();
-        let mut doomed = Vec::new();
-        for entry in &manifest.submissions {
-            match self.get(&entry.id)? {
-                None => report.already_gone.push(entry.id),
-                Some(_) if !opened.contains(&entry.id) => report.refused.push((
-                    entry.id,
-                    "the reviewers' receipt does not list it as opened".into(),
-                )),
-                Some(record) => match purge_refusal(&record, entry, &manifest.batch) {
-                    Some(reason) => report.refused.push((entry.id, reason)),
-                    None => doomed.push(record),
-                },
-            }
-        }
+        let (mut report, doomed) = rules::purge_plan(manifest, opened, |id| self.get(id))?;
         self.delete(&doomed, None)?;
         report.purged = doomed.iter().map(|r| r.id).collect();
         self.forget_purged(&manifest.batch)?;
@@ -914,24 +855,8 @@ impl SubmissionStore {
         warn_days: u32,
     ) -> Result<RetentionReport, StoreError> {
         let _admin = self.lock_admin();
-        let cutoff = today.days_since_epoch() - days as i32;
-        let mut report = RetentionReport::default();
-        let mut doomed = Vec::new();
-        for record in self.records()? {
-            if record.state != RecordState::Stored {
-                continue;
-            }
-            let day = record.day.days_since_epoch();
-            if day < cutoff {
-                doomed.push(record);
-            } else if day < cutoff + warn_days as i32 {
-                report.due_soon += 1;
-                let due = UtcDay::from_days_since_epoch(day + days as i32 + 1);
-                report.first_due = Some(report.first_due.map_or(due, |d: UtcDay| d.min(due)));
-            }
-        }
+        let (doomed, report) = rules::retention_split(self.records()?, today, days, warn_days);
         self.delete(&doomed, Some(today))?;
-        report.deleted = doomed.len();
         let pruned = self.prune_chain()?;
         if report.deleted > 0 || pruned > 0 {
             self.index().commit.sync().map_err(StoreError::from_io)?;
@@ -1116,33 +1041,33 @@ impl SubmissionStore {
         else {
             return Ok(());
         };
-        let mut record = BatchRecord::decode(&bytes)
+        let record = BatchRecord::decode(&bytes)
             .map_err(|e| StoreError::Integrity(vec![format!("batch {batch}: {e}")]))?;
         let before = record.ids.len();
-        let mut held = Vec::with_capacity(before);
-        for id in record.ids {
+        let mut held = HashSet::new();
+        for id in &record.ids {
             if index
                 .records
                 .contains_key(id.as_bytes())
                 .map_err(StoreError::from_sled)?
             {
-                held.push(id);
+                held.insert(*id);
             }
         }
-        if held.is_empty() {
-            index
-                .batches
-                .remove(batch.as_bytes())
-                .map_err(StoreError::from_sled)?;
-        } else if held.len() != before {
-            record.ids = held;
-            // Its segment went out with the copy whose receipt purged these; a bundle written
-            // again now carries what is left, without a segment that would call them missing.
-            record.partly_purged = true;
-            index
-                .batches
-                .insert(batch.as_bytes(), record.encode())
-                .map_err(StoreError::from_sled)?;
+        match rules::after_purge(record, |id| held.contains(id)) {
+            None => {
+                index
+                    .batches
+                    .remove(batch.as_bytes())
+                    .map_err(StoreError::from_sled)?;
+            }
+            Some(kept) if kept.ids.len() != before => {
+                index
+                    .batches
+                    .insert(batch.as_bytes(), kept.encode())
+                    .map_err(StoreError::from_sled)?;
+            }
+            Some(_) => {}
         }
         Ok(())
     }
@@ -1352,6 +1277,72 @@ impl SubmissionStore {
     }
 }
 
+/// The embedded store behind the seam: each method is the inherent one above.
+impl SubmissionBackend for SubmissionStore {
+    fn begin(&self, expected: Option<u64>) -> Result<IncomingSubmission, StoreError> {
+        SubmissionStore::begin(self, expected)
+    }
+
+    fn commit_with(
+        &self,
+        incoming: IncomingSubmission,
+        sealing: Sealing,
+        triage: Option<&[u8]>,
+        conversation: Option<(&crate::replies::Locator, &[u8])>,
+    ) -> Result<SubmissionRecord, StoreError> {
+        SubmissionStore::commit_with(self, incoming, sealing, triage, conversation)
+    }
+
+    fn get(&self, id: &SubmissionId) -> Result<Option<SubmissionRecord>, StoreError> {
+        SubmissionStore::get(self, id)
+    }
+
+    fn records(&self) -> Result<Vec<SubmissionRecord>, StoreError> {
+        SubmissionStore::records(self)
+    }
+
+    fn open_sealed(&self, id: &SubmissionId) -> Result<Box<dyn io::Read + Send>, StoreError> {
+        Ok(Box::new(SubmissionStore::open_sealed(self, id)?))
+    }
+
+    fn begin_export(&self) -> Result<Option<ExportBatch>, StoreError> {
+        SubmissionStore::begin_export(self)
+    }
+
+    fn export_batch(&self, batch: &BatchId) -> Result<ExportBatch, StoreError> {
+        SubmissionStore::export_batch(self, batch)
+    }
+
+    fn complete_export(&self, batch: &BatchId) -> Result<(), StoreError> {
+        SubmissionStore::complete_export(self, batch)
+    }
+
+    fn batches(&self) -> Result<Vec<BatchRecord>, StoreError> {
+        SubmissionStore::batches(self)
+    }
+
+    fn purge(
+        &self,
+        manifest: &BundleManifest,
+        opened: &HashSet<SubmissionId>,
+    ) -> Result<PurgeReport, StoreError> {
+        SubmissionStore::purge(self, manifest, opened)
+    }
+
+    fn apply_retention(
+        &self,
+        today: UtcDay,
+        days: u32,
+        warn_days: u32,
+    ) -> Result<RetentionReport, StoreError> {
+        SubmissionStore::apply_retention(self, today, days, warn_days)
+    }
+
+    fn status(&self) -> Result<StoreStatus, StoreError> {
+        SubmissionStore::status(self)
+    }
+}
+
 /// Sets the times of everything below `dir` (itself included), except below `skip`: regular files
 /// get `day_of(path)`'s start, everything else (directories, the admin socket) the epoch.
 fn restamp_tree(
@@ -1405,25 +1396,6 @@ fn set_times(path: &Path, day: UtcDay, count: &mut usize) -> io::Result<()> {
         Err(rustix::io::Errno::NOENT) => Ok(()),
         Err(e) => Err(e.into()),
     }
-}
-
-fn purge_refusal(
-    record: &SubmissionRecord,
-    entry: &BundleEntry,
-    batch: &BatchId,
-) -> Option<String> {
-    match &record.state {
-        RecordState::Exported { batch: b } if b == batch => {}
-        RecordState::Exported { batch: b } => {
-            return Some(format!("it was exported in another batch ({b})"))
-        }
-        RecordState::Stored => return Some("it was never exported".into()),
-        RecordState::Purging => return None,
-    }
-    if record.size != entry.size || record.sha256 != entry.sha256 {
-        return Some("the bundle's copy differs from the stored ciphertext".into());
-    }
-    None
 }
 
 /// Stores a record and appends its chain entry, in one transaction: both or neither (not

@@ -3,6 +3,7 @@ use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 
 use super::*;
+use crate::bundle::BundleEntry;
 
 fn options(quota: Option<u64>, max: u64) -> StoreOptions {
     StoreOptions {
@@ -1201,4 +1202,27 @@ fn a_batch_stuck_after_a_partial_purge_does_not_pin_later_entries() {
         chain.iter().any(|(_, e)| e.id == Some(stuck.id)),
         "the held one stays"
     );
+}
+
+/// The embedded store runs the one test story of every backend (`backend_story`).
+struct Embedded(tempfile::TempDir);
+
+impl Embedded {
+    fn new() -> Self {
+        Embedded(tempfile::tempdir().expect("tempdir"))
+    }
+}
+
+impl backend_story::StoreUnderTest for Embedded {
+    fn open(&self) -> Arc<dyn SubmissionBackend> {
+        Arc::new(
+            SubmissionStore::open(self.0.path(), StoreOptions::default())
+                .expect("open")
+                .0,
+        )
+    }
+}
+
+mod embedded_story {
+    crate::backend_stories!(super::Embedded::new());
 }

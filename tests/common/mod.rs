@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use resguardo::keyring::ReviewerKeyring;
 
 pub mod cut_proxy;
+pub mod garage;
 pub mod tor;
 
 pub fn repo() -> PathBuf {
