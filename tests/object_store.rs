@@ -85,6 +85,15 @@ fn start_on(cluster: &GarageCluster, dir: &Path, node: usize, name: &str, extra:
     Gateway::start_with(dir, "plain-http", &extra)
 }
 
+/// `resguardo-gateway serve` with `config`, for a start that must be refused: its output.
+pub fn serve_once(config: &Path) -> std::process::Output {
+    common::run(
+        std::process::Command::new(common::gateway_bin())
+            .args(["serve", "--config"])
+            .arg(config),
+    )
+}
+
 fn submit(gateway: &Gateway, payload: &[u8]) -> (u16, serde_json::Value) {
     common::post(
         &gateway.url,
@@ -207,11 +216,7 @@ fn an_unreachable_store_refuses_the_start_with_the_reason() {
     let mut extra = s3_config(&cluster, dir.path(), 0, "site-a");
     drop(cluster); // every node stopped: nothing answers
     std::fs::write(&config, common::config_text(&data, "plain-http", &extra)).expect("config");
-    let o = common::run(
-        std::process::Command::new(common::gateway_bin())
-            .args(["serve", "--config"])
-            .arg(&config),
-    );
+    let o = serve_once(&config);
     assert!(!o.status.success());
     let err = common::stderr(&o);
     assert!(err.contains("object store"), "{err}");
@@ -225,11 +230,7 @@ fn an_unreachable_store_refuses_the_start_with_the_reason() {
     )
     .expect("credentials");
     std::fs::write(&config, common::config_text(&data, "plain-http", &extra)).expect("config");
-    let o = common::run(
-        std::process::Command::new(common::gateway_bin())
-            .args(["serve", "--config"])
-            .arg(&config),
-    );
+    let o = serve_once(&config);
     assert!(!o.status.success());
     let out = format!("{}{}", common::stderr(&o), common::stdout(&o));
     assert!(out.contains("refused"), "{out}");

@@ -1,7 +1,8 @@
 //! Every integration test of Resguardo, in one binary (as ripgrep does): sequoia, axum and the
 //! rest are linked once, not once per area. A module per area; `common` holds what they share
 //! (the real binaries started on loopback, demo keys, GnuPG, bundles), `common::tor` a private
-//! Tor network on 127.0.0.1.
+//! Tor network on 127.0.0.1, `common::garage` three Garage nodes (the object store's tests;
+//! `scripts/test` runs `object_store::` and `garage_cluster::` last, once Garage is built).
 //!
 //! Run one area with `cargo test --test tests <area>::`, e.g. `cargo test --test tests hardening::`.
 

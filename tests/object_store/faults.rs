@@ -16,7 +16,7 @@ use resguardo::store::{
 };
 use resguardo::submission::{BatchId, Sealing, SubmissionId, UtcDay};
 
-use super::{client_at, s3_config};
+use super::{client_at, s3_config, serve_once};
 use crate::common::garage::GarageCluster;
 use crate::common::{self, Gateway};
 
@@ -335,14 +335,7 @@ fn moving_between_stores_is_refused_while_the_old_one_holds_reports() {
     let config = dir.path().join("s3.toml");
     let s3 = s3_config(&cluster, dir.path(), 0, "site-a");
     std::fs::write(&config, common::config_text(&data, "plain-http", &s3)).expect("config");
-    let serve = |config: &Path| {
-        common::run(
-            std::process::Command::new(common::gateway_bin())
-                .args(["serve", "--config"])
-                .arg(config),
-        )
-    };
-    let o = serve(&config);
+    let o = serve_once(&config);
     assert!(!o.status.success());
     assert!(
         common::stderr(&o).contains("still holds 1 reports of the embedded store"),
@@ -363,7 +356,7 @@ fn moving_between_stores_is_refused_while_the_old_one_holds_reports() {
         common::config_text(&other.path().join("data"), "plain-http", ""),
     )
     .expect("config");
-    let o = serve(&back);
+    let o = serve_once(&back);
     assert!(!o.status.success());
     assert!(
         common::stderr(&o).contains("kept its reports in the object store"),
