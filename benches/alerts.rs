@@ -30,6 +30,12 @@ fn env_number(name: &str, default: u64) -> u64 {
 }
 
 fn main() {
+    // `cargo test --all-targets` runs bench targets too, without `--bench`: they must build, but
+    // measuring is for `cargo bench`.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("alerts benchmark: built; run `cargo bench --bench alerts` to measure");
+        return;
+    }
     let n = env_number("ALERTS_N", 50) as usize;
     let every = env_number("ALERTS_EVERY", 30);
     let dir = resguardo::testing::bench_scratch_dir();

@@ -24,6 +24,12 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 fn main() {
+    // `cargo test --all-targets` runs bench targets too, without `--bench`: they must build, but
+    // measuring is for `cargo bench`.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("replies benchmark: built; run `cargo bench --bench replies` to measure");
+        return;
+    }
     let dir = resguardo::testing::bench_scratch_dir();
     let mut gateway = resguardo::testing::BenchGateway::start(
         std::path::Path::new(env!("CARGO_BIN_EXE_resguardo-gateway")),

@@ -62,6 +62,12 @@ fn status_ok(cmd: &mut Command, what: &str) {
 }
 
 fn main() {
+    // `cargo test --all-targets` runs bench targets too, without `--bench`: they must build, but
+    // measuring is for `cargo bench`.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("review benchmark: built; run `cargo bench --bench review` to measure");
+        return;
+    }
     let dir = resguardo::testing::bench_scratch_dir();
     let d = dir.path();
     let keyring = ReviewerKeyring::load(&[key(1, "pub.asc"), key(2, "pub.asc")]).expect("keys");

@@ -71,6 +71,12 @@ fn segment(base: ChainPoint, from: u64, to: u64) -> (ChainSegment, Vec<BundleEnt
 }
 
 fn main() {
+    // `cargo test --all-targets` runs bench targets too, without `--bench`: they must build, but
+    // measuring is for `cargo bench`.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("trust benchmark: built; run `cargo bench --bench trust` to measure");
+        return;
+    }
     let n: u64 = std::env::var("TRUST_BENCH_ENTRIES")
         .ok()
         .and_then(|v| v.parse().ok())
