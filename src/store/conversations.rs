@@ -87,13 +87,29 @@ impl ConversationRecord {
 }
 
 impl SubmissionStore {
+    /// Runs `commit` (a submission being made durable, by any backend) with the conversation it
+    /// begins, if any, started first in this index: both stand or neither does (the conversation
+    /// is taken back when the commit fails). `commit` must sync the index before it succeeds.
+    pub(super) fn with_conversation<T>(
+        &self,
+        conversation: Option<(&Locator, &[u8])>,
+        commit: impl FnOnce() -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        if let Some((locator, sealed_box)) = conversation {
+            self.insert_conversation(locator, sealed_box)?;
+        }
+        let committed = commit();
+        if committed.is_err() {
+            if let Some((locator, _)) = conversation {
+                self.remove_conversation(locator);
+            }
+        }
+        committed
+    }
+
     /// Starts a conversation (durably with the next sync of the index). Refused if the locator
     /// is taken.
-    pub(super) fn insert_conversation(
-        &self,
-        locator: &Locator,
-        sealed_box: &[u8],
-    ) -> Result<(), StoreError> {
+    fn insert_conversation(&self, locator: &Locator, sealed_box: &[u8]) -> Result<(), StoreError> {
         let today = UtcDay::today();
         let record = ConversationRecord {
             sealed_box: base64::engine::general_purpose::STANDARD.encode(sealed_box),
@@ -109,7 +125,7 @@ impl SubmissionStore {
     }
 
     /// Takes back a conversation whose submission was not acknowledged.
-    pub(super) fn remove_conversation(&self, locator: &Locator) {
+    fn remove_conversation(&self, locator: &Locator) {
         let _ = self.index().conversations.remove(locator.0);
     }
 

@@ -485,16 +485,9 @@ impl SubmissionStore {
         triage: Option<&[u8]>,
         conversation: Option<(&crate::replies::Locator, &[u8])>,
     ) -> Result<SubmissionRecord, StoreError> {
-        if let Some((locator, sealed_box)) = conversation {
-            self.insert_conversation(locator, sealed_box)?;
-        }
-        let committed = self.commit_submission(incoming, sealing, triage);
-        if committed.is_err() {
-            if let Some((locator, _)) = conversation {
-                self.remove_conversation(locator);
-            }
-        }
-        committed
+        self.with_conversation(conversation, || {
+            self.commit_submission(incoming, sealing, triage)
+        })
     }
 
     fn commit_submission(

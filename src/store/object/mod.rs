@@ -158,7 +158,7 @@ impl ObjectStore {
         };
         store
             .client
-            .put_small(&store.key("owner", ""), store.token.as_bytes())
+            .put_small(&store.owner_key(), store.token.as_bytes())
             .map_err(backend)?;
         let recovery = store.recover()?;
         let bytes: u64 = store.read().records.values().map(|r| r.size).sum();
@@ -172,11 +172,11 @@ impl ObjectStore {
     }
 
     fn key(&self, kind: &str, name: impl std::fmt::Display) -> String {
-        if kind == "owner" {
-            format!("{}owner", self.prefix)
-        } else {
-            format!("{}{kind}/{name}", self.prefix)
-        }
+        format!("{}{kind}/{name}", self.prefix)
+    }
+
+    fn owner_key(&self) -> String {
+        format!("{}owner", self.prefix)
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Held> {
@@ -195,7 +195,7 @@ impl ObjectStore {
     fn check_owner(&self) -> Result<(), StoreError> {
         let found = self
             .client
-            .get_small(&self.key("owner", ""), 256)
+            .get_small(&self.owner_key(), 256)
             .map_err(backend)?;
         if found.as_deref() == Some(self.token.as_bytes()) {
             Ok(())
@@ -237,6 +237,32 @@ impl ObjectStore {
         Ok(out)
     }
 
+    /// Reads the listed object `kind/<name>` (at most `max` bytes), a `what` ("record", "batch"),
+    /// and decodes it; `decode` also says whether it is filed under its own name. `None` if it was deleted since the listing,
+    /// or is damaged (then the reason is added to `problems`).
+    fn read_listed<T>(
+        &self,
+        (kind, what): (&str, &str),
+        name: impl std::fmt::Display,
+        max: usize,
+        problems: &mut Vec<String>,
+        decode: impl FnOnce(&[u8]) -> Result<(bool, T), String>,
+    ) -> Result<Option<T>, StoreError> {
+        let Some(bytes) = self
+            .client
+            .get_small(&self.key(kind, &name), max)
+            .map_err(backend)?
+        else {
+            return Ok(None); // deleted since the listing
+        };
+        match decode(&bytes) {
+            Ok((true, value)) => return Ok(Some(value)),
+            Ok((false, _)) => problems.push(format!("{what} {name} is filed under the wrong key")),
+            Err(e) => problems.push(format!("{what} {name} is unreadable: {e}")),
+        }
+        Ok(None)
+    }
+
     /// Loads the records and batches of the prefix; records in `known` are only listed (this
     /// instance wrote them: the cache has them as they are), the others are read.
     fn load(
@@ -250,37 +276,27 @@ impl ObjectStore {
                 held.records.insert(id, record.clone());
                 continue;
             }
-            let key = self.key("records", id);
-            let Some(bytes) = self
-                .client
-                .get_small(&key, MAX_RECORD_BYTES)
-                .map_err(backend)?
-            else {
-                continue; // deleted since the listing
-            };
-            match SubmissionRecord::decode(&bytes) {
-                Ok(record) if record.id == id => {
-                    held.records.insert(id, record);
-                }
-                Ok(_) => problems.push(format!("record {id} is filed under the wrong key")),
-                Err(e) => problems.push(format!("record {id} is unreadable: {e}")),
+            let read = self.read_listed(
+                ("records", "record"),
+                id,
+                MAX_RECORD_BYTES,
+                problems,
+                |bytes| SubmissionRecord::decode(bytes).map(|r| (r.id == id, r)),
+            )?;
+            if let Some(record) = read {
+                held.records.insert(id, record);
             }
         }
         for (batch, _) in self.listed::<BatchId>("batches", problems)? {
-            let key = self.key("batches", batch);
-            let Some(bytes) = self
-                .client
-                .get_small(&key, MAX_BATCH_BYTES)
-                .map_err(backend)?
-            else {
-                continue;
-            };
-            match BatchRecord::decode(&bytes) {
-                Ok(record) if record.batch == batch => {
-                    held.batches.insert(batch, record);
-                }
-                Ok(_) => problems.push(format!("batch {batch} is filed under the wrong key")),
-                Err(e) => problems.push(format!("batch {batch} is unreadable: {e}")),
+            let read = self.read_listed(
+                ("batches", "batch"),
+                batch,
+                MAX_BATCH_BYTES,
+                problems,
+                |bytes| BatchRecord::decode(bytes).map(|b| (b.batch == batch, b)),
+            )?;
+            if let Some(record) = read {
+                held.batches.insert(batch, record);
             }
         }
         Ok(held)
@@ -586,16 +602,9 @@ impl SubmissionBackend for ObjectStore {
         triage: Option<&[u8]>,
         conversation: Option<(&Locator, &[u8])>,
     ) -> Result<SubmissionRecord, StoreError> {
-        if let Some((locator, sealed_box)) = conversation {
-            self.local.insert_conversation(locator, sealed_box)?;
-        }
-        let committed = self.commit_submission(incoming, sealing, triage, conversation.is_some());
-        if committed.is_err() {
-            if let Some((locator, _)) = conversation {
-                self.local.remove_conversation(locator);
-            }
-        }
-        committed
+        self.local.with_conversation(conversation, || {
+            self.commit_submission(incoming, sealing, triage, conversation.is_some())
+        })
     }
 
     fn get(&self, id: &SubmissionId) -> Result<Option<SubmissionRecord>, StoreError> {
