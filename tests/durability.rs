@@ -203,26 +203,6 @@ fn export_everything(
     manifests
 }
 
-/// The demo courier, signing requests to the gateway at `url`.
-fn demo_courier(url: &str) -> resguardo::review::courier::Courier {
-    let file = |ext: &str| repo().join(format!("keys-example/demo-courier-1.{ext}"));
-    let key = resguardo::review::secret_key::LockedKey::load(&file("sec.asc")).expect("key");
-    let passphrase =
-        resguardo::review::passphrase::from_file(&file("passphrase")).expect("passphrase");
-    resguardo::review::courier::Courier {
-        client: resguardo::submit::GatewayClient::new(
-            url,
-            resguardo::submit::Trust::InsecureAnyCertificate,
-            None,
-        )
-        .expect("client"),
-        signer: key
-            .authentication_signer(Some(&passphrase))
-            .expect("unlock"),
-        key: None,
-    }
-}
-
 /// What a courier sees of the chain after `seen`, checked with the couriers' own rule, page by
 /// page; returns the head reached.
 fn courier_poll(

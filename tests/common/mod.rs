@@ -325,6 +325,26 @@ pub fn open_as_demo_reviewer_with(bundle: &Path, out: &Path, more: &[&str]) -> O
         .args(more))
 }
 
+/// The demo courier, signing requests to the gateway at `url`.
+pub fn demo_courier(url: &str) -> resguardo::review::courier::Courier {
+    let file = |ext: &str| repo().join(format!("keys-example/demo-courier-1.{ext}"));
+    let key = resguardo::review::secret_key::LockedKey::load(&file("sec.asc")).expect("key");
+    let passphrase =
+        resguardo::review::passphrase::from_file(&file("passphrase")).expect("passphrase");
+    resguardo::review::courier::Courier {
+        client: resguardo::submit::GatewayClient::new(
+            url,
+            resguardo::submit::Trust::InsecureAnyCertificate,
+            None,
+        )
+        .expect("client"),
+        signer: key
+            .authentication_signer(Some(&passphrase))
+            .expect("unlock"),
+        key: None,
+    }
+}
+
 /// Posts `body` to `path` (with its query) on the gateway, as a browser would.
 pub fn post_raw(gateway: &Gateway, path: &str, body: &[u8], content_type: &str) -> (u16, String) {
     let head = format!(

@@ -276,7 +276,7 @@ fn a_conversation_begun_with_an_acknowledged_report_survives_kill_9_on_the_objec
 fn the_courier_is_told_the_object_store_keeps_no_chain_instead_of_a_chain_that_never_grows() {
     let cluster = GarageCluster::start();
     let dir = tempfile::tempdir().expect("tempdir");
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let repo = common::repo();
     let extra = format!(
         "{}\n[[couriers]]\ncert = \"{}\"\n",
         s3_config(&cluster, dir.path(), 0, "site-a"),
@@ -291,22 +291,7 @@ fn the_courier_is_told_the_object_store_keeps_no_chain_instead_of_a_chain_that_n
         );
         assert_eq!(status, 201, "{body}");
     }
-    let file = |ext: &str| repo.join(format!("keys-example/demo-courier-1.{ext}"));
-    let key = resguardo::review::secret_key::LockedKey::load(&file("sec.asc")).expect("key");
-    let passphrase =
-        resguardo::review::passphrase::from_file(&file("passphrase")).expect("passphrase");
-    let mut courier = resguardo::review::courier::Courier {
-        client: resguardo::submit::GatewayClient::new(
-            &gateway.url,
-            resguardo::submit::Trust::InsecureAnyCertificate,
-            None,
-        )
-        .expect("client"),
-        signer: key
-            .authentication_signer(Some(&passphrase))
-            .expect("unlock"),
-        key: None,
-    };
+    let mut courier = common::demo_courier(&gateway.url);
     match courier.chain_view(0) {
         Err(resguardo::submit::SubmitError::Refused { status, code, .. }) => {
             // The watch says "not checked" for a gateway without a log, and rings if a log it
