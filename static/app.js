@@ -700,6 +700,25 @@ async function readyAnswers() {
   return answers;
 }
 
+/**
+ * Reads the files and seals the report (into `outgoing`) with its note for the people on call,
+ * as sending and saving both do. Throws if the sealed report is over the size limit.
+ */
+async function sealAnswers(answers, keys) {
+  const { report, files } = await attachFiles(answers);
+  checkCancelled();
+  // One receipt per report: a retry keeps the one whose words are already shown.
+  if (!outgoing) outgoing = { conversation: await newConversation(keys), tries: 1, digest: null, sealed: null };
+  checkCancelled();
+  await sealOutgoing(report, files, keys);
+  showSendingReceipt();
+  // The note for the people on call must never cost the report: if it cannot be made (a
+  // courier key expired or changed since the page loaded), the report goes without it.
+  const triage = await sealTriage(report).catch(() => null);
+  if (outgoing.sealed.size > maxBytes) throw new Error(t('page.files.too_large', { limit: humanSize(maxBytes) }));
+  return { report, files, triage };
+}
+
 async function onSubmit(event) {
   event.preventDefault();
   if (sending || busy) return;
@@ -712,17 +731,7 @@ async function onSubmit(event) {
     checkCancelled();
     // The proof of work is solved while the report is read and sealed (another thread).
     const early = earlyProofOfWork();
-    const { report, files } = await attachFiles(answers);
-    checkCancelled();
-    // One receipt per report: a retry keeps the one whose words are already shown.
-    if (!outgoing) outgoing = { conversation: await newConversation(keys), tries: 1, digest: null, sealed: null };
-    checkCancelled();
-    await sealOutgoing(report, files, keys);
-    showSendingReceipt();
-    // The note for the people on call must never cost the report: if it cannot be made (a
-    // courier key expired or changed since the page loaded), the report goes without it.
-    const triage = await sealTriage(report).catch(() => null);
-    if (outgoing.sealed.size > maxBytes) throw new Error(t('page.files.too_large', { limit: humanSize(maxBytes) }));
+    const { report, files, triage } = await sealAnswers(answers, keys);
     const answer = await sendOutgoing(report, files, keys, triage, early);
     mark('answered');
     const words = outgoing.conversation?.words ?? null;
@@ -796,14 +805,7 @@ async function onSaveSealed() {
   try {
     const keys = await ensureKeys();
     checkCancelled();
-    const { report, files } = await attachFiles(answers);
-    checkCancelled();
-    if (!outgoing) outgoing = { conversation: await newConversation(keys), tries: 1, digest: null, sealed: null };
-    checkCancelled();
-    await sealOutgoing(report, files, keys);
-    showSendingReceipt();
-    const triage = await sealTriage(report).catch(() => null);
-    if (outgoing.sealed.size > maxBytes) throw new Error(t('page.files.too_large', { limit: humanSize(maxBytes) }));
+    const { triage } = await sealAnswers(answers, keys);
     checkCancelled();
     const file = writeSealedReport({
       triage, conversation: outgoing.conversation?.header ?? null, touch: null, message: outgoing.sealed,
